@@ -1,0 +1,840 @@
+//! The loop itself: Node's phases, the run modes, liveness, and the
+//! thread's current loop.
+//!
+//! Read [`Inner::run_mode`] top to bottom to see one tick.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, PanicError};
+use crate::immediate::ImmediateQueue;
+use crate::introspect::{HandleInfo, HandleKind};
+use crate::microtasks::{Job, Microtasks};
+use crate::reactor::{split, Reactor, WAKER_TOKEN};
+use crate::remote::{Remote, RemoteJob, Shared};
+use crate::timers::TimerHeap;
+
+thread_local! {
+    /// The loop that the free functions (`set_timeout`, ...) act on.
+    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+}
+
+const NO_LOOP: &str = "no evloop event loop is current on this thread: \
+     call this inside evloop::run(|| ..), inside a callback, \
+     or after `let _guard = event_loop.enter();`";
+
+/// Runs `f` with the thread's current loop.
+///
+/// # Panics
+/// If there is none (see [`NO_LOOP`]).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_ref().expect(NO_LOOP)))
+}
+
+/// Which part of an iteration the loop is in (shown by `Debug`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not inside `run`.
+    Idle,
+    /// `evloop::run` is running the main function.
+    Main,
+    /// Due timers.
+    Timers,
+    /// Completions from other threads and deferred I/O callbacks.
+    Pending,
+    /// Waiting for and dispatching I/O readiness.
+    Poll,
+    /// `set_immediate` callbacks.
+    Check,
+    /// Close callbacks.
+    Close,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Default,
+    Once,
+    NoWait,
+}
+
+/// What one call of [`EventLoop::run_once`] or [`EventLoop::run_nowait`]
+/// (or a whole [`EventLoop::run`]) did, for people stepping through a loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// Iterations run.
+    pub iterations: u64,
+    /// Timer callbacks run.
+    pub timers: usize,
+    /// Pending-phase callbacks run (cross-thread completions, deferred I/O).
+    pub pending: usize,
+    /// I/O readiness callbacks run.
+    pub io: usize,
+    /// Immediates run.
+    pub immediates: usize,
+    /// Close callbacks run.
+    pub closes: usize,
+    /// `next_tick` and microtask jobs run.
+    pub microtasks: usize,
+    /// Whether the loop still has work that keeps it alive (libuv's
+    /// non-zero return).
+    pub alive: bool,
+}
+
+impl Turn {
+    /// Total callbacks run, microtasks included.
+    pub fn callbacks(&self) -> usize {
+        self.timers + self.pending + self.io + self.immediates + self.closes + self.microtasks
+    }
+}
+
+/// The loop's state. Every field is behind its own `RefCell`/`Cell`, and no
+/// borrow is ever held while user code runs ("take, then call").
+pub(crate) struct Inner {
+    pub(crate) timers: RefCell<TimerHeap>,
+    pub(crate) immediates: RefCell<ImmediateQueue>,
+    pub(crate) micro: Microtasks,
+    pub(crate) reactor: Reactor,
+    remote: Arc<Shared>,
+    remote_buf: RefCell<Vec<RemoteJob>>,
+    pending: RefCell<VecDeque<Job>>,
+    closing: RefCell<VecDeque<Job>>,
+    /// Requests in flight (pool jobs, ...): they keep the loop alive.
+    requests: Cell<usize>,
+    epoch: Instant,
+    now_ns: Cell<u64>,
+    stop_flag: Cell<bool>,
+    running: Cell<bool>,
+    phase: Cell<Phase>,
+    iterations: Cell<u64>,
+    panicked: RefCell<Option<PanicError>>,
+    #[allow(clippy::type_complexity)]
+    panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
+}
+
+impl Inner {
+    // ---- time ----
+
+    /// Reads the clock into the cached `now`; returns it as nanoseconds
+    /// since the loop's epoch.
+    pub(crate) fn update_now_ns(&self) -> u64 {
+        let ns = crate::timers::duration_to_ns(self.epoch.elapsed());
+        self.now_ns.set(ns);
+        ns
+    }
+
+    fn now(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.now_ns.get())
+    }
+
+    // ---- hooks for the layers above ----
+
+    /// Queues a callback for the next pending phase (libuv's deferred I/O
+    /// callbacks: write completions, connect errors).
+    #[allow(dead_code)]
+    pub(crate) fn defer_pending(&self, job: Job) {
+        self.pending.borrow_mut().push_back(job);
+    }
+
+    /// Queues a close callback: it always runs later, in the close phase.
+    #[allow(dead_code)]
+    pub(crate) fn defer_close(&self, job: Job) {
+        self.closing.borrow_mut().push_back(job);
+    }
+
+    /// A request (pool job, name lookup, ...) started: keep the loop alive.
+    #[allow(dead_code)]
+    pub(crate) fn request_started(&self) {
+        self.requests.set(self.requests.get() + 1);
+    }
+
+    /// A request finished.
+    #[allow(dead_code)]
+    pub(crate) fn request_done(&self) {
+        self.requests.set(self.requests.get().saturating_sub(1));
+    }
+
+    // ---- liveness ----
+
+    /// libuv's `uv__loop_alive`: ref'd active handles, requests, pending
+    /// callbacks or closing handles.
+    fn alive(&self) -> bool {
+        self.timers.borrow().has_refed()
+            || self.immediates.borrow().refed() > 0
+            || self.reactor.has_refed()
+            || self.requests.get() > 0
+            || !self.pending.borrow().is_empty()
+            || !self.closing.borrow().is_empty()
+    }
+
+    /// libuv's `uv_backend_timeout`: how long poll may block.
+    fn backend_timeout(&self) -> Option<Duration> {
+        if self.stop_flag.get()
+            || !self.pending.borrow().is_empty()
+            || !self.closing.borrow().is_empty()
+            || self.immediates.borrow().refed() > 0
+            || self.remote.is_notified()
+            || !self.alive()
+        {
+            return Some(Duration::ZERO);
+        }
+        match self.timers.borrow().next_deadline() {
+            None | Some(u64::MAX) => None,
+            Some(deadline) => Some(Duration::from_nanos(
+                deadline.saturating_sub(self.now_ns.get()),
+            )),
+        }
+    }
+
+    // ---- calling user code ----
+
+    /// Calls user code at the dispatch boundary, catching a panic.
+    fn call(&self, origin: &'static str, f: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.report_panic(PanicError::from_payload(&*payload, origin));
+            // The payload's own Drop could panic; don't let that escape.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        }
+    }
+
+    /// Routes a caught panic to the user's handler, or records it so the
+    /// loop stops (Node's default for an uncaught exception).
+    fn report_panic(&self, err: PanicError) {
+        log::debug!("{err}");
+        let hook = self.panic_hook.borrow_mut().take();
+        match hook {
+            Some(mut hook) => {
+                let r = catch_unwind(AssertUnwindSafe(|| hook(err)));
+                let mut slot = self.panic_hook.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(hook);
+                }
+                drop(slot);
+                if let Err(p) = r {
+                    // A panicking handler is fatal, as a throw inside
+                    // Node's 'uncaughtException' listener is.
+                    let e = PanicError::from_payload(&*p, "uncaught-panic handler");
+                    self.panicked.borrow_mut().get_or_insert(e);
+                }
+            }
+            None => {
+                self.panicked.borrow_mut().get_or_insert(err);
+            }
+        }
+    }
+
+    fn has_panicked(&self) -> bool {
+        self.panicked.borrow().is_some()
+    }
+
+    /// The microtask checkpoint: all `next_tick`s, then all microtasks,
+    /// until both are empty. Runs after every callback.
+    pub(crate) fn checkpoint(&self, turn: &mut Turn) {
+        if self.micro.is_empty() || self.has_panicked() {
+            return;
+        }
+        loop {
+            let mut ran = 0;
+            let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran)));
+            turn.microtasks += ran;
+            match r {
+                Ok(()) => return,
+                Err(payload) => {
+                    self.report_panic(PanicError::from_payload(&*payload, "microtask"));
+                    if self.has_panicked() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- the phases ----
+
+    /// One run of `uv_run` (libuv >= 1.45, as in Node 20).
+    fn run_mode(self: &Rc<Self>, mode: Mode) -> Result<Turn, Error> {
+        if self.running.get() {
+            return Err(Error::Reentrant);
+        }
+        let _running = Running::enter(self);
+        let mut turn = Turn::default();
+
+        // Work left queued by a panic that stopped the previous run.
+        self.checkpoint(&mut turn);
+
+        let mut alive = self.alive();
+        if !alive {
+            self.update_now_ns();
+        }
+        // Node runs due timers once before the first iteration.
+        if mode == Mode::Default && alive && !self.stop_flag.get() {
+            self.update_now_ns();
+            self.run_timers(&mut turn);
+        }
+
+        while alive && !self.stop_flag.get() && !self.has_panicked() {
+            let n = self.iterations.get() + 1;
+            self.iterations.set(n);
+            turn.iterations += 1;
+            log::trace!("iteration {n} begins");
+
+            let can_sleep = self.pending.borrow().is_empty();
+            self.run_pending(&mut turn);
+
+            let timeout = if (mode == Mode::Once && can_sleep) || mode == Mode::Default {
+                self.backend_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
+            self.poll(timeout, &mut turn)?;
+
+            // Completions that arrived during poll run now, a bounded number
+            // of rounds so a flood cannot starve the other phases.
+            for _ in 0..8 {
+                if self.pending.borrow().is_empty() || self.has_panicked() {
+                    break;
+                }
+                self.run_pending(&mut turn);
+            }
+
+            self.run_check(&mut turn);
+            self.run_closing(&mut turn);
+
+            self.update_now_ns();
+            self.run_timers(&mut turn);
+
+            alive = self.alive();
+            if mode != Mode::Default {
+                break;
+            }
+        }
+
+        self.stop_flag.set(false);
+        self.phase.set(Phase::Idle);
+        turn.alive = self.alive();
+        if let Some(p) = self.panicked.borrow_mut().take() {
+            return Err(Error::Panicked(p));
+        }
+        Ok(turn)
+    }
+
+    fn run_timers(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Timers);
+        let now = self.now_ns.get();
+        log::trace!("phase timers ({} armed)", self.timers.borrow().armed());
+        while !self.has_panicked() {
+            // Pop one at a time: a callback may clear a timer that is due.
+            let Some(mut due) = self.timers.borrow_mut().pop_due(now) else {
+                break;
+            };
+            log::trace!("dispatch timer #{}", due.key);
+            self.call("timer", || (due.cb)());
+            turn.timers += 1;
+            let after = self.update_now_ns();
+            let garbage = self.timers.borrow_mut().finish(due, after);
+            drop(garbage);
+            self.checkpoint(turn);
+        }
+    }
+
+    /// Moves cross-thread jobs into the pending queue; honours a remote stop.
+    fn take_remote(&self) {
+        let mut buf = self.remote_buf.borrow_mut();
+        if self.remote.take(&mut buf) {
+            log::debug!("stop requested from another thread");
+            self.stop_flag.set(true);
+        }
+        if !buf.is_empty() {
+            let mut pending = self.pending.borrow_mut();
+            for job in buf.drain(..) {
+                pending.push_back(job);
+            }
+        }
+    }
+
+    fn run_pending(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Pending);
+        if self.remote.is_notified() {
+            self.take_remote();
+        }
+        // A snapshot: callbacks deferred by these run next time.
+        let n = self.pending.borrow().len();
+        log::trace!("phase pending ({n} queued)");
+        for _ in 0..n {
+            if self.has_panicked() {
+                break;
+            }
+            let Some(job) = self.pending.borrow_mut().pop_front() else {
+                break;
+            };
+            self.call("pending", job);
+            turn.pending += 1;
+            self.checkpoint(turn);
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>, turn: &mut Turn) -> io::Result<()> {
+        self.phase.set(Phase::Poll);
+        log::trace!("phase poll (timeout {timeout:?})");
+        let mut events = self
+            .reactor
+            .events
+            .borrow_mut()
+            .take()
+            .expect("poll is not re-entrant");
+        let r = self.poll_retrying(&mut events, timeout);
+        self.update_now_ns();
+        if let Err(e) = r {
+            *self.reactor.events.borrow_mut() = Some(events);
+            return Err(e);
+        }
+        // Dispatch the whole batch even after a panic: readiness is
+        // edge-triggered, so an undispatched event would be lost for good.
+        for event in events.iter() {
+            if event.token() == WAKER_TOKEN {
+                self.take_remote();
+                continue;
+            }
+            let (key, gen) = split(event.token());
+            let ready = crate::reactor::Ready::from_mio(event);
+            // A stale token (closed source, key perhaps reused) or a
+            // callback already on the stack yields nothing.
+            let Some(mut cb) = self.reactor.take_callback(key, gen) else {
+                log::trace!("drop stale event for #{key} (gen {gen})");
+                continue;
+            };
+            log::trace!("dispatch io #{key} {ready:?}");
+            self.call("io", || cb(ready));
+            turn.io += 1;
+            let garbage = self.reactor.restore_callback(key, gen, cb);
+            drop(garbage);
+            self.checkpoint(turn);
+        }
+        *self.reactor.events.borrow_mut() = Some(events);
+        Ok(())
+    }
+
+    /// `Poll::poll`, retried on `EINTR` with the *remaining* timeout.
+    fn poll_retrying(&self, events: &mut mio::Events, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut timeout = timeout;
+        loop {
+            match self.reactor.poll.borrow_mut().poll(events, timeout) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn run_check(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Check);
+        // Only immediates queued before this phase began run now.
+        let end = self.immediates.borrow().snapshot();
+        log::trace!("phase check ({} queued)", self.immediates.borrow().live());
+        while !self.has_panicked() {
+            let Some(cb) = self.immediates.borrow_mut().pop_before(end) else {
+                break;
+            };
+            log::trace!("dispatch immediate");
+            self.call("immediate", cb);
+            turn.immediates += 1;
+            self.checkpoint(turn);
+        }
+    }
+
+    fn run_closing(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Close);
+        let n = self.closing.borrow().len();
+        if n > 0 {
+            log::trace!("phase close ({n} closing)");
+        }
+        for _ in 0..n {
+            if self.has_panicked() {
+                break;
+            }
+            let Some(job) = self.closing.borrow_mut().pop_front() else {
+                break;
+            };
+            self.call("close", job);
+            turn.closes += 1;
+            self.checkpoint(turn);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        log::debug!("event loop dropped");
+        // Refuse further cross-thread posts, then drop every stored closure.
+        // Handles hold `Weak`s, so a closure's captures that touch the loop
+        // in their `Drop` find it gone and do nothing.
+        drop(self.remote.close());
+        drop(self.timers.get_mut().drain_all());
+        drop(self.immediates.get_mut().drain_all());
+        drop(self.micro.drain_all());
+        drop(self.reactor.drain_all());
+        drop(std::mem::take(self.pending.get_mut()));
+        drop(std::mem::take(self.closing.get_mut()));
+    }
+}
+
+/// Marks the loop running and current for the length of a `run_*` call.
+struct Running<'a> {
+    inner: &'a Inner,
+    _enter: EnterGuard,
+}
+
+impl<'a> Running<'a> {
+    fn enter(inner: &'a Rc<Inner>) -> Self {
+        inner.running.set(true);
+        Running {
+            inner,
+            _enter: EnterGuard::new(inner.clone()),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.inner.running.set(false);
+        self.inner.phase.set(Phase::Idle);
+    }
+}
+
+/// Makes a loop the thread's current one until dropped; see
+/// [`EventLoop::enter`].
+#[must_use = "the loop is current only while the guard lives"]
+pub struct EnterGuard {
+    prev: Option<Rc<Inner>>,
+}
+
+impl EnterGuard {
+    fn new(inner: Rc<Inner>) -> Self {
+        let prev = CURRENT.with(|c| c.borrow_mut().replace(inner));
+        EnterGuard { prev }
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // Ignore a thread that is being torn down.
+        let old = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        drop(old);
+    }
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+/// A single-threaded event loop in the Node.js model.
+///
+/// # One tick
+///
+/// `run` first fires due timers, then repeats, while the loop is alive:
+///
+/// 1. **pending**: jobs posted from other threads ([`Remote`]) and I/O
+///    callbacks deferred from the previous iteration;
+/// 2. **poll**: wait for I/O (not at all if immediates, pending callbacks,
+///    closing handles or a stop are waiting; else until the next timer;
+///    else until something happens) and dispatch readiness to
+///    [`watch`](crate::watch) callbacks;
+/// 3. **check**: the immediates queued before this phase began;
+/// 4. **close**: close callbacks;
+/// 5. update the cached [`now`](EventLoop::now), then **timers**: every due
+///    timer, earliest first, equal deadlines in the order they were set.
+///
+/// After **every** callback the microtask checkpoint runs: all
+/// [`next_tick`](crate::next_tick) jobs, then all
+/// [microtasks](crate::queue_microtask), until both queues are empty.
+///
+/// # What keeps it alive
+///
+/// Ref'd timers, immediates and watches, requests in flight, pending and
+/// closing callbacks. `unref()` on a handle lets the loop exit while it is
+/// still active; ref/unref are flags, not counters. Queued microtasks alone
+/// keep nothing alive.
+///
+/// # Panics in callbacks
+///
+/// A panicking callback does not corrupt the loop: the panic is caught at
+/// the dispatch boundary. By default (Node's uncaught exception) the loop
+/// stops after that callback (the poll phase first finishes its batch, as
+/// readiness edges would otherwise be lost) and `run` returns
+/// [`Error::Panicked`]. Everything else stays queued: the loop can be run
+/// again or dropped, which releases all it holds. With
+/// [`on_uncaught_panic`](EventLoop::on_uncaught_panic) the handler gets the
+/// panic and the loop goes on.
+pub struct EventLoop {
+    inner: Rc<Inner>,
+}
+
+impl EventLoop {
+    /// Creates a loop: an epoll instance, its waker and empty queues. No
+    /// thread is started.
+    pub fn new() -> io::Result<EventLoop> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let inner = Rc::new(Inner {
+            timers: RefCell::default(),
+            immediates: RefCell::default(),
+            micro: Microtasks::default(),
+            reactor: Reactor::new(poll),
+            remote: Arc::new(Shared::new(waker)),
+            remote_buf: RefCell::default(),
+            pending: RefCell::default(),
+            closing: RefCell::default(),
+            requests: Cell::new(0),
+            epoch: Instant::now(),
+            now_ns: Cell::new(0),
+            stop_flag: Cell::new(false),
+            running: Cell::new(false),
+            phase: Cell::new(Phase::Idle),
+            iterations: Cell::new(0),
+            panicked: RefCell::new(None),
+            panic_hook: RefCell::new(None),
+        });
+        log::debug!("event loop created (epoll fd {})", inner.reactor.poll.borrow().as_raw_fd());
+        Ok(EventLoop { inner })
+    }
+
+    /// Makes this loop the thread's current one (the one `set_timeout` and
+    /// friends use) until the guard is dropped. `run*` do this themselves.
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard::new(self.inner.clone())
+    }
+
+    /// Runs until nothing keeps the loop alive, [`stop`](EventLoop::stop)
+    /// is called, or a callback panics (libuv's `UV_RUN_DEFAULT`).
+    pub fn run(&self) -> Result<(), Error> {
+        log::debug!("run begins");
+        self.inner.run_mode(Mode::Default).map(|_| ())
+    }
+
+    /// Runs one iteration, blocking in poll if there is nothing to do yet
+    /// (libuv's `UV_RUN_ONCE`). The [`Turn`] says what ran and whether the
+    /// loop is still alive.
+    pub fn run_once(&self) -> Result<Turn, Error> {
+        self.inner.run_mode(Mode::Once)
+    }
+
+    /// Runs one iteration without blocking (libuv's `UV_RUN_NOWAIT`); what
+    /// an embedding host calls when [`backend_fd`](EventLoop::backend_fd)
+    /// is readable or [`backend_timeout`](EventLoop::backend_timeout) has
+    /// passed.
+    pub fn run_nowait(&self) -> Result<Turn, Error> {
+        self.inner.run_mode(Mode::NoWait)
+    }
+
+    /// Asks `run` to return after the current iteration (`uv_stop`). Poll
+    /// does not block in that iteration. From another thread use
+    /// [`Remote::stop`].
+    pub fn stop(&self) {
+        self.inner.stop_flag.set(true);
+    }
+
+    /// The loop's cached time, updated once per iteration (after poll,
+    /// before timers) and when a timer is set (`uv_now`).
+    pub fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    /// Whether anything keeps the loop alive (`uv_loop_alive`).
+    pub fn is_alive(&self) -> bool {
+        self.inner.alive()
+    }
+
+    /// Iterations run so far.
+    pub fn iterations(&self) -> u64 {
+        self.inner.iterations.get()
+    }
+
+    /// The phase the loop is in.
+    pub fn phase(&self) -> Phase {
+        self.inner.phase.get()
+    }
+
+    /// A `Send + Sync` handle for other threads.
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.remote.clone(),
+        }
+    }
+
+    /// The epoll fd (`uv_backend_fd`): readable whenever the loop has I/O
+    /// to dispatch. A host loop polls it and calls
+    /// [`run_nowait`](EventLoop::run_nowait).
+    pub fn backend_fd(&self) -> RawFd {
+        self.inner.reactor.poll.borrow().as_raw_fd()
+    }
+
+    /// How long a host may block before calling
+    /// [`run_nowait`](EventLoop::run_nowait) (`uv_backend_timeout`): zero if
+    /// work is ready, the time to the next timer, or `None` for "until the
+    /// backend fd is readable".
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        self.inner.backend_timeout()
+    }
+
+    /// Installs a handler for panics in callbacks (Node's
+    /// `process.on('uncaughtException')`): the loop hands it the panic and
+    /// keeps running instead of stopping. A handler that panics itself stops
+    /// the loop.
+    pub fn on_uncaught_panic(&self, handler: impl FnMut(PanicError) + 'static) {
+        *self.inner.panic_hook.borrow_mut() = Some(Box::new(handler));
+    }
+
+    /// Removes the handler: panics stop the loop again.
+    pub fn clear_uncaught_panic(&self) {
+        drop(self.inner.panic_hook.borrow_mut().take());
+    }
+
+    /// What is active on the loop, with a kind, a label and whether it keeps
+    /// the loop alive: the answer to "why doesn't my program exit?".
+    pub fn active_handles(&self) -> Vec<HandleInfo> {
+        let inner = &self.inner;
+        let now = inner.now_ns.get();
+        let mut out = Vec::new();
+        for (repeat, delay, refed, deadline) in inner.timers.borrow().describe() {
+            let (kind, name) = if repeat {
+                (HandleKind::Interval, "set_interval")
+            } else {
+                (HandleKind::Timeout, "set_timeout")
+            };
+            let label = if deadline == u64::MAX {
+                format!("{name}({delay:?}), never due")
+            } else {
+                let left = Duration::from_nanos(deadline.saturating_sub(now));
+                format!("{name}({delay:?}), due in {left:?}")
+            };
+            out.push(HandleInfo { kind, label, refed });
+        }
+        for refed in inner.immediates.borrow().refed_flags() {
+            out.push(HandleInfo {
+                kind: HandleKind::Immediate,
+                label: "set_immediate".into(),
+                refed,
+            });
+        }
+        for (kind, fd, interest, refed) in inner.reactor.describe() {
+            out.push(HandleInfo {
+                kind: HandleKind::Io,
+                label: format!("{kind} fd {fd} {interest:?}"),
+                refed,
+            });
+        }
+        for _ in 0..inner.requests.get() {
+            out.push(HandleInfo {
+                kind: HandleKind::Request,
+                label: "request in flight".into(),
+                refed: true,
+            });
+        }
+        for _ in 0..inner.pending.borrow().len() {
+            out.push(HandleInfo {
+                kind: HandleKind::Pending,
+                label: "pending callback".into(),
+                refed: true,
+            });
+        }
+        for _ in 0..inner.closing.borrow().len() {
+            out.push(HandleInfo {
+                kind: HandleKind::Closing,
+                label: "close callback".into(),
+                refed: true,
+            });
+        }
+        out
+    }
+
+    /// Runs `main` as the main script: on this loop, made current, followed
+    /// by a microtask checkpoint. Used by [`crate::run`].
+    fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
+        let _guard = self.enter();
+        self.inner.phase.set(Phase::Main);
+        self.inner.call("main", main);
+        self.inner.checkpoint(&mut Turn::default());
+        self.inner.phase.set(Phase::Idle);
+        match self.inner.panicked.borrow_mut().take() {
+            Some(p) => Err(Error::Panicked(p)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let imm = i.immediates.borrow();
+        f.debug_struct("EventLoop")
+            .field("phase", &i.phase.get())
+            .field("iterations", &i.iterations.get())
+            .field("timers", &i.timers.borrow().armed())
+            .field("immediates", &imm.live())
+            .field("next_ticks", &i.micro.ticks_len())
+            .field("microtasks", &i.micro.micro_len())
+            .field("sources", &i.reactor.len())
+            .field("pending", &i.pending.borrow().len())
+            .field("closing", &i.closing.borrow().len())
+            .field("requests", &i.requests.get())
+            .field("alive", &i.alive())
+            .finish()
+    }
+}
+
+/// Runs `main` as Node runs a script: on a new loop, then a microtask
+/// checkpoint, then the loop until nothing keeps it alive.
+///
+/// Returns [`Error::Panicked`] if `main` or any callback panicked (and no
+/// [uncaught-panic handler](EventLoop::on_uncaught_panic) was installed);
+/// the loop is dropped either way, releasing everything it held.
+///
+/// ```
+/// use std::time::Duration;
+/// evloop::run(|| {
+///     evloop::set_timeout(Duration::from_millis(1), || println!("timeout"));
+///     evloop::set_immediate(|| println!("immediate"));
+///     evloop::queue_microtask(|| println!("microtask"));
+///     evloop::next_tick(|| println!("tick"));
+///     println!("main");
+/// })
+/// .unwrap();
+/// ```
+pub fn run(main: impl FnOnce()) -> Result<(), Error> {
+    let el = EventLoop::new()?;
+    el.run_main(main)?;
+    el.run()
+}
+
+/// Stops the current loop after its current iteration (see
+/// [`EventLoop::stop`]).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn stop() {
+    with_current(|inner| inner.stop_flag.set(true))
+}
+
+/// The current loop's cached time (see [`EventLoop::now`]).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn now() -> Instant {
+    with_current(|inner| inner.now())
+}
+
+/// Whether a loop is current on this thread.
+pub fn has_current() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}

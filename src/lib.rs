@@ -1,0 +1,66 @@
+//! # evloop
+//!
+//! A hand-rolled, single-threaded event loop in the Node.js model, on
+//! [`mio`]: the reactor polls sockets, pipes and terminals; timers,
+//! immediates, `next_tick` and microtasks follow Node 20's phases exactly;
+//! and everything is small enough to step through in a debugger.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! evloop::run(|| {
+//!     println!("1: main script");
+//!     evloop::set_timeout(Duration::from_millis(10), || println!("5: timeout"));
+//!     evloop::set_immediate(|| println!("4: immediate"));
+//!     evloop::queue_microtask(|| println!("3: microtask"));
+//!     evloop::next_tick(|| println!("2: next_tick"));
+//! })
+//! .expect("no callback panicked");
+//! ```
+//!
+//! ## Layers
+//!
+//! Callbacks are the primitives; promises and `async`/`await` are built on
+//! them later, on the same loop:
+//!
+//! | layer | what it offers |
+//! |---|---|
+//! | the loop ([`EventLoop`], this release) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`] |
+//! | callbacks (next) | TCP, UDP, Unix sockets, stdio, files on a thread pool |
+//! | promises (planned) | `Promise<T>` with JS semantics on the microtask queue |
+//! | async/await (planned) | Rust futures that await promises |
+//!
+//! ## One tick
+//!
+//! See [`EventLoop`] for the order of phases, when microtasks run, what
+//! keeps the loop alive and what happens when a callback panics. Set
+//! `RUST_LOG=evloop=trace` (with `env_logger`) to watch a tick happen.
+//!
+//! ## Threads
+//!
+//! The loop and everything it owns stay on one thread (the handle types are
+//! `!Send`). Other threads reach it only through a [`Remote`]: a queue and a
+//! `mio::Waker`.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod event_loop;
+mod immediate;
+mod introspect;
+mod microtasks;
+mod reactor;
+mod remote;
+mod timers;
+
+pub use error::{Error, PanicError};
+pub use event_loop::{has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn};
+pub use immediate::{clear_immediate, set_immediate, Immediate};
+pub use introspect::{HandleInfo, HandleKind};
+pub use microtasks::{next_tick, queue_microtask};
+pub use mio::Interest;
+pub use reactor::{watch, watch_fd, Ready, Watch};
+pub use remote::{LoopClosed, Remote};
+pub use timers::{
+    clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
+};

@@ -1,0 +1,107 @@
+//! `next_tick` and microtasks, and the checkpoint that drains them.
+//!
+//! Node's rule: after **every** callback the loop runs (a timer, an
+//! immediate, an I/O callback, ...), drain the `next_tick` queue completely
+//! (including ticks queued while draining), then the microtask queue
+//! completely, and repeat until both are empty. Promise reactions (a later
+//! layer) go through the microtask queue.
+//!
+//! A consequence worth knowing: a tick that queues a tick forever starves
+//! the loop, exactly as `process.nextTick` recursion does in Node.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use crate::event_loop::with_current;
+
+/// A queued job: a boxed closure (no allocation for closures that capture
+/// nothing).
+pub(crate) type Job = Box<dyn FnOnce()>;
+
+/// The two queues.
+#[derive(Default)]
+pub(crate) struct Microtasks {
+    ticks: RefCell<VecDeque<Job>>,
+    micro: RefCell<VecDeque<Job>>,
+}
+
+impl Microtasks {
+    pub(crate) fn push_tick(&self, job: Job) {
+        self.ticks.borrow_mut().push_back(job);
+    }
+
+    pub(crate) fn push_micro(&self, job: Job) {
+        self.micro.borrow_mut().push_back(job);
+    }
+
+    pub(crate) fn ticks_len(&self) -> usize {
+        self.ticks.borrow().len()
+    }
+
+    pub(crate) fn micro_len(&self) -> usize {
+        self.micro.borrow().len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ticks.borrow().is_empty() && self.micro.borrow().is_empty()
+    }
+
+    /// Drains both queues in Node's order; returns how many jobs ran. A
+    /// panicking job unwinds out of here with the rest still queued (the
+    /// caller catches it and decides whether to resume).
+    pub(crate) fn drain(&self, ran: &mut usize) {
+        loop {
+            // Take, then call: the borrow ends before the job runs.
+            while let Some(job) = pop(&self.ticks) {
+                *ran += 1;
+                job();
+            }
+            let mut any = false;
+            while let Some(job) = pop(&self.micro) {
+                any = true;
+                *ran += 1;
+                job();
+            }
+            if !any && self.ticks.borrow().is_empty() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn drain_all(&self) -> Vec<Job> {
+        let mut v: Vec<Job> = self.ticks.borrow_mut().drain(..).collect();
+        v.extend(self.micro.borrow_mut().drain(..));
+        v
+    }
+}
+
+#[inline]
+fn pop(q: &RefCell<VecDeque<Job>>) -> Option<Job> {
+    q.borrow_mut().pop_front()
+}
+
+/// Queues `cb` on the `next_tick` queue (Node's `process.nextTick`): it runs
+/// as soon as the current callback returns, before any microtask.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+///
+/// ```
+/// evloop::run(|| {
+///     evloop::queue_microtask(|| println!("second"));
+///     evloop::next_tick(|| println!("first"));
+/// })
+/// .unwrap();
+/// ```
+pub fn next_tick(cb: impl FnOnce() + 'static) {
+    with_current(|inner| inner.micro.push_tick(Box::new(cb)))
+}
+
+/// Queues `cb` on the microtask queue (Node's `queueMicrotask`; promise
+/// reactions use the same queue).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn queue_microtask(cb: impl FnOnce() + 'static) {
+    with_current(|inner| inner.micro.push_micro(Box::new(cb)))
+}

@@ -1,0 +1,456 @@
+//! The reactor: one `mio::Poll` and a [`Slab`] of registered sources.
+//!
+//! # Tokens carry a generation
+//!
+//! A source's mio [`Token`] is its slab key in the low 32 bits and a
+//! generation in the high 32 bits. When a source is closed its key is free
+//! for reuse at once, but an event for the old source may still sit in the
+//! batch `poll` just returned. Dispatch compares generations and drops such
+//! an event, so a reused key never receives its predecessor's readiness
+//! (mio#219, libuv's `uv__platform_invalidate_fd`).
+//!
+//! # Edge triggering
+//!
+//! mio reports *edges*: a source that was readable stays silent until new
+//! data arrives. A callback must read (or accept, or write) until the call
+//! returns `WouldBlock`, or remember that data is still there; otherwise
+//! bytes are stranded. [`watch`] passes this contract on to its users.
+//!
+//! # Spurious events
+//!
+//! As with mio, a callback may be told a source is ready when it is not;
+//! the following read returns `WouldBlock` and nothing else happens.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::{Rc, Weak};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use slab::Slab;
+
+use crate::event_loop::{with_current, Inner};
+
+/// The token of the loop's cross-thread waker.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// Readiness delivered to a [`watch`] callback.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ready {
+    bits: u8,
+}
+
+impl Ready {
+    const READABLE: u8 = 1;
+    const WRITABLE: u8 = 2;
+    const READ_CLOSED: u8 = 4;
+    const WRITE_CLOSED: u8 = 8;
+    const ERROR: u8 = 16;
+    const PRIORITY: u8 = 32;
+
+    pub(crate) fn from_mio(e: &mio::event::Event) -> Ready {
+        let mut bits = 0;
+        for (on, bit) in [
+            (e.is_readable(), Self::READABLE),
+            (e.is_writable(), Self::WRITABLE),
+            (e.is_read_closed(), Self::READ_CLOSED),
+            (e.is_write_closed(), Self::WRITE_CLOSED),
+            (e.is_error(), Self::ERROR),
+            (e.is_priority(), Self::PRIORITY),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        Ready { bits }
+    }
+
+    /// Data (or a connection, or EOF) can be read.
+    pub fn is_readable(self) -> bool {
+        self.bits & Self::READABLE != 0
+    }
+    /// A write would make progress.
+    pub fn is_writable(self) -> bool {
+        self.bits & Self::WRITABLE != 0
+    }
+    /// The peer closed its writing half (EOF follows the buffered data).
+    pub fn is_read_closed(self) -> bool {
+        self.bits & Self::READ_CLOSED != 0
+    }
+    /// The peer can no longer receive.
+    pub fn is_write_closed(self) -> bool {
+        self.bits & Self::WRITE_CLOSED != 0
+    }
+    /// The source has a pending error (read it with `take_error`).
+    pub fn is_error(self) -> bool {
+        self.bits & Self::ERROR != 0
+    }
+    /// Out-of-band or priority data.
+    pub fn is_priority(self) -> bool {
+        self.bits & Self::PRIORITY != 0
+    }
+}
+
+impl fmt::Debug for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.is_readable(), "READABLE"),
+            (self.is_writable(), "WRITABLE"),
+            (self.is_read_closed(), "READ_CLOSED"),
+            (self.is_write_closed(), "WRITE_CLOSED"),
+            (self.is_error(), "ERROR"),
+            (self.is_priority(), "PRIORITY"),
+        ];
+        let mut first = true;
+        for (on, name) in names {
+            if on {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("(empty)")?;
+        }
+        Ok(())
+    }
+}
+
+/// A callback taken out of its slot while it runs.
+pub(crate) type IoCallback = Box<dyn FnMut(Ready)>;
+
+struct SourceSlot {
+    cb: Option<IoCallback>,
+    gen: u32,
+    fd: RawFd,
+    interest: Interest,
+    refed: bool,
+    /// What this source is, for `active_handles` ("fd", "tcp", ...).
+    kind: &'static str,
+}
+
+/// Registered sources.
+pub(crate) struct Reactor {
+    pub(crate) poll: RefCell<mio::Poll>,
+    /// Taken out (`None`) while a batch is being dispatched.
+    pub(crate) events: RefCell<Option<mio::Events>>,
+    sources: RefCell<Slab<SourceSlot>>,
+    next_gen: Cell<u32>,
+    refed: Cell<usize>,
+}
+
+fn token(key: usize, gen: u32) -> Token {
+    Token(((gen as usize) << 32) | key)
+}
+
+/// Splits a token into `(key, gen)`.
+pub(crate) fn split(t: Token) -> (usize, u32) {
+    (t.0 & 0xFFFF_FFFF, (t.0 >> 32) as u32)
+}
+
+impl Reactor {
+    pub(crate) fn new(poll: mio::Poll) -> Reactor {
+        Reactor {
+            poll: RefCell::new(poll),
+            events: RefCell::new(Some(mio::Events::with_capacity(1024))),
+            sources: RefCell::new(Slab::new()),
+            next_gen: Cell::new(0),
+            refed: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn register(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        kind: &'static str,
+        cb: IoCallback,
+    ) -> io::Result<(usize, u32)> {
+        let mut sources = self.sources.borrow_mut();
+        let entry = sources.vacant_entry();
+        let key = entry.key();
+        if key > u32::MAX as usize {
+            return Err(io::Error::other("too many registered sources"));
+        }
+        let gen = self.next_gen.get();
+        self.next_gen.set(gen.wrapping_add(1));
+        self.poll
+            .borrow()
+            .registry()
+            .register(&mut SourceFd(&fd), token(key, gen), interest)?;
+        entry.insert(SourceSlot {
+            cb: Some(cb),
+            gen,
+            fd,
+            interest,
+            refed: true,
+            kind,
+        });
+        self.refed.set(self.refed.get() + 1);
+        Ok((key, gen))
+    }
+
+    pub(crate) fn set_interest(&self, key: usize, gen: u32, interest: Interest) -> io::Result<()> {
+        let mut sources = self.sources.borrow_mut();
+        let slot = match sources.get_mut(key) {
+            Some(s) if s.gen == gen => s,
+            _ => return Err(closed()),
+        };
+        self.poll
+            .borrow()
+            .registry()
+            .reregister(&mut SourceFd(&slot.fd), token(key, gen), interest)?;
+        slot.interest = interest;
+        Ok(())
+    }
+
+    /// Deregisters and frees the slot; returns the callback for the caller
+    /// to drop outside any borrow. Closing twice is a no-op.
+    pub(crate) fn close(&self, key: usize, gen: u32) -> Option<IoCallback> {
+        let mut sources = self.sources.borrow_mut();
+        match sources.get(key) {
+            Some(s) if s.gen == gen => {}
+            _ => return None,
+        }
+        let slot = sources.remove(key);
+        if slot.refed {
+            self.refed.set(self.refed.get() - 1);
+        }
+        // The fd may already be closed by its owner (epoll then forgot it
+        // on its own); that is not an error worth reporting.
+        if let Err(e) = self
+            .poll
+            .borrow()
+            .registry()
+            .deregister(&mut SourceFd(&slot.fd))
+        {
+            log::trace!("deregister fd {}: {e}", slot.fd);
+        }
+        slot.cb
+    }
+
+    pub(crate) fn set_ref(&self, key: usize, gen: u32, refed: bool) {
+        let mut sources = self.sources.borrow_mut();
+        if let Some(s) = sources.get_mut(key).filter(|s| s.gen == gen) {
+            if s.refed != refed {
+                s.refed = refed;
+                let n = self.refed.get();
+                self.refed.set(if refed { n + 1 } else { n - 1 });
+            }
+        }
+    }
+
+    pub(crate) fn has_ref(&self, key: usize, gen: u32) -> bool {
+        let sources = self.sources.borrow();
+        sources.get(key).is_some_and(|s| s.gen == gen && s.refed)
+    }
+
+    pub(crate) fn is_active(&self, key: usize, gen: u32) -> bool {
+        let sources = self.sources.borrow();
+        sources.get(key).is_some_and(|s| s.gen == gen)
+    }
+
+    /// Takes the callback for an event, or `None` if the event is stale
+    /// (the source was closed, its key perhaps reused) or the callback is
+    /// already running.
+    pub(crate) fn take_callback(&self, key: usize, gen: u32) -> Option<IoCallback> {
+        let mut sources = self.sources.borrow_mut();
+        match sources.get_mut(key) {
+            Some(s) if s.gen == gen => s.cb.take(),
+            _ => None,
+        }
+    }
+
+    /// Puts a callback back after it ran, if its source is still there;
+    /// otherwise hands it back to be dropped.
+    pub(crate) fn restore_callback(&self, key: usize, gen: u32, cb: IoCallback) -> Option<IoCallback> {
+        let mut sources = self.sources.borrow_mut();
+        match sources.get_mut(key) {
+            Some(s) if s.gen == gen && s.cb.is_none() => {
+                s.cb = Some(cb);
+                None
+            }
+            _ => Some(cb),
+        }
+    }
+
+    pub(crate) fn has_refed(&self) -> bool {
+        self.refed.get() > 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sources.borrow().len()
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(&'static str, RawFd, Interest, bool)> {
+        let sources = self.sources.borrow();
+        sources
+            .iter()
+            .map(|(_, s)| (s.kind, s.fd, s.interest, s.refed))
+            .collect()
+    }
+
+    pub(crate) fn drain_all(&self) -> Vec<IoCallback> {
+        self.refed.set(0);
+        let mut sources = self.sources.borrow_mut();
+        sources.drain().filter_map(|s| s.cb).collect()
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "watch is closed")
+}
+
+/// A registration made with [`watch`] or [`watch_fd`]. Dropping it (or
+/// calling [`close`](Watch::close)) deregisters the fd and frees the slot;
+/// no callback runs after that.
+///
+/// Like libuv's `uv_poll_t`, the fd must stay open while the watch is
+/// active: close the watch first, then the fd.
+pub struct Watch {
+    inner: Weak<Inner>,
+    key: usize,
+    gen: u32,
+}
+
+impl Watch {
+    fn with<R>(&self, f: impl FnOnce(&Reactor) -> R) -> Option<R> {
+        let inner = self.inner.upgrade()?;
+        Some(f(&inner.reactor))
+    }
+
+    /// Changes which readiness the callback is told about.
+    pub fn set_interest(&self, interest: Interest) -> io::Result<()> {
+        self.with(|r| r.set_interest(self.key, self.gen, interest))
+            .unwrap_or_else(|| Err(closed()))
+    }
+
+    /// Deregisters now. Safe from inside the watch's own callback; an event
+    /// already in the current batch is dropped.
+    pub fn close(&self) {
+        let garbage = self.with(|r| r.close(self.key, self.gen)).flatten();
+        if garbage.is_some() {
+            log::debug!("close watch #{}", self.key);
+        }
+        drop(garbage);
+    }
+
+    /// Lets the loop exit while this watch is active.
+    pub fn unref(&self) -> &Self {
+        self.with(|r| r.set_ref(self.key, self.gen, false));
+        self
+    }
+
+    /// Makes this watch keep the loop alive again (the default).
+    pub fn ref_(&self) -> &Self {
+        self.with(|r| r.set_ref(self.key, self.gen, true));
+        self
+    }
+
+    /// Whether this watch keeps the loop alive.
+    pub fn has_ref(&self) -> bool {
+        self.with(|r| r.has_ref(self.key, self.gen)).unwrap_or(false)
+    }
+
+    /// Whether it is still registered.
+    pub fn is_active(&self) -> bool {
+        self.with(|r| r.is_active(self.key, self.gen))
+            .unwrap_or(false)
+    }
+
+    /// The slab key (the low half of its mio token), for debugging and
+    /// tests that check key reuse.
+    pub fn key(&self) -> usize {
+        self.key
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("key", &self.key)
+            .field("gen", &self.gen)
+            .field("active", &self.is_active())
+            .finish()
+    }
+}
+
+/// Registers any fd-backed source (a mio socket, a std pipe, a terminal)
+/// with the current loop; `cb` runs on the loop thread with each readiness
+/// edge. This is the primitive the socket, pipe and terminal layers build on.
+///
+/// The callback must drain the source (read until `WouldBlock`) or remember
+/// that it has not: readiness is edge-triggered.
+///
+/// A regular file is not pollable on Linux: registering one fails with
+/// `PermissionDenied` (`EPERM`) and leaves nothing behind.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use evloop::{watch, Interest};
+///
+/// evloop::run(|| {
+///     let (mut a, b) = UnixStream::pair().unwrap();
+///     b.set_nonblocking(true).unwrap();
+///     let mut b = Some(b);
+///     let w = std::rc::Rc::new(std::cell::RefCell::new(None));
+///     let w2 = w.clone();
+///     *w.borrow_mut() = Some(
+///         watch(b.as_ref().unwrap(), Interest::READABLE, move |ready| {
+///             let mut buf = [0; 16];
+///             let n = b.as_mut().unwrap().read(&mut buf).unwrap();
+///             assert_eq!(&buf[..n], b"hi");
+///             assert!(ready.is_readable());
+///             w2.borrow_mut().take(); // drop the Watch: deregister
+///         })
+///         .unwrap(),
+///     );
+///     a.write_all(b"hi").unwrap();
+/// })
+/// .unwrap();
+/// ```
+pub fn watch<S: AsRawFd + ?Sized>(
+    source: &S,
+    interest: Interest,
+    cb: impl FnMut(Ready) + 'static,
+) -> io::Result<Watch> {
+    watch_fd(source.as_raw_fd(), interest, cb)
+}
+
+/// Registers a raw fd with the current loop; see [`watch`].
+pub fn watch_fd(fd: RawFd, interest: Interest, cb: impl FnMut(Ready) + 'static) -> io::Result<Watch> {
+    watch_kind(fd, interest, "fd", Box::new(cb))
+}
+
+/// [`watch_fd`] with a kind label for `active_handles` (used by later
+/// layers: "tcp", "pipe", ...).
+pub(crate) fn watch_kind(
+    fd: RawFd,
+    interest: Interest,
+    kind: &'static str,
+    cb: IoCallback,
+) -> io::Result<Watch> {
+    with_current(|inner: &Rc<Inner>| {
+        let (key, gen) = inner.reactor.register(fd, interest, kind, cb)?;
+        log::debug!("watch {kind} fd {fd} as #{key} (gen {gen}) for {interest:?}");
+        Ok(Watch {
+            inner: Rc::downgrade(inner),
+            key,
+            gen,
+        })
+    })
+}

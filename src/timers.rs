@@ -1,0 +1,684 @@
+//! Timers: `set_timeout`, `set_interval`, and the heap that orders them.
+//!
+//! # Data structure
+//!
+//! Each timer lives in a [`Slab`] slot (its callback, delay and flags); an
+//! *indexed* binary min-heap of small `(deadline, seq, key)` entries orders
+//! the armed ones. Every slot remembers its position in the heap, so
+//! cancelling is a true O(log n) removal: nothing is left behind to be
+//! skipped later, so schedule/cancel churn cannot grow the heap (the bug
+//! calloop#238 had with lazy deletion).
+//!
+//! A pending timer costs one heap entry (16 bytes) plus one slot (40 bytes)
+//! plus whatever its closure captures.
+//!
+//! # Semantics (Node's)
+//!
+//! * Deadlines are `now + delay` with `now` read when the timer is created
+//!   (Node refreshes libuv's clock in `setTimeout`), so a timer never fires
+//!   early.
+//! * Equal deadlines fire in the order they were armed (`seq`).
+//! * A delay below 1 ms is clamped to 1 ms, as in Node. A delay too large for
+//!   the clock saturates to "never" (Node would clamp to 1 ms; a Rust
+//!   `Duration` is deliberate, so we honour it). A ref'd "never" timer keeps
+//!   the loop alive until it is cleared.
+//! * A timer cleared while it is already due in the current timers pass does
+//!   not run: the pass pops one timer at a time, it never pre-collects.
+//! * An interval is re-armed *after* its callback, `delay` from the moment
+//!   the callback returned: after a stall it runs once, not once per missed
+//!   period.
+//! * Dropping a [`Timeout`] does not cancel it (fire and forget, like
+//!   ignoring Node's return value). A fired timeout whose handle is still
+//!   alive keeps its callback so that [`Timeout::refresh`] can re-arm it.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::event_loop::{with_current, Inner};
+
+/// Position value meaning "not in the heap".
+const NOT_ARMED: u32 = u32::MAX;
+
+/// The smallest delay, as in Node: `setTimeout(f, 0)` means 1 ms.
+pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
+
+/// One entry of the heap. Ordered by `(deadline, seq)`; `seq` compares with
+/// serial-number arithmetic so it may wrap.
+#[derive(Clone, Copy, Debug)]
+struct HeapEntry {
+    /// Nanoseconds since the loop's epoch; `u64::MAX` means never.
+    deadline: u64,
+    seq: u32,
+    key: u32,
+}
+
+impl HeapEntry {
+    #[inline]
+    fn before(&self, other: &HeapEntry) -> bool {
+        self.deadline < other.deadline
+            || (self.deadline == other.deadline && (self.seq.wrapping_sub(other.seq) as i32) < 0)
+    }
+}
+
+/// A timer's slot in the slab.
+struct TimerSlot {
+    /// Taken out while the callback runs ("take, then call").
+    cb: Option<Box<dyn FnMut()>>,
+    delay_ns: u64,
+    gen: u32,
+    /// Index into `heap`, or `NOT_ARMED`.
+    pos: u32,
+    repeat: bool,
+    refed: bool,
+    /// A `Timeout`/`Interval` handle still exists for this slot.
+    handle_alive: bool,
+    /// Its callback is running right now.
+    running: bool,
+    /// Cleared while running: free the slot when the callback returns.
+    cleared: bool,
+}
+
+/// What the timers phase gets when it pops a due timer.
+pub(crate) struct DueTimer {
+    pub(crate) key: u32,
+    pub(crate) gen: u32,
+    pub(crate) cb: Box<dyn FnMut()>,
+}
+
+/// The timer store: a slab of timers and an indexed heap of the armed ones.
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    slots: Slab<TimerSlot>,
+    heap: Vec<HeapEntry>,
+    next_seq: u32,
+    next_gen: u32,
+    /// Armed timers that are ref'd: they keep the loop alive.
+    refed_armed: usize,
+}
+
+/// A user closure taken out of the store, to be dropped by the caller once
+/// no borrow is held (its captures may own handles whose `Drop` re-enters).
+pub(crate) type Garbage = Option<Box<dyn FnMut()>>;
+
+impl TimerHeap {
+    /// Adds and arms a timer; returns its slot key and generation.
+    pub(crate) fn insert(
+        &mut self,
+        cb: Box<dyn FnMut()>,
+        delay: Duration,
+        repeat: bool,
+        now_ns: u64,
+    ) -> (u32, u32) {
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let delay_ns = duration_to_ns(delay.max(MIN_DELAY));
+        let key = self.slots.insert(TimerSlot {
+            cb: Some(cb),
+            delay_ns,
+            gen,
+            pos: NOT_ARMED,
+            repeat,
+            refed: true,
+            handle_alive: true,
+            running: false,
+            cleared: false,
+        });
+        let key = u32::try_from(key).expect("more than 4 billion live timers");
+        self.arm(key, now_ns.saturating_add(delay_ns));
+        (key, gen)
+    }
+
+    fn slot(&self, key: u32, gen: u32) -> Option<&TimerSlot> {
+        self.slots.get(key as usize).filter(|s| s.gen == gen)
+    }
+
+    fn slot_mut(&mut self, key: u32, gen: u32) -> Option<&mut TimerSlot> {
+        self.slots.get_mut(key as usize).filter(|s| s.gen == gen)
+    }
+
+    /// Number of timers in the heap.
+    pub(crate) fn armed(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether armed, ref'd timers keep the loop alive.
+    pub(crate) fn has_refed(&self) -> bool {
+        self.refed_armed > 0
+    }
+
+    /// The earliest deadline, if any timer is armed.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.heap.first().map(|e| e.deadline)
+    }
+
+    /// Removes the earliest timer if it is due at `now_ns` and takes its
+    /// callback out. A "never" deadline is never due.
+    pub(crate) fn pop_due(&mut self, now_ns: u64) -> Option<DueTimer> {
+        let top = *self.heap.first()?;
+        if top.deadline > now_ns || top.deadline == u64::MAX {
+            return None;
+        }
+        self.disarm(top.key);
+        let slot = &mut self.slots[top.key as usize];
+        slot.running = true;
+        let cb = slot.cb.take().expect("armed timer without a callback");
+        Some(DueTimer { key: top.key, gen: slot.gen, cb })
+    }
+
+    /// Called after a due timer's callback returned: puts the callback back,
+    /// re-arms an interval, or frees the slot. Returns the closure if it is
+    /// to be dropped.
+    pub(crate) fn finish(&mut self, due: DueTimer, now_ns: u64) -> Garbage {
+        let Some(slot) = self.slot_mut(due.key, due.gen) else {
+            return Some(due.cb);
+        };
+        slot.running = false;
+        let keep = !slot.cleared && (slot.repeat || slot.handle_alive || slot.pos != NOT_ARMED);
+        if !keep {
+            if slot.pos != NOT_ARMED {
+                self.disarm(due.key);
+            }
+            self.slots.remove(due.key as usize);
+            return Some(due.cb);
+        }
+        slot.cb = Some(due.cb);
+        // An interval re-arms from now, unless its callback refreshed it.
+        if slot.repeat && slot.pos == NOT_ARMED {
+            let deadline = now_ns.saturating_add(slot.delay_ns);
+            self.arm(due.key, deadline);
+        }
+        None
+    }
+
+    /// Cancels a timer (`clearTimeout`): never runs again, slot freed.
+    pub(crate) fn clear(&mut self, key: u32, gen: u32) -> Garbage {
+        let slot = self.slot_mut(key, gen)?;
+        if slot.running {
+            // Its callback is on the stack: `finish` frees the slot.
+            slot.cleared = true;
+            if slot.pos != NOT_ARMED {
+                self.disarm(key);
+            }
+            return None;
+        }
+        if slot.pos != NOT_ARMED {
+            self.disarm(key);
+        }
+        self.slots.remove(key as usize).cb
+    }
+
+    /// The handle was dropped: free the slot unless the timer is still armed
+    /// (fire and forget) or running.
+    pub(crate) fn handle_dropped(&mut self, key: u32, gen: u32) -> Garbage {
+        let slot = self.slot_mut(key, gen)?;
+        slot.handle_alive = false;
+        if slot.pos == NOT_ARMED && !slot.running && !slot.repeat {
+            return self.slots.remove(key as usize).cb;
+        }
+        None
+    }
+
+    /// Re-arms from `now_ns` with the same delay, behind any timer with the
+    /// same deadline. Works on a fired timeout too. Returns false if the
+    /// timer was cleared.
+    pub(crate) fn refresh(&mut self, key: u32, gen: u32, now_ns: u64) -> bool {
+        let Some(slot) = self.slot_mut(key, gen) else {
+            return false;
+        };
+        if slot.cleared {
+            return false;
+        }
+        let deadline = now_ns.saturating_add(slot.delay_ns);
+        if slot.pos != NOT_ARMED {
+            self.disarm(key);
+        }
+        self.arm(key, deadline);
+        true
+    }
+
+    pub(crate) fn set_ref(&mut self, key: u32, gen: u32, refed: bool) {
+        let Some(slot) = self.slot_mut(key, gen) else {
+            return;
+        };
+        if slot.refed == refed {
+            return;
+        }
+        slot.refed = refed;
+        if slot.pos != NOT_ARMED {
+            if refed {
+                self.refed_armed += 1;
+            } else {
+                self.refed_armed -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn has_ref(&self, key: u32, gen: u32) -> bool {
+        self.slot(key, gen).is_some_and(|s| s.refed)
+    }
+
+    pub(crate) fn is_armed(&self, key: u32, gen: u32) -> bool {
+        self.slot(key, gen).is_some_and(|s| s.pos != NOT_ARMED)
+    }
+
+    /// Armed timers for introspection: `(repeat, delay, refed, deadline)`.
+    pub(crate) fn describe(&self) -> impl Iterator<Item = (bool, Duration, bool, u64)> + '_ {
+        self.heap.iter().map(|e| {
+            let s = &self.slots[e.key as usize];
+            (s.repeat, Duration::from_nanos(s.delay_ns), s.refed, e.deadline)
+        })
+    }
+
+    /// Every stored closure, to be dropped when the loop goes away.
+    pub(crate) fn drain_all(&mut self) -> Vec<Box<dyn FnMut()>> {
+        self.heap.clear();
+        self.refed_armed = 0;
+        self.slots.drain().filter_map(|s| s.cb).collect()
+    }
+
+    // ---- the indexed heap ----
+
+    fn arm(&mut self, key: u32, deadline: u64) {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let pos = self.heap.len();
+        self.heap.push(HeapEntry { deadline, seq, key });
+        let slot = &mut self.slots[key as usize];
+        slot.pos = pos as u32;
+        if slot.refed {
+            self.refed_armed += 1;
+        }
+        self.sift_up(pos);
+    }
+
+    fn disarm(&mut self, key: u32) {
+        let slot = &mut self.slots[key as usize];
+        let pos = slot.pos as usize;
+        slot.pos = NOT_ARMED;
+        if slot.refed {
+            self.refed_armed -= 1;
+        }
+        let last = self.heap.len() - 1;
+        if pos != last {
+            self.heap.swap(pos, last);
+            self.heap.pop();
+            self.slots[self.heap[pos].key as usize].pos = pos as u32;
+            // The moved entry may belong above or below its new place.
+            if pos > 0 && self.heap[pos].before(&self.heap[(pos - 1) / 2]) {
+                self.sift_up(pos);
+            } else {
+                self.sift_down(pos);
+            }
+        } else {
+            self.heap.pop();
+        }
+    }
+
+    fn sift_up(&mut self, mut pos: usize) {
+        let entry = self.heap[pos];
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            if !entry.before(&self.heap[parent]) {
+                break;
+            }
+            self.heap[pos] = self.heap[parent];
+            self.slots[self.heap[pos].key as usize].pos = pos as u32;
+            pos = parent;
+        }
+        self.heap[pos] = entry;
+        self.slots[entry.key as usize].pos = pos as u32;
+    }
+
+    fn sift_down(&mut self, mut pos: usize) {
+        let entry = self.heap[pos];
+        let len = self.heap.len();
+        loop {
+            let left = 2 * pos + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.heap[right].before(&self.heap[left]) {
+                right
+            } else {
+                left
+            };
+            if !self.heap[child].before(&entry) {
+                break;
+            }
+            self.heap[pos] = self.heap[child];
+            self.slots[self.heap[pos].key as usize].pos = pos as u32;
+            pos = child;
+        }
+        self.heap[pos] = entry;
+        self.slots[entry.key as usize].pos = pos as u32;
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        for (i, e) in self.heap.iter().enumerate() {
+            assert_eq!(self.slots[e.key as usize].pos as usize, i);
+            if i > 0 {
+                assert!(!e.before(&self.heap[(i - 1) / 2]));
+            }
+        }
+        let refed = self
+            .heap
+            .iter()
+            .filter(|e| self.slots[e.key as usize].refed)
+            .count();
+        assert_eq!(refed, self.refed_armed);
+    }
+}
+
+/// Converts a duration to nanoseconds, saturating at "never".
+pub(crate) fn duration_to_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// The public API: handles and free functions.
+// ---------------------------------------------------------------------------
+
+/// A handle to a timer created by [`set_timeout`]; Node's `Timeout`.
+///
+/// Dropping the handle does **not** cancel the timer. While the handle
+/// exists, a timeout that already fired can be re-armed with
+/// [`refresh`](Timeout::refresh).
+pub struct Timeout {
+    timer: TimerRef,
+}
+
+/// A handle to a repeating timer created by [`set_interval`]; Node's
+/// `Timeout` returned by `setInterval`.
+///
+/// Dropping the handle does **not** stop the interval; call
+/// [`clear`](Interval::clear) (or [`clear_interval`]).
+pub struct Interval {
+    timer: TimerRef,
+}
+
+/// What the two handle types share: a weak link to the loop and a
+/// generation-checked slot key.
+struct TimerRef {
+    inner: Weak<Inner>,
+    key: u32,
+    gen: u32,
+}
+
+impl TimerRef {
+    fn with<R>(&self, f: impl FnOnce(&Inner, &RefCell<TimerHeap>) -> R) -> Option<R> {
+        let inner = self.inner.upgrade()?;
+        Some(f(&inner, &inner.timers))
+    }
+
+    fn clear(&self) {
+        let garbage = self.with(|_, t| t.borrow_mut().clear(self.key, self.gen));
+        drop(garbage);
+    }
+
+    fn refresh(&self) -> bool {
+        self.with(|inner, t| {
+            let now = inner.update_now_ns();
+            t.borrow_mut().refresh(self.key, self.gen, now)
+        })
+        .unwrap_or(false)
+    }
+
+    fn set_ref(&self, refed: bool) {
+        self.with(|_, t| t.borrow_mut().set_ref(self.key, self.gen, refed));
+    }
+
+    fn has_ref(&self) -> bool {
+        self.with(|_, t| t.borrow().has_ref(self.key, self.gen))
+            .unwrap_or(false)
+    }
+
+    fn is_armed(&self) -> bool {
+        self.with(|_, t| t.borrow().is_armed(self.key, self.gen))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for TimerRef {
+    fn drop(&mut self) {
+        let garbage = self.with(|_, t| t.borrow_mut().handle_dropped(self.key, self.gen));
+        drop(garbage);
+    }
+}
+
+impl Timeout {
+    /// Cancels the timeout (Node's `clearTimeout`). Clearing a timeout that
+    /// already fired, or twice, does nothing.
+    pub fn clear(&self) {
+        self.timer.clear()
+    }
+
+    /// Restarts the timer from now with its original delay (Node's
+    /// `timeout.refresh()`); re-arms it if it already fired. Returns `false`
+    /// if it was cleared or its loop is gone.
+    pub fn refresh(&self) -> bool {
+        self.timer.refresh()
+    }
+
+    /// Lets the loop exit even though this timer is pending (`timeout.unref()`).
+    pub fn unref(&self) -> &Self {
+        self.timer.set_ref(false);
+        self
+    }
+
+    /// Makes this timer keep the loop alive again (`timeout.ref()`); a flag,
+    /// not a counter.
+    pub fn ref_(&self) -> &Self {
+        self.timer.set_ref(true);
+        self
+    }
+
+    /// Whether the timer keeps the loop alive when armed (`timeout.hasRef()`).
+    pub fn has_ref(&self) -> bool {
+        self.timer.has_ref()
+    }
+
+    /// Whether the timer is armed (scheduled to fire).
+    pub fn is_pending(&self) -> bool {
+        self.timer.is_armed()
+    }
+}
+
+impl Interval {
+    /// Stops the interval (Node's `clearInterval`). Safe from inside its own
+    /// callback.
+    pub fn clear(&self) {
+        self.timer.clear()
+    }
+
+    /// Restarts the period from now.
+    pub fn refresh(&self) -> bool {
+        self.timer.refresh()
+    }
+
+    /// Lets the loop exit even though this interval is active.
+    pub fn unref(&self) -> &Self {
+        self.timer.set_ref(false);
+        self
+    }
+
+    /// Makes this interval keep the loop alive again.
+    pub fn ref_(&self) -> &Self {
+        self.timer.set_ref(true);
+        self
+    }
+
+    /// Whether the interval keeps the loop alive.
+    pub fn has_ref(&self) -> bool {
+        self.timer.has_ref()
+    }
+
+    /// Whether the interval is still active.
+    pub fn is_pending(&self) -> bool {
+        self.timer.is_armed()
+    }
+}
+
+impl std::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout")
+            .field("key", &self.timer.key)
+            .field("pending", &self.is_pending())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interval")
+            .field("key", &self.timer.key)
+            .field("pending", &self.is_pending())
+            .finish()
+    }
+}
+
+fn add_timer(cb: Box<dyn FnMut()>, delay: Duration, repeat: bool) -> TimerRef {
+    with_current(|inner: &Rc<Inner>| {
+        let now = inner.update_now_ns();
+        let (key, gen) = inner.timers.borrow_mut().insert(cb, delay, repeat, now);
+        log::trace!(
+            "arm {} #{key} in {delay:?}",
+            if repeat { "interval" } else { "timeout" }
+        );
+        TimerRef {
+            inner: Rc::downgrade(inner),
+            key,
+            gen,
+        }
+    })
+}
+
+/// Runs `cb` once after `delay` (Node's `setTimeout`). A delay under 1 ms
+/// counts as 1 ms.
+///
+/// # Panics
+/// If no event loop is current on this thread (see [`crate::run`]).
+///
+/// ```
+/// use std::time::Duration;
+/// evloop::run(|| {
+///     let _ = evloop::set_timeout(Duration::from_millis(5), || println!("later"));
+/// })
+/// .unwrap();
+/// ```
+pub fn set_timeout(delay: Duration, cb: impl FnOnce() + 'static) -> Timeout {
+    // A timeout's callback is kept after firing so `refresh` can re-arm it;
+    // Node calls the same function again, so a second call here is a no-op
+    // only if the closure cannot run twice: wrap it to be safe for FnOnce.
+    let mut cb = Some(cb);
+    let call = move || {
+        if let Some(f) = cb.take() {
+            f()
+        }
+    };
+    Timeout {
+        timer: add_timer(Box::new(call), delay, false),
+    }
+}
+
+/// Like [`set_timeout`] with a callback that can run again after
+/// [`Timeout::refresh`], as Node's does.
+pub fn set_timeout_mut(delay: Duration, cb: impl FnMut() + 'static) -> Timeout {
+    Timeout {
+        timer: add_timer(Box::new(cb), delay, false),
+    }
+}
+
+/// Runs `cb` every `period` until cleared (Node's `setInterval`).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn set_interval(period: Duration, cb: impl FnMut() + 'static) -> Interval {
+    Interval {
+        timer: add_timer(Box::new(cb), period, true),
+    }
+}
+
+/// Cancels a timeout (Node's `clearTimeout`).
+pub fn clear_timeout(timeout: &Timeout) {
+    timeout.clear()
+}
+
+/// Stops an interval (Node's `clearInterval`).
+pub fn clear_interval(interval: &Interval) {
+    interval.clear()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> Box<dyn FnMut()> {
+        Box::new(|| {})
+    }
+
+    #[test]
+    fn pops_in_deadline_then_insertion_order() {
+        let mut h = TimerHeap::default();
+        let d = |ms| Duration::from_millis(ms);
+        let a = h.insert(noop(), d(5), false, 0);
+        let b = h.insert(noop(), d(3), false, 0);
+        let c = h.insert(noop(), d(5), false, 0);
+        let e = h.insert(noop(), d(3), false, 0);
+        h.check_invariants();
+        let mut order = vec![];
+        while let Some(due) = h.pop_due(u64::MAX - 1) {
+            order.push((due.key, due.gen));
+            drop(h.finish(due, 0));
+            h.check_invariants();
+        }
+        assert_eq!(order, vec![b, e, a, c]);
+    }
+
+    #[test]
+    fn cancel_anywhere_keeps_heap_valid() {
+        let mut h = TimerHeap::default();
+        let mut ids = vec![];
+        let mut x: u64 = 12345;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ids.push(h.insert(noop(), Duration::from_micros(x % 1_000_000), false, 0));
+        }
+        for (i, (k, g)) in ids.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(h.clear(*k, *g).is_some());
+                assert!(h.clear(*k, *g).is_none(), "double clear is a no-op");
+            }
+        }
+        h.check_invariants();
+        assert_eq!(h.armed(), 1000);
+        let mut last = 0;
+        let mut n = 0;
+        while let Some(due) = h.pop_due(u64::MAX - 1) {
+            let dl = h.slots[due.key as usize].delay_ns;
+            assert!(dl >= last);
+            last = dl;
+            n += 1;
+            drop(h.finish(due, 0));
+        }
+        assert_eq!(n, 1000);
+        // Dropped handles free the fired slots.
+        for (k, g) in ids {
+            drop(h.handle_dropped(k, g));
+        }
+        assert!(h.slots.is_empty());
+    }
+
+    #[test]
+    fn never_deadline_is_not_due() {
+        let mut h = TimerHeap::default();
+        h.insert(noop(), Duration::MAX, false, 10);
+        assert_eq!(h.next_deadline(), Some(u64::MAX));
+        assert!(h.pop_due(u64::MAX).is_none());
+        assert!(h.has_refed());
+    }
+}
