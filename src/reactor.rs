@@ -399,26 +399,27 @@ impl fmt::Debug for Watch {
 /// If no event loop is current on this thread.
 ///
 /// ```
+/// use std::cell::RefCell;
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
-/// use evloop::{watch, Interest};
+/// use std::rc::Rc;
+/// use evloop::{watch, Interest, Watch};
 ///
 /// evloop::run(|| {
 ///     let (mut a, b) = UnixStream::pair().unwrap();
 ///     b.set_nonblocking(true).unwrap();
-///     let mut b = Some(b);
-///     let w = std::rc::Rc::new(std::cell::RefCell::new(None));
-///     let w2 = w.clone();
-///     *w.borrow_mut() = Some(
-///         watch(b.as_ref().unwrap(), Interest::READABLE, move |ready| {
-///             let mut buf = [0; 16];
-///             let n = b.as_mut().unwrap().read(&mut buf).unwrap();
-///             assert_eq!(&buf[..n], b"hi");
-///             assert!(ready.is_readable());
-///             w2.borrow_mut().take(); // drop the Watch: deregister
-///         })
-///         .unwrap(),
-///     );
+///     let b = Rc::new(b);
+///     let me: Rc<RefCell<Option<Watch>>> = Rc::default();
+///     let (reader, me2) = (b.clone(), me.clone());
+///     let w = watch(&*b, Interest::READABLE, move |ready| {
+///         assert!(ready.is_readable());
+///         let mut buf = [0; 16];
+///         let n = (&*reader).read(&mut buf).unwrap();
+///         assert_eq!(&buf[..n], b"hi");
+///         me2.borrow_mut().take(); // dropping the Watch deregisters it
+///     })
+///     .unwrap();
+///     *me.borrow_mut() = Some(w);
 ///     a.write_all(b"hi").unwrap();
 /// })
 /// .unwrap();

@@ -86,18 +86,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// use std::time::Duration;
 /// let el = evloop::EventLoop::new().unwrap();
 /// let remote = el.remote();
-/// let guard = el.enter();
-/// // Keep the loop alive until the other thread has answered.
-/// let keep = evloop::set_timeout(Duration::from_secs(10), || {});
+/// {
+///     let _guard = el.enter();
+///     // Something that would keep the loop alive for a long time.
+///     evloop::set_timeout(Duration::from_secs(3600), || {});
+/// }
 /// std::thread::spawn(move || {
 ///     remote
-///         .post(move || {
+///         .post(|| {
 ///             println!("on the loop thread");
-///             keep.clear();
+///             evloop::stop();
 ///         })
 ///         .unwrap();
 /// });
-/// drop(guard);
 /// el.run().unwrap();
 /// ```
 #[derive(Clone)]
