@@ -99,7 +99,11 @@ impl PanicError {
 
 impl fmt::Display for PanicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "uncaught panic in {} callback: {}", self.origin, self.message)
+        write!(
+            f,
+            "uncaught panic in {} callback: {}",
+            self.origin, self.message
+        )
     }
 }
 

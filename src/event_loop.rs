@@ -605,7 +605,10 @@ impl EventLoop {
             panicked: RefCell::new(None),
             panic_hook: RefCell::new(None),
         });
-        log::debug!("event loop created (epoll fd {})", inner.reactor.poll.borrow().as_raw_fd());
+        log::debug!(
+            "event loop created (epoll fd {})",
+            inner.reactor.poll.borrow().as_raw_fd()
+        );
         Ok(EventLoop { inner })
     }
 

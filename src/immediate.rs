@@ -117,7 +117,10 @@ impl ImmediateQueue {
     }
 
     pub(crate) fn refed_flags(&self) -> impl Iterator<Item = bool> + '_ {
-        self.queue.iter().filter(|e| e.cb.is_some()).map(|e| e.refed)
+        self.queue
+            .iter()
+            .filter(|e| e.cb.is_some())
+            .map(|e| e.refed)
     }
 
     pub(crate) fn drain_all(&mut self) -> Vec<Box<dyn FnOnce()>> {

@@ -200,10 +200,11 @@ impl Reactor {
             Some(s) if s.gen == gen => s,
             _ => return Err(closed()),
         };
-        self.poll
-            .borrow()
-            .registry()
-            .reregister(&mut SourceFd(&slot.fd), token(key, gen), interest)?;
+        self.poll.borrow().registry().reregister(
+            &mut SourceFd(&slot.fd),
+            token(key, gen),
+            interest,
+        )?;
         slot.interest = interest;
         Ok(())
     }
@@ -267,7 +268,12 @@ impl Reactor {
 
     /// Puts a callback back after it ran, if its source is still there;
     /// otherwise hands it back to be dropped.
-    pub(crate) fn restore_callback(&self, key: usize, gen: u32, cb: IoCallback) -> Option<IoCallback> {
+    pub(crate) fn restore_callback(
+        &self,
+        key: usize,
+        gen: u32,
+        cb: IoCallback,
+    ) -> Option<IoCallback> {
         let mut sources = self.sources.borrow_mut();
         match sources.get_mut(key) {
             Some(s) if s.gen == gen && s.cb.is_none() => {
@@ -353,7 +359,8 @@ impl Watch {
 
     /// Whether this watch keeps the loop alive.
     pub fn has_ref(&self) -> bool {
-        self.with(|r| r.has_ref(self.key, self.gen)).unwrap_or(false)
+        self.with(|r| r.has_ref(self.key, self.gen))
+            .unwrap_or(false)
     }
 
     /// Whether it is still registered.
@@ -433,7 +440,11 @@ pub fn watch<S: AsRawFd + ?Sized>(
 }
 
 /// Registers a raw fd with the current loop; see [`watch`].
-pub fn watch_fd(fd: RawFd, interest: Interest, cb: impl FnMut(Ready) + 'static) -> io::Result<Watch> {
+pub fn watch_fd(
+    fd: RawFd,
+    interest: Interest,
+    cb: impl FnMut(Ready) + 'static,
+) -> io::Result<Watch> {
     watch_kind(fd, interest, "fd", Box::new(cb))
 }
 

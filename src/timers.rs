@@ -165,7 +165,11 @@ impl TimerHeap {
         let slot = &mut self.slots[top.key as usize];
         slot.running = true;
         let cb = slot.cb.take().expect("armed timer without a callback");
-        Some(DueTimer { key: top.key, gen: slot.gen, cb })
+        Some(DueTimer {
+            key: top.key,
+            gen: slot.gen,
+            cb,
+        })
     }
 
     /// Called after a due timer's callback returned: puts the callback back,
@@ -268,7 +272,12 @@ impl TimerHeap {
     pub(crate) fn describe(&self) -> impl Iterator<Item = (bool, Duration, bool, u64)> + '_ {
         self.heap.iter().map(|e| {
             let s = &self.slots[e.key as usize];
-            (s.repeat, Duration::from_nanos(s.delay_ns), s.refed, e.deadline)
+            (
+                s.repeat,
+                Duration::from_nanos(s.delay_ns),
+                s.refed,
+                e.deadline,
+            )
         })
     }
 
@@ -645,7 +654,9 @@ mod tests {
         let mut ids = vec![];
         let mut x: u64 = 12345;
         for _ in 0..2000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ids.push(h.insert(noop(), Duration::from_micros(x % 1_000_000), false, 0));
         }
         for (i, (k, g)) in ids.iter().enumerate() {

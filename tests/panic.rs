@@ -1,0 +1,231 @@
+//! Panics in callbacks: contained, reported, and the loop stays usable and
+//! droppable without leaks. Memory is measured with a counting allocator
+//! (live bytes), fds with a census of /proc/self/fd. The tests in this file
+//! take one lock so that their measurements do not see each other.
+
+mod util;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Mutex;
+
+use evloop::{
+    next_tick, queue_microtask, set_immediate, set_interval, set_timeout, watch, Error, EventLoop,
+    Interest,
+};
+use util::ms;
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` came from `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn quiet_panics() {
+    // The default hook prints each caught panic; keep the output readable.
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+/// Schedules a panic from one kind of callback.
+fn panic_from(site: &str) {
+    match site {
+        "timer" => {
+            let _ = set_timeout(ms(1), || panic!("boom"));
+        }
+        "immediate" => {
+            let _ = set_immediate(|| panic!("boom"));
+        }
+        "microtask" => queue_microtask(|| panic!("boom")),
+        "tick" => next_tick(|| panic!("boom")),
+        "interval" => {
+            let _ = set_interval(ms(1), || panic!("boom"));
+        }
+        "io" => {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            a.write_all(b"x").unwrap();
+            let w = watch(&b, Interest::READABLE, |_| panic!("boom")).unwrap();
+            // Keep the socket and the watch alive past the panic; the timer
+            // closes them (watch first) so the loop can end.
+            let _ = set_timeout(ms(50), move || {
+                drop(w);
+                drop((a, b));
+            });
+        }
+        "pending" => {
+            // A cross-thread post runs in the pending phase.
+            let r = current_remote();
+            let keep = set_timeout(ms(1000), || {});
+            std::thread::spawn(move || {
+                let _ = r.post(|| panic!("boom"));
+            });
+            let _ = set_timeout(ms(20), move || keep.clear());
+        }
+        _ => unreachable!(),
+    }
+}
+
+thread_local!(static REMOTE: std::cell::RefCell<Option<evloop::Remote>> = const { std::cell::RefCell::new(None) });
+fn current_remote() -> evloop::Remote {
+    REMOTE.with(|r| r.borrow().clone().unwrap())
+}
+
+const SITES: [&str; 7] = [
+    "timer",
+    "immediate",
+    "microtask",
+    "tick",
+    "interval",
+    "io",
+    "pending",
+];
+
+#[test]
+fn a_panic_in_any_callback_returns_an_error_from_run() {
+    let _s = serial();
+    quiet_panics();
+    for site in SITES {
+        let el = EventLoop::new().unwrap();
+        REMOTE.with(|r| *r.borrow_mut() = Some(el.remote()));
+        let survived = Rc::new(Cell::new(false));
+        {
+            let _g = el.enter();
+            panic_from(site);
+            let s = survived.clone();
+            let _ = set_timeout(ms(30), move || s.set(true));
+        }
+        let err = el.run().expect_err(site);
+        match &err {
+            Error::Panicked(p) => {
+                assert_eq!(p.message(), "boom", "{site}");
+                assert!(err.to_string().contains("boom"));
+            }
+            other => panic!("{site}: {other:?}"),
+        }
+        // The rest of the loop is intact: run again and the other timer
+        // fires (an interval that panics again would stop it again).
+        if site != "interval" {
+            el.run().unwrap();
+            assert!(survived.get(), "{site}: other work was lost");
+        }
+        REMOTE.with(|r| r.borrow_mut().take());
+    }
+}
+
+#[test]
+fn a_panic_in_main_is_reported_by_evloop_run() {
+    let _s = serial();
+    quiet_panics();
+    let err = evloop::run(|| panic!("in main")).unwrap_err();
+    match err {
+        Error::Panicked(p) => {
+            assert_eq!(p.origin(), "main");
+            assert_eq!(p.message(), "in main");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_uncaught_panic_handler_keeps_the_loop_running() {
+    let _s = serial();
+    quiet_panics();
+    let el = EventLoop::new().unwrap();
+    let caught = Rc::new(std::cell::RefCell::new(vec![]));
+    let c = caught.clone();
+    el.on_uncaught_panic(move |p| {
+        c.borrow_mut()
+            .push(format!("{}:{}", p.origin(), p.message()))
+    });
+    let after = Rc::new(Cell::new(0));
+    {
+        let _g = el.enter();
+        let _ = set_timeout(ms(1), || panic!("t"));
+        queue_microtask(|| panic!("m"));
+        let a = after.clone();
+        queue_microtask(move || a.set(a.get() + 1));
+        let a = after.clone();
+        let _ = set_timeout(ms(5), move || a.set(a.get() + 1));
+    }
+    el.run().unwrap();
+    assert_eq!(*caught.borrow(), ["microtask:m", "timer:t"]);
+    assert_eq!(after.get(), 2, "work after the panics still ran");
+}
+
+/// Live bytes and fds after building a loop full of work, panicking in it,
+/// and dropping it, return to the baseline.
+#[test]
+fn dropping_a_loop_after_a_panic_leaks_nothing() {
+    let _s = serial();
+    quiet_panics();
+    let round = || {
+        let el = EventLoop::new().unwrap();
+        REMOTE.with(|r| *r.borrow_mut() = Some(el.remote()));
+        {
+            let _g = el.enter();
+            for site in SITES {
+                panic_from(site);
+            }
+            let big = Rc::new(vec![0u8; 1 << 20]);
+            for i in 0..1000 {
+                let b = big.clone();
+                let _ = set_timeout(ms(10_000 + i), move || drop(b));
+                let b = big.clone();
+                let _ = set_immediate(move || drop(b));
+                let b = big.clone();
+                queue_microtask(move || drop(b));
+            }
+        }
+        assert!(el.run().is_err());
+        REMOTE.with(|r| r.borrow_mut().take());
+        drop(el);
+    };
+    round(); // warm up: thread-locals, lazy statics, logger
+    std::thread::sleep(ms(50)); // let the helper thread from "pending" exit
+    let fds = util::fd_count();
+    let live = LIVE.load(Ordering::Relaxed);
+    for _ in 0..5 {
+        round();
+    }
+    std::thread::sleep(ms(50));
+    let grown = LIVE.load(Ordering::Relaxed) - live;
+    assert!(grown < 16 * 1024, "live heap grew by {grown} bytes");
+    assert_eq!(util::fd_count(), fds, "fd leak");
+}
+
+#[test]
+fn closing_the_loop_closes_its_fds() {
+    let _s = serial();
+    util::init_log();
+    let before = util::fd_count();
+    for _ in 0..100 {
+        let el = EventLoop::new().unwrap();
+        let _g = el.enter();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let _w = watch(&a, Interest::READABLE, |_| {}).unwrap();
+    }
+    assert_eq!(util::fd_count(), before);
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Starts `env_logger` once (set `RUST_LOG=evloop=trace` to see a tick).
+pub fn init_log() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// An ordered log of what happened, shared by callbacks.
+#[derive(Clone, Default)]
+pub struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    pub fn new() -> Self {
+        init_log();
+        Self::default()
+    }
+    pub fn push(&self, s: impl Into<String>) {
+        self.0.borrow_mut().push(s.into());
+    }
+    /// A closure that records `s`.
+    pub fn rec(&self, s: &'static str) -> impl FnOnce() + 'static {
+        let me = self.clone();
+        move || me.push(s)
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Busy-waits (keeps the thread on CPU), as the Node scripts do with
+/// `while (Date.now() - s < n);`.
+pub fn spin(d: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// This process's user + system CPU time.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass and nothing else.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The number of open fds of this process (H2 fd census).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
