@@ -733,7 +733,7 @@ impl EventLoop {
         for (kind, fd, interest, refed) in inner.reactor.describe() {
             out.push(HandleInfo {
                 kind: HandleKind::Io,
-                label: format!("{kind} fd {fd} {interest:?}"),
+                label: format!("{kind} {fd} {interest:?}"),
                 refed,
             });
         }
@@ -761,9 +761,11 @@ impl EventLoop {
         out
     }
 
-    /// Runs `main` as the main script: on this loop, made current, followed
-    /// by a microtask checkpoint. Used by [`crate::run`].
-    fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
+    /// Runs `main` as Node runs a script's top level: with this loop
+    /// current, followed by a microtask checkpoint (its `next_tick`s and
+    /// microtasks run before this returns; timers, immediates and I/O wait
+    /// for [`run`](EventLoop::run)). [`crate::run`] is `run_main` then `run`.
+    pub fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
         let _guard = self.enter();
         self.inner.phase.set(Phase::Main);
         self.inner.call("main", main);
