@@ -1,1 +1,293 @@
-fn main() {}
+//! Loop-core benchmarks: evloop side by side with tokio's current-thread
+//! runtime (and Node, when `node` is on the PATH), in the same run.
+//!
+//! `cargo bench --bench loop_core` (add `-- --quick` for 100,000 instead
+//! of 1,000,000 items). Figures are medians of 3 rounds; what matters are
+//! the ratios, since the machine is shared and noisy.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` came from `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Deterministic delays within 1 s (xorshift).
+fn delays(n: usize) -> Vec<Duration> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Duration::from_micros(1 + x % 999_999)
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Default)]
+struct TimerFigures {
+    /// Nanoseconds to arm one timer.
+    arm_ns: f64,
+    /// Live heap bytes per pending timer (handle dropped / task detached).
+    bytes: f64,
+    /// Wall time from the first arm to the last callback.
+    total: Duration,
+    /// How late the last timer fired after its deadline.
+    last_late: Duration,
+    fired: usize,
+}
+
+fn evloop_timers(n: usize, cancel_half: bool) -> TimerFigures {
+    let delays = delays(n);
+    let max = *delays.iter().max().unwrap();
+    let el = evloop::EventLoop::new().unwrap();
+    let fired = Rc::new(Cell::new(0usize));
+    let last = Rc::new(Cell::new(Instant::now()));
+    let mut f = TimerFigures::default();
+    let g = el.enter();
+    let mut handles = Vec::with_capacity(if cancel_half { n } else { 0 });
+    let base = live();
+    let start = Instant::now();
+    for d in &delays {
+        let (fired, last) = (fired.clone(), last.clone());
+        let t = evloop::set_timeout(*d, move || {
+            fired.set(fired.get() + 1);
+            last.set(Instant::now());
+        });
+        if cancel_half {
+            handles.push(t);
+        }
+    }
+    f.arm_ns = start.elapsed().as_nanos() as f64 / n as f64;
+    f.bytes = (live() - base) as f64 / n as f64;
+    if cancel_half {
+        // Measured with the handles vector included; report it separately.
+        f.bytes -= (handles.capacity() * std::mem::size_of::<evloop::Timeout>()) as f64 / n as f64;
+        for t in handles.iter().step_by(2) {
+            t.clear();
+        }
+        drop(handles);
+    }
+    drop(g);
+    el.run().unwrap();
+    f.total = start.elapsed();
+    f.last_late = last.get().saturating_duration_since(start + max);
+    f.fired = fired.get();
+    f
+}
+
+fn tokio_timers(n: usize, cancel_half: bool) -> TimerFigures {
+    let delays = delays(n);
+    let max = *delays.iter().max().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let fired = Rc::new(Cell::new(0usize));
+    let last = Rc::new(Cell::new(Instant::now()));
+    let mut f = TimerFigures::default();
+    local.block_on(&rt, async {
+        let mut handles = Vec::with_capacity(if cancel_half { n } else { 0 });
+        let base = live();
+        let start = Instant::now();
+        for d in &delays {
+            let (fired, last, d) = (fired.clone(), last.clone(), *d);
+            let h = tokio::task::spawn_local(async move {
+                tokio::time::sleep(d).await;
+                fired.set(fired.get() + 1);
+                last.set(Instant::now());
+            });
+            if cancel_half {
+                handles.push(h);
+            }
+        }
+        f.arm_ns = start.elapsed().as_nanos() as f64 / n as f64;
+        f.bytes = (live() - base) as f64 / n as f64;
+        if cancel_half {
+            f.bytes -= (handles.capacity() * std::mem::size_of::<tokio::task::JoinHandle<()>>())
+                as f64
+                / n as f64;
+            for h in handles.iter().step_by(2) {
+                h.abort();
+            }
+            drop(handles);
+        }
+        // Wait for every task, as evloop's run() does.
+        while fired.get() < if cancel_half { n / 2 } else { n } {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        f.total = start.elapsed();
+        f.last_late = last.get().saturating_duration_since(start + max);
+        f.fired = fired.get();
+    });
+    f
+}
+
+/// 1,000,000 `set_immediate`s queued from main, then run.
+fn evloop_immediates(n: usize) -> Duration {
+    let el = evloop::EventLoop::new().unwrap();
+    let count = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    {
+        let _g = el.enter();
+        for _ in 0..n {
+            let c = count.clone();
+            let _ = evloop::set_immediate(move || c.set(c.get() + 1));
+        }
+    }
+    el.run().unwrap();
+    assert_eq!(count.get(), n);
+    start.elapsed()
+}
+
+/// The tokio analogue: 1,000,000 tasks spawned, then run.
+fn tokio_spawns(n: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let local = tokio::task::LocalSet::new();
+    let count = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    local.block_on(&rt, async {
+        for _ in 0..n {
+            let c = count.clone();
+            tokio::task::spawn_local(async move { c.set(c.get() + 1) });
+        }
+        while count.get() < n {
+            tokio::task::yield_now().await;
+        }
+    });
+    start.elapsed()
+}
+
+/// A chain of 1,000,000 microtasks, each queuing the next: the cost of one
+/// hop (queue, pop, call), with no syscall.
+fn evloop_microtask_chain(n: usize) -> Duration {
+    fn hop(left: usize, done: Rc<Cell<bool>>) {
+        if left == 0 {
+            done.set(true);
+        } else {
+            evloop::queue_microtask(move || hop(left - 1, done));
+        }
+    }
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let start = Instant::now();
+    evloop::run(move || hop(n, d)).unwrap();
+    assert!(done.get());
+    start.elapsed()
+}
+
+/// The tokio analogue of a microtask hop: a task yielding 1,000,000 times
+/// (a trip through the scheduler's run queue).
+fn tokio_yield_chain(n: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let start = Instant::now();
+    rt.block_on(async {
+        for _ in 0..n {
+            tokio::task::yield_now().await;
+        }
+    });
+    start.elapsed()
+}
+
+fn median<T: Copy>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    v.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap());
+    v[v.len() / 2]
+}
+
+fn rounds<T: Copy>(f: impl Fn() -> T, key: impl Fn(&T) -> f64) -> T {
+    median((0..3).map(|_| f()).collect(), key)
+}
+
+fn node(script: &str, n: usize) -> Option<String> {
+    let out = std::process::Command::new("node")
+        .arg(format!("{}/benches/node/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(n.to_string())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick { 100_000 } else { 1_000_000 };
+    println!("loop_core: n = {n}, medians of 3 rounds\n");
+
+    for (name, cancel) in [("timers", false), ("timers, half cancelled", true)] {
+        let e = rounds(|| evloop_timers(n, cancel), |f| f.arm_ns);
+        let t = rounds(|| tokio_timers(n, cancel), |f| f.arm_ns);
+        let want = if cancel { n - n / 2 } else { n };
+        assert_eq!(e.fired, want, "evloop fired the wrong number of timers");
+        println!("{name} ({n} random deadlines within 1 s):");
+        println!(
+            "  arm:       evloop {:7.1} ns   tokio {:7.1} ns   ratio tokio/evloop {:5.2}x",
+            e.arm_ns,
+            t.arm_ns,
+            t.arm_ns / e.arm_ns
+        );
+        println!(
+            "  memory:    evloop {:7.1} B    tokio {:7.1} B    per pending timer (closure included)",
+            e.bytes, t.bytes
+        );
+        println!(
+            "  all fired: evloop {:7.1?}   tokio {:7.1?}   last one late by evloop {:?}, tokio {:?}",
+            e.total, t.total, e.last_late, t.last_late
+        );
+    }
+
+    let e = rounds(|| evloop_immediates(n), |d| d.as_secs_f64());
+    let t = rounds(|| tokio_spawns(n), |d| d.as_secs_f64());
+    println!("\n{n} set_immediate (evloop) vs spawn_local of a trivial task (tokio):");
+    println!(
+        "  per item:  evloop {:7.1} ns   tokio {:7.1} ns   ratio tokio/evloop {:5.2}x",
+        e.as_nanos() as f64 / n as f64,
+        t.as_nanos() as f64 / n as f64,
+        t.as_secs_f64() / e.as_secs_f64()
+    );
+
+    let e = rounds(|| evloop_microtask_chain(n), |d| d.as_secs_f64());
+    let t = rounds(|| tokio_yield_chain(n), |d| d.as_secs_f64());
+    println!("\n{n} chained microtask hops (evloop) vs yield_now (tokio):");
+    println!(
+        "  per hop:   evloop {:7.1} ns   tokio {:7.1} ns   ratio tokio/evloop {:5.2}x",
+        e.as_nanos() as f64 / n as f64,
+        t.as_nanos() as f64 / n as f64,
+        t.as_secs_f64() / e.as_secs_f64()
+    );
+
+    match node("loop_core.js", n) {
+        Some(out) => println!("\nnode (same workloads, same run):\n{out}"),
+        None => println!("\nnode not found: skipped the Node column"),
+    }
+}

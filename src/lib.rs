@@ -64,3 +64,8 @@ pub use remote::{LoopClosed, Remote};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
 };
+
+/// Compiles the README's code blocks as doc tests, so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
