@@ -336,8 +336,10 @@ impl Inner {
             log::trace!("dispatch timer #{}", due.key);
             self.call("timer", || (due.cb)());
             turn.timers += 1;
-            let after = self.update_now_ns();
-            let garbage = self.timers.borrow_mut().finish(due, after);
+            let garbage = self
+                .timers
+                .borrow_mut()
+                .finish(due, || self.update_now_ns());
             drop(garbage);
             self.checkpoint(turn);
         }

@@ -63,6 +63,7 @@ pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{LoopClosed, Remote};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
+    TIMER_OVERHEAD_BYTES,
 };
 
 /// Compiles the README's code blocks as doc tests, so the README stays true.
