@@ -17,6 +17,7 @@ use crate::error::{Error, PanicError};
 use crate::immediate::ImmediateQueue;
 use crate::introspect::{HandleInfo, HandleKind};
 use crate::microtasks::{Job, Microtasks};
+use crate::pool::{configured_size, DoneCallback, Pool};
 use crate::reactor::{split, Reactor, WAKER_TOKEN};
 use crate::remote::{Remote, RemoteJob, Shared};
 use crate::timers::TimerHeap;
@@ -107,6 +108,10 @@ pub(crate) struct Inner {
     closing: RefCell<VecDeque<Job>>,
     /// Requests in flight (pool jobs, ...): they keep the loop alive.
     requests: Cell<usize>,
+    /// The thread pool, started on first use.
+    pool: RefCell<Option<Pool>>,
+    /// `done` callbacks of pool jobs in flight, by job key.
+    work: RefCell<slab::Slab<DoneCallback>>,
     epoch: Instant,
     now_ns: Cell<u64>,
     stop_flag: Cell<bool>,
@@ -137,7 +142,6 @@ impl Inner {
 
     /// Queues a callback for the next pending phase (libuv's deferred I/O
     /// callbacks: write completions, connect errors).
-    #[allow(dead_code)]
     pub(crate) fn defer_pending(&self, job: Job) {
         self.pending.borrow_mut().push_back(job);
     }
@@ -148,16 +152,48 @@ impl Inner {
         self.closing.borrow_mut().push_back(job);
     }
 
-    /// A request (pool job, name lookup, ...) started: keep the loop alive.
-    #[allow(dead_code)]
-    pub(crate) fn request_started(&self) {
+    /// A pool job starts: remember its `done`, count it as a request.
+    pub(crate) fn work_started(&self, done: DoneCallback) -> (usize, Remote) {
+        let key = self.work.borrow_mut().insert(done);
         self.requests.set(self.requests.get() + 1);
+        let remote = Remote {
+            shared: self.remote.clone(),
+        };
+        (key, remote)
     }
 
-    /// A request finished.
-    #[allow(dead_code)]
-    pub(crate) fn request_done(&self) {
-        self.requests.set(self.requests.get().saturating_sub(1));
+    /// Hands a job to the pool, starting the pool on first use. If its
+    /// threads cannot be started, the job's `done` gets the error.
+    pub(crate) fn submit_work(&self, key: usize, job: Box<dyn FnOnce() + Send>) {
+        let mut pool = self.pool.borrow_mut();
+        if pool.is_none() {
+            match Pool::start(configured_size()) {
+                Ok(p) => *pool = Some(p),
+                Err(e) => {
+                    drop(pool);
+                    drop(job);
+                    log::debug!("thread pool failed to start: {e}");
+                    let msg = format!("cannot start the thread pool: {e}");
+                    self.defer_pending(Box::new(move || {
+                        let done = with_current(|inner| inner.work_finished(key));
+                        if let Some(done) = done {
+                            done(Err(msg));
+                        }
+                    }));
+                    return;
+                }
+            }
+        }
+        pool.as_ref().expect("started above").submit(job);
+    }
+
+    /// A pool job finished: its `done`, to be called by the caller.
+    pub(crate) fn work_finished(&self, key: usize) -> Option<DoneCallback> {
+        let done = self.work.borrow_mut().try_remove(key);
+        if done.is_some() {
+            self.requests.set(self.requests.get() - 1);
+        }
+        done
     }
 
     // ---- liveness ----
@@ -479,6 +515,10 @@ impl Drop for Inner {
         // Handles hold `Weak`s, so a closure's captures that touch the loop
         // in their `Drop` find it gone and do nothing.
         drop(self.remote.close());
+        // Join the pool: jobs not started are discarded, running ones
+        // finish and their results are dropped on the worker (posts fail).
+        drop(self.pool.get_mut().take());
+        drop(std::mem::take(self.work.get_mut()));
         drop(self.timers.get_mut().drain_all());
         drop(self.immediates.get_mut().drain_all());
         drop(self.micro.drain_all());
@@ -598,6 +638,8 @@ impl EventLoop {
             pending: RefCell::default(),
             closing: RefCell::default(),
             requests: Cell::new(0),
+            pool: RefCell::new(None),
+            work: RefCell::default(),
             epoch: Instant::now(),
             now_ns: Cell::new(0),
             stop_flag: Cell::new(false),
@@ -658,6 +700,12 @@ impl EventLoop {
     /// Whether anything keeps the loop alive (`uv_loop_alive`).
     pub fn is_alive(&self) -> bool {
         self.inner.alive()
+    }
+
+    /// Threads in this loop's pool: 0 until the first
+    /// [`queue_work`](crate::queue_work) starts it.
+    pub fn threadpool_threads(&self) -> usize {
+        self.inner.pool.borrow().as_ref().map_or(0, Pool::threads)
     }
 
     /// Iterations run so far.

@@ -25,7 +25,7 @@
 //!
 //! | layer | what it offers |
 //! |---|---|
-//! | the loop ([`EventLoop`], this release) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`] |
+//! | the loop ([`EventLoop`], this release) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
 //! | callbacks (next) | TCP, UDP, Unix sockets, stdio, files on a thread pool |
 //! | promises (planned) | `Promise<T>` with JS semantics on the microtask queue |
 //! | async/await (planned) | Rust futures that await promises |
@@ -49,6 +49,7 @@ mod event_loop;
 mod immediate;
 mod introspect;
 mod microtasks;
+mod pool;
 mod reactor;
 mod remote;
 mod timers;
@@ -59,6 +60,7 @@ pub use immediate::{clear_immediate, set_immediate, Immediate};
 pub use introspect::{HandleInfo, HandleKind};
 pub use microtasks::{next_tick, queue_microtask};
 pub use mio::Interest;
+pub use pool::{queue_work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{LoopClosed, Remote};
 pub use timers::{

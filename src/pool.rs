@@ -1,0 +1,188 @@
+//! The thread pool: blocking and CPU-bound work off the loop thread.
+//!
+//! As in libuv, some work cannot be made non-blocking (regular files are
+//! not pollable on Linux; `getaddrinfo` blocks; hashing is just CPU), so it
+//! runs on a few worker threads. The loop never waits for them: a finished
+//! job posts its result through the loop's [`Remote`](crate::Remote) queue
+//! and the `done` callback runs on the loop thread in the pending phase.
+//!
+//! * The pool starts lazily, on the first [`queue_work`], so a loop that
+//!   never uses it starts no thread.
+//! * It has 4 threads unless `EVLOOP_THREADPOOL_SIZE` says otherwise (1 to
+//!   1024), read when the pool starts, like `UV_THREADPOOL_SIZE`.
+//! * Each loop owns its pool; dropping the loop discards jobs that have not
+//!   started and joins the threads (waiting for jobs that are running). Their
+//!   results are dropped on the worker thread and their `done` callbacks
+//!   never run.
+//! * A job in flight keeps the loop alive, like a libuv request.
+//! * A panic in `work` is caught on the worker, which lives on; `done` gets
+//!   an `io::Error` carrying the panic message.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::error::PanicError;
+use crate::event_loop::with_current;
+
+/// The default number of pool threads (libuv's too).
+pub const DEFAULT_THREADPOOL_SIZE: usize = 4;
+
+type PoolJob = Box<dyn FnOnce() + Send>;
+
+/// What a worker sends back: the job's value, boxed, or its panic message.
+pub(crate) type WorkResult = Result<Box<dyn Any + Send>, String>;
+
+/// A `done` callback waiting on the loop thread.
+pub(crate) type DoneCallback = Box<dyn FnOnce(WorkResult)>;
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<PoolJob>,
+    shutdown: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    available: Condvar,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A job panicking never holds this lock (jobs run outside it), so a
+    // poisoned lock can only come from a panic in our own few lines.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The worker threads of one loop.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// `EVLOOP_THREADPOOL_SIZE`, clamped to 1..=1024, or 4.
+pub(crate) fn configured_size() -> usize {
+    std::env::var("EVLOOP_THREADPOOL_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(|n| n.clamp(1, 1024))
+        .unwrap_or(DEFAULT_THREADPOOL_SIZE)
+}
+
+impl Pool {
+    pub(crate) fn start(size: usize) -> io::Result<Pool> {
+        let shared = Arc::new(Shared::default());
+        let mut pool = Pool {
+            shared,
+            threads: Vec::with_capacity(size),
+        };
+        for i in 0..size {
+            let shared = pool.shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("evloop-pool-{i}"))
+                .spawn(move || worker(&shared))?;
+            pool.threads.push(t);
+        }
+        log::debug!("thread pool started with {size} threads");
+        Ok(pool)
+    }
+
+    pub(crate) fn submit(&self, job: PoolJob) {
+        lock(&self.shared.state).queue.push_back(job);
+        self.shared.available.notify_one();
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let job = {
+            let mut st = lock(&shared.state);
+            loop {
+                if st.shutdown {
+                    return;
+                }
+                if let Some(job) = st.queue.pop_front() {
+                    break job;
+                }
+                st = shared.available.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        // The job catches the user's panic itself; this guards our own code.
+        let _ = catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let discarded = {
+            let mut st = lock(&self.shared.state);
+            st.shutdown = true;
+            std::mem::take(&mut st.queue)
+        };
+        self.shared.available.notify_all();
+        drop(discarded);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        log::debug!("thread pool joined");
+    }
+}
+
+/// Runs `work` on the loop's thread pool and then `done` with its result on
+/// the loop thread, in the pending phase (libuv's `uv_queue_work`).
+///
+/// A panic in `work` reaches `done` as an `io::Error` (kind `Other`) with
+/// the panic message; the pool keeps its threads. The job keeps the loop
+/// alive until `done` has run.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+///
+/// ```
+/// evloop::run(|| {
+///     evloop::queue_work(
+///         || (1..=20u64).product::<u64>(), // on a pool thread
+///         |r| println!("20! = {}", r.unwrap()), // back on the loop thread
+///     );
+/// })
+/// .unwrap();
+/// ```
+pub fn queue_work<T, W, D>(work: W, done: D)
+where
+    T: Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+    D: FnOnce(io::Result<T>) + 'static,
+{
+    let done: DoneCallback = Box::new(move |r: WorkResult| {
+        done(match r {
+            Ok(v) => Ok(*v.downcast::<T>().expect("a pool result has its job's type")),
+            Err(msg) => Err(io::Error::other(format!("queue_work job panicked: {msg}"))),
+        })
+    });
+    with_current(|inner| {
+        let (key, remote) = inner.work_started(done);
+        let job: PoolJob = Box::new(move || {
+            let r: WorkResult = catch_unwind(AssertUnwindSafe(work))
+                .map(|v| Box::new(v) as Box<dyn Any + Send>)
+                .map_err(|p| PanicError::from_payload(&*p, "work").message().to_string());
+            // If the loop is gone the post is refused and `r` is dropped here.
+            let _ = remote.post(move || complete(key, r));
+        });
+        inner.submit_work(key, job);
+    })
+}
+
+/// Loop side of a finished job: find its `done` and call it.
+fn complete(key: usize, r: WorkResult) {
+    let done = with_current(|inner| inner.work_finished(key));
+    if let Some(done) = done {
+        done(r);
+    }
+}
