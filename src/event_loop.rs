@@ -39,6 +39,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
     CURRENT.with(|c| f(c.borrow().as_ref().expect(NO_LOOP)))
 }
 
+/// The thread's current loop, for layers that keep a reference.
+///
+/// # Panics
+/// If there is none.
+pub(crate) fn current_inner() -> Rc<Inner> {
+    with_current(Rc::clone)
+}
+
 /// Which part of an iteration the loop is in (shown by `Debug`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -146,8 +154,14 @@ impl Inner {
         self.pending.borrow_mut().push_back(job);
     }
 
+    /// Runs the microtask checkpoint now: for layers that call several user
+    /// callbacks from one dispatch (a read loop calling `on_data` per chunk),
+    /// so microtasks drain after each, as Node's do.
+    pub(crate) fn checkpoint_now(&self) {
+        self.checkpoint(&mut Turn::default());
+    }
+
     /// Queues a close callback: it always runs later, in the close phase.
-    #[allow(dead_code)]
     pub(crate) fn defer_close(&self, job: Job) {
         self.closing.borrow_mut().push_back(job);
     }

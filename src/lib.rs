@@ -25,8 +25,8 @@
 //!
 //! | layer | what it offers |
 //! |---|---|
-//! | the loop ([`EventLoop`], this release) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
-//! | callbacks (next) | TCP, UDP, Unix sockets, stdio, files on a thread pool |
+//! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
+//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`] |
 //! | promises (planned) | `Promise<T>` with JS semantics on the microtask queue |
 //! | async/await (planned) | Rust futures that await promises |
 //!
@@ -45,10 +45,14 @@
 #![forbid(unsafe_code)]
 
 mod error;
+// Callback-style file operations on the loop's thread pool (`fs::read_file`,
+// `fs::File::open`, ...), as in Node's `fs` module.
 mod event_loop;
+pub mod fs;
 mod immediate;
 mod introspect;
 mod microtasks;
+pub mod net;
 mod pool;
 mod reactor;
 mod remote;

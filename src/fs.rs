@@ -1,0 +1,726 @@
+//! Callback-style file operations, run on the loop's thread pool.
+//!
+//! # Why files go to the pool
+//!
+//! Regular files are not pollable on Linux: `epoll` refuses them, and a
+//! `read` from a file "ready" by `select`'s definition can still sleep on the
+//! disk. So, as in libuv and Node, every operation here is a blocking
+//! `std::fs` call made on a pool thread through [`queue_work`]; the loop
+//! thread never waits on the disk. The callback runs on the loop thread in
+//! the pending phase, followed by a microtask checkpoint, and every
+//! operation in flight keeps the loop alive, like a libuv `uv_fs_t` request.
+//!
+//! Callbacks are never called synchronously, not even for input that is
+//! rejected without touching the disk (an unknown open flag, a closed
+//! [`File`]). Independent operations run in parallel (up to the pool's
+//! size) and complete in whatever order the disk allows.
+//!
+//! | here | Node |
+//! |---|---|
+//! | [`read_file`], [`read_to_string`] | `fs.readFile(path[, 'utf8'], cb)` |
+//! | [`write_file`], [`append_file`] | `fs.writeFile`, `fs.appendFile` |
+//! | [`read_dir`] | `fs.readdir(path, { withFileTypes: true }, cb)` |
+//! | [`metadata`], [`symlink_metadata`] | `fs.stat`, `fs.lstat` |
+//! | [`create_dir`], [`create_dir_all`] | `fs.mkdir`, `fs.mkdir(.., { recursive: true })` |
+//! | [`remove_file`], [`remove_dir`], [`remove_dir_all`] | `fs.unlink`, `fs.rmdir`, `fs.rm(.., { recursive: true })` |
+//! | [`rename`], [`copy_file`] | `fs.rename`, `fs.copyFile` |
+//! | [`exists`] | `fs.exists` |
+//! | [`File::open`], [`File::read`], [`File::write`], [`File::sync`], [`File::close`] | `fs.open`, `fs.read`, `fs.write`, `fs.fsync`, `fs.close` |
+//!
+//! # Errors: kind, OS code and path
+//!
+//! Every error reaching a callback is an [`io::Error`] whose
+//! [`kind()`](io::Error::kind) is the kind of the underlying OS error and
+//! whose message names the operation and the path, as Node's does:
+//!
+//! ```text
+//! open '/tmp/nope.txt': No such file or directory (os error 2)
+//! ```
+//!
+//! `std` cannot make an `io::Error` carry both a raw OS code and a custom
+//! message, so the error wraps an [`FsError`] (`io::Error::new(kind,
+//! FsError)`). As a consequence **`io::Error::raw_os_error()` on the error
+//! you receive is `None`**; get the code, path and operation through:
+//!
+//! * [`raw_os_error(&e)`](raw_os_error): the OS code (`ENOENT` is 2), from
+//!   the error itself or from the `FsError` inside;
+//! * [`error_path(&e)`](error_path): the path that failed;
+//! * [`FsError::of(&e)`](FsError::of): everything (operation, path,
+//!   destination of a rename or copy, the original `io::Error` as
+//!   [`source()`](std::error::Error::source)).
+//!
+//! ```
+//! use std::io::ErrorKind;
+//!
+//! evloop::run(|| {
+//!     evloop::fs::read_file("/no/such/file", |r| {
+//!         let e = r.unwrap_err();
+//!         assert_eq!(e.kind(), ErrorKind::NotFound);
+//!         assert_eq!(evloop::fs::raw_os_error(&e), Some(2)); // ENOENT
+//!         assert_eq!(
+//!             evloop::fs::error_path(&e),
+//!             Some(std::path::Path::new("/no/such/file"))
+//!         );
+//!         assert!(e.to_string().contains("/no/such/file"));
+//!     });
+//! })
+//! .unwrap();
+//! ```
+//!
+//! A panic inside `std::fs` (there should be none) reaches the callback as
+//! an error of kind `Other`, wrapped the same way.
+//!
+//! # Panics
+//!
+//! Every function here panics if no event loop is current on this thread,
+//! as [`queue_work`] does. Bad input (an empty path, a directory passed to
+//! [`read_file`], a missing file, a huge read length) is an error given to
+//! the callback, never a panic.
+
+use std::cell::RefCell;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs as sfs;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::pool::queue_work;
+
+pub use std::fs::{FileType, Metadata, OpenOptions, Permissions};
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// What failed in a file operation: the operation, its path(s) and the
+/// original OS error.
+///
+/// Callbacks receive it inside an [`io::Error`] of the same
+/// [`kind`](io::Error::kind); see [the module docs](self#errors-kind-os-code-and-path).
+/// Its [`Display`](fmt::Display) is `"{op} '{path}': {source}"` (or
+/// `"{op} '{path}' -> '{dest}': {source}"` for two-path operations).
+#[derive(Debug)]
+pub struct FsError {
+    op: &'static str,
+    path: PathBuf,
+    dest: Option<PathBuf>,
+    source: io::Error,
+}
+
+impl FsError {
+    /// The `FsError` inside an error received from this module, if any.
+    pub fn of(e: &io::Error) -> Option<&FsError> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<FsError>())
+    }
+
+    /// The operation that failed, e.g. `"open"`, `"read"`, `"rename"`.
+    pub fn op(&self) -> &'static str {
+        self.op
+    }
+
+    /// The path the operation was given (the source of a rename or copy).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The destination of a [`rename`] or [`copy_file`]; `None` otherwise.
+    pub fn dest(&self) -> Option<&Path> {
+        self.dest.as_deref()
+    }
+
+    /// The OS error code (`errno`), if the failure came from the OS.
+    pub fn os_error(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+
+    /// The kind of the original error (the outer `io::Error` has the same).
+    pub fn kind(&self) -> io::ErrorKind {
+        self.source.kind()
+    }
+
+    /// The original error, as `std::fs` returned it.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} '{}'", self.op, self.path.display())?;
+        if let Some(dest) = &self.dest {
+            write!(f, " -> '{}'", dest.display())?;
+        }
+        write!(f, ": {}", self.source)
+    }
+}
+
+impl std::error::Error for FsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The OS error code of an error from this module: the error's own
+/// [`raw_os_error`](io::Error::raw_os_error) if it has one, else that of the
+/// [`FsError`] inside it.
+pub fn raw_os_error(e: &io::Error) -> Option<i32> {
+    e.raw_os_error()
+        .or_else(|| FsError::of(e).and_then(FsError::os_error))
+}
+
+/// The path named by an error from this module (the source path of a
+/// rename or copy), or `None` for an error that did not come from here.
+pub fn error_path(e: &io::Error) -> Option<&Path> {
+    FsError::of(e).map(FsError::path)
+}
+
+/// What an operation needs to describe its own failure.
+#[derive(Clone)]
+struct Ctx {
+    op: &'static str,
+    path: PathBuf,
+    dest: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn new(op: &'static str, path: &Path) -> Ctx {
+        Ctx {
+            op,
+            path: path.to_path_buf(),
+            dest: None,
+        }
+    }
+
+    fn two(op: &'static str, from: &Path, to: &Path) -> Ctx {
+        Ctx {
+            op,
+            path: from.to_path_buf(),
+            dest: Some(to.to_path_buf()),
+        }
+    }
+
+    fn wrap(self, source: io::Error) -> io::Error {
+        io::Error::new(
+            source.kind(),
+            FsError {
+                op: self.op,
+                path: self.path,
+                dest: self.dest,
+                source,
+            },
+        )
+    }
+}
+
+/// Runs `work` on the pool and `cb` with its result on the loop thread;
+/// every error (including a panic in `work`) is wrapped with `ctx`.
+fn dispatch<T, W, C>(ctx: Ctx, work: W, cb: C)
+where
+    T: Send + 'static,
+    W: FnOnce() -> io::Result<T> + Send + 'static,
+    C: FnOnce(io::Result<T>) + 'static,
+{
+    log::trace!(
+        "fs: {} '{}' dispatched to the pool",
+        ctx.op,
+        ctx.path.display()
+    );
+    queue_work(work, move |r: io::Result<io::Result<T>>| {
+        cb(r.and_then(|inner| inner).map_err(|e| ctx.wrap(e)))
+    });
+}
+
+fn owned(path: impl AsRef<Path>) -> PathBuf {
+    path.as_ref().to_path_buf()
+}
+
+// ---------------------------------------------------------------------------
+// Whole-file and path operations
+// ---------------------------------------------------------------------------
+
+/// Reads the whole file at `path` (Node's `fs.readFile(path, cb)`).
+///
+/// A directory gives an error (`EISDIR`), as in Node.
+pub fn read_file(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Vec<u8>>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("read", &path);
+    dispatch(ctx, move || sfs::read(&path), cb)
+}
+
+/// Reads the whole file at `path` as UTF-8 (Node's
+/// `fs.readFile(path, 'utf8', cb)`); invalid UTF-8 is an error of kind
+/// [`InvalidData`](io::ErrorKind::InvalidData) (Node would substitute
+/// U+FFFD instead).
+pub fn read_to_string(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<String>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("read", &path);
+    dispatch(ctx, move || sfs::read_to_string(&path), cb)
+}
+
+/// Creates or truncates the file at `path` and writes all of `data` to it
+/// (Node's `fs.writeFile`).
+pub fn write_file(
+    path: impl AsRef<Path>,
+    data: impl Into<Vec<u8>>,
+    cb: impl FnOnce(io::Result<()>) + 'static,
+) {
+    let path = owned(path);
+    let data = data.into();
+    let ctx = Ctx::new("write", &path);
+    dispatch(ctx, move || sfs::write(&path, data), cb)
+}
+
+/// Appends all of `data` to the file at `path`, creating it if needed
+/// (Node's `fs.appendFile`).
+pub fn append_file(
+    path: impl AsRef<Path>,
+    data: impl Into<Vec<u8>>,
+    cb: impl FnOnce(io::Result<()>) + 'static,
+) {
+    let path = owned(path);
+    let data = data.into();
+    let ctx = Ctx::new("append", &path);
+    dispatch(
+        ctx,
+        move || {
+            use std::io::Write;
+            sfs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)?
+                .write_all(&data)
+        },
+        cb,
+    )
+}
+
+/// One entry of a directory listing from [`read_dir`]: an owned snapshot,
+/// so it can travel from the pool thread to the loop thread.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    name: OsString,
+    path: PathBuf,
+    file_type: FileType,
+}
+
+impl DirEntry {
+    /// The entry's file name, without the directory (Node's `dirent.name`).
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// The directory's path joined with [`name`](Self::name).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The entry's type, not following symlinks (`dirent.isFile()`,
+    /// `isDirectory()`, `isSymbolicLink()`).
+    pub fn file_type(&self) -> FileType {
+        self.file_type
+    }
+}
+
+/// Lists the directory at `path` (Node's `fs.readdir` with
+/// `withFileTypes: true`).
+///
+/// The entries exclude `.` and `..` and come in the order the OS returns
+/// them, which is unspecified (Node does not sort either); sort them by
+/// [`DirEntry::name`] if you need an order.
+pub fn read_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Vec<DirEntry>>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("scandir", &path);
+    dispatch(
+        ctx,
+        move || {
+            sfs::read_dir(&path)?
+                .map(|entry| {
+                    let entry = entry?;
+                    Ok(DirEntry {
+                        name: entry.file_name(),
+                        path: entry.path(),
+                        file_type: entry.file_type()?,
+                    })
+                })
+                .collect()
+        },
+        cb,
+    )
+}
+
+/// The metadata of `path`, following symlinks (Node's `fs.stat`).
+pub fn metadata(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("stat", &path);
+    dispatch(ctx, move || sfs::metadata(&path), cb)
+}
+
+/// The metadata of `path` itself, not following a symlink (Node's
+/// `fs.lstat`).
+pub fn symlink_metadata(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("lstat", &path);
+    dispatch(ctx, move || sfs::symlink_metadata(&path), cb)
+}
+
+/// Creates the directory `path`; its parent must exist and `path` must not
+/// (Node's `fs.mkdir`).
+pub fn create_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("mkdir", &path);
+    dispatch(ctx, move || sfs::create_dir(&path), cb)
+}
+
+/// Creates the directory `path` and any missing parents; succeeds if it
+/// already exists as a directory (Node's `fs.mkdir` with `recursive: true`).
+pub fn create_dir_all(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("mkdir", &path);
+    dispatch(ctx, move || sfs::create_dir_all(&path), cb)
+}
+
+/// Removes the file (or symlink) at `path` (Node's `fs.unlink`).
+pub fn remove_file(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("unlink", &path);
+    dispatch(ctx, move || sfs::remove_file(&path), cb)
+}
+
+/// Removes the empty directory at `path` (Node's `fs.rmdir`).
+pub fn remove_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("rmdir", &path);
+    dispatch(ctx, move || sfs::remove_dir(&path), cb)
+}
+
+/// Removes the directory at `path` and everything in it, without following
+/// symlinks (Node's `fs.rm` with `recursive: true`). The whole walk is one
+/// pool job.
+pub fn remove_dir_all(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
+    let path = owned(path);
+    let ctx = Ctx::new("rm", &path);
+    dispatch(ctx, move || sfs::remove_dir_all(&path), cb)
+}
+
+/// Renames `from` to `to`, replacing `to` if it is a file (Node's
+/// `fs.rename`). Errors name both paths.
+pub fn rename(
+    from: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+    cb: impl FnOnce(io::Result<()>) + 'static,
+) {
+    let (from, to) = (owned(from), owned(to));
+    let ctx = Ctx::two("rename", &from, &to);
+    dispatch(ctx, move || sfs::rename(&from, &to), cb)
+}
+
+/// Copies the contents and permissions of the file `from` to `to`, creating
+/// or truncating `to`; the callback gets the number of bytes copied (Node's
+/// `fs.copyFile`). Errors name both paths.
+pub fn copy_file(
+    from: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+    cb: impl FnOnce(io::Result<u64>) + 'static,
+) {
+    let (from, to) = (owned(from), owned(to));
+    let ctx = Ctx::two("copyfile", &from, &to);
+    dispatch(ctx, move || sfs::copy(&from, &to), cb)
+}
+
+/// Whether something exists at `path`, following symlinks (Node's
+/// deprecated-but-loved `fs.exists`). Any error, including permission
+/// denied on a parent, counts as `false`; use [`metadata`] to tell them
+/// apart.
+pub fn exists(path: impl AsRef<Path>, cb: impl FnOnce(bool) + 'static) {
+    let path = owned(path);
+    log::trace!("fs: exists '{}' dispatched to the pool", path.display());
+    queue_work(
+        move || sfs::metadata(&path).is_ok(),
+        move |r: io::Result<bool>| cb(r.unwrap_or(false)),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Open files
+// ---------------------------------------------------------------------------
+
+/// The `OpenOptions` for a Node open flag: `r`, `r+`, `rs+`, `w`, `wx`,
+/// `w+`, `wx+`, `a`, `ax`, `a+`, `ax+` (`xw`-style spellings too).
+fn parse_flags(flags: &str) -> io::Result<sfs::OpenOptions> {
+    let mut o = sfs::OpenOptions::new();
+    match flags {
+        "r" | "rs" | "sr" => o.read(true),
+        "r+" | "rs+" | "sr+" => o.read(true).write(true),
+        "w" => o.write(true).create(true).truncate(true),
+        "wx" | "xw" => o.write(true).create_new(true),
+        "w+" => o.read(true).write(true).create(true).truncate(true),
+        "wx+" | "xw+" => o.read(true).write(true).create_new(true),
+        "a" | "as" | "sa" => o.append(true).create(true),
+        "ax" | "xa" => o.append(true).create_new(true),
+        "a+" | "as+" | "sa+" => o.read(true).append(true).create(true),
+        "ax+" | "xa+" => o.read(true).append(true).create_new(true),
+        _ => {
+            let msg = format!("unknown open flag {flags:?} (expected r, r+, w, wx, w+, a, ...)");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        }
+    };
+    Ok(o)
+}
+
+/// The error for an operation on a closed [`File`].
+fn closed() -> io::Error {
+    io::Error::other("file handle is closed")
+}
+
+/// Reads through `FileExt::read_at` from a moving offset, so
+/// `Read::take(..).read_to_end` can do positional reads with a buffer that
+/// grows with what is actually read (a huge `len` allocates nothing up front).
+struct ReadAt<'a> {
+    file: &'a sfs::File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset = self.offset.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+/// An open file whose operations run on the pool (Node's `FileHandle`, or
+/// the fd of `fs.open`).
+///
+/// The `std::fs::File` lives in an `Arc`, shared with the pool jobs using
+/// it; a `File` itself is a cheap handle that stays on the loop thread
+/// (`!Send`). Clones share one open file: closing through any clone closes
+/// it for all.
+///
+/// Reads and writes are positional (`pread`/`pwrite`), so concurrent
+/// operations never race on a shared cursor. On Linux a file opened for
+/// appending (`a`, `a+`) writes at the end whatever the offset (a
+/// documented `pwrite` quirk, as in Node).
+///
+/// After [`close`](Self::close), every operation (including another
+/// `close`) gives its callback an error of kind `Other`: "file handle is
+/// closed". Operations already in flight finish normally; the descriptor is
+/// released when the last of them has. Dropping every clone without closing
+/// closes the descriptor on the loop thread (Node warns and does the same
+/// when a `FileHandle` is garbage-collected).
+#[derive(Clone)]
+pub struct File {
+    inner: Rc<FileInner>,
+}
+
+struct FileInner {
+    path: PathBuf,
+    file: RefCell<Option<Arc<sfs::File>>>,
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("path", &self.inner.path)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl File {
+    /// Opens `path` with a Node open flag (Node's `fs.open(path, flags,
+    /// cb)`): `"r"` read, `"r+"` read/write, `"w"` create/truncate,
+    /// `"wx"` create new only, `"w+"`, `"wx+"`, `"a"` append/create, `"ax"`,
+    /// `"a+"`, `"ax+"`. An unknown flag is an
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) error in the callback.
+    /// New files get mode `0o666` minus the umask.
+    pub fn open(path: impl AsRef<Path>, flags: &str, cb: impl FnOnce(io::Result<File>) + 'static) {
+        let options = parse_flags(flags);
+        Self::open_impl(owned(path), options, cb)
+    }
+
+    /// Opens `path` with explicit [`OpenOptions`], for what the flag strings
+    /// do not cover (e.g. `std::os::unix::fs::OpenOptionsExt::mode`).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+        cb: impl FnOnce(io::Result<File>) + 'static,
+    ) {
+        Self::open_impl(owned(path), Ok(options.clone()), cb)
+    }
+
+    fn open_impl(
+        path: PathBuf,
+        options: io::Result<sfs::OpenOptions>,
+        cb: impl FnOnce(io::Result<File>) + 'static,
+    ) {
+        let ctx = Ctx::new("open", &path);
+        let p = path.clone();
+        dispatch(
+            ctx,
+            move || options?.open(&p),
+            move |r: io::Result<sfs::File>| {
+                cb(r.map(|f| File {
+                    inner: Rc::new(FileInner {
+                        path,
+                        file: RefCell::new(Some(Arc::new(f))),
+                    }),
+                }))
+            },
+        )
+    }
+
+    /// The path this file was opened with.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether [`close`](Self::close) has been called (on any clone).
+    pub fn is_closed(&self) -> bool {
+        self.inner.file.borrow().is_none()
+    }
+
+    /// Runs `work` on the open file in the pool, or fails with "closed".
+    fn with_file<T, W, C>(&self, op: &'static str, work: W, cb: C)
+    where
+        T: Send + 'static,
+        W: FnOnce(&sfs::File) -> io::Result<T> + Send + 'static,
+        C: FnOnce(io::Result<T>) + 'static,
+    {
+        let ctx = Ctx::new(op, &self.inner.path);
+        let file = self.inner.file.borrow().clone();
+        dispatch(
+            ctx,
+            move || match file {
+                Some(f) => work(&f),
+                None => Err(closed()),
+            },
+            cb,
+        )
+    }
+
+    /// Reads up to `len` bytes starting at byte `offset` (Node's
+    /// `fs.read(fd, { position })`), without moving any cursor. The bytes
+    /// come back fewer than `len` only at end of file (empty at or past it).
+    pub fn read(&self, offset: u64, len: usize, cb: impl FnOnce(io::Result<Vec<u8>>) + 'static) {
+        self.with_file(
+            "read",
+            move |f| {
+                let mut buf = Vec::new();
+                ReadAt { file: f, offset }
+                    .take(len as u64)
+                    .read_to_end(&mut buf)?;
+                Ok(buf)
+            },
+            cb,
+        )
+    }
+
+    /// Writes all of `data` at byte `offset` (Node's `fs.write(fd, buffer,
+    /// 0, length, position)`); the callback gets the number of bytes
+    /// written, always `data.len()` on success.
+    pub fn write(
+        &self,
+        offset: u64,
+        data: impl Into<Vec<u8>>,
+        cb: impl FnOnce(io::Result<usize>) + 'static,
+    ) {
+        let data = data.into();
+        self.with_file(
+            "write",
+            move |f| {
+                f.write_all_at(&data, offset)?;
+                Ok(data.len())
+            },
+            cb,
+        )
+    }
+
+    /// Flushes the file's data and metadata to the device (Node's
+    /// `fs.fsync`).
+    pub fn sync(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
+        self.with_file("fsync", |f| f.sync_all(), cb)
+    }
+
+    /// Flushes the file's data, and only the metadata needed to read it back
+    /// (Node's `fs.fdatasync`).
+    pub fn sync_data(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
+        self.with_file("fdatasync", |f| f.sync_data(), cb)
+    }
+
+    /// Truncates or extends the file to `len` bytes (Node's `fs.ftruncate`).
+    pub fn set_len(&self, len: u64, cb: impl FnOnce(io::Result<()>) + 'static) {
+        self.with_file("ftruncate", move |f| f.set_len(len), cb)
+    }
+
+    /// The open file's metadata (Node's `fs.fstat`).
+    pub fn metadata(&self, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
+        self.with_file("fstat", |f| f.metadata(), cb)
+    }
+
+    /// Closes the file (Node's `fs.close`). The handle is closed at once for
+    /// every clone, so later operations fail; the descriptor itself is
+    /// released on the pool once operations already in flight finish.
+    /// Closing twice gives the second callback the "closed" error.
+    ///
+    /// `std` does not report errors from `close(2)`; call [`sync`](Self::sync)
+    /// first if you need to know the data reached the disk.
+    pub fn close(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
+        let ctx = Ctx::new("close", &self.inner.path);
+        let file = self.inner.file.borrow_mut().take();
+        dispatch(
+            ctx,
+            move || match file {
+                // Dropping the last `Arc` closes the fd, here on the pool.
+                Some(f) => {
+                    drop(f);
+                    Ok(())
+                }
+                None => Err(closed()),
+            },
+            cb,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_errors_keep_kind_code_and_path() {
+        let e = Ctx::two("rename", Path::new("/a"), Path::new("/b"))
+            .wrap(io::Error::from_raw_os_error(2));
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(e.raw_os_error(), None, "std cannot keep both; see docs");
+        assert_eq!(raw_os_error(&e), Some(2));
+        assert_eq!(error_path(&e), Some(Path::new("/a")));
+        let fe = FsError::of(&e).unwrap();
+        assert_eq!(fe.op(), "rename");
+        assert_eq!(fe.dest(), Some(Path::new("/b")));
+        assert!(e.to_string().starts_with("rename '/a' -> '/b': "), "{e}");
+        assert!(std::error::Error::source(fe).is_some());
+    }
+
+    #[test]
+    fn plain_errors_pass_through_the_helpers() {
+        let e = io::Error::from_raw_os_error(13);
+        assert_eq!(raw_os_error(&e), Some(13));
+        assert_eq!(error_path(&e), None);
+        assert!(FsError::of(&io::Error::other("x")).is_none());
+    }
+
+    #[test]
+    fn node_flags() {
+        for f in [
+            "r", "r+", "rs+", "w", "wx", "w+", "wx+", "a", "ax", "a+", "ax+",
+        ] {
+            assert!(parse_flags(f).is_ok(), "{f}");
+        }
+        let e = parse_flags("rw").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}

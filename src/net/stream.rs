@@ -1,0 +1,832 @@
+//! [`Stream`]: a connected, byte-oriented, non-blocking socket or pipe with
+//! Node's events as callbacks.
+//!
+//! # Reading
+//!
+//! Like a Node socket, a stream is *paused* until it has a data callback:
+//! bytes wait in the kernel until [`on_data`](Stream::on_data) is set, so
+//! nothing is lost between accept (or connect) and the moment you install
+//! your handlers. Readiness is edge-triggered, so a read drains the socket
+//! until `WouldBlock` (at most 32 reads per turn, then it yields to the
+//! other sources and continues in the next pending phase). While paused the
+//! stream remembers that data is waiting and [`resume`](Stream::resume)
+//! reads it, without waiting for an edge that will not come.
+//!
+//! # Writing
+//!
+//! [`write`](Stream::write) never blocks: what the kernel does not take at
+//! once is queued. It returns `false` once the queue holds
+//! [`high_water_mark`](Stream::set_high_water_mark) bytes or more (16 KiB
+//! by default), and [`on_drain`](Stream::on_drain) fires when it empties: a
+//! writer that waits for it keeps memory bounded. The data is accepted
+//! either way.
+//!
+//! # Ending and closing
+//!
+//! [`end`](Stream::end) half-closes after the queue flushes. When the peer
+//! half-closes, [`on_end`](Stream::on_end) fires and, unless
+//! [`allow_half_open`](Stream::allow_half_open) was set, the stream ends its
+//! side too (Node's default). Once both directions are done, or on
+//! [`destroy`](Stream::destroy) or an error, the stream closes: the fd is
+//! released at once, and queued write callbacks, [`on_error`](Stream::on_error)
+//! and then [`on_close`](Stream::on_close) run later, in the close phase.
+//! After that the stream drops its callbacks (breaking any `Rc` cycle
+//! through them).
+//!
+//! A stream stays open while its handles are dropped (like a Node socket,
+//! it lives until closed), and keeps the loop alive unless
+//! [`unref`](Stream::unref)'d.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use mio::Interest;
+
+use crate::event_loop::{current_inner, Inner};
+use crate::reactor::{watch_kind, Ready, Watch};
+
+/// The default high-water mark of a stream's write queue (Node's 16 KiB).
+pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
+
+/// Reads per readiness turn before yielding to other sources.
+const READS_PER_TURN: usize = 32;
+
+/// The size of the loop thread's shared read buffer.
+const READ_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer for every stream on this thread: reads happen only in
+    /// dispatch, never nested, so no stream needs its own.
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// What a stream's fd can do; implemented for mio's TCP and Unix streams
+/// and pipes.
+pub(crate) trait StreamIo: AsRawFd {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Half-close the writing side (`shutdown(SHUT_WR)`); for a pipe,
+    /// closing the write end is done by dropping it instead.
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// A pending socket error (connect failure).
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(None)
+    }
+    /// Whether a non-blocking connect has finished.
+    fn is_connected(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn tcp(&self) -> Option<&mio::net::TcpStream> {
+        None
+    }
+    fn kind(&self) -> &'static str;
+}
+
+impl StreamIo for mio::net::TcpStream {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        mio::net::TcpStream::take_error(self)
+    }
+    fn is_connected(&self) -> io::Result<bool> {
+        match self.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    fn tcp(&self) -> Option<&mio::net::TcpStream> {
+        Some(self)
+    }
+    fn kind(&self) -> &'static str {
+        "tcp"
+    }
+}
+
+impl StreamIo for mio::net::UnixStream {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        mio::net::UnixStream::take_error(self)
+    }
+    fn is_connected(&self) -> io::Result<bool> {
+        match self.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    fn kind(&self) -> &'static str {
+        "unix"
+    }
+}
+
+type DataCb = Box<dyn FnMut(&[u8])>;
+type UnitCb = Box<dyn FnMut()>;
+type ErrorCb = Box<dyn FnMut(io::Error)>;
+type CloseCb = Box<dyn FnOnce(bool)>;
+type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
+pub(crate) type ConnectCb = Box<dyn FnOnce(io::Result<Stream>)>;
+
+/// A write the kernel has not fully taken yet.
+struct WriteReq {
+    data: Vec<u8>,
+    off: usize,
+    cb: Option<WriteCb>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The fd may have data (edge-triggered: remembered until WouldBlock).
+    readable: bool,
+    paused: bool,
+    read_eof: bool,
+    read_scheduled: bool,
+    end_requested: bool,
+    write_closed: bool,
+    destroyed: bool,
+    connecting: bool,
+    allow_half_open: bool,
+    need_drain: bool,
+    queue: VecDeque<WriteReq>,
+    queued_bytes: usize,
+    high_water_mark: usize,
+}
+
+#[derive(Default)]
+struct Callbacks {
+    data: RefCell<Option<DataCb>>,
+    end: RefCell<Option<UnitCb>>,
+    drain: RefCell<Option<UnitCb>>,
+    error: RefCell<Option<ErrorCb>>,
+    close: RefCell<Option<CloseCb>>,
+    connect: RefCell<Option<ConnectCb>>,
+}
+
+pub(crate) struct StreamInner {
+    io: RefCell<Option<Box<dyn StreamIo>>>,
+    watch: RefCell<Option<Watch>>,
+    st: RefCell<State>,
+    cbs: Callbacks,
+    refed: Cell<bool>,
+    lp: Rc<Inner>,
+}
+
+/// A connected stream: TCP or Unix socket, pipe or terminal (Node's
+/// `net.Socket`). Cheap to clone: clones are handles to one stream.
+///
+/// See the [module docs](self) for reading, writing, backpressure and
+/// closing.
+#[derive(Clone)]
+pub struct Stream {
+    inner: Rc<StreamInner>,
+}
+
+/// Calls the error callback (take, call, put back unless the user replaced
+/// it meanwhile); false if there is none.
+fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> bool {
+    let cb = slot.borrow_mut().take();
+    match cb {
+        Some(mut cb) => {
+            cb(arg);
+            let mut s = slot.borrow_mut();
+            if s.is_none() {
+                *s = Some(cb);
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+fn call_unit(slot: &RefCell<Option<UnitCb>>) {
+    let cb = slot.borrow_mut().take();
+    if let Some(mut cb) = cb {
+        cb();
+        let mut s = slot.borrow_mut();
+        if s.is_none() {
+            *s = Some(cb);
+        }
+    }
+}
+
+impl Stream {
+    /// Wraps a connected (or connecting) fd and registers it with the
+    /// current loop.
+    pub(crate) fn register(io: Box<dyn StreamIo>, connecting: bool) -> io::Result<Stream> {
+        let lp = current_inner();
+        let fd = io.as_raw_fd();
+        let kind = io.kind();
+        let inner = Rc::new(StreamInner {
+            io: RefCell::new(Some(io)),
+            watch: RefCell::new(None),
+            st: RefCell::new(State {
+                readable: true,
+                connecting,
+                high_water_mark: DEFAULT_HIGH_WATER_MARK,
+                ..State::default()
+            }),
+            cbs: Callbacks::default(),
+            refed: Cell::new(true),
+            lp,
+        });
+        // The registration owns a strong reference: an open stream lives
+        // until it closes, whoever holds handles. `destroy` breaks the cycle.
+        let me = inner.clone();
+        let watch = watch_kind(
+            fd,
+            Interest::READABLE | Interest::WRITABLE,
+            kind,
+            Box::new(move |ready| me.on_ready(ready)),
+        )?;
+        *inner.watch.borrow_mut() = Some(watch);
+        Ok(Stream { inner })
+    }
+
+    pub(crate) fn set_connect_callback(&self, cb: ConnectCb) {
+        *self.inner.cbs.connect.borrow_mut() = Some(cb);
+    }
+
+    /// Calls `cb` with each chunk read, and starts reading (Node's
+    /// `'data'` listener, which switches a socket to flowing mode).
+    pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
+        *self.inner.cbs.data.borrow_mut() = Some(Box::new(cb));
+        self.inner.schedule_read();
+        self
+    }
+
+    /// Calls `cb` when the peer has ended its side (EOF), after the last
+    /// data (Node's `'end'`).
+    pub fn on_end(&self, cb: impl FnMut() + 'static) -> &Self {
+        *self.inner.cbs.end.borrow_mut() = Some(Box::new(cb));
+        self
+    }
+
+    /// Calls `cb` when the write queue empties after
+    /// [`write`](Stream::write) returned `false` (Node's `'drain'`).
+    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
+        *self.inner.cbs.drain.borrow_mut() = Some(Box::new(cb));
+        self
+    }
+
+    /// Calls `cb` with the error that closes the stream (Node's `'error'`);
+    /// `on_close` follows. Without it the error is only logged and
+    /// `on_close` gets `true`.
+    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
+        *self.inner.cbs.error.borrow_mut() = Some(Box::new(cb));
+        self
+    }
+
+    /// Calls `cb` once, in the close phase, when the stream has closed;
+    /// its argument says whether an error closed it (Node's `'close'`).
+    pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> &Self {
+        *self.inner.cbs.close.borrow_mut() = Some(Box::new(cb));
+        self
+    }
+
+    /// Writes `data`; see [`write_with`](Stream::write_with).
+    pub fn write(&self, data: &[u8]) -> bool {
+        self.inner.write(data, None)
+    }
+
+    /// Writes `data` and calls `cb` once: with `Ok` when the kernel has
+    /// taken all of it, or with the error if the stream fails or closes
+    /// first. Returns whether the caller may keep writing (`false` once the
+    /// queue reaches the high-water mark); the data is accepted either way.
+    /// Writing after [`end`](Stream::end) or a close fails the callback
+    /// with `BrokenPipe` and returns `false`.
+    pub fn write_with(&self, data: &[u8], cb: impl FnOnce(io::Result<()>) + 'static) -> bool {
+        self.inner.write(data, Some(Box::new(cb)))
+    }
+
+    /// Half-closes: sends FIN once every queued write is flushed (Node's
+    /// `end()`). Reading goes on until the peer ends too.
+    pub fn end(&self) {
+        self.inner.end();
+    }
+
+    /// Closes at once: queued writes fail, `on_close` follows in the close
+    /// phase (Node's `destroy()`). Closing twice does nothing.
+    pub fn destroy(&self) {
+        self.inner.destroy(None);
+    }
+
+    /// Stops calling `on_data` until [`resume`](Stream::resume); data
+    /// waits in the kernel (read backpressure).
+    pub fn pause(&self) {
+        self.inner.st.borrow_mut().paused = true;
+    }
+
+    /// Resumes reading, including data that arrived while paused.
+    pub fn resume(&self) {
+        self.inner.st.borrow_mut().paused = false;
+        self.inner.schedule_read();
+    }
+
+    /// Whether reading is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.st.borrow().paused
+    }
+
+    /// Keeps the writable side open when the peer ends (Node's
+    /// `allowHalfOpen`); by default the stream ends too.
+    pub fn allow_half_open(&self, allow: bool) -> &Self {
+        self.inner.st.borrow_mut().allow_half_open = allow;
+        self
+    }
+
+    /// Sets the write queue size at which [`write`](Stream::write) starts
+    /// returning `false`.
+    pub fn set_high_water_mark(&self, bytes: usize) -> &Self {
+        self.inner.st.borrow_mut().high_water_mark = bytes;
+        self
+    }
+
+    /// Bytes accepted by `write` and not yet taken by the kernel (Node's
+    /// `writableLength`).
+    pub fn write_queue_len(&self) -> usize {
+        self.inner.st.borrow().queued_bytes
+    }
+
+    /// Whether the stream has closed (or is closing).
+    pub fn is_closed(&self) -> bool {
+        self.inner.st.borrow().destroyed
+    }
+
+    /// Lets the loop exit while this stream is open.
+    pub fn unref(&self) -> &Self {
+        self.inner.refed.set(false);
+        if let Some(w) = self.inner.watch.borrow().as_ref() {
+            w.unref();
+        }
+        self
+    }
+
+    /// Makes this stream keep the loop alive again (the default).
+    pub fn ref_(&self) -> &Self {
+        self.inner.refed.set(true);
+        if let Some(w) = self.inner.watch.borrow().as_ref() {
+            w.ref_();
+        }
+        self
+    }
+
+    fn with_tcp<R>(&self, f: impl FnOnce(&mio::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
+        let io = self.inner.io.borrow();
+        let io = io.as_ref().ok_or_else(closed_error)?;
+        let tcp = io
+            .tcp()
+            .ok_or_else(|| io::Error::new(ErrorKind::Unsupported, "not a TCP stream"))?;
+        f(tcp)
+    }
+
+    /// Disables (or enables) Nagle's algorithm (Node's `setNoDelay`); TCP
+    /// only.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.with_tcp(|t| t.set_nodelay(nodelay))
+    }
+
+    /// Turns TCP keep-alive probes on or off (Node's `setKeepAlive`); TCP
+    /// only.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        // mio has no keep-alive setter; socket2 sets SO_KEEPALIVE on the
+        // borrowed fd without taking ownership of it.
+        self.with_tcp(|t| socket2::SockRef::from(t).set_keepalive(on))
+    }
+
+    /// The local address; TCP only.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_tcp(|t| t.local_addr())
+    }
+
+    /// The peer's address; TCP only.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_tcp(|t| t.peer_addr())
+    }
+
+    /// The fd, while open.
+    pub fn as_raw_fd(&self) -> Option<RawFd> {
+        self.inner.io.borrow().as_ref().map(|io| io.as_raw_fd())
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(ErrorKind::NotConnected, "stream is closed")
+}
+
+impl StreamInner {
+    fn on_ready(self: &Rc<Self>, ready: Ready) {
+        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+            self.st.borrow_mut().readable = true;
+        }
+        if self.st.borrow().connecting {
+            self.finish_connect();
+            return;
+        }
+        if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
+            self.flush();
+        }
+        self.do_read();
+    }
+
+    fn finish_connect(self: &Rc<Self>) {
+        let status = {
+            let io = self.io.borrow();
+            let Some(io) = io.as_ref() else { return };
+            match io.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => io.is_connected(),
+            }
+        };
+        match status {
+            Ok(false) => {} // spurious: still connecting
+            Ok(true) => {
+                log::debug!("stream connected");
+                self.st.borrow_mut().connecting = false;
+                let cb = self.cbs.connect.borrow_mut().take();
+                if let Some(cb) = cb {
+                    cb(Ok(Stream {
+                        inner: self.clone(),
+                    }));
+                    self.lp.checkpoint_now();
+                }
+                // Writes queued before the connect finished go out now.
+                self.flush();
+                self.do_read();
+            }
+            Err(e) => {
+                log::debug!("connect failed: {e}");
+                let cb = self.cbs.connect.borrow_mut().take();
+                self.destroy_quietly();
+                if let Some(cb) = cb {
+                    cb(Err(e));
+                }
+            }
+        }
+    }
+
+    fn schedule_read(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.read_scheduled || st.destroyed {
+                return;
+            }
+            st.read_scheduled = true;
+        }
+        let me = self.clone();
+        self.lp.defer_pending(Box::new(move || {
+            me.st.borrow_mut().read_scheduled = false;
+            me.do_read();
+        }));
+    }
+
+    fn can_read(&self) -> bool {
+        let st = self.st.borrow();
+        st.readable
+            && !st.paused
+            && !st.read_eof
+            && !st.destroyed
+            && !st.connecting
+            && self.cbs.data.borrow().is_some()
+    }
+
+    fn do_read(self: &Rc<Self>) {
+        for _ in 0..READS_PER_TURN {
+            if !self.can_read() {
+                return;
+            }
+            let r = BUF.with(|buf| {
+                // A nested read (impossible by construction) would get a
+                // temporary buffer instead of a borrow panic.
+                match buf.try_borrow_mut() {
+                    Ok(mut buf) => self.read_once(&mut buf),
+                    Err(_) => self.read_once(&mut vec![0; READ_BUF]),
+                }
+            });
+            if !r {
+                return;
+            }
+        }
+        // Still readable after a full turn: let other sources run first.
+        if self.can_read() {
+            self.schedule_read();
+        }
+    }
+
+    /// One read; returns whether to keep reading.
+    fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
+        let r = {
+            let io = self.io.borrow();
+            match io.as_ref() {
+                Some(io) => io.read_some(buf),
+                None => return false,
+            }
+        };
+        match r {
+            Ok(0) => {
+                self.on_eof();
+                false
+            }
+            Ok(n) => {
+                let cb = self.cbs.data.borrow_mut().take();
+                if let Some(mut cb) = cb {
+                    cb(&buf[..n]);
+                    let mut slot = self.cbs.data.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(cb);
+                    }
+                }
+                self.lp.checkpoint_now();
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.st.borrow_mut().readable = false;
+                false
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => true,
+            Err(e) => {
+                self.destroy(Some(e));
+                false
+            }
+        }
+    }
+
+    fn on_eof(self: &Rc<Self>) {
+        log::trace!("stream EOF");
+        self.st.borrow_mut().read_eof = true;
+        call_unit(&self.cbs.end);
+        self.lp.checkpoint_now();
+        if !self.st.borrow().allow_half_open {
+            self.end();
+        }
+        self.maybe_close();
+    }
+
+    fn write(self: &Rc<Self>, data: &[u8], cb: Option<WriteCb>) -> bool {
+        let refused = {
+            let st = self.st.borrow();
+            st.destroyed || st.end_requested
+        };
+        if refused {
+            if let Some(cb) = cb {
+                self.lp.defer_pending(Box::new(move || {
+                    cb(Err(io::Error::new(
+                        ErrorKind::BrokenPipe,
+                        "write after end or close",
+                    )))
+                }));
+            }
+            return false;
+        }
+        let mut off = 0;
+        let direct = {
+            let st = self.st.borrow();
+            st.queue.is_empty() && !st.connecting
+        };
+        if direct {
+            let io = self.io.borrow();
+            let io = io.as_ref().expect("an open stream has its fd");
+            while off < data.len() {
+                match io.write_some(&data[off..]) {
+                    Ok(n) => off += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // The error reaches the caller asynchronously, as
+                        // in Node; this write's callback fails with it.
+                        let kind = e.kind();
+                        let me = self.clone();
+                        self.lp.defer_pending(Box::new(move || me.destroy(Some(e))));
+                        if let Some(cb) = cb {
+                            self.lp.defer_pending(Box::new(move || {
+                                cb(Err(io::Error::new(kind, "write failed")))
+                            }));
+                        }
+                        return false;
+                    }
+                }
+            }
+        }
+        let mut st = self.st.borrow_mut();
+        if off == data.len() {
+            drop(st);
+            if let Some(cb) = cb {
+                self.lp.defer_pending(Box::new(move || cb(Ok(()))));
+            }
+            return true;
+        }
+        let rest = data.len() - off;
+        st.queue.push_back(WriteReq {
+            data: data[off..].to_vec(),
+            off: 0,
+            cb,
+        });
+        st.queued_bytes += rest;
+        if st.queued_bytes >= st.high_water_mark {
+            st.need_drain = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Writes queued data while the kernel takes it.
+    fn flush(self: &Rc<Self>) {
+        let mut done: Vec<WriteCb> = Vec::new();
+        let mut failed = None;
+        {
+            let io = self.io.borrow();
+            let Some(io) = io.as_ref() else { return };
+            let mut st = self.st.borrow_mut();
+            while let Some(req) = st.queue.front_mut() {
+                match io.write_some(&req.data[req.off..]) {
+                    Ok(n) => {
+                        req.off += n;
+                        let finished = req.off == req.data.len();
+                        st.queued_bytes -= n;
+                        if finished {
+                            let req = st.queue.pop_front().expect("front exists");
+                            done.extend(req.cb);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        for cb in done {
+            cb(Ok(()));
+            self.lp.checkpoint_now();
+        }
+        if let Some(e) = failed {
+            self.destroy(Some(e));
+            return;
+        }
+        let (drain, shutdown) = {
+            let mut st = self.st.borrow_mut();
+            if !st.queue.is_empty() || st.destroyed {
+                return;
+            }
+            let drain = std::mem::take(&mut st.need_drain);
+            let shutdown = st.end_requested && !st.write_closed;
+            (drain, shutdown)
+        };
+        if drain {
+            call_unit(&self.cbs.drain);
+            self.lp.checkpoint_now();
+        }
+        if shutdown {
+            self.shutdown_now();
+        }
+    }
+
+    fn end(self: &Rc<Self>) {
+        let flush_now = {
+            let mut st = self.st.borrow_mut();
+            if st.end_requested || st.destroyed {
+                return;
+            }
+            st.end_requested = true;
+            st.queue.is_empty() && !st.connecting
+        };
+        if flush_now {
+            self.shutdown_now();
+        }
+    }
+
+    fn shutdown_now(self: &Rc<Self>) {
+        let r = {
+            let io = self.io.borrow();
+            match io.as_ref() {
+                Some(io) => io.shutdown_write(),
+                None => return,
+            }
+        };
+        self.st.borrow_mut().write_closed = true;
+        match r {
+            // The peer may be gone already; closing is what we wanted.
+            Ok(()) | Err(_) => self.maybe_close(),
+        }
+    }
+
+    fn maybe_close(self: &Rc<Self>) {
+        let done = {
+            let st = self.st.borrow();
+            st.read_eof && st.write_closed && !st.destroyed
+        };
+        if done {
+            self.destroy(None);
+        }
+    }
+
+    /// Closes without reporting anything (a failed connect reports through
+    /// its connect callback instead).
+    fn destroy_quietly(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.destroyed {
+                return;
+            }
+            st.destroyed = true;
+        }
+        let watch = self.watch.borrow_mut().take();
+        drop(watch);
+        let io = self.io.borrow_mut().take();
+        drop(io);
+        let me = self.clone();
+        self.lp.defer_close(Box::new(move || me.drop_callbacks()));
+    }
+
+    fn destroy(self: &Rc<Self>, err: Option<io::Error>) {
+        let queued = {
+            let mut st = self.st.borrow_mut();
+            if st.destroyed {
+                return;
+            }
+            st.destroyed = true;
+            st.queued_bytes = 0;
+            std::mem::take(&mut st.queue)
+        };
+        log::debug!(
+            "stream closes{}",
+            if err.is_some() { " on error" } else { "" }
+        );
+        // Deregister before closing the fd (the watch contract).
+        let watch = self.watch.borrow_mut().take();
+        drop(watch);
+        let io = self.io.borrow_mut().take();
+        drop(io);
+        let me = self.clone();
+        self.lp.defer_close(Box::new(move || {
+            let kind = err.as_ref().map_or(ErrorKind::BrokenPipe, io::Error::kind);
+            for req in queued {
+                if let Some(cb) = req.cb {
+                    cb(Err(io::Error::new(
+                        kind,
+                        "stream closed before the write finished",
+                    )));
+                }
+            }
+            let had_error = err.is_some();
+            if let Some(e) = err {
+                if !call_error(&me.cbs.error, e) {
+                    log::debug!("stream error with no on_error handler");
+                }
+            }
+            let close = me.cbs.close.borrow_mut().take();
+            if let Some(close) = close {
+                close(had_error);
+            }
+            me.drop_callbacks();
+        }));
+    }
+
+    /// After close: drop every callback (they often hold clones of this
+    /// stream: the cycle ends here). Dropped outside any borrow.
+    fn drop_callbacks(&self) {
+        let data = self.cbs.data.borrow_mut().take();
+        let end = self.cbs.end.borrow_mut().take();
+        let drain = self.cbs.drain.borrow_mut().take();
+        let error = self.cbs.error.borrow_mut().take();
+        let close = self.cbs.close.borrow_mut().take();
+        let connect = self.cbs.connect.borrow_mut().take();
+        drop((data, end, drain, error, close, connect));
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.st.borrow();
+        f.debug_struct("Stream")
+            .field("fd", &self.as_raw_fd())
+            .field("paused", &st.paused)
+            .field("queued_bytes", &st.queued_bytes)
+            .field("ended", &st.end_requested)
+            .field("read_eof", &st.read_eof)
+            .field("closed", &st.destroyed)
+            .finish()
+    }
+}

@@ -1,0 +1,356 @@
+//! UDP sockets (Node's `dgram`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use mio::Interest;
+
+use crate::event_loop::{current_inner, Inner as LoopInner};
+use crate::reactor::{watch_kind, Ready, Watch};
+
+/// Largest UDP payload (IPv4: 65,507 bytes; the buffer allows any).
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// Datagrams read per readiness turn before yielding.
+const RECVS_PER_TURN: usize = 64;
+
+/// Datagrams queued while the socket's send buffer is full, at most.
+const MAX_QUEUED: usize = 1024;
+
+type MessageCb = Box<dyn FnMut(&[u8], SocketAddr)>;
+type ErrorCb = Box<dyn FnMut(io::Error)>;
+type SendCb = Box<dyn FnOnce(io::Result<usize>)>;
+
+struct Queued {
+    data: Vec<u8>,
+    to: Option<SocketAddr>,
+    cb: Option<SendCb>,
+}
+
+struct Inner {
+    io: RefCell<Option<mio::net::UdpSocket>>,
+    watch: RefCell<Option<Watch>>,
+    on_message: RefCell<Option<MessageCb>>,
+    on_error: RefCell<Option<ErrorCb>>,
+    queue: RefCell<VecDeque<Queued>>,
+    buf: RefCell<Vec<u8>>,
+    lp: Rc<LoopInner>,
+}
+
+/// A UDP socket. Sends never block: a datagram the kernel cannot take yet
+/// is queued (up to 1,024 of them; past that `send_to` fails with
+/// `WouldBlock`, since UDP may drop anyway) and sent when writable. Send
+/// callbacks run later, in the pending phase, as libuv's do.
+///
+/// The socket lives until [`close`](UdpSocket::close).
+#[derive(Clone)]
+pub struct UdpSocket {
+    inner: Rc<Inner>,
+}
+
+impl UdpSocket {
+    /// Binds a literal address such as `"127.0.0.1:0"`.
+    pub fn bind(addr: &str) -> io::Result<UdpSocket> {
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("not a socket address: {addr:?}"),
+            )
+        })?;
+        Self::bind_addr(addr)
+    }
+
+    /// Binds a parsed address.
+    pub fn bind_addr(addr: SocketAddr) -> io::Result<UdpSocket> {
+        let io = mio::net::UdpSocket::bind(addr)?;
+        let fd = io.as_raw_fd();
+        let inner = Rc::new(Inner {
+            io: RefCell::new(Some(io)),
+            watch: RefCell::new(None),
+            on_message: RefCell::new(None),
+            on_error: RefCell::new(None),
+            queue: RefCell::new(VecDeque::new()),
+            buf: RefCell::new(vec![0; MAX_DATAGRAM]),
+            lp: current_inner(),
+        });
+        let me = inner.clone();
+        let watch = watch_kind(
+            fd,
+            Interest::READABLE | Interest::WRITABLE,
+            "udp",
+            Box::new(move |ready| me.on_ready(ready)),
+        )?;
+        *inner.watch.borrow_mut() = Some(watch);
+        Ok(UdpSocket { inner })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mio::net::UdpSocket) -> io::Result<R>) -> io::Result<R> {
+        let io = self.inner.io.borrow();
+        f(io.as_ref().ok_or_else(closed)?)
+    }
+
+    /// Calls `cb` with each datagram and its sender (Node's `'message'`).
+    pub fn on_message(&self, cb: impl FnMut(&[u8], SocketAddr) + 'static) -> &Self {
+        *self.inner.on_message.borrow_mut() = Some(Box::new(cb));
+        // Datagrams may already be waiting: read them on the next turn.
+        let me = self.inner.clone();
+        self.inner.lp.defer_pending(Box::new(move || me.recv_all()));
+        self
+    }
+
+    /// Calls `cb` with receive errors (for example an ICMP port unreachable
+    /// on a connected socket). The socket stays open.
+    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
+        *self.inner.on_error.borrow_mut() = Some(Box::new(cb));
+        self
+    }
+
+    /// Sends one datagram to `to`; `cb` gets the bytes sent or the error.
+    pub fn send_to(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+        cb: impl FnOnce(io::Result<usize>) + 'static,
+    ) {
+        self.inner.send(data, Some(to), Some(Box::new(cb)));
+    }
+
+    /// Sends on a [connected](UdpSocket::connect) socket.
+    pub fn send(&self, data: &[u8], cb: impl FnOnce(io::Result<usize>) + 'static) {
+        self.inner.send(data, None, Some(Box::new(cb)));
+    }
+
+    /// Sets the default peer: `send` goes there and only its datagrams are
+    /// received.
+    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.with(|s| s.connect(peer))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with(|s| s.local_addr())
+    }
+
+    /// Allows sending to broadcast addresses.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.with(|s| s.set_broadcast(on))
+    }
+
+    /// Sets the IP time-to-live.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.with(|s| s.set_ttl(ttl))
+    }
+
+    /// Joins an IPv4 multicast group on `interface`.
+    pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.with(|s| s.join_multicast_v4(&group, &interface))
+    }
+
+    /// Leaves an IPv4 multicast group.
+    pub fn leave_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.with(|s| s.leave_multicast_v4(&group, &interface))
+    }
+
+    /// Joins an IPv6 multicast group on interface index `interface`.
+    pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.with(|s| s.join_multicast_v6(&group, interface))
+    }
+
+    /// Leaves an IPv6 multicast group.
+    pub fn leave_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.with(|s| s.leave_multicast_v6(&group, interface))
+    }
+
+    /// Whether multicast sent from this socket loops back (IPv4).
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.with(|s| s.set_multicast_loop_v4(on))
+    }
+
+    /// The TTL of multicast datagrams (IPv4).
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.with(|s| s.set_multicast_ttl_v4(ttl))
+    }
+
+    /// Datagrams waiting for the kernel to take them.
+    pub fn send_queue_len(&self) -> usize {
+        self.inner.queue.borrow().len()
+    }
+
+    /// Closes the socket; queued sends fail with `BrokenPipe` (later, in
+    /// the pending phase). Closing twice does nothing.
+    pub fn close(&self) {
+        let watch = self.inner.watch.borrow_mut().take();
+        drop(watch);
+        let io = self.inner.io.borrow_mut().take();
+        drop(io);
+        let queued = std::mem::take(&mut *self.inner.queue.borrow_mut());
+        let msg = self.inner.on_message.borrow_mut().take();
+        let err = self.inner.on_error.borrow_mut().take();
+        drop((msg, err));
+        for q in queued {
+            if let Some(cb) = q.cb {
+                self.inner.lp.defer_pending(Box::new(move || {
+                    cb(Err(io::Error::new(ErrorKind::BrokenPipe, "socket closed")))
+                }));
+            }
+        }
+    }
+
+    /// Lets the loop exit while the socket is open.
+    pub fn unref(&self) -> &Self {
+        if let Some(w) = self.inner.watch.borrow().as_ref() {
+            w.unref();
+        }
+        self
+    }
+
+    /// Makes the socket keep the loop alive again.
+    pub fn ref_(&self) -> &Self {
+        if let Some(w) = self.inner.watch.borrow().as_ref() {
+            w.ref_();
+        }
+        self
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(ErrorKind::NotConnected, "socket is closed")
+}
+
+impl Inner {
+    fn on_ready(self: &Rc<Self>, ready: Ready) {
+        if ready.is_writable() || ready.is_error() {
+            self.flush();
+        }
+        if ready.is_readable() || ready.is_error() {
+            self.recv_all();
+        }
+    }
+
+    fn send(self: &Rc<Self>, data: &[u8], to: Option<SocketAddr>, cb: Option<SendCb>) {
+        let r = if self.queue.borrow().is_empty() {
+            let io = self.io.borrow();
+            match io.as_ref() {
+                None => Err(closed()),
+                Some(s) => match to {
+                    Some(to) => s.send_to(data, to),
+                    None => s.send(data),
+                },
+            }
+        } else {
+            Err(io::Error::from(ErrorKind::WouldBlock))
+        };
+        let r = match r {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let mut q = self.queue.borrow_mut();
+                if q.len() < MAX_QUEUED {
+                    q.push_back(Queued {
+                        data: data.to_vec(),
+                        to,
+                        cb,
+                    });
+                    return;
+                }
+                Err(io::Error::new(
+                    ErrorKind::WouldBlock,
+                    "UDP send queue full: datagram dropped",
+                ))
+            }
+            r => r,
+        };
+        if let Some(cb) = cb {
+            self.lp.defer_pending(Box::new(move || cb(r)));
+        }
+    }
+
+    fn flush(self: &Rc<Self>) {
+        loop {
+            let front = self.queue.borrow_mut().pop_front();
+            let Some(q) = front else { return };
+            let r = {
+                let io = self.io.borrow();
+                match io.as_ref() {
+                    None => Err(closed()),
+                    Some(s) => match q.to {
+                        Some(to) => s.send_to(&q.data, to),
+                        None => s.send(&q.data),
+                    },
+                }
+            };
+            match r {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.queue.borrow_mut().push_front(q);
+                    return;
+                }
+                r => {
+                    if let Some(cb) = q.cb {
+                        self.lp.defer_pending(Box::new(move || cb(r)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn recv_all(self: &Rc<Self>) {
+        for _ in 0..RECVS_PER_TURN {
+            if self.on_message.borrow().is_none() {
+                return;
+            }
+            let mut buf = self.buf.borrow_mut();
+            let r = {
+                let io = self.io.borrow();
+                match io.as_ref() {
+                    None => return,
+                    Some(s) => s.recv_from(&mut buf),
+                }
+            };
+            match r {
+                Ok((n, from)) => {
+                    let cb = self.on_message.borrow_mut().take();
+                    if let Some(mut cb) = cb {
+                        cb(&buf[..n], from);
+                        drop(buf);
+                        let mut slot = self.on_message.borrow_mut();
+                        if slot.is_none() && self.io.borrow().is_some() {
+                            *slot = Some(cb);
+                        }
+                    }
+                    self.lp.checkpoint_now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    drop(buf);
+                    let cb = self.on_error.borrow_mut().take();
+                    match cb {
+                        Some(mut cb) => {
+                            cb(e);
+                            let mut slot = self.on_error.borrow_mut();
+                            if slot.is_none() && self.io.borrow().is_some() {
+                                *slot = Some(cb);
+                            }
+                        }
+                        None => log::debug!("udp receive error: {e}"),
+                    }
+                }
+            }
+        }
+        // More may be waiting: continue next turn instead of starving others.
+        let me = self.clone();
+        self.lp.defer_pending(Box::new(move || me.recv_all()));
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local_addr", &self.local_addr().ok())
+            .field("queued", &self.send_queue_len())
+            .finish()
+    }
+}
