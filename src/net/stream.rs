@@ -3,10 +3,12 @@
 //!
 //! # Reading
 //!
-//! Like a Node socket, a stream is *paused* until it has a data callback:
-//! bytes wait in the kernel until [`on_data`](Stream::on_data) is set, so
-//! nothing is lost between accept (or connect) and the moment you install
-//! your handlers. Readiness is edge-triggered, so a read drains the socket
+//! Like a Node socket, a stream reads ahead up to 64 KiB before it has a
+//! data callback and hands those bytes to [`on_data`](Stream::on_data) when
+//! it is set (past 64 KiB the data waits in the kernel), so nothing is lost
+//! between accept (or connect) and the moment you install your handlers;
+//! the end of the stream is seen, and [`on_end`](Stream::on_end) runs, even
+//! if you never read, once no unread bytes are left. Readiness is edge-triggered, so a read drains the socket
 //! until `WouldBlock` (at most 32 reads per turn, then it yields to the
 //! other sources and continues in the next pending phase). While paused the
 //! stream remembers that data is waiting and [`resume`](Stream::resume)
@@ -55,6 +57,10 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
 
 /// Reads per readiness turn before yielding to other sources.
 const READS_PER_TURN: usize = 32;
+
+/// How much a stream reads ahead before it has a data callback (Node's
+/// readable high-water mark); past it, data waits in the kernel.
+const EARLY_LIMIT: usize = 64 * 1024;
 
 /// The size of the loop thread's shared read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -160,7 +166,10 @@ struct State {
     readable: bool,
     paused: bool,
     read_eof: bool,
+    end_emitted: bool,
     read_scheduled: bool,
+    /// Bytes read before a data callback existed (at most `EARLY_LIMIT`).
+    early: Vec<u8>,
     end_requested: bool,
     write_closed: bool,
     destroyed: bool,
@@ -499,6 +508,10 @@ impl StreamInner {
         }));
     }
 
+    fn has_data_cb(&self) -> bool {
+        self.cbs.data.borrow().is_some()
+    }
+
     fn can_read(&self) -> bool {
         let st = self.st.borrow();
         st.readable
@@ -506,10 +519,15 @@ impl StreamInner {
             && !st.read_eof
             && !st.destroyed
             && !st.connecting
-            && self.cbs.data.borrow().is_some()
+            // Without a data callback, read ahead into the buffer up to its
+            // limit, as a Node socket does before a 'data' listener exists.
+            && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
     }
 
     fn do_read(self: &Rc<Self>) {
+        if self.deliver_early() {
+            return;
+        }
         for _ in 0..READS_PER_TURN {
             if !self.can_read() {
                 return;
@@ -532,6 +550,47 @@ impl StreamInner {
         }
     }
 
+    /// Hands bytes read before `on_data` existed to the new callback, and a
+    /// deferred EOF after them. Returns true if the stream should stop
+    /// reading for now (paused, closed or ended).
+    fn deliver_early(self: &Rc<Self>) -> bool {
+        let (early, paused) = {
+            let mut st = self.st.borrow_mut();
+            if st.early.is_empty() || st.paused || !self.has_data_cb() {
+                (Vec::new(), st.paused)
+            } else {
+                (std::mem::take(&mut st.early), false)
+            }
+        };
+        if paused {
+            return true;
+        }
+        if !early.is_empty() {
+            self.emit_data(&early);
+        }
+        let eof_waiting = {
+            let st = self.st.borrow();
+            st.read_eof && !st.end_emitted && st.early.is_empty() && !st.paused
+        };
+        if eof_waiting {
+            self.emit_end();
+            return true;
+        }
+        false
+    }
+
+    fn emit_data(&self, bytes: &[u8]) {
+        let cb = self.cbs.data.borrow_mut().take();
+        if let Some(mut cb) = cb {
+            cb(bytes);
+            let mut slot = self.cbs.data.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(cb);
+            }
+        }
+        self.lp.checkpoint_now();
+    }
+
     /// One read; returns whether to keep reading.
     fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
         let r = {
@@ -543,19 +602,21 @@ impl StreamInner {
         };
         match r {
             Ok(0) => {
-                self.on_eof();
+                log::trace!("stream EOF");
+                self.st.borrow_mut().read_eof = true;
+                // With bytes still waiting for a data callback, 'end' waits
+                // for them (Node emits 'end' only after the data).
+                if self.st.borrow().early.is_empty() {
+                    self.emit_end();
+                }
                 false
             }
             Ok(n) => {
-                let cb = self.cbs.data.borrow_mut().take();
-                if let Some(mut cb) = cb {
-                    cb(&buf[..n]);
-                    let mut slot = self.cbs.data.borrow_mut();
-                    if slot.is_none() {
-                        *slot = Some(cb);
-                    }
+                if self.has_data_cb() {
+                    self.emit_data(&buf[..n]);
+                } else {
+                    self.st.borrow_mut().early.extend_from_slice(&buf[..n]);
                 }
-                self.lp.checkpoint_now();
                 true
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -570,9 +631,14 @@ impl StreamInner {
         }
     }
 
-    fn on_eof(self: &Rc<Self>) {
-        log::trace!("stream EOF");
-        self.st.borrow_mut().read_eof = true;
+    fn emit_end(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.end_emitted || st.destroyed {
+                return;
+            }
+            st.end_emitted = true;
+        }
         call_unit(&self.cbs.end);
         self.lp.checkpoint_now();
         if !self.st.borrow().allow_half_open {
@@ -735,7 +801,7 @@ impl StreamInner {
     fn maybe_close(self: &Rc<Self>) {
         let done = {
             let st = self.st.borrow();
-            st.read_eof && st.write_closed && !st.destroyed
+            st.end_emitted && st.write_closed && !st.destroyed
         };
         if done {
             self.destroy(None);

@@ -13,6 +13,11 @@ use super::stream::{ConnectCb, Stream};
 use crate::event_loop::current_inner;
 use crate::reactor::{watch_kind, Watch};
 
+/// The listen backlog. mio (like std) uses 128, which a burst of clients
+/// overflows: their SYNs are then retried only after a second. Node asks
+/// for 511; we ask for 1024 (the kernel caps it at `somaxconn`).
+const BACKLOG: i32 = 1024;
+
 /// How long accepting pauses after the process ran out of fds.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -82,7 +87,7 @@ impl TcpListener {
         addr: SocketAddr,
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<TcpListener> {
-        let io = mio::net::TcpListener::bind(addr)?;
+        let io = listen(addr)?;
         let local = io.local_addr()?;
         let inner = Rc::new(ListenerInner {
             io: RefCell::new(Some(io)),
@@ -204,6 +209,19 @@ impl ListenerInner {
         current_inner().checkpoint_now();
         open
     }
+}
+
+/// A non-blocking, close-on-exec listening socket with `SO_REUSEADDR`
+/// and our backlog (socket2 does what mio's `bind` does, with the backlog
+/// as a parameter).
+fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
