@@ -129,6 +129,9 @@ pub(crate) struct Inner {
     panicked: RefCell<Option<PanicError>>,
     #[allow(clippy::type_complexity)]
     panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
+    /// Bumped whenever the handler is set or cleared, so a handler that
+    /// replaces or clears itself while running is not put back.
+    panic_hook_gen: Cell<u64>,
 }
 
 impl Inner {
@@ -260,12 +263,13 @@ impl Inner {
         let hook = self.panic_hook.borrow_mut().take();
         match hook {
             Some(mut hook) => {
+                let gen = self.panic_hook_gen.get();
                 let r = catch_unwind(AssertUnwindSafe(|| hook(err)));
-                let mut slot = self.panic_hook.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(hook);
+                if self.panic_hook_gen.get() == gen {
+                    *self.panic_hook.borrow_mut() = Some(hook);
+                } else {
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(hook)));
                 }
-                drop(slot);
                 if let Err(p) = r {
                     // A panicking handler is fatal, as a throw inside
                     // Node's 'uncaughtException' listener is.
@@ -465,7 +469,7 @@ impl Inner {
             self.call("io", || cb(ready));
             turn.io += 1;
             let garbage = self.reactor.restore_callback(key, gen, cb);
-            drop(garbage);
+            self.call("io", move || drop(garbage));
             self.checkpoint(turn);
         }
         *self.reactor.events.borrow_mut() = Some(events);
@@ -566,16 +570,20 @@ impl Drop for Running<'_> {
 }
 
 /// Makes a loop the thread's current one until dropped; see
-/// [`EventLoop::enter`].
+/// [`EventLoop::enter`]. Guards nest and must be dropped in reverse order
+/// of creation (dropping one out of order panics, as tokio's do: the
+/// alternative is a loop that stays current, and alive, forever).
 #[must_use = "the loop is current only while the guard lives"]
 pub struct EnterGuard {
     prev: Option<Rc<Inner>>,
+    mine: *const Inner,
 }
 
 impl EnterGuard {
     fn new(inner: Rc<Inner>) -> Self {
+        let mine = Rc::as_ptr(&inner);
         let prev = CURRENT.with(|c| c.borrow_mut().replace(inner));
-        EnterGuard { prev }
+        EnterGuard { prev, mine }
     }
 }
 
@@ -584,7 +592,14 @@ impl Drop for EnterGuard {
         let prev = self.prev.take();
         // Ignore a thread that is being torn down.
         let old = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        let in_order = match &old {
+            Ok(Some(cur)) => std::ptr::eq(Rc::as_ptr(cur), self.mine),
+            _ => true,
+        };
         drop(old);
+        if !in_order && !std::thread::panicking() {
+            panic!("evloop EnterGuards were dropped out of order (drop the newest first)");
+        }
     }
 }
 
@@ -662,6 +677,7 @@ impl EventLoop {
             iterations: Cell::new(0),
             panicked: RefCell::new(None),
             panic_hook: RefCell::new(None),
+            panic_hook_gen: Cell::new(0),
         });
         log::debug!(
             "event loop created (epoll fd {})",
@@ -759,12 +775,20 @@ impl EventLoop {
     /// keeps running instead of stopping. A handler that panics itself stops
     /// the loop.
     pub fn on_uncaught_panic(&self, handler: impl FnMut(PanicError) + 'static) {
-        *self.inner.panic_hook.borrow_mut() = Some(Box::new(handler));
+        self.replace_panic_hook(Some(Box::new(handler)));
     }
 
     /// Removes the handler: panics stop the loop again.
     pub fn clear_uncaught_panic(&self) {
-        drop(self.inner.panic_hook.borrow_mut().take());
+        self.replace_panic_hook(None);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn replace_panic_hook(&self, hook: Option<Box<dyn FnMut(PanicError)>>) {
+        let gen = &self.inner.panic_hook_gen;
+        gen.set(gen.get() + 1);
+        let old = std::mem::replace(&mut *self.inner.panic_hook.borrow_mut(), hook);
+        drop(old); // after the borrow: its captures may touch the loop
     }
 
     /// What is active on the loop, with a kind, a label and whether it keeps
@@ -830,6 +854,9 @@ impl EventLoop {
     /// microtasks run before this returns; timers, immediates and I/O wait
     /// for [`run`](EventLoop::run)). [`crate::run`] is `run_main` then `run`.
     pub fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
+        if self.inner.running.get() || self.inner.phase.get() == Phase::Main {
+            return Err(Error::Reentrant);
+        }
         let _guard = self.enter();
         self.inner.phase.set(Phase::Main);
         self.inner.call("main", main);

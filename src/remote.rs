@@ -64,8 +64,9 @@ impl Shared {
 
     /// Loop side, on drop: refuse further posts and drop what is queued.
     pub(crate) fn close(&self) -> Vec<RemoteJob> {
+        let mut q = lock(&self.queue);
         self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *lock(&self.queue))
+        std::mem::take(&mut *q)
     }
 }
 
@@ -126,10 +127,14 @@ impl Remote {
     }
 
     pub(crate) fn post_boxed(&self, job: RemoteJob) -> Result<(), LoopClosed> {
+        // Checked under the lock that `close` takes, so a job is either
+        // refused or queued before the loop drains the queue for good.
+        let mut q = lock(&self.shared.queue);
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(LoopClosed);
         }
-        lock(&self.shared.queue).push(job);
+        q.push(job);
+        drop(q);
         self.shared.notify();
         Ok(())
     }

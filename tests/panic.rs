@@ -229,3 +229,74 @@ fn closing_the_loop_closes_its_fds() {
     }
     assert_eq!(util::fd_count(), before);
 }
+
+/// A closure whose captures panic when dropped (the loop drops a watch's
+/// callback after it closed itself): reported as a panic, and the loop
+/// stays usable.
+#[test]
+fn a_panic_while_dropping_a_callback_is_contained() {
+    let _s = serial();
+    quiet_panics();
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    let el = EventLoop::new().unwrap();
+    {
+        let _g = el.enter();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"x").unwrap();
+        let slot: Rc<std::cell::RefCell<Option<evloop::Watch>>> = Rc::default();
+        let s2 = slot.clone();
+        let bomb = Bomb;
+        let keep = (a, b);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&keep.1);
+        *slot.borrow_mut() = Some(
+            evloop::watch_fd(fd, Interest::READABLE, move |_| {
+                let _ = (&bomb, &keep);
+                s2.borrow_mut().take(); // closes itself: the loop drops us
+            })
+            .unwrap(),
+        );
+    }
+    match el.run() {
+        Err(Error::Panicked(p)) => assert_eq!(p.message(), "bomb"),
+        other => panic!("{other:?}"),
+    }
+    // The loop still works.
+    let ran = Rc::new(Cell::new(false));
+    {
+        let _g = el.enter();
+        let r = ran.clone();
+        let _ = set_timeout(ms(1), move || r.set(true));
+    }
+    el.run().unwrap();
+    assert!(ran.get());
+}
+
+#[test]
+fn a_panic_handler_can_remove_itself() {
+    let _s = serial();
+    quiet_panics();
+    let el = Rc::new(EventLoop::new().unwrap());
+    let calls = Rc::new(Cell::new(0));
+    let (c, el2) = (calls.clone(), Rc::downgrade(&el));
+    el.on_uncaught_panic(move |_| {
+        c.set(c.get() + 1);
+        el2.upgrade().unwrap().clear_uncaught_panic();
+    });
+    {
+        let _g = el.enter();
+        let _ = set_timeout(ms(1), || panic!("first"));
+        let _ = set_timeout(ms(5), || panic!("second"));
+    }
+    // The handler takes the first panic and removes itself; the second is
+    // uncaught and stops the loop.
+    match el.run() {
+        Err(Error::Panicked(p)) => assert_eq!(p.message(), "second"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.get(), 1);
+}

@@ -228,3 +228,32 @@ fn now_is_cached_per_iteration() {
     })
     .unwrap();
 }
+
+#[test]
+fn run_main_inside_a_running_loop_is_an_error() {
+    util::init_log();
+    let el = Rc::new(EventLoop::new().unwrap());
+    let seen = Rc::new(Cell::new(false));
+    let (el2, s) = (el.clone(), seen.clone());
+    el.run_main(move || {
+        let _ = set_immediate(move || {
+            assert!(matches!(el2.run_main(|| {}), Err(Error::Reentrant)));
+            s.set(true);
+        });
+    })
+    .unwrap();
+    el.run().unwrap();
+    assert!(seen.get());
+}
+
+#[test]
+fn enter_guards_dropped_out_of_order_panic() {
+    util::init_log();
+    let a = EventLoop::new().unwrap();
+    let b = EventLoop::new().unwrap();
+    let ga = a.enter();
+    let gb = b.enter();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(ga)));
+    assert!(r.is_err());
+    drop(gb);
+}
