@@ -26,7 +26,7 @@
 //! | layer | what it offers |
 //! |---|---|
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
-//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`] |
+//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
 //! | promises (planned) | `Promise<T>` with JS semantics on the microtask queue |
 //! | async/await (planned) | Rust futures that await promises |
 //!
@@ -56,6 +56,7 @@ pub mod net;
 mod pool;
 mod reactor;
 mod remote;
+pub mod stdio;
 mod timers;
 
 pub use error::{Error, PanicError};

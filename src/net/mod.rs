@@ -17,3 +17,5 @@ pub use stream::{Stream, DEFAULT_HIGH_WATER_MARK};
 pub use tcp::{connect, connect_addr, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, UnixListener};
+
+pub(crate) use stream::StreamIo;

@@ -91,6 +91,19 @@ pub(crate) trait StreamIo: AsRawFd {
         None
     }
     fn kind(&self) -> &'static str;
+    /// A write-only fd (stdout) has no read side.
+    fn has_read_side(&self) -> bool {
+        true
+    }
+    /// A read-only fd (stdin) has no write side.
+    fn has_write_side(&self) -> bool {
+        true
+    }
+    /// Whether epoll can watch it; a regular file or a terminal written
+    /// with blocking writes is not registered.
+    fn pollable(&self) -> bool {
+        true
+    }
 }
 
 impl StreamIo for mio::net::TcpStream {
@@ -245,11 +258,18 @@ impl Stream {
         let lp = current_inner();
         let fd = io.as_raw_fd();
         let kind = io.kind();
+        let (read_side, write_side, pollable) =
+            (io.has_read_side(), io.has_write_side(), io.pollable());
         let inner = Rc::new(StreamInner {
             io: RefCell::new(Some(io)),
             watch: RefCell::new(None),
             st: RefCell::new(State {
-                readable: true,
+                readable: read_side,
+                // A one-way fd starts with its other direction already done.
+                read_eof: !read_side,
+                end_emitted: !read_side,
+                end_requested: !write_side,
+                write_closed: !write_side,
                 connecting,
                 high_water_mark: DEFAULT_HIGH_WATER_MARK,
                 ..State::default()
@@ -258,6 +278,11 @@ impl Stream {
             refed: Cell::new(true),
             lp,
         });
+        if !pollable {
+            // Blocking writes never queue; nothing to watch, nothing that
+            // keeps the loop alive (Node's stdout to a file or terminal).
+            return Ok(Stream { inner });
+        }
         // The registration owns a strong reference: an open stream lives
         // until it closes, whoever holds handles. `destroy` breaks the cycle.
         let me = inner.clone();
