@@ -29,6 +29,8 @@ struct ListenerInner {
     cb: RefCell<Option<ConnectionCb>>,
     /// Accepting is paused after EMFILE until the retry timer fires.
     backoff: Cell<bool>,
+    /// The current burst of EMFILE errors was reported already.
+    reported: Cell<bool>,
     local: SocketAddr,
 }
 
@@ -94,6 +96,7 @@ impl TcpListener {
             watch: RefCell::new(None),
             cb: RefCell::new(Some(Box::new(on_connection))),
             backoff: Cell::new(false),
+            reported: Cell::new(false),
             local,
         });
         let fd = {
@@ -161,6 +164,7 @@ impl ListenerInner {
             match r {
                 Ok((sock, peer)) => {
                     log::trace!("accepted {peer}");
+                    self.reported.set(false);
                     let stream = Stream::register(Box::new(sock), false);
                     if !self.deliver(stream) {
                         return;
@@ -182,7 +186,10 @@ impl ListenerInner {
                         me.accept_all();
                     });
                     retry.unref();
-                    self.deliver(Err(e));
+                    // Once per burst, not once per retry.
+                    if !self.reported.replace(true) {
+                        self.deliver(Err(e));
+                    }
                     return;
                 }
                 Err(e) => {
