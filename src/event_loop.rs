@@ -394,7 +394,10 @@ impl Inner {
                 .timers
                 .borrow_mut()
                 .finish(due, || self.update_now_ns());
-            drop(garbage);
+            // Dropping user captures is user code too: it may panic.
+            if let Some(garbage) = garbage {
+                self.call("timer", move || drop(garbage));
+            }
             self.checkpoint(turn);
         }
     }
@@ -468,8 +471,9 @@ impl Inner {
             log::trace!("dispatch io #{key} {ready:?}");
             self.call("io", || cb(ready));
             turn.io += 1;
-            let garbage = self.reactor.restore_callback(key, gen, cb);
-            self.call("io", move || drop(garbage));
+            if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
+                self.call("io", move || drop(garbage));
+            }
             self.checkpoint(turn);
         }
         *self.reactor.events.borrow_mut() = Some(events);

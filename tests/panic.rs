@@ -300,3 +300,29 @@ fn a_panic_handler_can_remove_itself() {
     }
     assert_eq!(calls.get(), 1);
 }
+
+/// The same for a timer: a one-shot timeout whose captures panic on drop.
+#[test]
+fn a_panic_while_dropping_a_fired_timer_is_contained() {
+    let _s = serial();
+    quiet_panics();
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("timer bomb");
+        }
+    }
+    let el = EventLoop::new().unwrap();
+    {
+        let _g = el.enter();
+        let bomb = Bomb;
+        let _ = set_timeout(ms(1), move || {
+            let _ = &bomb;
+        });
+    }
+    match el.run() {
+        Err(Error::Panicked(p)) => assert_eq!(p.message(), "timer bomb"),
+        other => panic!("{other:?}"),
+    }
+    el.run().unwrap();
+}
