@@ -47,6 +47,41 @@ pub(crate) fn current_inner() -> Rc<Inner> {
     with_current(Rc::clone)
 }
 
+/// A weak reference to a loop, for objects the loop's own registrations
+/// keep alive (streams, sockets): a strong one would be a cycle through the
+/// reactor, and the loop could never be dropped while one is open. Every
+/// method does nothing once the loop is gone.
+#[derive(Clone)]
+pub(crate) struct LoopRef(std::rc::Weak<Inner>);
+
+impl LoopRef {
+    /// The thread's current loop.
+    ///
+    /// # Panics
+    /// If there is none.
+    pub(crate) fn current() -> LoopRef {
+        with_current(|i| LoopRef(Rc::downgrade(i)))
+    }
+
+    pub(crate) fn defer_pending(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.defer_pending(job);
+        }
+    }
+
+    pub(crate) fn defer_close(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.defer_close(job);
+        }
+    }
+
+    pub(crate) fn checkpoint_now(&self) {
+        if let Some(i) = self.0.upgrade() {
+            i.checkpoint_now();
+        }
+    }
+}
+
 /// Which part of an iteration the loop is in (shown by `Debug`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {

@@ -359,3 +359,62 @@ fn data_sent_before_on_data_is_not_lost_and_std_clients_interoperate() {
     .unwrap();
     assert_eq!(&*got.borrow(), b"early bytes");
 }
+
+/// Write callbacks run in the order of the writes, whether the kernel took
+/// a write at once or from the queue.
+#[test]
+fn write_callbacks_run_in_write_order() {
+    let _s = serial();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let o = order.clone();
+    evloop::run(move || {
+        let server = TcpListener::bind("127.0.0.1:0", |c| {
+            let s = c.unwrap();
+            s.on_data(|_| {}); // a fast reader
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        connect_addr(addr, move |r| {
+            let s = r.unwrap();
+            let big = vec![0u8; 4 << 20];
+            for i in 0..20 {
+                let o = o.clone();
+                let data: &[u8] = if i % 2 == 0 { b"small" } else { &big };
+                s.write_with(data, move |r| {
+                    r.unwrap();
+                    o.borrow_mut().push(i);
+                });
+            }
+            s.end();
+            s.on_close(move |_| server.close());
+        });
+    })
+    .unwrap();
+    assert_eq!(*order.borrow(), (0..20).collect::<Vec<_>>());
+}
+
+/// An open (unref'd) stream does not keep a dropped loop's resources
+/// alive: no reference cycle through the reactor.
+#[test]
+fn dropping_the_loop_with_an_open_stream_releases_everything() {
+    let _s = serial();
+    let fds = util::fd_count();
+    for _ in 0..20 {
+        let el = evloop::EventLoop::new().unwrap();
+        {
+            let _g = el.enter();
+            let server = TcpListener::bind("127.0.0.1:0", |c| {
+                c.unwrap().unref();
+            })
+            .unwrap();
+            server.unref();
+            connect_addr(server.local_addr(), |r| {
+                r.unwrap().unref();
+            });
+        }
+        el.run().unwrap();
+        el.run().unwrap();
+        drop(el);
+    }
+    assert_eq!(util::fd_count(), fds, "a dropped loop left fds open");
+}

@@ -49,7 +49,7 @@ use std::rc::Rc;
 
 use mio::Interest;
 
-use crate::event_loop::{current_inner, Inner};
+use crate::event_loop::LoopRef;
 use crate::reactor::{watch_kind, Ready, Watch};
 
 /// The default high-water mark of a stream's write queue (Node's 16 KiB).
@@ -212,7 +212,10 @@ pub(crate) struct StreamInner {
     st: RefCell<State>,
     cbs: Callbacks,
     refed: Cell<bool>,
-    lp: Rc<Inner>,
+    /// Finished writes whose callbacks wait for the pending phase.
+    done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
+    done_scheduled: Cell<bool>,
+    lp: LoopRef,
 }
 
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
@@ -257,7 +260,7 @@ impl Stream {
     /// Wraps a connected (or connecting) fd and registers it with the
     /// current loop.
     pub(crate) fn register(io: Box<dyn StreamIo>, connecting: bool) -> io::Result<Stream> {
-        let lp = current_inner();
+        let lp = LoopRef::current();
         let fd = io.as_raw_fd();
         let kind = io.kind();
         let (read_side, write_side, pollable) =
@@ -278,6 +281,8 @@ impl Stream {
             }),
             cbs: Callbacks::default(),
             refed: Cell::new(true),
+            done: RefCell::default(),
+            done_scheduled: Cell::new(false),
             lp,
         });
         if !pollable {
@@ -299,13 +304,15 @@ impl Stream {
     }
 
     pub(crate) fn set_connect_callback(&self, cb: ConnectCb) {
-        *self.inner.cbs.connect.borrow_mut() = Some(cb);
+        let old = self.inner.cbs.connect.replace(Some(cb));
+        drop(old);
     }
 
     /// Calls `cb` with each chunk read, and starts reading (Node's
     /// `'data'` listener, which switches a socket to flowing mode).
     pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
-        *self.inner.cbs.data.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.cbs.data.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self.inner.schedule_read();
         self
     }
@@ -313,14 +320,16 @@ impl Stream {
     /// Calls `cb` when the peer has ended its side (EOF), after the last
     /// data (Node's `'end'`).
     pub fn on_end(&self, cb: impl FnMut() + 'static) -> &Self {
-        *self.inner.cbs.end.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.cbs.end.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self
     }
 
     /// Calls `cb` when the write queue empties after
     /// [`write`](Stream::write) returned `false` (Node's `'drain'`).
     pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
-        *self.inner.cbs.drain.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.cbs.drain.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self
     }
 
@@ -328,14 +337,16 @@ impl Stream {
     /// `on_close` follows. Without it the error is only logged and
     /// `on_close` gets `true`.
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
-        *self.inner.cbs.error.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.cbs.error.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self
     }
 
     /// Calls `cb` once, in the close phase, when the stream has closed;
     /// its argument says whether an error closed it (Node's `'close'`).
     pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> &Self {
-        *self.inner.cbs.close.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.cbs.close.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self
     }
 
@@ -694,14 +705,8 @@ impl StreamInner {
             st.destroyed || st.end_requested
         };
         if refused {
-            if let Some(cb) = cb {
-                self.lp.defer_pending(Box::new(move || {
-                    cb(Err(io::Error::new(
-                        ErrorKind::BrokenPipe,
-                        "write after end or close",
-                    )))
-                }));
-            }
+            let e = io::Error::new(ErrorKind::BrokenPipe, "write after end or close");
+            self.complete(cb, Err(e));
             return false;
         }
         let mut off = 0;
@@ -710,35 +715,35 @@ impl StreamInner {
             st.queue.is_empty() && !st.connecting
         };
         if direct {
-            let io = self.io.borrow();
-            let io = io.as_ref().expect("an open stream has its fd");
-            while off < data.len() {
-                match io.write_some(&data[off..]) {
-                    Ok(n) => off += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // The error reaches the caller asynchronously, as
-                        // in Node; this write's callback fails with it.
-                        let kind = e.kind();
-                        let me = self.clone();
-                        self.lp.defer_pending(Box::new(move || me.destroy(Some(e))));
-                        if let Some(cb) = cb {
-                            self.lp.defer_pending(Box::new(move || {
-                                cb(Err(io::Error::new(kind, "write failed")))
-                            }));
+            let mut failed = None;
+            {
+                let io = self.io.borrow();
+                let io = io.as_ref().expect("an open stream has its fd");
+                while off < data.len() {
+                    match io.write_some(&data[off..]) {
+                        Ok(n) => off += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
                         }
-                        return false;
                     }
                 }
+            }
+            if let Some(e) = failed {
+                // This write's callback fails with the error's kind; the
+                // error itself reaches on_error, then on_close (both later,
+                // in the close phase, as in Node).
+                self.complete(cb, Err(io::Error::new(e.kind(), "write failed")));
+                self.destroy(Some(e));
+                return false;
             }
         }
         let mut st = self.st.borrow_mut();
         if off == data.len() {
             drop(st);
-            if let Some(cb) = cb {
-                self.lp.defer_pending(Box::new(move || cb(Ok(()))));
-            }
+            self.complete(cb, Ok(()));
             return true;
         }
         let rest = data.len() - off;
@@ -785,8 +790,7 @@ impl StreamInner {
             }
         }
         for cb in done {
-            cb(Ok(()));
-            self.lp.checkpoint_now();
+            self.complete(Some(cb), Ok(()));
         }
         if let Some(e) = failed {
             self.destroy(Some(e));
@@ -888,6 +892,8 @@ impl StreamInner {
         drop(io);
         let me = self.clone();
         self.lp.defer_close(Box::new(move || {
+            // Completed writes first, in order, then the failed ones.
+            me.run_done();
             let kind = err.as_ref().map_or(ErrorKind::BrokenPipe, io::Error::kind);
             for req in queued {
                 if let Some(cb) = req.cb {
@@ -909,6 +915,28 @@ impl StreamInner {
             }
             me.drop_callbacks();
         }));
+    }
+
+    /// Queues a write callback: write callbacks always run later (in the
+    /// pending phase, as libuv's do) and in the order the writes were made,
+    /// whether the kernel took the data at once or from the queue.
+    fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
+        let Some(cb) = cb else { return };
+        self.done.borrow_mut().push_back((cb, r));
+        if !self.done_scheduled.replace(true) {
+            let me = self.clone();
+            self.lp.defer_pending(Box::new(move || me.run_done()));
+        }
+    }
+
+    fn run_done(&self) {
+        self.done_scheduled.set(false);
+        loop {
+            let next = self.done.borrow_mut().pop_front();
+            let Some((cb, r)) = next else { break };
+            cb(r);
+            self.lp.checkpoint_now();
+        }
     }
 
     /// After close: drop every callback (they often hold clones of this

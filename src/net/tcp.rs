@@ -19,7 +19,7 @@ use crate::reactor::{watch_kind, Watch};
 const BACKLOG: i32 = 1024;
 
 /// How long accepting pauses after the process ran out of fds.
-const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 
 type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
 
@@ -193,8 +193,12 @@ impl ListenerInner {
                     return;
                 }
                 Err(e) => {
-                    self.deliver(Err(e));
-                    return;
+                    // accept(2): network errors of one pending connection
+                    // are to be treated like EAGAIN; keep draining past them.
+                    let transient = is_transient_accept_error(&e);
+                    if !self.deliver(Err(e)) || !transient {
+                        return;
+                    }
                 }
             }
         }
@@ -231,7 +235,17 @@ fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
-fn is_fd_exhaustion(e: &io::Error) -> bool {
+/// Errors of one connection that accept(2) says to retry past: EPERM 1,
+/// ENONET 64, EPROTO 71, ENOPROTOOPT 92, EOPNOTSUPP 95, ENETDOWN 100,
+/// ENETUNREACH 101, EHOSTDOWN 112, EHOSTUNREACH 113.
+pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
+    )
+}
+
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
     // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 on Linux.
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }

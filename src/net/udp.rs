@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use mio::Interest;
 
-use crate::event_loop::{current_inner, Inner as LoopInner};
+use crate::event_loop::LoopRef;
 use crate::reactor::{watch_kind, Ready, Watch};
 
 /// Largest UDP payload (IPv4: 65,507 bytes; the buffer allows any).
@@ -39,7 +39,7 @@ struct Inner {
     on_error: RefCell<Option<ErrorCb>>,
     queue: RefCell<VecDeque<Queued>>,
     buf: RefCell<Vec<u8>>,
-    lp: Rc<LoopInner>,
+    lp: LoopRef,
 }
 
 /// A UDP socket. Sends never block: a datagram the kernel cannot take yet
@@ -76,7 +76,7 @@ impl UdpSocket {
             on_error: RefCell::new(None),
             queue: RefCell::new(VecDeque::new()),
             buf: RefCell::new(vec![0; MAX_DATAGRAM]),
-            lp: current_inner(),
+            lp: LoopRef::current(),
         });
         let me = inner.clone();
         let watch = watch_kind(
@@ -96,8 +96,9 @@ impl UdpSocket {
 
     /// Calls `cb` with each datagram and its sender (Node's `'message'`).
     pub fn on_message(&self, cb: impl FnMut(&[u8], SocketAddr) + 'static) -> &Self {
-        *self.inner.on_message.borrow_mut() = Some(Box::new(cb));
-        // Datagrams may already be waiting: read them on the next turn.
+        let old = self.inner.on_message.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
+                   // Datagrams may already be waiting: read them on the next turn.
         let me = self.inner.clone();
         self.inner.lp.defer_pending(Box::new(move || me.recv_all()));
         self
@@ -106,7 +107,8 @@ impl UdpSocket {
     /// Calls `cb` with receive errors (for example an ICMP port unreachable
     /// on a connected socket). The socket stays open.
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
-        *self.inner.on_error.borrow_mut() = Some(Box::new(cb));
+        let old = self.inner.on_error.replace(Some(Box::new(cb)));
+        drop(old); // after the borrow: its captures may touch this slot
         self
     }
 

@@ -1,6 +1,6 @@
 //! Unix domain stream sockets: a listener and connect.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::os::fd::AsRawFd;
@@ -16,6 +16,10 @@ use crate::reactor::{watch_kind, Watch};
 type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
 
 struct Inner {
+    /// Accepting is paused after EMFILE until the retry timer fires, and
+    /// the burst was reported (as for TCP).
+    backoff: Cell<bool>,
+    reported: Cell<bool>,
     io: RefCell<Option<mio::net::UnixListener>>,
     watch: RefCell<Option<Watch>>,
     cb: RefCell<Option<ConnectionCb>>,
@@ -39,6 +43,8 @@ impl UnixListener {
         let io = mio::net::UnixListener::bind(&path)?;
         let fd = io.as_raw_fd();
         let inner = Rc::new(Inner {
+            backoff: Cell::new(false),
+            reported: Cell::new(false),
             io: RefCell::new(Some(io)),
             watch: RefCell::new(None),
             cb: RefCell::new(Some(Box::new(on_connection))),
@@ -81,6 +87,9 @@ impl UnixListener {
 
 impl Inner {
     fn accept_all(self: &Rc<Self>) {
+        if self.backoff.get() {
+            return;
+        }
         loop {
             let r = {
                 let io = self.io.borrow();
@@ -90,12 +99,33 @@ impl Inner {
                 }
             };
             let r = match r {
-                Ok((sock, _)) => Stream::register(Box::new(sock), false),
+                Ok((sock, _)) => {
+                    self.reported.set(false);
+                    Stream::register(Box::new(sock), false)
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if super::tcp::is_fd_exhaustion(&e) => {
+                    // Out of fds: report once, retry later (connections wait
+                    // in the backlog; an edge will not come again for them).
+                    self.backoff.set(true);
+                    let me = self.clone();
+                    crate::set_timeout(super::tcp::EMFILE_BACKOFF, move || {
+                        me.backoff.set(false);
+                        me.accept_all();
+                    })
+                    .unref();
+                    if self.reported.replace(true) {
+                        return;
+                    }
+                    Err(e)
+                }
                 Err(e) => Err(e),
             };
-            let failed = r.is_err();
+            let failed = match &r {
+                Err(e) => !super::tcp::is_transient_accept_error(e),
+                Ok(_) => false,
+            };
             let cb = self.cb.borrow_mut().take();
             let Some(mut cb) = cb else { return };
             cb(r);
