@@ -418,3 +418,42 @@ fn dropping_the_loop_with_an_open_stream_releases_everything() {
     }
     assert_eq!(util::fd_count(), fds, "a dropped loop left fds open");
 }
+
+/// With an uncaught-panic handler, a data callback that panics once keeps
+/// receiving later data (Node keeps a listener that threw).
+#[test]
+fn a_panicking_data_callback_keeps_its_place() {
+    let _s = serial();
+    std::panic::set_hook(Box::new(|_| {}));
+    let el = evloop::EventLoop::new().unwrap();
+    el.on_uncaught_panic(|_| {});
+    let chunks = Rc::new(Cell::new(0));
+    let c = chunks.clone();
+    el.run_main(move || {
+        let server = TcpListener::bind("127.0.0.1:0", move |conn| {
+            let s = conn.unwrap();
+            let c = c.clone();
+            s.on_data(move |_| {
+                c.set(c.get() + 1);
+                if c.get() == 1 {
+                    panic!("first chunk");
+                }
+            });
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        connect_addr(addr, move |r| {
+            let s = r.unwrap();
+            s.write(b"one");
+            evloop::set_timeout(Duration::from_millis(20), move || {
+                s.write(b"two");
+                s.end();
+                server.close();
+            });
+        });
+    })
+    .unwrap();
+    el.run().unwrap();
+    let _ = std::panic::take_hook();
+    assert_eq!(chunks.get(), 2, "the handler was lost after its panic");
+}

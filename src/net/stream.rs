@@ -233,12 +233,8 @@ pub struct Stream {
 fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> bool {
     let cb = slot.borrow_mut().take();
     match cb {
-        Some(mut cb) => {
-            cb(arg);
-            let mut s = slot.borrow_mut();
-            if s.is_none() {
-                *s = Some(cb);
-            }
+        Some(cb) => {
+            call_and_restore(slot, cb, |cb| cb(arg));
             true
         }
         None => false,
@@ -247,12 +243,33 @@ fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> bool {
 
 fn call_unit(slot: &RefCell<Option<UnitCb>>) {
     let cb = slot.borrow_mut().take();
-    if let Some(mut cb) = cb {
-        cb();
+    if let Some(cb) = cb {
+        call_and_restore(slot, cb, |cb| cb());
+    }
+}
+
+/// Calls a callback taken out of `slot` and puts it back (unless the user
+/// replaced it meanwhile), also when it panics: the panic goes on to the
+/// loop's dispatch boundary, but the stream keeps its handler, as a Node
+/// emitter keeps its listener after a throw.
+fn call_and_restore<C: ?Sized>(
+    slot: &RefCell<Option<Box<C>>>,
+    mut cb: Box<C>,
+    f: impl FnOnce(&mut C),
+) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut cb)));
+    let replaced = {
         let mut s = slot.borrow_mut();
         if s.is_none() {
             *s = Some(cb);
+            None
+        } else {
+            Some(cb)
         }
+    };
+    drop(replaced); // outside the borrow
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
     }
 }
 
@@ -623,22 +640,26 @@ impl StreamInner {
 
     fn emit_data(&self, bytes: &[u8]) {
         let cb = self.cbs.data.borrow_mut().take();
-        if let Some(mut cb) = cb {
-            cb(bytes);
-            let mut slot = self.cbs.data.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(cb);
-            }
+        if let Some(cb) = cb {
+            call_and_restore(&self.cbs.data, cb, |cb| cb(bytes));
         }
         self.lp.checkpoint_now();
     }
 
     /// One read; returns whether to keep reading.
     fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
+        // Without a data callback, read no further than the read-ahead
+        // limit.
+        let len = if self.has_data_cb() {
+            buf.len()
+        } else {
+            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early.len());
+            room.clamp(1, buf.len())
+        };
         let r = {
             let io = self.io.borrow();
             match io.as_ref() {
-                Some(io) => io.read_some(buf),
+                Some(io) => io.read_some(&mut buf[..len]),
                 None => return false,
             }
         };
@@ -660,7 +681,7 @@ impl StreamInner {
                 // syscall per request on a request/response connection.
                 // Not after the peer's FIN was signalled: that edge is spent,
                 // and the read that returns 0 must still happen.
-                let drained = n < buf.len() && !self.st.borrow().peer_closed;
+                let drained = n < len && !self.st.borrow().peer_closed;
                 if drained {
                     self.st.borrow_mut().readable = false;
                 }
