@@ -106,58 +106,45 @@ pub(crate) trait StreamIo: AsRawFd {
     }
 }
 
-impl StreamIo for mio::net::TcpStream {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        Read::read(&mut &*self, buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        Write::write(&mut &*self, buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        mio::net::TcpStream::take_error(self)
-    }
-    fn is_connected(&self) -> io::Result<bool> {
-        match self.peer_addr() {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(e),
+/// mio's TCP and Unix streams have the same shape: one impl for both.
+macro_rules! socket_stream_io {
+    ($ty:ty, $kind:literal, |$me:ident| $tcp:expr) => {
+        impl StreamIo for $ty {
+            fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+                Read::read(&mut &*self, buf)
+            }
+            fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+                Write::write(&mut &*self, buf)
+            }
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.shutdown(std::net::Shutdown::Write)
+            }
+            fn take_error(&self) -> io::Result<Option<io::Error>> {
+                <$ty>::take_error(self)
+            }
+            fn is_connected(&self) -> io::Result<bool> {
+                match self.peer_addr() {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            fn tcp(&self) -> Option<&mio::net::TcpStream> {
+                let $me = self;
+                $tcp
+            }
+            fn kind(&self) -> &'static str {
+                $kind
+            }
         }
-    }
-    fn tcp(&self) -> Option<&mio::net::TcpStream> {
-        Some(self)
-    }
-    fn kind(&self) -> &'static str {
-        "tcp"
-    }
+    };
 }
 
-impl StreamIo for mio::net::UnixStream {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        Read::read(&mut &*self, buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        Write::write(&mut &*self, buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        mio::net::UnixStream::take_error(self)
-    }
-    fn is_connected(&self) -> io::Result<bool> {
-        match self.peer_addr() {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-    fn kind(&self) -> &'static str {
-        "unix"
-    }
-}
+socket_stream_io!(mio::net::TcpStream, "tcp", |me| Some(me));
+socket_stream_io!(mio::net::UnixStream, "unix", |me| {
+    let _ = me;
+    None
+});
 
 type DataCb = Box<dyn FnMut(&[u8])>;
 type UnitCb = Box<dyn FnMut()>;
