@@ -91,7 +91,7 @@ impl PanicError {
     }
 
     /// Which kind of callback panicked: `"timer"`, `"immediate"`, `"io"`,
-    /// `"microtask"`, `"pending"`, `"close"` or `"main"`.
+    /// `"next_tick"`, `"microtask"`, `"pending"`, `"close"` or `"main"`.
     pub fn origin(&self) -> &'static str {
         self.origin
     }

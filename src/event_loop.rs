@@ -335,8 +335,13 @@ impl Inner {
             match r {
                 Ok(()) => return,
                 Err(payload) => {
-                    self.report_panic(PanicError::from_payload(&*payload, "microtask"));
-                    if self.has_panicked() {
+                    let from_tick = self.micro.take_tick_panic();
+                    let origin = if from_tick { "next_tick" } else { "microtask" };
+                    self.report_panic(PanicError::from_payload(&*payload, origin));
+                    // Node: after a throw in a microtask V8 drains on; after
+                    // a throw in a tick, the queues resume only at the next
+                    // callback boundary.
+                    if self.has_panicked() || from_tick {
                         return;
                     }
                 }
@@ -398,6 +403,8 @@ impl Inner {
             self.update_now_ns();
             self.run_timers(&mut turn);
 
+            // A boundary for jobs left queued by a panicking tick.
+            self.checkpoint(&mut turn);
             alive = self.alive();
             if mode != Mode::Default {
                 break;

@@ -23,6 +23,8 @@ pub(crate) type Job = Box<dyn FnOnce()>;
 pub(crate) struct Microtasks {
     ticks: RefCell<VecDeque<Job>>,
     micro: RefCell<VecDeque<Job>>,
+    /// A `next_tick` job is running (tells a panic's origin).
+    in_tick: std::cell::Cell<bool>,
 }
 
 impl Microtasks {
@@ -54,7 +56,9 @@ impl Microtasks {
             // Take, then call: the borrow ends before the job runs.
             while let Some(job) = pop(&self.ticks) {
                 *ran += 1;
+                self.in_tick.set(true);
                 job();
+                self.in_tick.set(false);
             }
             let mut any = false;
             while let Some(job) = pop(&self.micro) {
@@ -66,6 +70,12 @@ impl Microtasks {
                 return;
             }
         }
+    }
+
+    /// Whether the last panic out of `drain` came from a `next_tick` job
+    /// (and clears the mark).
+    pub(crate) fn take_tick_panic(&self) -> bool {
+        self.in_tick.replace(false)
     }
 
     pub(crate) fn drain_all(&self) -> Vec<Job> {

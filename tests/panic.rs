@@ -326,3 +326,40 @@ fn a_panic_while_dropping_a_fired_timer_is_contained() {
     }
     el.run().unwrap();
 }
+
+// process.on('uncaughtException', (e) => console.log('caught', e.message));
+// setTimeout(() => {
+//   console.log('A');
+//   process.nextTick(() => { throw new Error('t1'); });
+//   process.nextTick(() => console.log('t2'));
+//   Promise.resolve().then(() => console.log('p1'));
+// }, 1);
+// setTimeout(() => console.log('B'), 1);
+// const s = Date.now(); while (Date.now() - s < 5);
+//
+// node: A, caught t1, B, t2, p1 (after a throw in a tick, the queues resume
+// at the next callback boundary)
+#[test]
+fn after_a_panicking_tick_the_queues_resume_at_the_next_callback() {
+    let _s = serial();
+    quiet_panics();
+    let log = util::Log::new();
+    let el = EventLoop::new().unwrap();
+    let l = log.clone();
+    el.on_uncaught_panic(move |p| l.push(format!("caught {}", p.message())));
+    let l = log.clone();
+    el.run_main(move || {
+        let la = l.clone();
+        let _ = set_timeout(ms(1), move || {
+            la.push("A");
+            next_tick(|| panic!("t1"));
+            next_tick(la.rec("t2"));
+            queue_microtask(la.rec("p1"));
+        });
+        let _ = set_timeout(ms(1), l.rec("B"));
+        util::spin(ms(5));
+    })
+    .unwrap();
+    el.run().unwrap();
+    assert_eq!(log.take(), ["A", "caught t1", "B", "t2", "p1"]);
+}
