@@ -1,43 +1,5 @@
 //! [`Stream`]: a connected, byte-oriented, non-blocking socket or pipe with
-//! Node's events as callbacks.
-//!
-//! # Reading
-//!
-//! Like a Node socket, a stream reads ahead up to 64 KiB before it has a
-//! data callback and hands those bytes to [`on_data`](Stream::on_data) when
-//! it is set (past 64 KiB the data waits in the kernel), so nothing is lost
-//! between accept (or connect) and the moment you install your handlers;
-//! the end of the stream is seen, and [`on_end`](Stream::on_end) runs, even
-//! if you never read, once no unread bytes are left. Readiness is edge-triggered, so a read drains the socket
-//! until `WouldBlock` (at most 32 reads per turn, then it yields to the
-//! other sources and continues in the next pending phase). While paused the
-//! stream remembers that data is waiting and [`resume`](Stream::resume)
-//! reads it, without waiting for an edge that will not come.
-//!
-//! # Writing
-//!
-//! [`write`](Stream::write) never blocks: what the kernel does not take at
-//! once is queued. It returns `false` once the queue holds
-//! [`high_water_mark`](Stream::set_high_water_mark) bytes or more (16 KiB
-//! by default), and [`on_drain`](Stream::on_drain) fires when it empties: a
-//! writer that waits for it keeps memory bounded. The data is accepted
-//! either way.
-//!
-//! # Ending and closing
-//!
-//! [`end`](Stream::end) half-closes after the queue flushes. When the peer
-//! half-closes, [`on_end`](Stream::on_end) fires and, unless
-//! [`allow_half_open`](Stream::allow_half_open) was set, the stream ends its
-//! side too (Node's default). Once both directions are done, or on
-//! [`destroy`](Stream::destroy) or an error, the stream closes: the fd is
-//! released at once, and queued write callbacks, [`on_error`](Stream::on_error)
-//! and then [`on_close`](Stream::on_close) run later, in the close phase.
-//! After that the stream drops its callbacks (breaking any `Rc` cycle
-//! through them).
-//!
-//! A stream stays open while its handles are dropped (like a Node socket,
-//! it lives until closed), and keeps the loop alive unless
-//! [`unref`](Stream::unref)'d.
+//! Node's events as callbacks. The contract is documented on [`Stream`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -208,8 +170,46 @@ pub(crate) struct StreamInner {
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
 /// `net.Socket`). Cheap to clone: clones are handles to one stream.
 ///
-/// See the [module docs](self) for reading, writing, backpressure and
-/// closing.
+/// # Reading
+///
+/// Like a Node socket, a stream reads ahead up to 64 KiB before it has a
+/// data callback and hands those bytes to [`on_data`](Stream::on_data) when
+/// it is set (past 64 KiB the data waits in the kernel), so nothing is lost
+/// between accept (or connect) and the moment you install your handlers;
+/// the end of the stream is seen, and [`on_end`](Stream::on_end) runs, even
+/// if you never read, once no unread bytes are left.
+///
+/// Readiness is edge-triggered, so a read drains the socket until
+/// `WouldBlock` or a short read (at most 32 reads per turn, then it yields
+/// to the other sources and continues in the next pending phase). While paused the
+/// stream remembers that data is waiting and [`resume`](Stream::resume)
+/// reads it, without waiting for an edge that will not come.
+///
+/// # Writing
+///
+/// [`write`](Stream::write) never blocks: what the kernel does not take at
+/// once is queued. It returns `false` once the queue holds
+/// [`high_water_mark`](Stream::set_high_water_mark) bytes or more (16 KiB
+/// by default), and [`on_drain`](Stream::on_drain) fires when it empties: a
+/// writer that waits for it keeps memory bounded. The data is accepted
+/// either way. [`write_with`](Stream::write_with) callbacks run later, in
+/// the pending phase, in the order of the writes.
+///
+/// # Ending and closing
+///
+/// [`end`](Stream::end) half-closes after the queue flushes. When the peer
+/// half-closes, [`on_end`](Stream::on_end) fires and, unless
+/// [`allow_half_open`](Stream::allow_half_open) was set, the stream ends its
+/// side too (Node's default). Once both directions are done, or on
+/// [`destroy`](Stream::destroy) or an error, the stream closes: the fd is
+/// released at once, and queued write callbacks, [`on_error`](Stream::on_error)
+/// and then [`on_close`](Stream::on_close) run later, in the close phase.
+/// After that the stream drops its callbacks (breaking any `Rc` cycle
+/// through them).
+///
+/// A stream stays open while its handles are dropped (like a Node socket,
+/// it lives until closed), and keeps the loop alive unless
+/// [`unref`](Stream::unref)'d.
 #[derive(Clone)]
 pub struct Stream {
     inner: Rc<StreamInner>,
