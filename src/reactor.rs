@@ -392,6 +392,38 @@ impl fmt::Debug for Watch {
     }
 }
 
+/// The registration of a socket-like object: set once registered, emptied
+/// on close. Shared by streams, listeners and UDP sockets so that close and
+/// ref/unref are written once.
+#[derive(Default)]
+pub(crate) struct WatchSlot(RefCell<Option<Watch>>);
+
+impl WatchSlot {
+    pub(crate) fn set(&self, w: Watch) {
+        let old = self.0.replace(Some(w));
+        drop(old);
+    }
+
+    /// Deregisters (a no-op once closed). The watch is dropped after the
+    /// borrow ends: dropping it drops its callback, which may hold the
+    /// object that owns this slot.
+    pub(crate) fn close(&self) {
+        let w = self.0.borrow_mut().take();
+        drop(w);
+    }
+
+    /// Sets whether the registration keeps the loop alive.
+    pub(crate) fn set_ref(&self, refed: bool) {
+        if let Some(w) = self.0.borrow().as_ref() {
+            if refed {
+                w.ref_();
+            } else {
+                w.unref();
+            }
+        }
+    }
+}
+
 /// Registers any fd-backed source (a mio socket, a std pipe, a terminal)
 /// with the current loop; `cb` runs on the loop thread with each readiness
 /// edge. This is the primitive the socket, pipe and terminal layers build on.

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use mio::Interest;
 
 use crate::event_loop::LoopRef;
-use crate::reactor::{watch_kind, Ready, Watch};
+use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 /// The default high-water mark of a stream's write queue (Node's 16 KiB).
 pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
@@ -157,10 +157,9 @@ struct Callbacks {
 
 pub(crate) struct StreamInner {
     io: RefCell<Option<Box<dyn StreamIo>>>,
-    watch: RefCell<Option<Watch>>,
+    watch: WatchSlot,
     st: RefCell<State>,
     cbs: Callbacks,
-    refed: Cell<bool>,
     /// Finished writes whose callbacks wait for the pending phase.
     done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
     done_scheduled: Cell<bool>,
@@ -271,7 +270,7 @@ impl Stream {
             (io.has_read_side(), io.has_write_side(), io.pollable());
         let inner = Rc::new(StreamInner {
             io: RefCell::new(Some(io)),
-            watch: RefCell::new(None),
+            watch: WatchSlot::default(),
             st: RefCell::new(State {
                 readable: read_side,
                 // A one-way fd starts with its other direction already done.
@@ -284,7 +283,6 @@ impl Stream {
                 ..State::default()
             }),
             cbs: Callbacks::default(),
-            refed: Cell::new(true),
             done: RefCell::default(),
             done_scheduled: Cell::new(false),
             lp,
@@ -303,7 +301,7 @@ impl Stream {
             kind,
             Box::new(move |ready| me.on_ready(ready)),
         )?;
-        *inner.watch.borrow_mut() = Some(watch);
+        inner.watch.set(watch);
         Ok(Stream { inner })
     }
 
@@ -425,19 +423,13 @@ impl Stream {
 
     /// Lets the loop exit while this stream is open.
     pub fn unref(&self) -> &Self {
-        self.inner.refed.set(false);
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.unref();
-        }
+        self.inner.watch.set_ref(false);
         self
     }
 
     /// Makes this stream keep the loop alive again (the default).
     pub fn ref_(&self) -> &Self {
-        self.inner.refed.set(true);
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.ref_();
-        }
+        self.inner.watch.set_ref(true);
         self
     }
 
@@ -871,8 +863,7 @@ impl StreamInner {
             }
             st.destroyed = true;
         }
-        let watch = self.watch.borrow_mut().take();
-        drop(watch);
+        self.watch.close();
         let io = self.io.borrow_mut().take();
         drop(io);
         let me = self.clone();
@@ -894,8 +885,7 @@ impl StreamInner {
             if err.is_some() { " on error" } else { "" }
         );
         // Deregister before closing the fd (the watch contract).
-        let watch = self.watch.borrow_mut().take();
-        drop(watch);
+        self.watch.close();
         let io = self.io.borrow_mut().take();
         drop(io);
         let me = self.clone();

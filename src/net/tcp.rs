@@ -11,7 +11,7 @@ use mio::Interest;
 
 use super::stream::{ConnectCb, Stream};
 use crate::event_loop::current_inner;
-use crate::reactor::{watch_kind, Watch};
+use crate::reactor::{watch_kind, WatchSlot};
 
 /// The listen backlog. mio (like std) uses 128, which a burst of clients
 /// overflows: their SYNs are then retried only after a second. Node asks
@@ -25,7 +25,7 @@ type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
 
 struct ListenerInner {
     io: RefCell<Option<mio::net::TcpListener>>,
-    watch: RefCell<Option<Watch>>,
+    watch: WatchSlot,
     cb: RefCell<Option<ConnectionCb>>,
     /// Accepting is paused after EMFILE until the retry timer fires.
     backoff: Cell<bool>,
@@ -93,7 +93,7 @@ impl TcpListener {
         let local = io.local_addr()?;
         let inner = Rc::new(ListenerInner {
             io: RefCell::new(Some(io)),
-            watch: RefCell::new(None),
+            watch: WatchSlot::default(),
             cb: RefCell::new(Some(Box::new(on_connection))),
             backoff: Cell::new(false),
             reported: Cell::new(false),
@@ -110,7 +110,7 @@ impl TcpListener {
             "tcp listener",
             Box::new(move |_| me.accept_all()),
         )?;
-        *inner.watch.borrow_mut() = Some(watch);
+        inner.watch.set(watch);
         log::debug!("listening on {local}");
         Ok(TcpListener { inner })
     }
@@ -123,8 +123,7 @@ impl TcpListener {
     /// Stops listening and releases the socket. Connections already
     /// accepted stay open. Closing twice does nothing.
     pub fn close(&self) {
-        let watch = self.inner.watch.borrow_mut().take();
-        drop(watch);
+        self.inner.watch.close();
         let io = self.inner.io.borrow_mut().take();
         drop(io);
         let cb = self.inner.cb.borrow_mut().take();
@@ -133,17 +132,13 @@ impl TcpListener {
 
     /// Lets the loop exit while the listener is open.
     pub fn unref(&self) -> &Self {
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.unref();
-        }
+        self.inner.watch.set_ref(false);
         self
     }
 
     /// Makes the listener keep the loop alive again.
     pub fn ref_(&self) -> &Self {
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.ref_();
-        }
+        self.inner.watch.set_ref(true);
         self
     }
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use mio::Interest;
 
 use crate::event_loop::LoopRef;
-use crate::reactor::{watch_kind, Ready, Watch};
+use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 /// Largest UDP payload (IPv4: 65,507 bytes; the buffer allows any).
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -34,7 +34,7 @@ struct Queued {
 
 struct Inner {
     io: RefCell<Option<mio::net::UdpSocket>>,
-    watch: RefCell<Option<Watch>>,
+    watch: WatchSlot,
     on_message: RefCell<Option<MessageCb>>,
     on_error: RefCell<Option<ErrorCb>>,
     queue: RefCell<VecDeque<Queued>>,
@@ -71,7 +71,7 @@ impl UdpSocket {
         let fd = io.as_raw_fd();
         let inner = Rc::new(Inner {
             io: RefCell::new(Some(io)),
-            watch: RefCell::new(None),
+            watch: WatchSlot::default(),
             on_message: RefCell::new(None),
             on_error: RefCell::new(None),
             queue: RefCell::new(VecDeque::new()),
@@ -85,7 +85,7 @@ impl UdpSocket {
             "udp",
             Box::new(move |ready| me.on_ready(ready)),
         )?;
-        *inner.watch.borrow_mut() = Some(watch);
+        inner.watch.set(watch);
         Ok(UdpSocket { inner })
     }
 
@@ -186,8 +186,7 @@ impl UdpSocket {
     /// Closes the socket; queued sends fail with `BrokenPipe` (later, in
     /// the pending phase). Closing twice does nothing.
     pub fn close(&self) {
-        let watch = self.inner.watch.borrow_mut().take();
-        drop(watch);
+        self.inner.watch.close();
         let io = self.inner.io.borrow_mut().take();
         drop(io);
         let queued = std::mem::take(&mut *self.inner.queue.borrow_mut());
@@ -205,17 +204,13 @@ impl UdpSocket {
 
     /// Lets the loop exit while the socket is open.
     pub fn unref(&self) -> &Self {
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.unref();
-        }
+        self.inner.watch.set_ref(false);
         self
     }
 
     /// Makes the socket keep the loop alive again.
     pub fn ref_(&self) -> &Self {
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.ref_();
-        }
+        self.inner.watch.set_ref(true);
         self
     }
 }

@@ -11,7 +11,7 @@ use mio::Interest;
 
 use super::stream::Stream;
 use crate::event_loop::current_inner;
-use crate::reactor::{watch_kind, Watch};
+use crate::reactor::{watch_kind, WatchSlot};
 
 type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
 
@@ -21,7 +21,7 @@ struct Inner {
     backoff: Cell<bool>,
     reported: Cell<bool>,
     io: RefCell<Option<mio::net::UnixListener>>,
-    watch: RefCell<Option<Watch>>,
+    watch: WatchSlot,
     cb: RefCell<Option<ConnectionCb>>,
     path: PathBuf,
 }
@@ -46,7 +46,7 @@ impl UnixListener {
             backoff: Cell::new(false),
             reported: Cell::new(false),
             io: RefCell::new(Some(io)),
-            watch: RefCell::new(None),
+            watch: WatchSlot::default(),
             cb: RefCell::new(Some(Box::new(on_connection))),
             path,
         });
@@ -57,7 +57,7 @@ impl UnixListener {
             "unix listener",
             Box::new(move |_| me.accept_all()),
         )?;
-        *inner.watch.borrow_mut() = Some(watch);
+        inner.watch.set(watch);
         Ok(UnixListener { inner })
     }
 
@@ -68,8 +68,7 @@ impl UnixListener {
 
     /// Stops listening. Accepted connections stay open.
     pub fn close(&self) {
-        let watch = self.inner.watch.borrow_mut().take();
-        drop(watch);
+        self.inner.watch.close();
         let io = self.inner.io.borrow_mut().take();
         drop(io);
         let cb = self.inner.cb.borrow_mut().take();
@@ -78,9 +77,7 @@ impl UnixListener {
 
     /// Lets the loop exit while the listener is open.
     pub fn unref(&self) -> &Self {
-        if let Some(w) = self.inner.watch.borrow().as_ref() {
-            w.unref();
-        }
+        self.inner.watch.set_ref(false);
         self
     }
 }
