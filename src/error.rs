@@ -21,6 +21,11 @@ pub enum Error {
     /// `run`, `run_once` or `run_nowait` was called from inside a callback of
     /// the same loop. Like `uv_run`, the loop is not re-entrant.
     Reentrant,
+    /// A promise was rejected and no handler was attached by the end of the
+    /// microtask checkpoint, with
+    /// [`UnhandledRejections::Strict`](crate::promise::UnhandledRejections::Strict)
+    /// (Node's `--unhandled-rejections=strict`).
+    UnhandledRejection(crate::promise::Rejection),
     /// The operating system's poll failed (other than `EINTR`, which is
     /// retried with the remaining timeout).
     Io(io::Error),
@@ -34,6 +39,7 @@ impl fmt::Display for Error {
                 "the event loop is already running on this thread (run() is not re-entrant)",
             ),
             Error::Io(e) => write!(f, "event loop poll failed: {e}"),
+            Error::UnhandledRejection(r) => write!(f, "unhandled promise rejection: {r}"),
         }
     }
 }
@@ -43,6 +49,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Panicked(p) => Some(p),
+            Error::UnhandledRejection(r) => Some(r),
             Error::Reentrant => None,
         }
     }

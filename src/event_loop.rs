@@ -39,6 +39,15 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
     CURRENT.with(|c| f(c.borrow().as_ref().expect(NO_LOOP)))
 }
 
+/// Runs `f` with the thread's current loop, or returns `None` if there is
+/// none (for code that may run while a loop is being dropped).
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
+}
+
 /// The thread's current loop, for layers that keep a reference.
 ///
 /// # Panics
@@ -161,7 +170,12 @@ pub(crate) struct Inner {
     running: Cell<bool>,
     phase: Cell<Phase>,
     iterations: Cell<u64>,
-    panicked: RefCell<Option<PanicError>>,
+    /// What stops the loop: an uncaught panic, or an unhandled rejection
+    /// in strict mode.
+    fatal: RefCell<Option<Error>>,
+    /// Rejected promises waiting for the end of a checkpoint to be
+    /// reported unhandled, and the reporting policy.
+    pub(crate) rejections: crate::promise::unhandled::Tracker,
     #[allow(clippy::type_complexity)]
     panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
     /// Bumped whenever the handler is set or cleared, so a handler that
@@ -283,7 +297,7 @@ impl Inner {
     // ---- calling user code ----
 
     /// Calls user code at the dispatch boundary, catching a panic.
-    fn call(&self, origin: &'static str, f: impl FnOnce()) {
+    pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
             self.report_panic(PanicError::from_payload(&*payload, origin));
             // The payload's own Drop could panic; don't let that escape.
@@ -309,31 +323,54 @@ impl Inner {
                     // A panicking handler is fatal, as a throw inside
                     // Node's 'uncaughtException' listener is.
                     let e = PanicError::from_payload(&*p, "uncaught-panic handler");
-                    self.panicked.borrow_mut().get_or_insert(e);
+                    self.fatal.borrow_mut().get_or_insert(Error::Panicked(e));
                 }
             }
             None => {
-                self.panicked.borrow_mut().get_or_insert(err);
+                self.fatal.borrow_mut().get_or_insert(Error::Panicked(err));
             }
         }
     }
 
+    /// Records what stops the loop (the first one wins).
+    pub(crate) fn set_fatal(&self, e: Error) {
+        self.fatal.borrow_mut().get_or_insert(e);
+    }
+
+    /// Whether the loop must stop: a panic nobody handled, or a strict-mode
+    /// unhandled rejection.
     fn has_panicked(&self) -> bool {
-        self.panicked.borrow().is_some()
+        self.fatal.borrow().is_some()
     }
 
     /// The microtask checkpoint: all `next_tick`s, then all microtasks,
-    /// until both are empty. Runs after every callback.
+    /// until both are empty; then the promises rejected with no handler are
+    /// reported, and if that queued more work, around again (Node's
+    /// `processTicksAndRejections`). Runs after every callback.
     pub(crate) fn checkpoint(&self, turn: &mut Turn) {
-        if self.micro.is_empty() || self.has_panicked() {
-            return;
+        loop {
+            if self.has_panicked() {
+                return;
+            }
+            if !self.micro.is_empty() && !self.drain_queues(turn) {
+                return;
+            }
+            if self.rejections.is_idle() {
+                return;
+            }
+            self.rejections.process(self);
         }
+    }
+
+    /// Drains the `next_tick` and microtask queues. Returns false if a panic
+    /// means the rest must wait for the next callback boundary.
+    fn drain_queues(&self, turn: &mut Turn) -> bool {
         loop {
             let mut ran = 0;
             let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran)));
             turn.microtasks += ran;
             match r {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(payload) => {
                     let from_tick = self.micro.take_tick_panic();
                     let origin = if from_tick { "next_tick" } else { "microtask" };
@@ -342,7 +379,7 @@ impl Inner {
                     // a throw in a tick, the queues resume only at the next
                     // callback boundary.
                     if self.has_panicked() || from_tick {
-                        return;
+                        return false;
                     }
                 }
             }
@@ -414,8 +451,8 @@ impl Inner {
         self.stop_flag.set(false);
         self.phase.set(Phase::Idle);
         turn.alive = self.alive();
-        if let Some(p) = self.panicked.borrow_mut().take() {
-            return Err(Error::Panicked(p));
+        if let Some(e) = self.fatal.borrow_mut().take() {
+            return Err(e);
         }
         Ok(turn)
     }
@@ -694,7 +731,7 @@ impl fmt::Debug for EnterGuard {
 /// [`on_uncaught_panic`](EventLoop::on_uncaught_panic) the handler gets the
 /// panic and the loop goes on.
 pub struct EventLoop {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 impl EventLoop {
@@ -721,7 +758,8 @@ impl EventLoop {
             running: Cell::new(false),
             phase: Cell::new(Phase::Idle),
             iterations: Cell::new(0),
-            panicked: RefCell::new(None),
+            fatal: RefCell::new(None),
+            rejections: Default::default(),
             panic_hook: RefCell::new(None),
             panic_hook_gen: Cell::new(0),
         });
@@ -908,8 +946,8 @@ impl EventLoop {
         self.inner.call("main", main);
         self.inner.checkpoint(&mut Turn::default());
         self.inner.phase.set(Phase::Idle);
-        match self.inner.panicked.borrow_mut().take() {
-            Some(p) => Err(Error::Panicked(p)),
+        match self.inner.fatal.borrow_mut().take() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

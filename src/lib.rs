@@ -54,6 +54,7 @@ mod introspect;
 mod microtasks;
 pub mod net;
 mod pool;
+pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;

@@ -18,11 +18,27 @@ use crate::event_loop::with_current;
 /// nothing).
 pub(crate) type Job = Box<dyn FnOnce()>;
 
+/// A job on the microtask queue. Any `FnOnce()` is one; promise reactions
+/// are their own types, so that settling a promise queues its reactions
+/// without allocating again (the reaction was boxed when `then` was called).
+pub(crate) trait Microtask {
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce()> Microtask for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
+
+/// A boxed microtask.
+pub(crate) type MicroJob = Box<dyn Microtask>;
+
 /// The two queues.
 #[derive(Default)]
 pub(crate) struct Microtasks {
     ticks: RefCell<VecDeque<Job>>,
-    micro: RefCell<VecDeque<Job>>,
+    micro: RefCell<VecDeque<MicroJob>>,
     /// A `next_tick` job is running (tells a panic's origin).
     in_tick: std::cell::Cell<bool>,
 }
@@ -32,7 +48,7 @@ impl Microtasks {
         self.ticks.borrow_mut().push_back(job);
     }
 
-    pub(crate) fn push_micro(&self, job: Job) {
+    pub(crate) fn push_micro(&self, job: MicroJob) {
         self.micro.borrow_mut().push_back(job);
     }
 
@@ -64,7 +80,7 @@ impl Microtasks {
             while let Some(job) = pop(&self.micro) {
                 any = true;
                 *ran += 1;
-                job();
+                job.run();
             }
             if !any && self.ticks.borrow().is_empty() {
                 return;
@@ -78,15 +94,15 @@ impl Microtasks {
         self.in_tick.replace(false)
     }
 
-    pub(crate) fn drain_all(&self) -> Vec<Job> {
-        let mut v: Vec<Job> = self.ticks.borrow_mut().drain(..).collect();
-        v.extend(self.micro.borrow_mut().drain(..));
-        v
+    pub(crate) fn drain_all(&self) -> (Vec<Job>, Vec<MicroJob>) {
+        let ticks = self.ticks.borrow_mut().drain(..).collect();
+        let micro = self.micro.borrow_mut().drain(..).collect();
+        (ticks, micro)
     }
 }
 
 #[inline]
-fn pop(q: &RefCell<VecDeque<Job>>) -> Option<Job> {
+fn pop<J>(q: &RefCell<VecDeque<J>>) -> Option<J> {
     q.borrow_mut().pop_front()
 }
 

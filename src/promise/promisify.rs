@@ -1,0 +1,103 @@
+//! Bridges between callbacks and promises, and the promise forms of the
+//! loop's own operations (`delay`, `queue_work`).
+//!
+//! A callback-style operation reports once, through `FnOnce(Result<T, E>)`;
+//! [`promisify`] gives it a promise instead, and [`callbackify`] goes the
+//! other way. The error is carried unchanged: an `io::Error` from a
+//! callback is the same `io::Error` (kind and OS code) inside the
+//! [`Rejection`].
+
+use std::io;
+use std::time::Duration;
+
+use super::state::{reaction, Core};
+use super::{Promise, Rejection, Settlement};
+
+/// Runs a callback-style operation and returns a promise of its result
+/// (Node's `util.promisify`, applied at the call). `op` receives the
+/// callback to hand to the operation; when the operation calls it, the
+/// promise settles. If the callback is dropped without being called, the
+/// promise stays pending.
+///
+/// ```
+/// use evloop::promise::promisify;
+///
+/// evloop::run(|| {
+///     promisify(|done| evloop::fs::read_to_string("Cargo.toml", done))
+///         .then(|text| assert!(text.contains("[package]")))
+///         .catch(|e| panic!("{e}"));
+/// })
+/// .unwrap();
+/// ```
+pub fn promisify<T, E, F>(op: F) -> Promise<T>
+where
+    T: Clone + 'static,
+    E: Into<Rejection>,
+    F: FnOnce(Box<dyn FnOnce(Result<T, E>)>),
+{
+    let core = Core::<T>::pending();
+    let c = core.clone();
+    op(Box::new(move |r: Result<T, E>| {
+        c.resolve(r.map_err(Into::into).into());
+    }));
+    Promise { core }
+}
+
+/// Turns a promise-returning function into a callback-style one (Node's
+/// `util.callbackify`): the callback gets `Ok(value)` or `Err(reason)`.
+/// As in Node, it is called from a `next_tick` queued when the promise
+/// settles, so a panic in it is an uncaught panic, not a rejection.
+///
+/// ```
+/// use evloop::promise::{callbackify, Promise};
+///
+/// evloop::run(|| {
+///     let double = callbackify(|n: u32| Promise::resolve(n * 2));
+///     double(21, Box::new(|r| assert_eq!(r.unwrap(), 42)));
+/// })
+/// .unwrap();
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn callbackify<A, T, F>(f: F) -> impl Fn(A, Box<dyn FnOnce(Result<T, Rejection>)>)
+where
+    T: Clone + 'static,
+    F: Fn(A) -> Promise<T>,
+{
+    move |arg, cb| {
+        f(arg)
+            .core
+            .subscribe(reaction(move |o| crate::next_tick(move || cb(o))));
+    }
+}
+
+/// A promise fulfilled after `d` (Node's `timers/promises` `setTimeout`).
+/// It holds a timer, so it keeps the loop alive until it fires.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     evloop::promise::delay(Duration::from_millis(10)).then(|()| println!("10 ms later"));
+/// })
+/// .unwrap();
+/// ```
+pub fn delay(d: Duration) -> Promise<()> {
+    let core = Core::<()>::pending();
+    let c = core.clone();
+    let _ = crate::set_timeout(d, move || c.resolve(Settlement::Fulfill(())));
+    Promise { core }
+}
+
+/// Runs `work` on the loop's thread pool and returns a promise of its
+/// result (the promise form of [`crate::queue_work`]). A panic in `work`
+/// rejects the promise with the same `io::Error` the callback form gets.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn queue_work<T, W>(work: W) -> Promise<T>
+where
+    T: Clone + Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+{
+    promisify(|done: Box<dyn FnOnce(io::Result<T>)>| crate::queue_work(work, done))
+}

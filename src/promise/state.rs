@@ -1,0 +1,239 @@
+//! The promise state machine: pending, then fulfilled or rejected, once.
+//!
+//! A [`Core`] is the shared state behind every handle to one promise. Its
+//! reactions (what `then` registered) wait in it while it is pending; when
+//! it settles they move, in registration order, onto the loop's microtask
+//! queue, each carrying its own copy of the outcome. A reaction added to a
+//! promise that has already settled is queued at once. Either way it runs
+//! later, never inside the call that settled or subscribed: that is the
+//! rule that makes promise code run in the same order as in JavaScript.
+//!
+//! Reactions do not point back at the promise they wait on, so a promise
+//! that never settles is freed with its last handle, reactions included (no
+//! `Rc` cycle).
+
+use std::cell::{Cell, RefCell};
+use std::mem;
+use std::rc::Rc;
+
+use super::Rejection;
+use crate::event_loop::try_with_current;
+use crate::microtasks::{MicroJob, Microtask};
+
+/// What a promise settled with.
+pub(crate) type Outcome<T> = Result<T, Rejection>;
+
+/// Something waiting for a promise's outcome: handed the outcome, it
+/// becomes a microtask.
+pub(crate) trait Reaction<T> {
+    fn schedule(self: Box<Self>, outcome: Outcome<T>) -> MicroJob;
+}
+
+/// The reaction every `then`-like method builds: a closure and, once the
+/// promise settled, its outcome. Boxed once when it is registered; settling
+/// only fills in the outcome and moves the same box to the microtask queue.
+pub(crate) struct ReactionJob<T, F> {
+    f: F,
+    outcome: Option<Outcome<T>>,
+}
+
+/// Boxes `f` as a reaction.
+pub(crate) fn reaction<T: 'static, F: FnOnce(Outcome<T>) + 'static>(f: F) -> Box<dyn Reaction<T>> {
+    Box::new(ReactionJob { f, outcome: None })
+}
+
+impl<T: 'static, F: FnOnce(Outcome<T>) + 'static> Reaction<T> for ReactionJob<T, F> {
+    fn schedule(mut self: Box<Self>, outcome: Outcome<T>) -> MicroJob {
+        self.outcome = Some(outcome);
+        self
+    }
+}
+
+impl<T, F: FnOnce(Outcome<T>)> Microtask for ReactionJob<T, F> {
+    fn run(self: Box<Self>) {
+        let ReactionJob { f, outcome } = *self;
+        if let Some(outcome) = outcome {
+            f(outcome);
+        }
+    }
+}
+
+enum State<T> {
+    Pending(Vec<Box<dyn Reaction<T>>>),
+    Settled(Outcome<T>),
+    /// Settled, and the value was moved into the only reaction because no
+    /// handle was left that could subscribe again.
+    Delivered,
+}
+
+/// The shared state of one promise.
+pub(crate) struct Core<T> {
+    state: RefCell<State<T>>,
+    /// JavaScript's `[[PromiseIsHandled]]`: a reaction was ever attached.
+    handled: Cell<bool>,
+    /// Reported as unhandled, so a later handler reports it handled.
+    warned: Cell<bool>,
+    /// JavaScript's `alreadyResolved`: `resolve` or `reject` was called, so
+    /// later calls are ignored, even while the promise still waits on a
+    /// promise it adopted.
+    locked: Cell<bool>,
+}
+
+/// Queues a job on the current loop's microtask queue. With no loop (it is
+/// being dropped) the job is dropped: nothing could run it.
+pub(crate) fn queue(job: MicroJob) {
+    try_with_current(|inner| inner.micro.push_micro(job));
+}
+
+impl<T: Clone + 'static> Core<T> {
+    pub(crate) fn pending() -> Rc<Self> {
+        Rc::new(Core {
+            state: RefCell::new(State::Pending(Vec::new())),
+            handled: Cell::new(false),
+            warned: Cell::new(false),
+            locked: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn fulfilled(value: T) -> Rc<Self> {
+        Rc::new(Core {
+            state: RefCell::new(State::Settled(Ok(value))),
+            handled: Cell::new(false),
+            warned: Cell::new(false),
+            locked: Cell::new(true),
+        })
+    }
+
+    /// JavaScript's resolve function: the first call wins.
+    pub(crate) fn resolve(self: &Rc<Self>, s: super::Settlement<T>) {
+        if !self.locked.replace(true) {
+            self.resolve_unlocked(s);
+        }
+    }
+
+    /// Settles, or adopts another promise. Adopting costs two microtask
+    /// hops, as in JavaScript: one job subscribes to the other promise
+    /// (`NewPromiseResolveThenableJob`), and its reaction settles this one.
+    pub(crate) fn resolve_unlocked(self: &Rc<Self>, s: super::Settlement<T>) {
+        use super::Settlement::*;
+        match s {
+            Fulfill(v) => self.settle(Ok(v)),
+            Reject(e) => self.settle(Err(e)),
+            Adopt(other) => {
+                if Rc::ptr_eq(&other.core, self) {
+                    self.settle(Err(Rejection::cycle()));
+                    return;
+                }
+                let me = self.clone();
+                queue(Box::new(move || {
+                    log::trace!("promise adopts another promise");
+                    other.core.subscribe(reaction(move |o| me.settle(o)));
+                }));
+            }
+        }
+    }
+
+    /// Fulfils or rejects, once; later calls do nothing. The reactions move
+    /// to the microtask queue in the order they were registered.
+    pub(crate) fn settle(self: &Rc<Self>, outcome: Outcome<T>) {
+        let reactions = {
+            let mut state = self.state.borrow_mut();
+            let State::Pending(reactions) = &mut *state else {
+                return;
+            };
+            let reactions = mem::take(reactions);
+            // Only this caller holds the promise: no handle is left that
+            // could subscribe again, so the last reaction can have the value
+            // itself instead of a clone.
+            if Rc::strong_count(self) == 1 && !reactions.is_empty() {
+                *state = State::Delivered;
+                drop(state);
+                let mut reactions = reactions;
+                let last = reactions.pop().expect("not empty");
+                for r in reactions {
+                    queue(r.schedule(outcome.clone()));
+                }
+                queue(last.schedule(outcome));
+                return;
+            }
+            *state = State::Settled(outcome.clone());
+            reactions
+        };
+        if reactions.is_empty() {
+            if let Err(e) = &outcome {
+                if !self.handled.get() {
+                    let me: Rc<dyn Tracked> = self.clone();
+                    let e = e.clone();
+                    try_with_current(|inner| inner.rejections.track(me, e));
+                }
+            }
+            return;
+        }
+        let mut outcome = Some(outcome);
+        let n = reactions.len();
+        for (i, r) in reactions.into_iter().enumerate() {
+            let o = if i + 1 == n {
+                outcome.take().expect("once")
+            } else {
+                outcome.clone().expect("set")
+            };
+            queue(r.schedule(o));
+        }
+    }
+
+    /// Registers a reaction (JavaScript's `PerformPromiseThen`): queued at
+    /// once if the promise has settled, else when it does.
+    pub(crate) fn subscribe(self: &Rc<Self>, r: Box<dyn Reaction<T>>) {
+        let first = !self.handled.replace(true);
+        let mut state = self.state.borrow_mut();
+        match &mut *state {
+            State::Pending(reactions) => reactions.push(r),
+            State::Settled(outcome) => {
+                let outcome = outcome.clone();
+                drop(state);
+                if let (true, true, Err(e)) = (first, self.warned.get(), &outcome) {
+                    let e = e.clone();
+                    try_with_current(|inner| inner.rejections.handled_late(e));
+                }
+                queue(r.schedule(outcome));
+            }
+            // Unreachable: subscribing needs a handle, and `Delivered`
+            // means none was left.
+            State::Delivered => {}
+        }
+    }
+
+    /// The outcome, if settled (a copy).
+    pub(crate) fn peek(&self) -> Option<Outcome<T>> {
+        match &*self.state.borrow() {
+            State::Settled(o) => Some(o.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_pending(&self) -> bool {
+        matches!(&*self.state.borrow(), State::Pending(_))
+    }
+
+    pub(crate) fn is_rejected(&self) -> bool {
+        matches!(&*self.state.borrow(), State::Settled(Err(_)))
+    }
+}
+
+/// A rejected promise the unhandled-rejection tracker is watching.
+pub(crate) trait Tracked {
+    /// A handler was attached since.
+    fn is_handled(&self) -> bool;
+    /// It was reported unhandled (so a late handler is reported too).
+    fn mark_warned(&self);
+}
+
+impl<T> Tracked for Core<T> {
+    fn is_handled(&self) -> bool {
+        self.handled.get()
+    }
+
+    fn mark_warned(&self) {
+        self.warned.set(true);
+    }
+}
