@@ -58,7 +58,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
-mod timers;
+pub mod timers;
 
 pub use error::{Error, PanicError};
 pub use event_loop::{has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn};

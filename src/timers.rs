@@ -1,5 +1,8 @@
 //! Timers: `set_timeout`, `set_interval`, and the heap that orders them.
 //!
+//! The functions are also at the crate root (`evloop::set_timeout`, as
+//! Node's are global); [`delay`] is the promise form.
+//!
 //! # Data structure
 //!
 //! Each timer lives in a [`Slab`] slot (its callback, delay and flags); an
@@ -44,6 +47,10 @@ use std::time::Duration;
 use slab::Slab;
 
 use crate::event_loop::{with_current, Inner};
+
+/// A promise fulfilled after a delay (Node's `timers/promises`
+/// `setTimeout`); it lives in the promise layer.
+pub use crate::promise::delay;
 
 /// Position value meaning "not in the heap".
 const NOT_ARMED: u32 = u32::MAX;

@@ -8,6 +8,7 @@
 //! Name lookups (`connect("localhost:8080", ..)`) run on the thread pool,
 //! as Node's `dns.lookup` does.
 
+pub mod promises;
 mod stream;
 mod tcp;
 mod udp;

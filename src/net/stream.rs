@@ -391,6 +391,13 @@ impl Stream {
         self.inner.schedule_read();
     }
 
+    /// Whether the read side is over: the end was delivered, or the stream
+    /// was destroyed (a read now would wait forever).
+    pub(crate) fn read_finished(&self) -> bool {
+        let st = self.inner.st.borrow();
+        st.end_emitted || st.destroyed
+    }
+
     /// Whether reading is paused.
     pub fn is_paused(&self) -> bool {
         self.inner.st.borrow().paused

@@ -53,11 +53,13 @@ impl<T: Clone + 'static> Promise<T> {
     /// ```
     /// use evloop::promise::Promise;
     ///
-    /// evloop::run(|| {
-    ///     Promise::all([Promise::resolve(1), Promise::resolve(2)])
-    ///         .then(|v| assert_eq!(v, [1, 2]));
-    /// })
-    /// .unwrap();
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let _current = event_loop.enter();
+    /// let later = evloop::promise::delay(std::time::Duration::from_millis(5)).then(|()| 1);
+    /// let both = Promise::all([later, Promise::resolve(2)]);
+    /// event_loop.run()?;
+    /// assert_eq!(both.peek().unwrap().unwrap(), [1, 2]); // input order
+    /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn all(promises: impl IntoIterator<Item = Promise<T>>) -> Promise<Vec<T>> {
         let inputs: Vec<Promise<T>> = promises.into_iter().collect();

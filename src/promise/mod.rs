@@ -249,13 +249,15 @@ impl<T: Clone + 'static> Promise<T> {
     /// use evloop::promise::Promise;
     /// use std::time::Duration;
     ///
-    /// evloop::run(|| {
-    ///     let p = Promise::new(|resolve, _reject| {
-    ///         evloop::set_timeout(Duration::from_millis(5), move || resolve(42));
-    ///     });
-    ///     p.then(|v| assert_eq!(v, 42));
-    /// })
-    /// .unwrap();
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let _current = event_loop.enter();
+    /// let p = Promise::new(|resolve, _reject| {
+    ///     evloop::set_timeout(Duration::from_millis(5), move || resolve(21));
+    /// });
+    /// let doubled = p.then(|v| v * 2);
+    /// event_loop.run()?;
+    /// assert_eq!(doubled.peek().unwrap().unwrap(), 42);
+    /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn new(executor: impl FnOnce(Resolve<T>, Reject)) -> Self {
         let core = Core::pending();
@@ -328,13 +330,17 @@ impl<T: Clone + 'static> Promise<T> {
     /// ```
     /// use evloop::promise::{Promise, Rejection};
     ///
-    /// evloop::run(|| {
-    ///     Promise::resolve("42")
-    ///         .and_then(|s| s.parse::<u32>().map_err(Rejection::new))
-    ///         .and_then(|n| Promise::resolve(n + 1))
-    ///         .then(|n| assert_eq!(n, 43));
-    /// })
-    /// .unwrap();
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let _current = event_loop.enter();
+    /// let n = Promise::resolve("42")
+    ///     .and_then(|s| s.parse::<u32>().map_err(Rejection::new)) // may fail
+    ///     .and_then(|n| Promise::resolve(n + 1)); // follows another promise
+    /// let bad = Promise::resolve("x").and_then(|s| s.parse::<u32>().map_err(Rejection::new));
+    /// let _ = bad.catch(|_| 0); // handled, so not reported
+    /// event_loop.run()?;
+    /// assert_eq!(n.peek().unwrap().unwrap(), 43);
+    /// assert!(bad.peek().unwrap().is_err());
+    /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn and_then<U: Clone + 'static, R: Resolution<U>>(
         &self,

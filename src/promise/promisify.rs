@@ -22,12 +22,12 @@ use super::{Promise, Rejection, Settlement};
 /// ```
 /// use evloop::promise::promisify;
 ///
-/// evloop::run(|| {
-///     promisify(|done| evloop::fs::read_to_string("Cargo.toml", done))
-///         .then(|text| assert!(text.contains("[package]")))
-///         .catch(|e| panic!("{e}"));
-/// })
-/// .unwrap();
+/// let event_loop = evloop::EventLoop::new()?;
+/// let _current = event_loop.enter();
+/// let text = promisify(|done| evloop::fs::read_to_string("Cargo.toml", done));
+/// event_loop.run()?;
+/// assert!(text.peek().unwrap().unwrap().contains("[package]"));
+/// # Ok::<(), evloop::Error>(())
 /// ```
 pub fn promisify<T, E, F>(op: F) -> Promise<T>
 where

@@ -64,3 +64,14 @@ pub fn cpu_time() -> Duration {
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// `evloop::run` with unhandled rejections fatal, so an assertion that
+/// fails inside a promise callback (a panic, which rejects the promise)
+/// fails the test instead of being logged as a warning.
+pub fn run_strict(main: impl FnOnce()) -> Result<(), evloop::Error> {
+    init_log();
+    let el = evloop::EventLoop::new().expect("a loop");
+    el.set_unhandled_rejections(evloop::promise::UnhandledRejections::Strict);
+    el.run_main(main)?;
+    el.run().map(|_| ())
+}

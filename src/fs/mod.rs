@@ -77,6 +77,8 @@
 //! [`read_file`], a missing file, a huge read length) is an error given to
 //! the callback, never a panic.
 
+pub mod promises;
+
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
