@@ -18,16 +18,52 @@
 //! .expect("no callback panicked");
 //! ```
 //!
-//! ## Layers
+//! ## One job, in each style
 //!
-//! Callbacks are the primitives; promises and `async`/`await` are built on
-//! them later, on the same loop:
+//! Read a file, wait 10 ms, then report its size; on any error, report
+//! that. First with callbacks, the primitives:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! evloop::run(|| {
+//!     evloop::fs::read_file("Cargo.toml", |r| match r {
+//!         Ok(bytes) => {
+//!             evloop::set_timeout(Duration::from_millis(10), move || {
+//!                 println!("{} bytes", bytes.len());
+//!             });
+//!         }
+//!         Err(e) => eprintln!("failed: {e}"),
+//!     });
+//! })
+//! .unwrap();
+//! ```
+//!
+//! Then with [promises](promise), on the same loop (each step returns a
+//! promise; an error skips to the `catch`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::{fs, promise::delay};
+//!
+//! evloop::run(|| {
+//!     fs::promises::read_file("Cargo.toml")
+//!         .and_then(|bytes| delay(Duration::from_millis(10)).then(move |()| bytes))
+//!         .then(|bytes| println!("{} bytes", bytes.len()))
+//!         .catch(|e| eprintln!("failed: {e}"));
+//! })
+//! .unwrap();
+//! ```
+//!
+//! The third style, `async`/`await` over the same promises, is planned.
+//!
+//! ## Layers
 //!
 //! | layer | what it offers |
 //! |---|---|
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
 //! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
-//! | promises (planned) | `Promise<T>` with JS semantics on the microtask queue |
+//! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`timers::delay`], [`promise::queue_work`] |
 //! | async/await (planned) | Rust futures that await promises |
 //!
 //! ## One tick
