@@ -61,9 +61,11 @@ impl<T, F: FnOnce(Outcome<T>)> Microtask for ReactionJob<T, F> {
 enum State<T> {
     Pending(Vec<Box<dyn Reaction<T>>>),
     Settled(Outcome<T>),
-    /// Settled, and the value was moved into the only reaction because no
+    /// Settled, and the value was moved into the last reaction because no
     /// handle was left that could subscribe again.
-    Delivered,
+    Delivered {
+        rejected: bool,
+    },
 }
 
 /// The shared state of one promise.
@@ -136,29 +138,13 @@ impl<T: Clone + 'static> Core<T> {
     /// Fulfils or rejects, once; later calls do nothing. The reactions move
     /// to the microtask queue in the order they were registered.
     pub(crate) fn settle(self: &Rc<Self>, outcome: Outcome<T>) {
-        let reactions = {
-            let mut state = self.state.borrow_mut();
-            let State::Pending(reactions) = &mut *state else {
-                return;
-            };
-            let reactions = mem::take(reactions);
-            // Only this caller holds the promise: no handle is left that
-            // could subscribe again, so the last reaction can have the value
-            // itself instead of a clone.
-            if Rc::strong_count(self) == 1 && !reactions.is_empty() {
-                *state = State::Delivered;
-                drop(state);
-                let mut reactions = reactions;
-                let last = reactions.pop().expect("not empty");
-                for r in reactions {
-                    queue(r.schedule(outcome.clone()));
-                }
-                queue(last.schedule(outcome));
-                return;
-            }
-            *state = State::Settled(outcome.clone());
-            reactions
+        let mut state = self.state.borrow_mut();
+        let State::Pending(reactions) = &mut *state else {
+            return;
         };
+        let mut reactions = mem::take(reactions);
+        // (Queueing a reaction only pushes onto the microtask queue: no user
+        // code runs while the state is borrowed.)
         if reactions.is_empty() {
             if let Err(e) = &outcome {
                 if !self.handled.get() {
@@ -167,17 +153,24 @@ impl<T: Clone + 'static> Core<T> {
                     try_with_current(|inner| inner.rejections.track(me, e));
                 }
             }
-            return;
-        }
-        let mut outcome = Some(outcome);
-        let n = reactions.len();
-        for (i, r) in reactions.into_iter().enumerate() {
-            let o = if i + 1 == n {
-                outcome.take().expect("once")
-            } else {
-                outcome.clone().expect("set")
+            *state = State::Settled(outcome);
+        } else if Rc::strong_count(self) == 1 {
+            // Only this caller holds the promise: no handle is left that
+            // could subscribe again, so the last reaction can have the value
+            // itself instead of a copy.
+            *state = State::Delivered {
+                rejected: outcome.is_err(),
             };
-            queue(r.schedule(o));
+            let last = reactions.pop().expect("not empty");
+            for r in reactions {
+                queue(r.schedule(outcome.clone()));
+            }
+            queue(last.schedule(outcome));
+        } else {
+            for r in reactions {
+                queue(r.schedule(outcome.clone()));
+            }
+            *state = State::Settled(outcome);
         }
     }
 
@@ -199,7 +192,7 @@ impl<T: Clone + 'static> Core<T> {
             }
             // Unreachable: subscribing needs a handle, and `Delivered`
             // means none was left.
-            State::Delivered => {}
+            State::Delivered { .. } => {}
         }
     }
 
@@ -216,7 +209,10 @@ impl<T: Clone + 'static> Core<T> {
     }
 
     pub(crate) fn is_rejected(&self) -> bool {
-        matches!(&*self.state.borrow(), State::Settled(Err(_)))
+        matches!(
+            &*self.state.borrow(),
+            State::Settled(Err(_)) | State::Delivered { rejected: true }
+        )
     }
 }
 
