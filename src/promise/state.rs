@@ -58,8 +58,49 @@ impl<T, F: FnOnce(Outcome<T>)> Microtask for ReactionJob<T, F> {
     }
 }
 
+/// The reactions of a pending promise. Most promises get at most one (a
+/// link of a chain, an input of `all`, an awaited promise), so the first is
+/// kept inline: no vector until a second one comes.
+enum Reactions<T> {
+    None,
+    One(Box<dyn Reaction<T>>),
+    Many(Vec<Box<dyn Reaction<T>>>),
+}
+
+impl<T> Reactions<T> {
+    fn push(&mut self, r: Box<dyn Reaction<T>>) {
+        *self = match mem::replace(self, Reactions::None) {
+            Reactions::None => Reactions::One(r),
+            Reactions::One(first) => Reactions::Many(vec![first, r]),
+            Reactions::Many(mut v) => {
+                v.push(r);
+                Reactions::Many(v)
+            }
+        };
+    }
+
+    /// Queues each reaction with its copy of `outcome`, in registration
+    /// order; the last one gets `outcome` itself.
+    fn schedule_all(self, outcome: Outcome<T>)
+    where
+        T: Clone,
+    {
+        match self {
+            Reactions::None => {}
+            Reactions::One(r) => queue(r.schedule(outcome)),
+            Reactions::Many(mut v) => {
+                let last = v.pop().expect("two or more");
+                for r in v {
+                    queue(r.schedule(outcome.clone()));
+                }
+                queue(last.schedule(outcome));
+            }
+        }
+    }
+}
+
 enum State<T> {
-    Pending(Vec<Box<dyn Reaction<T>>>),
+    Pending(Reactions<T>),
     Settled(Outcome<T>),
     /// Settled, and the value was moved into the last reaction because no
     /// handle was left that could subscribe again.
@@ -90,7 +131,7 @@ pub(crate) fn queue(job: MicroJob) {
 impl<T: Clone + 'static> Core<T> {
     pub(crate) fn pending() -> Rc<Self> {
         Rc::new(Core {
-            state: RefCell::new(State::Pending(Vec::new())),
+            state: RefCell::new(State::Pending(Reactions::None)),
             handled: Cell::new(false),
             warned: Cell::new(false),
             locked: Cell::new(false),
@@ -142,10 +183,10 @@ impl<T: Clone + 'static> Core<T> {
         let State::Pending(reactions) = &mut *state else {
             return;
         };
-        let mut reactions = mem::take(reactions);
+        let reactions = mem::replace(reactions, Reactions::None);
         // (Queueing a reaction only pushes onto the microtask queue: no user
         // code runs while the state is borrowed.)
-        if reactions.is_empty() {
+        if let Reactions::None = reactions {
             if let Err(e) = &outcome {
                 if !self.handled.get() {
                     let me: Rc<dyn Tracked> = self.clone();
@@ -161,16 +202,10 @@ impl<T: Clone + 'static> Core<T> {
             *state = State::Delivered {
                 rejected: outcome.is_err(),
             };
-            let last = reactions.pop().expect("not empty");
-            for r in reactions {
-                queue(r.schedule(outcome.clone()));
-            }
-            queue(last.schedule(outcome));
+            reactions.schedule_all(outcome);
         } else {
-            for r in reactions {
-                queue(r.schedule(outcome.clone()));
-            }
-            *state = State::Settled(outcome);
+            *state = State::Settled(outcome.clone());
+            reactions.schedule_all(outcome);
         }
     }
 
