@@ -26,6 +26,10 @@ pub enum Error {
     /// [`UnhandledRejections::Strict`](crate::promise::UnhandledRejections::Strict)
     /// (Node's `--unhandled-rejections=strict`).
     UnhandledRejection(crate::promise::Rejection),
+    /// [`block_on`](crate::block_on): the future is still pending, but
+    /// nothing is left on the loop that could wake it (no timer, I/O
+    /// source, request or pending callback keeps the loop alive).
+    Stalled,
     /// The operating system's poll failed (other than `EINTR`, which is
     /// retried with the remaining timeout).
     Io(io::Error),
@@ -40,6 +44,10 @@ impl fmt::Display for Error {
             ),
             Error::Io(e) => write!(f, "event loop poll failed: {e}"),
             Error::UnhandledRejection(r) => write!(f, "unhandled promise rejection: {r}"),
+            Error::Stalled => f.write_str(
+                "block_on: the future is still pending but nothing keeps the loop alive \
+                 (no timer, I/O, request or pending callback could ever wake it)",
+            ),
         }
     }
 }
@@ -50,7 +58,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Panicked(p) => Some(p),
             Error::UnhandledRejection(r) => Some(r),
-            Error::Reentrant => None,
+            Error::Reentrant | Error::Stalled => None,
         }
     }
 }

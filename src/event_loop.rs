@@ -176,6 +176,8 @@ pub(crate) struct Inner {
     /// Rejected promises waiting for the end of a checkpoint to be
     /// reported unhandled, and the reporting policy.
     pub(crate) rejections: crate::promise::unhandled::Tracker,
+    /// Spawned `async` tasks that have not finished (see [`crate::task`]).
+    pub(crate) tasks: crate::task::Tasks,
     #[allow(clippy::type_complexity)]
     panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
     /// Bumped whenever the handler is set or cleared, so a handler that
@@ -199,6 +201,24 @@ impl Inner {
     }
 
     // ---- hooks for the layers above ----
+
+    /// A cross-thread handle to this loop.
+    pub(crate) fn remote_handle(&self) -> Remote {
+        Remote {
+            shared: self.remote.clone(),
+        }
+    }
+
+    /// Whether `remote` points to this loop.
+    pub(crate) fn owns_remote(&self, remote: &Remote) -> bool {
+        Arc::ptr_eq(&self.remote, &remote.shared)
+    }
+
+    /// Whether the loop is inside `run*` or `run_main` (so `block_on` must
+    /// not drive it).
+    pub(crate) fn is_busy(&self) -> bool {
+        self.running.get() || self.phase.get() == Phase::Main
+    }
 
     /// Queues a callback for the next pending phase (libuv's deferred I/O
     /// callbacks: write completions, connect errors).
@@ -616,6 +636,8 @@ impl Drop for Inner {
         // Handles hold `Weak`s, so a closure's captures that touch the loop
         // in their `Drop` find it gone and do nothing.
         drop(self.remote.close());
+        // Tasks first: dropping a future may release timers and sources.
+        drop(self.tasks.drain_all());
         // Join the pool: jobs not started are discarded, running ones
         // finish and their results are dropped on the worker (posts fail).
         drop(self.pool.get_mut().take());
@@ -760,6 +782,7 @@ impl EventLoop {
             iterations: Cell::new(0),
             fatal: RefCell::new(None),
             rejections: Default::default(),
+            tasks: Default::default(),
             panic_hook: RefCell::new(None),
             panic_hook_gen: Cell::new(0),
         });
@@ -825,6 +848,12 @@ impl EventLoop {
     /// Iterations run so far.
     pub fn iterations(&self) -> u64 {
         self.inner.iterations.get()
+    }
+
+    /// Spawned `async` tasks that have not finished yet (see
+    /// [`spawn`](crate::spawn)). Pending tasks keep nothing alive.
+    pub fn tasks(&self) -> usize {
+        self.inner.tasks.len()
     }
 
     /// The phase the loop is in.

@@ -55,7 +55,26 @@
 //! .unwrap();
 //! ```
 //!
-//! The third style, `async`/`await` over the same promises, is planned.
+//! And the third style, `async`/`await` over the same promises (see
+//! [`task`]):
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::{fs, task::sleep};
+//!
+//! evloop::run(|| {
+//!     evloop::spawn(async {
+//!         match fs::promises::read_file("Cargo.toml").await {
+//!             Ok(bytes) => {
+//!                 sleep(Duration::from_millis(10)).await;
+//!                 println!("{} bytes", bytes.len());
+//!             }
+//!             Err(e) => eprintln!("failed: {e}"),
+//!         }
+//!     });
+//! })
+//! .unwrap();
+//! ```
 //!
 //! ## Layers
 //!
@@ -64,7 +83,7 @@
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
 //! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
 //! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`timers::delay`], [`promise::queue_work`] |
-//! | async/await (planned) | Rust futures that await promises |
+//! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`] |
 //!
 //! ## One tick
 //!
@@ -94,6 +113,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
+pub mod task;
 pub mod timers;
 
 pub use error::{Error, PanicError};
@@ -105,6 +125,7 @@ pub use mio::Interest;
 pub use pool::{queue_work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{LoopClosed, Remote};
+pub use task::{block_on, spawn};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
     TIMER_OVERHEAD_BYTES,

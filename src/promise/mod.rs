@@ -85,7 +85,7 @@ use state::{reaction, Core, Outcome};
 /// `Promise` is a cheap handle (an `Rc`): clones are the same promise.
 /// It is `!Send`, like everything on the loop.
 pub struct Promise<T> {
-    core: Rc<Core<T>>,
+    pub(crate) core: Rc<Core<T>>,
 }
 
 impl<T> Clone for Promise<T> {
@@ -233,7 +233,10 @@ pub struct WithResolvers<T> {
 }
 
 /// Turns a panic payload into a rejection.
-fn panic_rejection(payload: Box<dyn std::any::Any + Send>, origin: &'static str) -> Rejection {
+pub(crate) fn panic_rejection(
+    payload: Box<dyn std::any::Any + Send>,
+    origin: &'static str,
+) -> Rejection {
     let r = Rejection::panic(PanicError::from_payload(&*payload, origin));
     // The payload's own Drop could panic; don't let that escape.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));

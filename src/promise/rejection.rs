@@ -46,6 +46,7 @@ enum Repr {
     Panic(PanicError),
     Cycle,
     Aggregate(Vec<Rejection>),
+    Aborted,
 }
 
 impl Rejection {
@@ -62,6 +63,17 @@ impl Rejection {
 
     pub(crate) fn panic(p: PanicError) -> Self {
         Rejection(Arc::new(Repr::Panic(p)))
+    }
+
+    /// The rejection of a task stopped through its
+    /// [`AbortHandle`](crate::task::AbortHandle) (the DOM's `AbortError`).
+    pub fn aborted() -> Self {
+        Rejection(Arc::new(Repr::Aborted))
+    }
+
+    /// Whether this is the rejection of an aborted task.
+    pub fn is_aborted(&self) -> bool {
+        matches!(&*self.0, Repr::Aborted)
     }
 
     pub(crate) fn cycle() -> Self {
@@ -152,6 +164,7 @@ impl fmt::Display for Rejection {
             Repr::Panic(p) => write!(f, "panicked: {}", p.message()),
             Repr::Cycle => f.write_str("Chaining cycle detected for promise"),
             Repr::Aggregate(_) => f.write_str("All promises were rejected"),
+            Repr::Aborted => f.write_str("The operation was aborted"),
         }
     }
 }
@@ -165,6 +178,7 @@ impl fmt::Debug for Rejection {
             Repr::Panic(p) => f.debug_tuple("Rejection::Panic").field(p).finish(),
             Repr::Cycle => f.write_str("Rejection::Cycle"),
             Repr::Aggregate(v) => f.debug_tuple("Rejection::Aggregate").field(v).finish(),
+            Repr::Aborted => f.write_str("Rejection::Aborted"),
         }
     }
 }

@@ -231,6 +231,12 @@ impl<T: Clone + 'static> Core<T> {
         }
     }
 
+    /// Counts as handled (a rejection is not reported as unhandled), without
+    /// subscribing: for rejections the caller asked for, such as an abort.
+    pub(crate) fn mark_handled(&self) {
+        self.handled.set(true);
+    }
+
     /// The outcome, if settled (a copy).
     pub(crate) fn peek(&self) -> Option<Outcome<T>> {
         match &*self.state.borrow() {

@@ -1,0 +1,273 @@
+//! The executor: a per-loop slab of tasks, polled on the loop thread.
+//!
+//! A task is a boxed future plus the promise it settles. Its slot is keyed
+//! by slab key + generation ([`TaskId`]), so a wake for a task that has
+//! finished (its key perhaps reused) is ignored.
+//!
+//! **Take, then call.** The future is taken out of its slot while it is
+//! polled; no borrow of the slab is held while user code runs. A wake that
+//! arrives during its own poll only marks the slot, and the task is polled
+//! again afterwards from a microtask, never recursively.
+//!
+//! Three things poll a task:
+//! - [`spawn`](crate::spawn), once, synchronously (a JS async function runs
+//!   its body up to the first `await` before returning its promise);
+//! - the reaction of an awaited promise, inline, inside the promise job
+//!   itself (so `await` costs one microtask hop, as in JS);
+//! - a microtask queued by its [`Waker`] (timers, I/O, other threads).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+
+use crate::event_loop::{try_with_current, Inner};
+use crate::promise::state::Core;
+use crate::promise::{panic_rejection, Rejection, Settlement};
+
+thread_local! {
+    /// The task being polled on this thread, if any.
+    static CURRENT_TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
+}
+
+/// Generations are unique process-wide, so an id never matches a task of
+/// another loop either.
+static NEXT_GEN: AtomicU64 = AtomicU64::new(1);
+
+/// A task's slab key and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskId {
+    pub(crate) key: usize,
+    pub(crate) gen: u64,
+}
+
+/// The task the executor is polling on this thread right now, if any.
+pub(crate) fn current_task() -> Option<TaskId> {
+    CURRENT_TASK.try_with(Cell::get).ok().flatten()
+}
+
+/// A task's future, type-erased: it settles its promise itself when it
+/// completes (see [`future`]). One allocation, pinned by the box.
+pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The promise side of a task, type-erased, for the two ways a task ends
+/// without completing: a panic and an abort.
+pub(crate) trait TaskPromise {
+    /// Rejects the promise; `handled`: not reported as unhandled (the
+    /// caller asked for it).
+    fn reject(self: Rc<Self>, reason: Rejection, handled: bool);
+}
+
+impl<T: Clone + 'static> TaskPromise for Core<T> {
+    fn reject(self: Rc<Self>, reason: Rejection, handled: bool) {
+        if handled {
+            self.mark_handled();
+        }
+        self.resolve(Settlement::Reject(reason));
+    }
+}
+
+/// Boxes `fut` so that its output settles `core`.
+pub(crate) fn future<T, F>(fut: F, core: Rc<Core<T>>) -> TaskFuture
+where
+    T: Clone + 'static,
+    F: Future<Output = Settlement<T>> + 'static,
+{
+    Box::pin(async move {
+        let s = fut.await;
+        core.resolve(s);
+    })
+}
+
+/// Drops user data whose `Drop` may panic, without letting the panic out.
+fn drop_quietly<D>(d: D) {
+    if catch_unwind(AssertUnwindSafe(move || drop(d))).is_err() {
+        log::debug!("a task's future panicked while being dropped");
+    }
+}
+
+pub(crate) struct Slot {
+    gen: u64,
+    /// `None` while the task is being polled.
+    fut: Option<TaskFuture>,
+    /// Its promise, to reject on a panic or an abort.
+    promise: Rc<dyn TaskPromise>,
+    /// This task's waker, made once at spawn.
+    waker: Waker,
+    /// A microtask that polls it is queued.
+    scheduled: bool,
+    /// Woken during its own poll: poll again afterwards.
+    woken: bool,
+    /// Aborted during its own poll: drop it afterwards.
+    abort: bool,
+}
+
+/// The loop's tasks (a field of the loop's `Inner`).
+#[derive(Default)]
+pub(crate) struct Tasks {
+    slab: RefCell<Slab<Slot>>,
+}
+
+impl Tasks {
+    /// Tasks not finished.
+    pub(crate) fn len(&self) -> usize {
+        self.slab.borrow().len()
+    }
+
+    /// On loop drop: every task, to be dropped by the caller.
+    pub(crate) fn drain_all(&self) -> Slab<Slot> {
+        std::mem::take(&mut *self.slab.borrow_mut())
+    }
+}
+
+/// Inserts a task and polls it once, synchronously.
+pub(crate) fn spawn_future(
+    inner: &Rc<Inner>,
+    fut: TaskFuture,
+    promise: Rc<dyn TaskPromise>,
+) -> TaskId {
+    let gen = NEXT_GEN.fetch_add(1, Ordering::Relaxed);
+    let id = {
+        let mut slab = inner.tasks.slab.borrow_mut();
+        let entry = slab.vacant_entry();
+        let id = TaskId {
+            key: entry.key(),
+            gen,
+        };
+        entry.insert(Slot {
+            gen,
+            fut: Some(fut),
+            promise,
+            waker: super::waker::new(id, inner.remote_handle()),
+            scheduled: false,
+            woken: false,
+            abort: false,
+        });
+        id
+    };
+    log::trace!("spawn task #{} (gen {gen})", id.key);
+    run(inner, id, false);
+    id
+}
+
+/// Polls task `id` now. Returns false if there is no such task (finished,
+/// or of another loop). A task already being polled is marked to be polled
+/// again afterwards instead.
+pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
+    let (mut fut, waker) = {
+        let mut slab = inner.tasks.slab.borrow_mut();
+        let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen == id.gen) else {
+            return false;
+        };
+        if from_microtask {
+            slot.scheduled = false;
+        }
+        let Some(fut) = slot.fut.take() else {
+            slot.woken = true;
+            return true;
+        };
+        (fut, slot.waker.clone())
+    };
+    let prev = CURRENT_TASK.with(|c| c.replace(Some(id)));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }));
+    CURRENT_TASK.with(|c| c.set(prev));
+    match r {
+        Ok(Poll::Pending) => {
+            let mut slab = inner.tasks.slab.borrow_mut();
+            let slot = slab
+                .get_mut(id.key)
+                .expect("a running task stays in its slot");
+            if slot.abort {
+                let slot = slab.remove(id.key);
+                drop(slab);
+                log::trace!("task #{} aborted", id.key);
+                drop_quietly(fut);
+                slot.promise.reject(Rejection::aborted(), true);
+                return true;
+            }
+            slot.fut = Some(fut);
+            if std::mem::take(&mut slot.woken) && !slot.scheduled {
+                slot.scheduled = true;
+                drop(slab);
+                queue_poll(inner, id);
+            }
+        }
+        Ok(Poll::Ready(())) => {
+            let slot = inner.tasks.slab.borrow_mut().remove(id.key);
+            log::trace!("task #{} finished", id.key);
+            drop_quietly(fut);
+            drop(slot);
+        }
+        Err(payload) => {
+            let slot = inner.tasks.slab.borrow_mut().remove(id.key);
+            log::trace!("task #{} panicked", id.key);
+            drop_quietly(fut);
+            slot.promise.reject(panic_rejection(payload, "task"), false);
+        }
+    }
+    true
+}
+
+/// Queues a microtask that polls `id`.
+fn queue_poll(inner: &Inner, id: TaskId) {
+    inner.micro.push_micro(Box::new(move || {
+        if let Some(inner) = try_with_current(Rc::clone) {
+            run(&inner, id, true);
+        }
+    }));
+}
+
+/// A wake on the loop thread: queue a microtask that polls the task, unless
+/// one is queued already, the task is gone, or it is running (then it is
+/// polled again after its current poll).
+pub(crate) fn schedule(inner: &Inner, id: TaskId) {
+    let mut slab = inner.tasks.slab.borrow_mut();
+    let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen == id.gen) else {
+        return;
+    };
+    if slot.fut.is_none() {
+        slot.woken = true;
+        return;
+    }
+    if !slot.scheduled {
+        slot.scheduled = true;
+        drop(slab);
+        queue_poll(inner, id);
+    }
+}
+
+/// Aborts `id`: drops its future now and rejects its promise; a task being
+/// polled is dropped right after its current poll. A finished task is
+/// left alone.
+pub(crate) fn abort(inner: &Inner, id: TaskId) {
+    let mut slab = inner.tasks.slab.borrow_mut();
+    let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen == id.gen) else {
+        return;
+    };
+    if slot.fut.is_none() {
+        slot.abort = true;
+        return;
+    }
+    let mut slot = slab.remove(id.key);
+    drop(slab);
+    log::trace!("task #{} aborted", id.key);
+    drop_quietly(slot.fut.take());
+    slot.promise.reject(Rejection::aborted(), true);
+}
+
+/// Whether `id` is still a live task of `inner`.
+pub(crate) fn is_alive(inner: &Inner, id: TaskId) -> bool {
+    inner
+        .tasks
+        .slab
+        .borrow()
+        .get(id.key)
+        .is_some_and(|s| s.gen == id.gen)
+}

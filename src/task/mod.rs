@@ -1,0 +1,193 @@
+//! `async`/`await` on the loop: the third style.
+//!
+//! [`spawn`] starts a Rust future as a task on the current loop, as calling
+//! a JavaScript `async` function starts its body, and hands back a
+//! [`Promise`] of its output. A [`Promise`] can be `.await`ed inside a task
+//! (it is `IntoFuture`, giving `Result<T, Rejection>`), with JavaScript's
+//! timing, so the three styles mix freely:
+//!
+//! ```
+//! use evloop::promise::Promise;
+//! use std::time::Duration;
+//!
+//! evloop::run(|| {
+//!     let p = evloop::spawn(async {
+//!         evloop::task::sleep(Duration::from_millis(5)).await;
+//!         let n = Promise::resolve(20).await.unwrap();
+//!         n + 1
+//!     });
+//!     p.then(|n| println!("{n}")); // 21
+//! })
+//! .unwrap();
+//! ```
+//!
+//! ## Mapping from JavaScript
+//!
+//! | JavaScript | evloop |
+//! |---|---|
+//! | `const p = f()` for `async function f() {..}` | `let p = evloop::spawn(async { .. })` |
+//! | `await p` | `p.await` (`Ok(v)` or `Err(rejection)`) |
+//! | `throw e` inside an async function | return `Err(e)` from a [`spawn_try`] task, or panic: either rejects the promise |
+//! | `await null` | [`yield_now`]`().await` |
+//! | `await setTimeout(ms)` (`timers/promises`) | [`sleep`]`(d).await` |
+//! | `AbortController.abort()` | [`AbortHandle::abort`] from [`spawn_handle`] |
+//!
+//! ## When a task runs
+//!
+//! - At [`spawn`]: synchronously, up to its first pending `.await`.
+//! - After an awaited [`Promise`] settles: inside that promise's reaction
+//!   job in the microtask checkpoint. That is one microtask hop, exactly as
+//!   a JavaScript `await`, so `.then` chains and `.await`s interleave as in
+//!   Node.
+//! - After any other wake (a timer of [`sleep`], I/O, another thread): in
+//!   a microtask queued by the waker (from another thread: through the
+//!   loop's [`Remote`](crate::Remote), in the pending phase, then a
+//!   microtask).
+//!
+//! Tasks keep nothing alive, like pending promises in Node: the loop ends
+//! when its timers, sockets and requests do, whatever tasks still wait.
+//! Futures need not be `Send`; the wakers are `Send + Sync`.
+
+mod await_promise;
+mod block_on;
+mod executor;
+mod time;
+mod waker;
+
+use std::fmt;
+use std::future::Future;
+use std::rc::{Rc, Weak};
+
+pub use await_promise::PromiseFuture;
+pub use block_on::block_on;
+pub(crate) use executor::Tasks;
+pub use time::{sleep, sleep_until, timeout, yield_now, Elapsed, Sleep, WithTimeout, YieldNow};
+
+use crate::event_loop::{with_current, Inner};
+use crate::promise::state::Core;
+use crate::promise::{Promise, Rejection, Settlement};
+use executor::TaskId;
+
+/// Starts `fut` as a task on the current loop and returns a promise of its
+/// output: JavaScript's call of an `async` function.
+///
+/// The future is polled once before `spawn` returns (the body runs up to
+/// its first pending `.await`). When it completes the promise is fulfilled
+/// with the output; if a poll panics the promise is rejected with the panic
+/// ([`Rejection::is_panic`](crate::promise::Rejection::is_panic)), and, like
+/// any rejection nobody handles, reported as unhandled.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn spawn<T, F>(fut: F) -> Promise<T>
+where
+    T: Clone + 'static,
+    F: Future<Output = T> + 'static,
+{
+    spawn_handle(fut).0
+}
+
+/// Like [`spawn`] for a fallible future: `Ok(v)` fulfils the promise with
+/// `v`, `Err(e)` rejects it with `e` (JavaScript's `throw` inside an
+/// `async` function).
+///
+/// ```
+/// evloop::run(|| {
+///     let p = evloop::task::spawn_try(async {
+///         let n: u32 = "x".parse().map_err(evloop::promise::Rejection::new)?;
+///         Ok::<_, evloop::promise::Rejection>(n)
+///     });
+///     p.catch(|e| { println!("rejected: {e}"); 0 });
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn spawn_try<T, E, F>(fut: F) -> Promise<T>
+where
+    T: Clone + 'static,
+    E: Into<Rejection>,
+    F: Future<Output = Result<T, E>> + 'static,
+{
+    start(async move {
+        match fut.await {
+            Ok(v) => Settlement::Fulfill(v),
+            Err(e) => Settlement::Reject(e.into()),
+        }
+    })
+    .0
+}
+
+/// Like [`spawn`], and also returns a handle that can abort the task.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn spawn_handle<T, F>(fut: F) -> (Promise<T>, AbortHandle)
+where
+    T: Clone + 'static,
+    F: Future<Output = T> + 'static,
+{
+    start(async move { Settlement::Fulfill(fut.await) })
+}
+
+fn start<T, F>(fut: F) -> (Promise<T>, AbortHandle)
+where
+    T: Clone + 'static,
+    F: Future<Output = Settlement<T>> + 'static,
+{
+    let core = Core::pending();
+    let fut = executor::future(fut, core.clone());
+    with_current(|inner| {
+        let inner = inner.clone();
+        let id = executor::spawn_future(&inner, fut, core.clone());
+        (
+            Promise { core },
+            AbortHandle {
+                inner: Rc::downgrade(&inner),
+                id,
+            },
+        )
+    })
+}
+
+/// Aborts a task started with [`spawn_handle`]. Dropping the handle does
+/// not abort the task.
+#[derive(Clone)]
+pub struct AbortHandle {
+    inner: Weak<Inner>,
+    id: TaskId,
+}
+
+impl AbortHandle {
+    /// Drops the task's future now, releasing what it holds (timers,
+    /// sockets, subscriptions), and rejects its promise with
+    /// [`Rejection::aborted`](crate::promise::Rejection::aborted). That
+    /// rejection is not reported as unhandled: the caller asked for it.
+    ///
+    /// From inside the task's own poll, the future is dropped as soon as
+    /// that poll returns `Pending`. Aborting a finished task, or one whose
+    /// loop is gone, does nothing.
+    pub fn abort(&self) {
+        if let Some(inner) = self.inner.upgrade() {
+            executor::abort(&inner, self.id);
+        }
+    }
+
+    /// Whether the task has finished (completed, panicked or aborted), or
+    /// its loop is gone.
+    pub fn is_finished(&self) -> bool {
+        self.inner
+            .upgrade()
+            .map_or(true, |inner| !executor::is_alive(&inner, self.id))
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("task", &self.id.key)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,222 @@
+//! Time as futures: [`sleep`], [`sleep_until`], [`timeout`], and
+//! [`yield_now`].
+//!
+//! A [`Sleep`] arms a loop timer (a ref'd `set_timeout`, so it keeps the
+//! loop alive) on its first poll and clears it when dropped: dropping the
+//! future, for instance when a [`timeout`] or an abort wins, cancels it.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::timers::{set_timeout, Timeout};
+
+struct SleepState {
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The future of [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    /// `None`: too far away to represent, never due.
+    deadline: Option<Instant>,
+    timer: Option<Timeout>,
+    state: Rc<SleepState>,
+}
+
+/// Completes after `d` (Node's `await setTimeout(ms)` from
+/// `timers/promises`). The timer is armed on the first poll, with the time
+/// left until `now + d` (now being when `sleep` was called); as with
+/// `set_timeout`, under 1 ms counts as 1 ms.
+///
+/// # Panics
+/// When first polled, if no event loop is current on this thread.
+pub fn sleep(d: Duration) -> Sleep {
+    Sleep::new(Instant::now().checked_add(d))
+}
+
+/// Completes at `deadline` (at once, after one timer turn, if it has
+/// passed). See [`sleep`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(Some(deadline))
+}
+
+impl Sleep {
+    fn new(deadline: Option<Instant>) -> Sleep {
+        Sleep {
+            deadline,
+            timer: None,
+            state: Rc::new(SleepState {
+                fired: Cell::new(false),
+                waker: RefCell::new(None),
+            }),
+        }
+    }
+
+    /// When it completes (`None` if that is too far away to represent).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether its timer has fired.
+    pub fn is_elapsed(&self) -> bool {
+        self.state.fired.get()
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.state.fired.get() {
+            return Poll::Ready(());
+        }
+        {
+            let mut w = this.state.waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        if this.timer.is_none() {
+            let delay = match this.deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            let state = this.state.clone();
+            this.timer = Some(set_timeout(delay, move || {
+                state.fired.set(true);
+                let w = state.waker.borrow_mut().take();
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.clear();
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.is_elapsed())
+            .finish()
+    }
+}
+
+/// The error of a [`timeout`] whose time ran out first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+impl From<Elapsed> for crate::promise::Rejection {
+    fn from(e: Elapsed) -> Self {
+        crate::promise::Rejection::new(e)
+    }
+}
+
+/// The future of [`timeout`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WithTimeout<F> {
+    fut: Pin<Box<F>>,
+    sleep: Sleep,
+}
+
+/// Runs `fut` (a future or anything `IntoFuture`, such as a
+/// [`Promise`](crate::promise::Promise)) for at most `d`: its output, or
+/// `Err(Elapsed)` if the time ran out first. On elapse, `fut` is dropped
+/// when the `WithTimeout` is (releasing what it holds); on completion the
+/// timer is cleared.
+///
+/// # Panics
+/// When first polled, if no event loop is current on this thread.
+pub fn timeout<F: IntoFuture>(d: Duration, fut: F) -> WithTimeout<F::IntoFuture> {
+    WithTimeout {
+        fut: Box::pin(fut.into_future()),
+        sleep: sleep(d),
+    }
+}
+
+impl<F: Future> Future for WithTimeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(v) = this.fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut this.sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for WithTimeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithTimeout")
+            .field("sleep", &self.sleep)
+            .finish()
+    }
+}
+
+/// The future of [`yield_now`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug, Default)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+/// Gives way for one microtask hop, as JavaScript's `await null`.
+///
+/// The task wakes itself and is polled again from a microtask queued at the
+/// end of the microtask queue: microtasks (promise reactions, other tasks)
+/// already queued run first. It does **not** yield to timers, I/O or
+/// immediates, and `next_tick` jobs queued meanwhile run only if the task
+/// was not already inside the microtask drain (Node's rule: ticks run when
+/// the microtask queue is empty). So a loop around `yield_now` starves the
+/// event loop exactly as `while (true) await null` does; to let I/O and
+/// timers in, await [`sleep`] or a `set_immediate` promise.
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
