@@ -5,52 +5,15 @@
 //! items instead of 1,000,000 / 100,000). Figures are medians of 3 rounds;
 //! read the ratios, since the machine is shared and noisy.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use evloop::promise::{Promise, Resolve};
 
-/// Counts live heap bytes while `COUNTING` is on (only in the memory
-/// workload: the counter's atomic add on every allocation and free is not
-/// evloop's cost, so the timed workloads run without it).
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards to the system allocator unchanged and only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: `p` came from `alloc` above with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{live, set_counting};
 
 /// Build time and run time of one workload.
 #[derive(Clone, Copy, Default)]
@@ -157,7 +120,7 @@ fn memory(n: usize, with_then: bool) -> (f64, f64) {
         // Allocated before the baseline: the bench's vector is not the
         // promises' memory (Node's side preallocates its array the same way).
         let mut keep: Vec<Resolve<u64>> = Vec::with_capacity(n);
-        COUNTING.store(true, Ordering::Relaxed);
+        set_counting(true);
         let base = live();
         let start = Instant::now();
         for _ in 0..n {
@@ -169,7 +132,7 @@ fn memory(n: usize, with_then: bool) -> (f64, f64) {
         }
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
         out = ((live() - base) as f64 / n as f64, ns);
-        COUNTING.store(false, Ordering::Relaxed);
+        set_counting(false);
         // Settle them, so the loop ends with nothing pending.
         for r in keep {
             r(0);
@@ -220,6 +183,8 @@ fn ns(d: Duration, n: usize) -> f64 {
 }
 
 fn main() {
+    // Count only in the memory workload (see counting_alloc::set_counting).
+    set_counting(false);
     let quick = std::env::args().any(|a| a == "--quick");
     // n: then chains and fan-out; m: Promise::all inputs and memory.
     let (n, m) = if quick {

@@ -5,12 +5,10 @@
 
 mod util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 
 use evloop::{
@@ -19,25 +17,9 @@ use evloop::{
 };
 use util::ms;
 
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged and only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: `p` came from `alloc` above with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::live;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -206,12 +188,12 @@ fn dropping_a_loop_after_a_panic_leaks_nothing() {
     round(); // warm up: thread-locals, lazy statics, logger
     std::thread::sleep(ms(50)); // let the helper thread from "pending" exit
     let fds = util::fd_count();
-    let live = LIVE.load(Ordering::Relaxed);
+    let before = live();
     for _ in 0..5 {
         round();
     }
     std::thread::sleep(ms(50));
-    let grown = LIVE.load(Ordering::Relaxed) - live;
+    let grown = live() - before;
     assert!(grown < 16 * 1024, "live heap grew by {grown} bytes");
     assert_eq!(util::fd_count(), fds, "fd leak");
 }
