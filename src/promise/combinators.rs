@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use super::state::{reaction, Core};
+use super::state::{reaction, Core, Outcome};
 use super::{Promise, Rejection, Settlement};
 
 /// Slots filled as the inputs settle, and how many are still missing.
@@ -46,6 +46,34 @@ impl<T, O: Clone + 'static> Gather<T, O> {
     }
 }
 
+/// The shape `all`, `all_settled` and `any` share: with no inputs, settle
+/// at once with `empty`; else subscribe `step` to every input, in input
+/// order, with the slots the results are gathered in.
+fn gather<T, V, O>(
+    promises: impl IntoIterator<Item = Promise<T>>,
+    empty: impl FnOnce() -> Settlement<O>,
+    step: fn(&Gather<V, O>, usize, Outcome<T>),
+) -> Promise<O>
+where
+    T: Clone + 'static,
+    V: 'static,
+    O: Clone + 'static,
+{
+    let inputs: Vec<Promise<T>> = promises.into_iter().collect();
+    let out = Core::pending();
+    let result = Promise { core: out.clone() };
+    if inputs.is_empty() {
+        out.resolve(empty());
+        return result;
+    }
+    let g = Gather::new(inputs.len(), out);
+    for (i, p) in inputs.into_iter().enumerate() {
+        let g = g.clone();
+        p.core.subscribe(reaction(move |o| step(&g, i, o)));
+    }
+    result
+}
+
 impl<T: Clone + 'static> Promise<T> {
     /// Fulfils with every value, in input order, once all are fulfilled;
     /// rejects with the first rejection (JavaScript's `Promise.all`).
@@ -62,26 +90,18 @@ impl<T: Clone + 'static> Promise<T> {
     /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn all(promises: impl IntoIterator<Item = Promise<T>>) -> Promise<Vec<T>> {
-        let inputs: Vec<Promise<T>> = promises.into_iter().collect();
-        let out = Core::pending();
-        let result = Promise { core: out.clone() };
-        if inputs.is_empty() {
-            out.resolve(Settlement::Fulfill(Vec::new()));
-            return result;
-        }
-        let g = Gather::new(inputs.len(), out);
-        for (i, p) in inputs.into_iter().enumerate() {
-            let g = g.clone();
-            p.core.subscribe(reaction(move |o| match o {
+        gather(
+            promises,
+            || Settlement::Fulfill(Vec::new()),
+            |g, i, o| match o {
                 Ok(v) => {
                     if let Some(all) = g.fill(i, v) {
                         g.out.resolve(Settlement::Fulfill(all));
                     }
                 }
                 Err(e) => g.out.resolve(Settlement::Reject(e)),
-            }));
-        }
-        result
+            },
+        )
     }
 
     /// Fulfils, once every input has settled, with each outcome in input
@@ -91,23 +111,15 @@ impl<T: Clone + 'static> Promise<T> {
     pub fn all_settled(
         promises: impl IntoIterator<Item = Promise<T>>,
     ) -> Promise<Vec<Result<T, Rejection>>> {
-        let inputs: Vec<Promise<T>> = promises.into_iter().collect();
-        let out = Core::pending();
-        let result = Promise { core: out.clone() };
-        if inputs.is_empty() {
-            out.resolve(Settlement::Fulfill(Vec::new()));
-            return result;
-        }
-        let g = Gather::new(inputs.len(), out);
-        for (i, p) in inputs.into_iter().enumerate() {
-            let g = g.clone();
-            p.core.subscribe(reaction(move |o| {
+        gather(
+            promises,
+            || Settlement::Fulfill(Vec::new()),
+            |g, i, o| {
                 if let Some(all) = g.fill(i, o) {
                     g.out.resolve(Settlement::Fulfill(all));
                 }
-            }));
-        }
-        result
+            },
+        )
     }
 
     /// Settles as the first input to settle (JavaScript's `Promise.race`;
@@ -127,26 +139,18 @@ impl<T: Clone + 'static> Promise<T> {
     /// its `AggregateError`: see [`Rejection::errors`]). With no inputs it
     /// rejects at once.
     pub fn any(promises: impl IntoIterator<Item = Promise<T>>) -> Promise<T> {
-        let inputs: Vec<Promise<T>> = promises.into_iter().collect();
-        let out = Core::pending();
-        let result = Promise { core: out.clone() };
-        if inputs.is_empty() {
-            out.resolve(Settlement::Reject(Rejection::aggregate(Vec::new())));
-            return result;
-        }
-        let g = Gather::new(inputs.len(), out);
-        for (i, p) in inputs.into_iter().enumerate() {
-            let g = g.clone();
-            p.core.subscribe(reaction(move |o| match o {
+        gather(
+            promises,
+            || Settlement::Reject(Rejection::aggregate(Vec::new())),
+            |g, i, o| match o {
                 Ok(v) => g.out.resolve(Settlement::Fulfill(v)),
                 Err(e) => {
                     if let Some(all) = g.fill(i, e) {
                         g.out.resolve(Settlement::Reject(Rejection::aggregate(all)));
                     }
                 }
-            }));
-        }
-        result
+            },
+        )
     }
 }
 
