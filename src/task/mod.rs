@@ -47,10 +47,13 @@
 //! Tasks keep nothing alive, like pending promises in Node: the loop ends
 //! when its timers, sockets and requests do, whatever tasks still wait.
 //! Futures need not be `Send`; the wakers are `Send + Sync`.
+//!
+//! [`net`] has the async sockets (TCP, UDP, Unix) on the same reactor.
 
 mod await_promise;
 mod block_on;
 mod executor;
+pub mod net;
 mod time;
 mod waker;
 

@@ -1,0 +1,572 @@
+//! Async sockets on the loop's reactor, in tokio's shape: [`TcpListener`],
+//! [`TcpStream`], [`UdpSocket`], [`UnixListener`] and [`UnixStream`].
+//!
+//! ```
+//! use evloop::task::net::{TcpListener, TcpStream};
+//!
+//! evloop::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let addr = listener.local_addr()?;
+//!     let server = evloop::spawn(async move {
+//!         let (mut conn, _) = listener.accept().await.unwrap();
+//!         let mut buf = [0; 5];
+//!         conn.read_exact(&mut buf).await.unwrap();
+//!         conn.write_all(&buf).await.unwrap(); // echo
+//!     });
+//!     let mut client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"hello").await?;
+//!     let mut back = [0; 5];
+//!     client.read_exact(&mut back).await?;
+//!     assert_eq!(&back, b"hello");
+//!     server.await.unwrap();
+//!     Ok::<_, std::io::Error>(())
+//! })
+//! .unwrap()
+//! .unwrap();
+//! ```
+//!
+//! # How readiness reaches a task
+//!
+//! Each socket registers once with the reactor (for reading and writing)
+//! when it is made, with a callback that records the readable / writable
+//! edge and wakes the task waiting for that direction. An operation tries
+//! its syscall first; on `WouldBlock` it clears the flag, stores the task's
+//! waker (cloned only if it would not wake the same task) and returns
+//! `Pending`. The futures are plain state borrowing the socket and the
+//! buffer: nothing is allocated per read or write.
+//!
+//! One waker is kept per direction: if two tasks wait to read (or accept,
+//! or receive) on the same socket at once, only the last one to poll is
+//! woken.
+//!
+//! Dropping a socket deregisters it at once (before its fd is closed);
+//! dropping a pending operation just leaves its waker behind, which is
+//! harmless. A socket keeps the loop alive while it exists, as a Node
+//! socket does while open.
+//!
+//! All methods must be called on the loop thread, with that loop current
+//! (inside a task, [`block_on`](crate::block_on) or a loop callback).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use mio::Interest;
+
+use crate::reactor::{watch_kind, Ready, Watch};
+
+/// The listen backlog, as the callback listener's (`net::TcpListener`).
+const BACKLOG: i32 = 1024;
+
+/// Which half of a socket an operation waits on.
+#[derive(Clone, Copy)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// One direction's readiness: the last edge and the task waiting for it.
+#[derive(Default)]
+struct Half {
+    ready: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Half {
+    fn wake(&self) {
+        self.ready.set(true);
+        let w = self.waker.borrow_mut().take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn park(&self, cx: &Context<'_>) {
+        self.ready.set(false);
+        let mut w = self.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+    }
+}
+
+/// What the reactor callback shares with the socket.
+#[derive(Default)]
+struct Readiness {
+    read: Half,
+    write: Half,
+}
+
+impl Readiness {
+    fn half(&self, dir: Dir) -> &Half {
+        match dir {
+            Dir::Read => &self.read,
+            Dir::Write => &self.write,
+        }
+    }
+
+    fn on_event(&self, ready: Ready) {
+        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+            self.read.wake();
+        }
+        if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
+            self.write.wake();
+        }
+    }
+}
+
+/// A mio socket registered with the current loop.
+///
+/// Field order matters: the watch is dropped (deregistered) before the fd
+/// is closed, as the [`watch`](crate::watch) contract asks.
+struct PollIo<T: AsRawFd> {
+    watch: Watch,
+    readiness: Rc<Readiness>,
+    io: T,
+}
+
+impl<T: AsRawFd> PollIo<T> {
+    fn new(io: T, interest: Interest, kind: &'static str) -> io::Result<Self> {
+        let readiness = Rc::new(Readiness::default());
+        let r = readiness.clone();
+        let watch = watch_kind(
+            io.as_raw_fd(),
+            interest,
+            kind,
+            Box::new(move |ready| r.on_event(ready)),
+        )?;
+        Ok(PollIo {
+            watch,
+            readiness,
+            io,
+        })
+    }
+
+    /// Runs `op` until it does not return `WouldBlock` (parking the task
+    /// when it does) or `Interrupted`.
+    fn poll_op<R>(
+        &self,
+        cx: &Context<'_>,
+        dir: Dir,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readiness.half(dir).park(cx);
+                    return Poll::Pending;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    async fn op<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_op(cx, dir, &mut op)).await
+    }
+
+    fn is_registered(&self) -> bool {
+        self.watch.is_active()
+    }
+}
+
+impl<T: AsRawFd> fmt::Debug for PollIo<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PollIo")
+            .field("fd", &self.io.as_raw_fd())
+            .field("registered", &self.is_registered())
+            .field("readable", &self.readiness.read.ready.get())
+            .field("writable", &self.readiness.write.ready.get())
+            .finish()
+    }
+}
+
+/// A connected stream socket (TCP or Unix), for the shared stream code.
+trait StreamSock: AsRawFd
+where
+    for<'a> &'a Self: Read + Write,
+{
+    fn take_error(&self) -> io::Result<Option<io::Error>>;
+    /// `Ok` once connected; `NotConnected` while connecting.
+    fn check_connected(&self) -> io::Result<()>;
+}
+
+impl StreamSock for mio::net::TcpStream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.take_error()
+    }
+    fn check_connected(&self) -> io::Result<()> {
+        self.peer_addr().map(drop)
+    }
+}
+
+impl StreamSock for mio::net::UnixStream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.take_error()
+    }
+    fn check_connected(&self) -> io::Result<()> {
+        self.peer_addr().map(drop)
+    }
+}
+
+impl<T: StreamSock> PollIo<T>
+where
+    for<'a> &'a T: Read + Write,
+{
+    /// Waits for a nonblocking connect to finish: writable, then no
+    /// pending error and a peer.
+    async fn connected(&self) -> io::Result<()> {
+        poll_fn(|cx| {
+            self.poll_op(cx, Dir::Write, |io| {
+                if let Some(e) = io.take_error()? {
+                    return Err(e);
+                }
+                match io.check_connected() {
+                    // Still connecting (or a spurious edge): wait again.
+                    Err(e) if e.kind() == ErrorKind::NotConnected => {
+                        Err(ErrorKind::WouldBlock.into())
+                    }
+                    r => r,
+                }
+            })
+        })
+        .await
+    }
+
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.op(Dir::Read, |mut io| io.read(buf)).await
+    }
+
+    async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.op(Dir::Write, |mut io| io.write(buf)).await
+    }
+
+    async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf).await? {
+                0 => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "end of stream before the buffer was filled",
+                    ))
+                }
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stream methods shared by [`TcpStream`] and [`UnixStream`], written
+/// once over [`PollIo`].
+macro_rules! stream_methods {
+    () => {
+        /// Reads into `buf`, waiting until some data (or EOF) is there.
+        /// Returns the number of bytes read; `0` means the peer shut down
+        /// its writing half (or `buf` is empty).
+        pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.io.read(buf).await
+        }
+
+        /// Writes some of `buf`, waiting until the socket can take at least
+        /// one byte. Returns how many bytes were written.
+        pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.io.write(buf).await
+        }
+
+        /// Reads exactly `buf.len()` bytes; an `UnexpectedEof` error if the
+        /// stream ends first (what was read by then is in `buf`).
+        pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+            self.io.read_exact(buf).await
+        }
+
+        /// Writes all of `buf`, waiting as needed.
+        pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            self.io.write_all(buf).await
+        }
+
+        /// Shuts the writing half down: the peer reads EOF once it has read
+        /// what was written. Reading stays possible. It completes at once
+        /// (writes are not buffered here); it is `async` for tokio's shape.
+        pub async fn shutdown(&mut self) -> io::Result<()> {
+            self.io.io.shutdown(Shutdown::Write)
+        }
+    };
+}
+
+/// A TCP connection (tokio's `TcpStream`).
+pub struct TcpStream {
+    io: PollIo<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr`: a nonblocking connect, then a wait until the
+    /// socket is writable and its pending error, if any, is reported (for
+    /// instance `ConnectionRefused`).
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        let sock = mio::net::TcpStream::connect(addr)?;
+        let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async tcp")?;
+        io.connected().await?;
+        Ok(TcpStream { io })
+    }
+
+    fn accepted(sock: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async tcp")?;
+        Ok(TcpStream { io })
+    }
+
+    stream_methods!();
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.io.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.io.local_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.io.set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.io.nodelay()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+/// Whether an accept error concerns only the connection that failed, so
+/// accepting goes on with the next one: ECONNABORTED, and what accept(2)
+/// says to retry past (EPERM 1, ENONET 64, EPROTO 71, ENOPROTOOPT 92,
+/// EOPNOTSUPP 95, ENETDOWN 100, ENETUNREACH 101, EHOSTDOWN 112,
+/// EHOSTUNREACH 113), as the callback listener does.
+fn skip_accept_error(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::ConnectionAborted
+        || matches!(
+            e.raw_os_error(),
+            Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
+        )
+}
+
+/// A TCP server socket (tokio's `TcpListener`).
+pub struct TcpListener {
+    io: PollIo<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds `addr` (port 0 picks a free port) and listens, with
+    /// `SO_REUSEADDR` and a backlog of 1024 (capped by `somaxconn`).
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        let sock = mio::net::TcpListener::from_std(socket.into());
+        let io = PollIo::new(sock, Interest::READABLE, "async tcp listener")?;
+        Ok(TcpListener { io })
+    }
+
+    /// Waits for the next connection.
+    ///
+    /// Errors that concern only the failed connection (`ECONNABORTED` and
+    /// the like) are skipped. Running out of file descriptors (`EMFILE`,
+    /// `ENFILE`) is returned: the connection stays in the backlog and the
+    /// next `accept` retries it, so a server loop should pause (for
+    /// instance [`sleep`](crate::task::sleep) 100 ms, as the callback
+    /// listener does) before calling `accept` again.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (sock, addr) = self
+            .io
+            .op(Dir::Read, |io| loop {
+                match io.accept() {
+                    Err(e) if skip_accept_error(&e) => continue,
+                    r => return r,
+                }
+            })
+            .await?;
+        Ok((TcpStream::accepted(sock)?, addr))
+    }
+
+    /// The bound address (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.io.local_addr()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.local_addr().ok())
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+/// A UDP socket (tokio's `UdpSocket`).
+pub struct UdpSocket {
+    io: PollIo<mio::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Binds `addr` (port 0 picks a free port).
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+        let sock = mio::net::UdpSocket::bind(addr)?;
+        let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async udp")?;
+        Ok(UdpSocket { io })
+    }
+
+    /// Sends `buf` as one datagram to `target`; returns the bytes sent.
+    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.io.op(Dir::Write, |io| io.send_to(buf, target)).await
+    }
+
+    /// Waits for a datagram and copies it into `buf` (the excess of a
+    /// datagram longer than `buf` is lost); returns its length and sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.op(Dir::Read, |io| io.recv_from(buf)).await
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.io.local_addr()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local", &self.local_addr().ok())
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+/// A Unix domain stream connection (tokio's `UnixStream`).
+pub struct UnixStream {
+    io: PollIo<mio::net::UnixStream>,
+}
+
+/// The address of a Unix socket.
+pub type UnixSocketAddr = std::os::unix::net::SocketAddr;
+
+impl UnixStream {
+    /// Connects to the socket at `path`. A path that cannot be a socket
+    /// address (too long, or with a NUL byte) is an `InvalidInput` error.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let sock = mio::net::UnixStream::connect(path.as_ref())?;
+        let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async unix")?;
+        io.connected().await?;
+        Ok(UnixStream { io })
+    }
+
+    stream_methods!();
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<UnixSocketAddr> {
+        self.io.io.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
+        self.io.io.local_addr()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream").field("io", &self.io).finish()
+    }
+}
+
+/// A Unix domain socket server (tokio's `UnixListener`). Like Node, it does
+/// not remove the socket file when dropped.
+pub struct UnixListener {
+    io: PollIo<mio::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds `path` and listens. A path that cannot be a socket address is
+    /// an `InvalidInput` error; an existing file is `AddrInUse`.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let sock = mio::net::UnixListener::bind(path.as_ref())?;
+        let io = PollIo::new(sock, Interest::READABLE, "async unix listener")?;
+        Ok(UnixListener { io })
+    }
+
+    /// Waits for the next connection; see [`TcpListener::accept`] for the
+    /// errors.
+    pub async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
+        let (sock, addr) = self
+            .io
+            .op(Dir::Read, |io| loop {
+                match io.accept() {
+                    Err(e) if skip_accept_error(&e) => continue,
+                    r => return r,
+                }
+            })
+            .await?;
+        let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async unix")?;
+        Ok((UnixStream { io }, addr))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
+        self.io.io.local_addr()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("local", &self.local_addr().ok())
+            .field("io", &self.io)
+            .finish()
+    }
+}
