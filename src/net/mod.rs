@@ -20,3 +20,4 @@ pub use udp::UdpSocket;
 pub use unix::{connect_unix, UnixListener};
 
 pub(crate) use stream::StreamIo;
+pub(crate) use tcp::{is_transient_accept_error, listen};

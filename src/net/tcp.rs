@@ -220,7 +220,7 @@ impl ListenerInner {
 /// A non-blocking, close-on-exec listening socket with `SO_REUSEADDR`
 /// and our backlog (socket2 does what mio's `bind` does, with the backlog
 /// as a parameter).
-fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;

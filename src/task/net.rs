@@ -61,9 +61,6 @@ use mio::Interest;
 
 use crate::reactor::{watch_kind, Ready, Watch};
 
-/// The listen backlog, as the callback listener's (`net::TcpListener`).
-const BACKLOG: i32 = 1024;
-
 /// Which half of a socket an operation waits on.
 #[derive(Clone, Copy)]
 enum Dir {
@@ -369,16 +366,10 @@ impl fmt::Debug for TcpStream {
 }
 
 /// Whether an accept error concerns only the connection that failed, so
-/// accepting goes on with the next one: ECONNABORTED, and what accept(2)
-/// says to retry past (EPERM 1, ENONET 64, EPROTO 71, ENOPROTOOPT 92,
-/// EOPNOTSUPP 95, ENETDOWN 100, ENETUNREACH 101, EHOSTDOWN 112,
-/// EHOSTUNREACH 113), as the callback listener does.
+/// accepting goes on with the next one: ECONNABORTED, and the errors the
+/// callback listener also retries past.
 fn skip_accept_error(e: &io::Error) -> bool {
-    e.kind() == ErrorKind::ConnectionAborted
-        || matches!(
-            e.raw_os_error(),
-            Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
-        )
+    e.kind() == ErrorKind::ConnectionAborted || crate::net::is_transient_accept_error(e)
 }
 
 /// A TCP server socket (tokio's `TcpListener`).
@@ -393,13 +384,7 @@ impl TcpListener {
     /// # Panics
     /// If no event loop is current on this thread.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(BACKLOG)?;
-        let sock = mio::net::TcpListener::from_std(socket.into());
+        let sock = crate::net::listen(addr)?;
         let io = PollIo::new(sock, Interest::READABLE, "async tcp listener")?;
         Ok(TcpListener { io })
     }
