@@ -555,3 +555,54 @@ impl fmt::Debug for UnixListener {
             .finish()
     }
 }
+
+/// `futures-io`'s `AsyncRead` / `AsyncWrite` for the stream sockets (cargo
+/// feature `futures-io`), so the `futures::io` utilities (`copy`,
+/// `BufReader`, `AsyncReadExt`, ...) work on them. Same readiness path as
+/// the inherent methods: no allocation per call.
+#[cfg(feature = "futures-io")]
+mod futures_io_impls {
+    use std::io::{self, Read, Write};
+    use std::net::Shutdown;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::{Dir, TcpStream, UnixStream};
+
+    macro_rules! futures_io {
+        ($t:ty) => {
+            impl futures_io::AsyncRead for $t {
+                fn poll_read(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &mut [u8],
+                ) -> Poll<io::Result<usize>> {
+                    self.io.poll_op(cx, Dir::Read, |mut io| io.read(buf))
+                }
+            }
+
+            impl futures_io::AsyncWrite for $t {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    self.io.poll_op(cx, Dir::Write, |mut io| io.write(buf))
+                }
+
+                /// Nothing is buffered here: always flushed.
+                fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
+
+                /// Shuts the writing half down (the peer reads EOF).
+                fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(self.io.io.shutdown(Shutdown::Write))
+                }
+            }
+        };
+    }
+
+    futures_io!(TcpStream);
+    futures_io!(UnixStream);
+}
