@@ -125,7 +125,7 @@ pub use mio::Interest;
 pub use pool::{queue_work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{LoopClosed, Remote};
-pub use task::{block_on, spawn};
+pub use task::{block_on, run_async, spawn};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
     TIMER_OVERHEAD_BYTES,

@@ -1,4 +1,5 @@
-//! [`block_on`]: run a loop until one future completes.
+//! [`block_on`]: run a loop until one future completes; [`run_async`]: an
+//! async main, then the loop until nothing keeps it alive.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -63,6 +64,97 @@ where
     r
 }
 
+/// Runs `fut` as an async main, as Node runs an ES module with top-level
+/// `await`: on a new loop, `fut` is spawned as the main task (polled
+/// synchronously up to its first pending `.await`, then a microtask
+/// checkpoint), and the loop runs **until nothing keeps it alive**, even
+/// after `fut` completed: what it spawned or armed (tasks woken by timers,
+/// I/O, `set_timeout`s) still runs. Its output is returned once the loop
+/// has ended. This is the difference with [`block_on`], which returns as
+/// soon as its future completes.
+///
+/// The loop is dropped before this returns, releasing what it held.
+///
+/// # Errors
+/// - [`Error::Panicked`] if `fut` panicked: the loop stops at the end of
+///   that iteration (Node exits on an async main's unhandled rejection),
+///   or if a callback on the loop panicked with no uncaught-panic handler;
+/// - [`Error::Stalled`] if the loop ended with `fut` still pending: nothing
+///   could wake it any more (Node exits with code 13, "unsettled top-level
+///   await");
+/// - [`Error::UnhandledRejection`] in strict mode, [`Error::Io`] if the loop
+///   could not be created or polled.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// let later = Rc::new(Cell::new(false));
+/// let l = later.clone();
+/// let n = evloop::run_async(async move {
+///     evloop::spawn(async move {
+///         evloop::task::sleep(Duration::from_millis(2)).await;
+///         l.set(true); // after main's future completed
+///     });
+///     7
+/// })?;
+/// assert_eq!(n, 7);
+/// assert!(later.get());
+/// # Ok::<(), evloop::Error>(())
+/// ```
+pub fn run_async<F>(fut: F) -> Result<F::Output, Error>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let el = EventLoop::new()?;
+    let out: Rc<RefCell<Option<F::Output>>> = Rc::default();
+    let failed: Rc<RefCell<Option<Rejection>>> = Rc::default();
+    let mut handle = None;
+    let main = el.run_main(|| {
+        let o = out.clone();
+        let (promise, abort) = super::spawn_handle(async move {
+            let v = fut.await;
+            *o.borrow_mut() = Some(v);
+        });
+        let f = failed.clone();
+        promise.core.subscribe(reaction(move |r: Result<(), _>| {
+            if let Err(e) = r {
+                *f.borrow_mut() = Some(e);
+                crate::event_loop::stop();
+            }
+        }));
+        handle = Some(abort);
+    });
+    let ran = match main {
+        Ok(()) if failed.borrow().is_none() => el.run(),
+        other => other,
+    };
+    if let Some(e) = failed.borrow_mut().take() {
+        return Err(rejection_error(e));
+    }
+    ran?;
+    let v = out.borrow_mut().take();
+    match v {
+        Some(v) => Ok(v),
+        None => {
+            if let Some(h) = handle {
+                h.abort();
+            }
+            Err(Error::Stalled)
+        }
+    }
+}
+
+/// The error for a main task's rejection.
+fn rejection_error(e: Rejection) -> Error {
+    match e.as_panic() {
+        Some(p) => Error::Panicked(p.clone()),
+        None => Error::UnhandledRejection(e),
+    }
+}
+
 fn drive<F>(el: &EventLoop, fut: F) -> Result<F::Output, Error>
 where
     F: Future + 'static,
@@ -86,10 +178,7 @@ where
             return Ok(v);
         }
         if let Some(e) = failed.borrow_mut().take() {
-            return Err(match e.as_panic() {
-                Some(p) => Error::Panicked(p.clone()),
-                None => Error::UnhandledRejection(e),
-            });
+            return Err(rejection_error(e));
         }
         let turn = match el.run_once() {
             Ok(t) => t,

@@ -22,10 +22,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
+use super::waker::TaskWaker;
 use crate::event_loop::{try_with_current, Inner};
 use crate::promise::state::Core;
 use crate::promise::{panic_rejection, Rejection, Settlement};
@@ -97,8 +99,9 @@ pub(crate) struct Slot {
     fut: Option<TaskFuture>,
     /// Its promise, to reject on a panic or an abort.
     promise: Rc<dyn TaskPromise>,
-    /// This task's waker, made once at spawn.
-    waker: Waker,
+    /// This task's waker state, made (or reused) once at spawn; each poll
+    /// makes its `Waker` from a clone (no allocation).
+    waker: Arc<TaskWaker>,
     /// A microtask that polls it is queued.
     scheduled: bool,
     /// Woken during its own poll: poll again afterwards.
@@ -107,10 +110,18 @@ pub(crate) struct Slot {
     abort: bool,
 }
 
+/// At most this many finished tasks' waker states are kept for reuse.
+const SPARE_WAKERS: usize = 1024;
+
 /// The loop's tasks (a field of the loop's `Inner`).
 #[derive(Default)]
 pub(crate) struct Tasks {
     slab: RefCell<Slab<Slot>>,
+    /// Waker states of finished tasks that nothing else holds, ready for
+    /// the next spawns: a task that completes without handing its waker
+    /// out (or after all clones are dropped) costs no waker allocation
+    /// to the next one.
+    spare: RefCell<Vec<Arc<TaskWaker>>>,
 }
 
 impl Tasks {
@@ -139,11 +150,16 @@ pub(crate) fn spawn_future(
             key: entry.key(),
             gen,
         };
+        let spare = inner.tasks.spare.borrow_mut().pop();
+        let waker = match spare.map(|w| super::waker::reuse(w, id)) {
+            Some(Ok(w)) => w,
+            _ => super::waker::new(id, inner.remote_handle()),
+        };
         entry.insert(Slot {
             gen,
             fut: Some(fut),
             promise,
-            waker: super::waker::new(id, inner.remote_handle()),
+            waker,
             scheduled: false,
             woken: false,
             abort: false,
@@ -171,7 +187,7 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
             slot.woken = true;
             return true;
         };
-        (fut, slot.waker.clone())
+        (fut, Waker::from(slot.waker.clone()))
     };
     let prev = CURRENT_TASK.with(|c| c.replace(Some(id)));
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -203,7 +219,10 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
             let slot = inner.tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} finished", id.key);
             drop_quietly(fut);
-            drop(slot);
+            drop(waker);
+            let Slot { waker, promise, .. } = slot;
+            drop(promise);
+            keep_spare(inner, waker, id);
         }
         Err(payload) => {
             let slot = inner.tasks.slab.borrow_mut().remove(id.key);
@@ -213,6 +232,21 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
         }
     }
     true
+}
+
+/// Keeps a finished task's waker state for reuse if nothing else holds it
+/// (its key and generation are rewritten at the next spawn, so a stale
+/// wake can never reach it: nothing can wake it at all).
+fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
+    if Arc::strong_count(&waker) != 1 {
+        return;
+    }
+    let mut spare = inner.tasks.spare.borrow_mut();
+    if spare.len() < SPARE_WAKERS {
+        if let Ok(w) = super::waker::reuse(waker, id) {
+            spare.push(w);
+        }
+    }
 }
 
 /// Queues a microtask that polls `id`.

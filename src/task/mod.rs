@@ -62,9 +62,12 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 pub use await_promise::PromiseFuture;
-pub use block_on::block_on;
+pub use block_on::{block_on, run_async};
 pub(crate) use executor::Tasks;
-pub use time::{sleep, sleep_until, timeout, yield_now, Elapsed, Sleep, WithTimeout, YieldNow};
+pub use time::{
+    interval, sleep, sleep_until, timeout, yield_now, Elapsed, Interval, Sleep, WithTimeout,
+    YieldNow,
+};
 
 use crate::event_loop::{with_current, Inner};
 use crate::promise::state::Core;

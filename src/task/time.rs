@@ -1,9 +1,11 @@
-//! Time as futures: [`sleep`], [`sleep_until`], [`timeout`], and
-//! [`yield_now`].
+//! Time as futures: [`sleep`], [`sleep_until`], [`timeout`], [`interval`]
+//! and [`yield_now`].
 //!
 //! A [`Sleep`] arms a loop timer (a ref'd `set_timeout`, so it keeps the
 //! loop alive) on its first poll and clears it when dropped: dropping the
 //! future, for instance when a [`timeout`] or an abort wins, cancels it.
+//! An [`Interval`] arms a ref'd `set_interval` on its first tick and
+//! clears it when dropped.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -13,7 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::timers::{set_timeout, Timeout};
+use crate::timers::{set_interval, set_timeout, Timeout};
 
 struct SleepState {
     fired: Cell<bool>,
@@ -218,5 +220,118 @@ impl Future for YieldNow {
         self.yielded = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// What an [`Interval`] and its loop timer share.
+#[derive(Default)]
+struct IntervalState {
+    /// When the timer last fired and the tick was not taken yet.
+    fired: Cell<Option<Instant>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A stream of ticks every `period`: see [`interval`].
+#[must_use = "an interval does nothing unless ticked"]
+pub struct Interval {
+    period: Duration,
+    /// Armed by the first [`tick`](Interval::tick).
+    timer: Option<crate::timers::Interval>,
+    /// The first tick has been taken.
+    started: bool,
+    state: Rc<IntervalState>,
+}
+
+/// A ticker for `period` (under 1 ms counts as 1 ms, as with
+/// `set_interval`), in tokio's shape: `interval.tick().await` in a loop.
+///
+/// **The first tick completes immediately**, as tokio's `interval`; the
+/// loop timer (a ref'd [`set_interval`], so it keeps the loop alive from
+/// then until the `Interval` is dropped) is armed by that first tick, and
+/// each later tick completes when it fires, at least `period` after the
+/// previous one. Missed ticks are not queued: if the
+/// task was busy for several periods, the next `tick` completes once, at
+/// once, and the following one waits for the timer again (JavaScript's
+/// `setInterval` never stacks up callbacks either; tokio's
+/// `MissedTickBehavior::Skip` is the nearest). Dropping the `Interval`
+/// clears its timer.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::block_on(async {
+///     let mut every = evloop::task::interval(Duration::from_millis(2));
+///     for _ in 0..3 {
+///         every.tick().await; // at once, then every 2 ms
+///     }
+/// })?;
+/// # Ok::<(), evloop::Error>(())
+/// ```
+///
+/// # Panics
+/// On the first tick, if no event loop is current on this thread.
+pub fn interval(period: Duration) -> Interval {
+    Interval {
+        period,
+        timer: None,
+        started: false,
+        state: Rc::default(),
+    }
+}
+
+impl Interval {
+    /// Waits for the next tick and returns when it happened: the time of
+    /// the call for the first tick, else the loop's time when the timer
+    /// fired ([`evloop::now`](crate::now)).
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no tick.
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// The poll behind [`tick`](Interval::tick), for hand-written futures.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        if !self.started {
+            let state = self.state.clone();
+            self.timer = Some(set_interval(self.period, move || {
+                state.fired.set(Some(crate::now()));
+                let w = state.waker.borrow_mut().take();
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }));
+            self.started = true;
+            return Poll::Ready(Instant::now());
+        }
+        if let Some(at) = self.state.fired.take() {
+            return Poll::Ready(at);
+        }
+        let mut w = self.state.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The period it was made with.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+impl Drop for Interval {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.clear();
+        }
+    }
+}
+
+impl fmt::Debug for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interval")
+            .field("period", &self.period)
+            .field("armed", &self.timer.is_some())
+            .finish()
     }
 }

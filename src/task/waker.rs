@@ -10,14 +10,14 @@
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::Wake;
 use std::thread::{self, ThreadId};
 
 use super::executor::{schedule, TaskId};
 use crate::event_loop::try_with_current;
 use crate::remote::Remote;
 
-struct TaskWaker {
+pub(crate) struct TaskWaker {
     id: TaskId,
     remote: Remote,
     thread: ThreadId,
@@ -25,15 +25,29 @@ struct TaskWaker {
     posted: AtomicBool,
 }
 
-/// The waker of task `id` on the loop reached through `remote`, whose
-/// thread is this one.
-pub(crate) fn new(id: TaskId, remote: Remote) -> Waker {
-    Waker::from(Arc::new(TaskWaker {
+/// The waker state of task `id` on the loop reached through `remote`,
+/// whose thread is this one (`Waker::from` a clone of it makes the waker).
+pub(crate) fn new(id: TaskId, remote: Remote) -> Arc<TaskWaker> {
+    Arc::new(TaskWaker {
         id,
         remote,
         thread: thread::current().id(),
         posted: AtomicBool::new(false),
-    }))
+    })
+}
+
+/// Readies a finished task's waker state for task `id` of the same loop,
+/// if no waker made from it is still around (it is not shared); gives it
+/// back otherwise.
+pub(crate) fn reuse(mut w: Arc<TaskWaker>, id: TaskId) -> Result<Arc<TaskWaker>, Arc<TaskWaker>> {
+    match Arc::get_mut(&mut w) {
+        Some(tw) => {
+            tw.id = id;
+            *tw.posted.get_mut() = false;
+            Ok(w)
+        }
+        None => Err(w),
+    }
 }
 
 impl Wake for TaskWaker {

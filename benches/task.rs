@@ -1,0 +1,207 @@
+//! Task benchmarks: spawning and completing `async` tasks on evloop, side
+//! by side with tokio's `LocalSet` + `spawn_local` (current-thread runtime)
+//! in the same run.
+//!
+//! `cargo bench --bench task` (add `-- --quick` for 100,000 tasks instead
+//! of 1,000,000). Figures are medians of 3 rounds, in ns per task; read the
+//! ratios, since the machine is shared and noisy. `-- --only trivial|await|serial`
+//! runs one workload, evloop only (to profile).
+//!
+//! Workloads:
+//! 1. a trivial future (`async { 1 }`): evloop polls it at `spawn` and it
+//!    completes there; tokio polls it from the `LocalSet`'s run queue;
+//! 2. a task that suspends once: evloop `Promise::resolve(1).await` (one
+//!    microtask hop, JavaScript's `await`), tokio `yield_now().await` (the
+//!    nearest equivalent: one trip through its run queue).
+//!
+//! 3. one at a time: one task spawns each of the `n` (with workload 2's
+//!    body) and awaits it before the next: the steady state of a server,
+//!    where finished tasks make room for new ones.
+//!
+//! Allocations per task are counted in a separate, untimed evloop round.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use evloop::promise::Promise;
+
+/// Counts allocations while `COUNTING` is on.
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: forwards to the system allocator unchanged and only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Trivial,
+    Await,
+    Serial,
+}
+
+/// evloop: spawn `n` tasks from the main callback and run the loop until
+/// all completed; the time from before the first spawn to the loop's end.
+fn evloop_tasks(n: usize, w: Work) -> Duration {
+    let done = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    evloop::run(|| {
+        for _ in 0..n {
+            let d = done.clone();
+            match w {
+                Work::Trivial => drop(evloop::spawn(async move {
+                    d.set(d.get() + 1);
+                })),
+                Work::Await => drop(evloop::spawn(async move {
+                    let v = Promise::resolve(1usize).await.unwrap();
+                    d.set(d.get() + v);
+                })),
+                Work::Serial => {
+                    drop(evloop::spawn(async move {
+                        for _ in 0..n {
+                            let v =
+                                evloop::spawn(async { Promise::resolve(1usize).await.unwrap() })
+                                    .await
+                                    .unwrap();
+                            d.set(d.get() + v);
+                        }
+                    }));
+                    break;
+                }
+            }
+        }
+    })
+    .unwrap();
+    let t = start.elapsed();
+    assert_eq!(done.get(), n, "a task did not complete");
+    t
+}
+
+/// tokio: the same on a current-thread runtime with a `LocalSet`.
+fn tokio_tasks(n: usize, w: Work) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let done = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    let local = tokio::task::LocalSet::new();
+    for _ in 0..n {
+        let d = done.clone();
+        match w {
+            Work::Trivial => drop(local.spawn_local(async move {
+                d.set(d.get() + 1);
+            })),
+            Work::Await => drop(local.spawn_local(async move {
+                tokio::task::yield_now().await;
+                d.set(d.get() + 1);
+            })),
+            Work::Serial => {
+                drop(local.spawn_local(async move {
+                    for _ in 0..n {
+                        tokio::task::spawn_local(async { tokio::task::yield_now().await })
+                            .await
+                            .unwrap();
+                        d.set(d.get() + 1);
+                    }
+                }));
+                break;
+            }
+        }
+    }
+    rt.block_on(local);
+    let t = start.elapsed();
+    assert_eq!(done.get(), n, "a task did not complete");
+    t
+}
+
+fn median(f: impl Fn() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..3).map(|_| f()).collect();
+    v.sort();
+    v[1]
+}
+
+fn allocs_per_task(n: usize, w: Work) -> f64 {
+    // The loop's own allocations, counted alone, are subtracted.
+    let count = |k: usize| {
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        evloop_tasks(k, w);
+        COUNTING.store(false, Ordering::Relaxed);
+        ALLOCS.load(Ordering::Relaxed)
+    };
+    let base = count(0);
+    (count(n) - base) as f64 / n as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let n = if quick { 100_000 } else { 1_000_000 };
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    println!("task: n = {n}, medians of 3 rounds; ns per task spawned and completed\n");
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    for (i, (key, w, label)) in [
+        ("trivial", Work::Trivial, "trivial future (async { .. })"),
+        (
+            "await",
+            Work::Await,
+            "suspends once (evloop: Promise::resolve(1).await; tokio: yield_now)",
+        ),
+        (
+            "serial",
+            Work::Serial,
+            "one at a time: a task spawns the next (same body) and awaits it",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if only.as_deref().is_some_and(|o| o != key) {
+            continue;
+        }
+        println!("{}. {label}:", i + 1);
+        let e = per(median(|| evloop_tasks(n, w)));
+        if only.is_some() {
+            println!("  evloop {e:8.1} ns");
+            continue;
+        }
+        let t = per(median(|| tokio_tasks(n, w)));
+        println!(
+            "  spawn + complete   evloop {e:8.1} ns   tokio {t:8.1} ns   tokio/evloop {:5.2}x",
+            t / e
+        );
+        println!(
+            "  allocations/task   evloop {:8.2}",
+            allocs_per_task(n.min(100_000), w)
+        );
+    }
+}
