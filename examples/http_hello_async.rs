@@ -22,7 +22,7 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
     // Bytes of a request head not complete yet, and the responses of one
     // read, reused across reads: no allocation per request.
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
     let mut pending = Vec::new();
     let mut out = Vec::new();
     loop {

@@ -5,8 +5,9 @@
 #   bash benches/servers/run.sh            # 10 s per server
 #   DURATION=3 bash benches/servers/run.sh # quicker
 #
-# For each server in turn (evloop's examples/http_hello if it builds, then
-# benches/servers/mio_http_hello, then benches/servers/tokio_http_hello):
+# For each server in turn (evloop's examples/http_hello and http_hello_async
+# if they build, then benches/servers/mio_http_hello, then
+# benches/servers/tokio_http_hello):
 # start it pinned to core 0, wait until it answers, run
 #   taskset -c 1 wrk -t1 -c100 -d${DURATION}s --latency http://127.0.0.1:PORT/
 # and record req/s, p50/p99 latency, the server's peak RSS (VmHWM) and its
@@ -61,6 +62,7 @@ fi
 # name, port, label; the evloop server is optional (skipped if it fails to build).
 SERVERS=(
   "http_hello 8080 evloop"
+  "http_hello_async 8083 evloop-async"
   "mio_http_hello 8081 mio(floor)"
   "tokio_http_hello 8082 tokio"
 )
