@@ -109,24 +109,11 @@ where
     F::Output: 'static,
 {
     let el = EventLoop::new()?;
-    let out: Rc<RefCell<Option<F::Output>>> = Rc::default();
-    let failed: Rc<RefCell<Option<Rejection>>> = Rc::default();
-    let mut handle = None;
-    let main = el.run_main(|| {
-        let o = out.clone();
-        let (promise, abort) = super::spawn_handle(async move {
-            let v = fut.await;
-            *o.borrow_mut() = Some(v);
-        });
-        let f = failed.clone();
-        promise.core.subscribe(reaction(move |r: Result<(), _>| {
-            if let Err(e) = r {
-                *f.borrow_mut() = Some(e);
-                crate::event_loop::stop();
-            }
-        }));
-        handle = Some(abort);
-    });
+    let mut main_task = None;
+    let main = el.run_main(|| main_task = Some(MainTask::spawn(fut, true)));
+    let Some(MainTask { out, failed, abort }) = main_task else {
+        return Err(main.err().unwrap_or(Error::Stalled));
+    };
     let ran = match main {
         Ok(()) if failed.borrow().is_none() => el.run(),
         other => other,
@@ -139,11 +126,41 @@ where
     match v {
         Some(v) => Ok(v),
         None => {
-            if let Some(h) = handle {
-                h.abort();
-            }
+            abort.abort();
             Err(Error::Stalled)
         }
+    }
+}
+
+/// A future run as the main task of `block_on` or `run_async`: where its
+/// output or its failure lands, and how to abort it.
+struct MainTask<O> {
+    out: Rc<RefCell<Option<O>>>,
+    failed: Rc<RefCell<Option<Rejection>>>,
+    abort: super::AbortHandle,
+}
+
+impl<O: 'static> MainTask<O> {
+    /// Spawns `fut` on the current loop; with `stop_on_failure`, a
+    /// failure also stops the loop (an async main's panic ends the run).
+    fn spawn(fut: impl Future<Output = O> + 'static, stop_on_failure: bool) -> Self {
+        let out: Rc<RefCell<Option<O>>> = Rc::default();
+        let failed: Rc<RefCell<Option<Rejection>>> = Rc::default();
+        let o = out.clone();
+        let (promise, abort) = super::spawn_handle(async move {
+            let v = fut.await;
+            *o.borrow_mut() = Some(v);
+        });
+        let f = failed.clone();
+        promise.core.subscribe(reaction(move |r: Result<(), _>| {
+            if let Err(e) = r {
+                *f.borrow_mut() = Some(e);
+                if stop_on_failure {
+                    crate::event_loop::stop();
+                }
+            }
+        }));
+        MainTask { out, failed, abort }
     }
 }
 
@@ -160,19 +177,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let out: Rc<RefCell<Option<F::Output>>> = Rc::default();
-    let failed: Rc<RefCell<Option<Rejection>>> = Rc::default();
-    let o = out.clone();
-    let (promise, abort) = super::spawn_handle(async move {
-        let v = fut.await;
-        *o.borrow_mut() = Some(v);
-    });
-    let f = failed.clone();
-    promise.core.subscribe(reaction(move |r: Result<(), _>| {
-        if let Err(e) = r {
-            *f.borrow_mut() = Some(e);
-        }
-    }));
+    let MainTask { out, failed, abort } = MainTask::spawn(fut, false);
     loop {
         if let Some(v) = out.borrow_mut().take() {
             return Ok(v);

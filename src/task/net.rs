@@ -169,6 +169,18 @@ impl<T: AsRawFd> PollIo<T> {
         poll_fn(|cx| self.poll_op(cx, dir, &mut op)).await
     }
 
+    /// Waits for the next connection, skipping the errors that concern
+    /// only the connection that failed.
+    async fn accept_with<R>(&self, accept: impl Fn(&T) -> io::Result<R>) -> io::Result<R> {
+        self.op(Dir::Read, |io| loop {
+            match accept(io) {
+                Err(e) if skip_accept_error(&e) => continue,
+                r => return r,
+            }
+        })
+        .await
+    }
+
     fn is_registered(&self) -> bool {
         self.watch.is_active()
     }
@@ -398,15 +410,7 @@ impl TcpListener {
     /// instance [`sleep`](crate::task::sleep) 100 ms, as the callback
     /// listener does) before calling `accept` again.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (sock, addr) = self
-            .io
-            .op(Dir::Read, |io| loop {
-                match io.accept() {
-                    Err(e) if skip_accept_error(&e) => continue,
-                    r => return r,
-                }
-            })
-            .await?;
+        let (sock, addr) = self.io.accept_with(|io| io.accept()).await?;
         Ok((TcpStream::accepted(sock)?, addr))
     }
 
@@ -528,15 +532,7 @@ impl UnixListener {
     /// Waits for the next connection; see [`TcpListener::accept`] for the
     /// errors.
     pub async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
-        let (sock, addr) = self
-            .io
-            .op(Dir::Read, |io| loop {
-                match io.accept() {
-                    Err(e) if skip_accept_error(&e) => continue,
-                    r => return r,
-                }
-            })
-            .await?;
+        let (sock, addr) = self.io.accept_with(|io| io.accept()).await?;
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async unix")?;
         Ok((UnixStream { io }, addr))
     }
