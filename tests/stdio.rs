@@ -7,15 +7,20 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn cat() -> PathBuf {
-    // target/<profile>/deps/stdio-<hash> -> target/<profile>/examples/cat
+    example("cat")
+}
+
+/// The path of example `name`, built if `cargo test` did not build it.
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/stdio-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let cat = dir.join("examples").join("cat");
+    let cat = dir.join("examples").join(name);
     if !cat.exists() {
         // `cargo test --test stdio` alone does not build examples.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
-            .args(["build", "--example", "cat"])
+            .args(["build", "--example", name])
             .status()
             .unwrap();
         assert!(
@@ -109,4 +114,35 @@ fn a_reader_that_closes_early_ends_the_copy() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     writer.join().unwrap();
+}
+
+/// The async twin (`examples/cat_async.rs`, on `evloop::task::stdin` and
+/// `stdout`): a pipe in and out, and a regular file in.
+#[test]
+fn the_async_cat_copies_a_pipe_and_a_file() {
+    let input = data(4 << 20);
+    let mut child = Command::new(example("cat_async"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = input.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(out.len(), input.len());
+    assert!(out == input, "piped bytes differ");
+
+    let path = temp("async-in");
+    std::fs::write(&path, &input).unwrap();
+    let out = Command::new(example("cat_async"))
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == input, "file bytes differ");
 }

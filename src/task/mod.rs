@@ -54,6 +54,7 @@ mod await_promise;
 mod block_on;
 mod executor;
 pub mod net;
+mod stdio;
 mod time;
 mod waker;
 
@@ -64,6 +65,7 @@ use std::rc::{Rc, Weak};
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
 pub(crate) use executor::Tasks;
+pub use stdio::{stderr, stdin, stdout, Stdin, Stdout};
 pub use time::{
     interval, sleep, sleep_until, timeout, yield_now, Elapsed, Interval, Sleep, WithTimeout,
     YieldNow,
