@@ -1,0 +1,167 @@
+//! TCP echo round trips on loopback: evloop's async sockets
+//! (`evloop::task::net`) side by side with tokio's current-thread runtime
+//! (with a `LocalSet`), in the same run.
+//!
+//! `cargo bench --bench echo` (add `-- --quick` to divide the counts by
+//! 10). Each round trip is a 64-byte `write_all` then `read_exact` from the
+//! client; the server task echoes what it reads. Server and clients are
+//! tasks on one thread in both runtimes. Two rounds are run (evloop then
+//! tokio, twice) and both are printed; read the ratios, since the machine is
+//! shared and noisy. A watchdog ends the process after 55 s.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const MSG: usize = 64;
+
+fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// evloop: `conns` connections, each doing `trips` round trips at once.
+fn evloop_echo(conns: usize, trips: usize) -> Duration {
+    use evloop::task::net::{TcpListener, TcpStream};
+    evloop::block_on(async move {
+        let listener = TcpListener::bind(localhost()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = evloop::spawn(async move {
+            for _ in 0..conns {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                conn.set_nodelay(true).unwrap();
+                evloop::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = conn.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        conn.write_all(&buf[..n]).await.unwrap();
+                    }
+                });
+            }
+        });
+        // Connect everything first, so only round trips are timed.
+        let mut clients = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let c = TcpStream::connect(addr).await.unwrap();
+            c.set_nodelay(true).unwrap();
+            clients.push(c);
+        }
+        server.await.unwrap();
+        let start = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                evloop::spawn(async move {
+                    let out = [7u8; MSG];
+                    let mut back = [0u8; MSG];
+                    for _ in 0..trips {
+                        c.write_all(&out).await.unwrap();
+                        c.read_exact(&mut back).await.unwrap();
+                    }
+                    assert_eq!(back, out);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+    .unwrap()
+}
+
+/// tokio current_thread + `LocalSet`: the same workload.
+fn tokio_echo(conns: usize, trips: usize) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = TcpListener::bind(localhost()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::task::spawn_local(async move {
+            for _ in 0..conns {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                conn.set_nodelay(true).unwrap();
+                tokio::task::spawn_local(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = conn.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        conn.write_all(&buf[..n]).await.unwrap();
+                    }
+                });
+            }
+        });
+        let mut clients = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let c = TcpStream::connect(addr).await.unwrap();
+            c.set_nodelay(true).unwrap();
+            clients.push(c);
+        }
+        server.await.unwrap();
+        let start = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                tokio::task::spawn_local(async move {
+                    let out = [7u8; MSG];
+                    let mut back = [0u8; MSG];
+                    for _ in 0..trips {
+                        c.write_all(&out).await.unwrap();
+                        c.read_exact(&mut back).await.unwrap();
+                    }
+                    assert_eq!(back, out);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let div = if quick { 10 } else { 1 };
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(55));
+        eprintln!("echo bench: over the 55 s budget, aborting");
+        std::process::exit(1);
+    });
+
+    let workloads: [(&str, usize, usize); 2] = [
+        ("1 conn, sequential", 1, 50_000 / div),
+        ("100 conns, concurrent", 100, 2_000 / div),
+    ];
+    println!("TCP echo, 64-byte round trips on loopback (write_all + read_exact)");
+    for round in 1..=2 {
+        println!("\nround {round}");
+        println!(
+            "{:<24} {:>9} {:>13} {:>10} {:>13} {:>10} {:>7}",
+            "workload", "trips", "evloop rt/s", "ns/rt", "tokio rt/s", "ns/rt", "tok/ev"
+        );
+        for &(name, conns, trips) in &workloads {
+            let total = (conns * trips) as f64;
+            let ev = evloop_echo(conns, trips).as_secs_f64();
+            let tk = tokio_echo(conns, trips).as_secs_f64();
+            println!(
+                "{:<24} {:>9} {:>13.0} {:>10.0} {:>13.0} {:>10.0} {:>6.2}x",
+                name,
+                conns * trips,
+                total / ev,
+                ev * 1e9 / total,
+                total / tk,
+                tk * 1e9 / total,
+                tk / ev
+            );
+        }
+    }
+}
