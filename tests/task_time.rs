@@ -20,7 +20,7 @@ fn intervals(el: &EventLoop) -> usize {
 
 #[test]
 fn interval_first_tick_at_once_then_every_period_never_early() {
-    let period = ms(10);
+    let period = ms(20);
     let start = Instant::now();
     let ticks = block_on(async move {
         let mut every = interval(period);
@@ -41,7 +41,7 @@ fn interval_first_tick_at_once_then_every_period_never_early() {
     for w in ticks.windows(2).skip(1) {
         // Each timer tick at least (almost: the loop clock is in whole
         // milliseconds) one period after the previous one.
-        assert!(w[1] - w[0] >= ms(9), "ticks too close: {w:?}");
+        assert!(w[1] - w[0] >= ms(19), "ticks too close: {w:?}");
     }
 }
 
@@ -115,14 +115,16 @@ fn dropping_an_interval_clears_its_timer() {
 #[test]
 fn a_tick_cancelled_by_timeout_loses_nothing() {
     block_on(async {
-        let mut every = interval(ms(50));
+        let mut every = interval(ms(150));
         let t0 = Instant::now();
         every.tick().await;
         assert!(timeout(ms(1), every.tick()).await.is_err());
         every.tick().await;
-        // The next tick is the one due at 50 ms, not one period later.
+        // The next tick is the one due at 150 ms, not one period later
+        // (300 ms): the bound between leaves a shared machine 150 ms of
+        // slack.
         let t = t0.elapsed();
-        assert!(t >= ms(49) && t < ms(100), "second tick at {t:?}");
+        assert!(t >= ms(149) && t < ms(300), "second tick at {t:?}");
     })
     .unwrap();
 }
