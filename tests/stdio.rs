@@ -40,21 +40,29 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("evloop-stdio-{}-{name}", std::process::id()))
 }
 
-#[test]
-fn a_pipe_in_and_a_pipe_out() {
-    let input = data(8 << 20);
-    let mut child = Command::new(cat())
+/// Runs `exe` with `input` written to its stdin pipe (from a thread, so
+/// neither pipe can fill up and stall) and returns its stdout; asserts it
+/// exited successfully.
+fn pipe_through(exe: &std::path::Path, input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(exe)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let feed = input.clone();
+    let feed = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
     let mut out = Vec::new();
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     writer.join().unwrap();
     assert!(child.wait().unwrap().success());
+    out
+}
+
+#[test]
+fn a_pipe_in_and_a_pipe_out() {
+    let input = data(8 << 20);
+    let out = pipe_through(&cat(), &input);
     assert!(out == input, "output differs ({} bytes)", out.len());
 }
 
@@ -121,18 +129,7 @@ fn a_reader_that_closes_early_ends_the_copy() {
 #[test]
 fn the_async_cat_copies_a_pipe_and_a_file() {
     let input = data(4 << 20);
-    let mut child = Command::new(example("cat_async"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feed = input.clone();
-    let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
-    let mut out = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = pipe_through(&example("cat_async"), &input);
     assert_eq!(out.len(), input.len());
     assert!(out == input, "piped bytes differ");
 

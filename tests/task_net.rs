@@ -12,6 +12,21 @@ use evloop::task::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStr
 use evloop::task::{sleep, timeout};
 use evloop::{block_on, spawn, EventLoop, HandleKind};
 
+/// Echoes what `conn` (a TCP or Unix stream) reads until the peer shuts
+/// down its writing half, through a buffer of `$size` bytes.
+macro_rules! echo_until_eof {
+    ($conn:ident, $size:expr) => {{
+        let mut buf = [0; $size];
+        loop {
+            let n = $conn.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            $conn.write_all(&buf[..n]).await.unwrap();
+        }
+    }};
+}
+
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -52,14 +67,7 @@ fn tcp_echo_round_trip() {
         let server = spawn(async move {
             let (mut conn, peer) = listener.accept().await.unwrap();
             assert_eq!(conn.peer_addr().unwrap(), peer);
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-            }
+            echo_until_eof!(conn, 64);
         });
         let mut client = TcpStream::connect(addr).await.unwrap();
         client.set_nodelay(true).unwrap();
@@ -91,14 +99,7 @@ fn thousand_concurrent_echo_connections_on_one_loop() {
             for _ in 0..CONNS {
                 let (mut conn, _) = listener.accept().await.unwrap();
                 spawn(async move {
-                    let mut buf = [0; 1024];
-                    loop {
-                        let n = conn.read(&mut buf).await.unwrap();
-                        if n == 0 {
-                            break;
-                        }
-                        conn.write_all(&buf[..n]).await.unwrap();
-                    }
+                    echo_until_eof!(conn, 1024);
                 });
             }
         });
@@ -234,14 +235,7 @@ fn unix_echo() {
         assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(&*p));
         let server = spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-            }
+            echo_until_eof!(conn, 64);
             conn.shutdown().await.unwrap();
         });
         let mut c = UnixStream::connect(&p).await.unwrap();
@@ -398,14 +392,7 @@ fn reads_and_writes_do_not_allocate() {
         let addr = listener.local_addr().unwrap();
         spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-            }
+            echo_until_eof!(conn, 64);
         });
         let mut c = TcpStream::connect(addr).await.unwrap();
         for i in 0..100 {
