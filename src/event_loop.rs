@@ -178,6 +178,9 @@ pub(crate) struct Inner {
     pub(crate) rejections: crate::promise::unhandled::Tracker,
     /// Spawned `async` tasks that have not finished (see [`crate::task`]).
     pub(crate) tasks: crate::task::Tasks,
+    /// Signal handlers and child processes, created on first use (see
+    /// [`crate::process`]).
+    pub(crate) process: RefCell<Option<Rc<crate::process::signal::Hub>>>,
     #[allow(clippy::type_complexity)]
     panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
     /// Bumped whenever the handler is set or cleared, so a handler that
@@ -638,6 +641,8 @@ impl Drop for Inner {
         drop(self.remote.close());
         // Tasks first: dropping a future may release timers and sources.
         drop(self.tasks.drain_all());
+        // Leave the signal registry; hand running children to a reaper.
+        drop(self.process.get_mut().take());
         // Join the pool: jobs not started are discarded, running ones
         // finish and their results are dropped on the worker (posts fail).
         drop(self.pool.get_mut().take());
@@ -783,6 +788,7 @@ impl EventLoop {
             fatal: RefCell::new(None),
             rejections: Default::default(),
             tasks: Default::default(),
+            process: RefCell::new(None),
             panic_hook: RefCell::new(None),
             panic_hook_gen: Cell::new(0),
         });

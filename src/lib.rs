@@ -97,7 +97,7 @@
 //! `!Send`). Other threads reach it only through a [`Remote`]: a queue and a
 //! `mio::Waker`.
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in one place: process/sys.rs, the FFI for signals and fds
 
 mod error;
 // Callback-style file operations on the loop's thread pool (`fs::read_file`,
@@ -109,6 +109,7 @@ mod introspect;
 mod microtasks;
 pub mod net;
 mod pool;
+pub mod process;
 pub mod promise;
 mod reactor;
 mod remote;

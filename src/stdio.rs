@@ -15,85 +15,10 @@
 //! write all output through it (a `println!` would see `WouldBlock`).
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use crate::net::Stream;
-
-/// A readable pipe or terminal, non-blocking while we hold it.
-struct PipeIn {
-    rx: mio::unix::pipe::Receiver,
-}
-
-impl AsRawFd for PipeIn {
-    fn as_raw_fd(&self) -> RawFd {
-        self.rx.as_raw_fd()
-    }
-}
-
-impl Drop for PipeIn {
-    fn drop(&mut self) {
-        let _ = self.rx.set_nonblocking(false);
-    }
-}
-
-impl crate::net::StreamIo for PipeIn {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.rx).read(buf)
-    }
-    fn write_some(&self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "stdin is not writable",
-        ))
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "stdin"
-    }
-    fn has_write_side(&self) -> bool {
-        false
-    }
-}
-
-/// A writable pipe or socket, non-blocking while we hold it.
-struct PipeOut {
-    tx: mio::unix::pipe::Sender,
-    kind: &'static str,
-}
-
-impl AsRawFd for PipeOut {
-    fn as_raw_fd(&self) -> RawFd {
-        self.tx.as_raw_fd()
-    }
-}
-
-impl Drop for PipeOut {
-    fn drop(&mut self) {
-        let _ = self.tx.set_nonblocking(false);
-    }
-}
-
-impl crate::net::StreamIo for PipeOut {
-    fn read_some(&self, _: &mut [u8]) -> io::Result<usize> {
-        Ok(0)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.tx).write(buf)
-    }
-    /// A pipe cannot half-close; its end closes when the stream does.
-    fn shutdown_write(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-    fn has_read_side(&self) -> bool {
-        false
-    }
-}
+use crate::net::{PipeReader, PipeWriter, Stream};
 
 /// A terminal or file written with blocking writes.
 struct BlockingOut {
@@ -162,7 +87,15 @@ pub fn stdin() -> io::Result<Stream> {
 fn pipe_in(fd: OwnedFd) -> io::Result<Stream> {
     let rx = mio::unix::pipe::Receiver::from(fd);
     rx.set_nonblocking(true)?;
-    Stream::register(Box::new(PipeIn { rx }), false)
+    let kind = "stdin";
+    Stream::register(
+        Box::new(PipeReader {
+            rx,
+            kind,
+            restore_blocking: true,
+        }),
+        false,
+    )
 }
 
 /// A regular file cannot be polled: a helper thread copies it into a
@@ -195,7 +128,12 @@ fn output(fd: std::os::fd::BorrowedFd<'_>, is_tty: bool, kind: &'static str) -> 
     let spare = fd.try_clone()?;
     let tx = mio::unix::pipe::Sender::from(fd);
     tx.set_nonblocking(true)?;
-    match Stream::register(Box::new(PipeOut { tx, kind }), false) {
+    let pipe = PipeWriter {
+        tx,
+        kind,
+        restore_blocking: true,
+    };
+    match Stream::register(Box::new(pipe), false) {
         // Not pollable (a device such as /dev/null): write it blocking.
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             let file = File::from(spare);

@@ -8,6 +8,7 @@
 //! Name lookups (`connect("localhost:8080", ..)`) run on the thread pool,
 //! as Node's `dns.lookup` does.
 
+mod pipe;
 pub mod promises;
 mod stream;
 mod tcp;
@@ -19,5 +20,6 @@ pub use tcp::{connect, connect_addr, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, UnixListener};
 
+pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use stream::StreamIo;
 pub(crate) use tcp::{is_transient_accept_error, listen};

@@ -1,0 +1,512 @@
+//! Child processes: spawn with inherited, ignored or piped stdio; exit
+//! status through a callback, a promise or `.await`; kill; reaping.
+//!
+//! Spawning is `std::process::Command`'s (fork/exec or posix_spawn, with
+//! every fd but 0, 1 and 2 close-on-exec, as std opens all of its fds). What
+//! the loop adds is waiting without blocking: on `SIGCHLD` (see
+//! [`signal`](super::signal)) the loop asks each of its own children,
+//! by pid, whether it has exited (`waitpid(pid, WNOHANG)`, never
+//! `waitpid(-1)`, which would steal other code's children). A child is
+//! reaped even when every handle to it was dropped; children still running
+//! when the loop is dropped are handed to a thread that waits for them, so
+//! none is left a zombie.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::rc::{Rc, Weak};
+
+use crate::event_loop::LoopRef;
+use crate::net::{PipeReader, PipeWriter, Stream};
+use crate::promise::{promisify, Promise};
+
+use super::signal::{Hub, Signal};
+
+/// What a child's standard input, output or error is connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdio {
+    /// The parent's own (std's default, and this crate's).
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe to the parent, which gets it as a [`Stream`] on the [`Child`].
+    Piped,
+}
+
+impl From<Stdio> for std::process::Stdio {
+    fn from(s: Stdio) -> Self {
+        match s {
+            Stdio::Inherit => std::process::Stdio::inherit(),
+            Stdio::Null => std::process::Stdio::null(),
+            Stdio::Piped => std::process::Stdio::piped(),
+        }
+    }
+}
+
+/// The most bytes [`exec`](super::exec) collects from each of stdout and stderr unless
+/// told otherwise (Node's `maxBuffer`).
+pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
+
+/// A process to start: program, arguments, environment, working directory
+/// and stdio, as `std::process::Command` (which it wraps), started on the
+/// loop by [`spawn`](Command::spawn) or [`exec`](super::exec).
+pub struct Command {
+    std: std::process::Command,
+    program: String,
+    pub(crate) stdio: [Option<Stdio>; 3],
+    pub(crate) max_output: usize,
+    /// Fds the child inherits (a worker's IPC socket, a cluster's listening
+    /// socket): close-on-exec is cleared in the child only.
+    pass_fds: Vec<RawFd>,
+}
+
+impl Command {
+    /// A command running `program` (looked up in `PATH` if it has no `/`).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            std: std::process::Command::new(program.as_ref()),
+            program: program.as_ref().to_string_lossy().into_owned(),
+            stdio: [None; 3],
+            max_output: DEFAULT_MAX_OUTPUT,
+            pass_fds: Vec::new(),
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.std.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.std.args(args);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env(key, value);
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env_remove(key);
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what
+    /// [`env`](Command::env) adds after).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.std.env_clear();
+        self
+    }
+
+    /// The child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.std.current_dir(dir);
+        self
+    }
+
+    /// Where the child's standard input comes from (default: inherited;
+    /// [`exec`](super::exec) defaults it to [`Stdio::Null`]).
+    pub fn stdin(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[0] = Some(s);
+        self
+    }
+
+    /// Where the child's standard output goes (default: inherited).
+    pub fn stdout(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[1] = Some(s);
+        self
+    }
+
+    /// Where the child's standard error goes (default: inherited).
+    pub fn stderr(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[2] = Some(s);
+        self
+    }
+
+    /// The most bytes [`exec`](super::exec) collects from each of stdout and stderr
+    /// (default [`DEFAULT_MAX_OUTPUT`]); past it the child is killed with
+    /// `SIGTERM` and `exec` fails.
+    pub fn max_output(&mut self, bytes: usize) -> &mut Command {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Lets the child inherit `fd` under the same number.
+    #[allow(dead_code)] // the worker module, next
+    pub(crate) fn pass_fd(&mut self, fd: RawFd) -> &mut Command {
+        self.pass_fds.push(fd);
+        self
+    }
+
+    /// The program's name, as given.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Starts the child. Failure to start (a program that does not exist
+    /// gives `NotFound`) is not returned here but reported through
+    /// [`Child::on_exit`] / [`Child::wait`], from the next pending phase,
+    /// as Node reports it through the `'error'` event.
+    ///
+    /// ```
+    /// use evloop::process::{Command, Stdio};
+    /// evloop::run(|| {
+    ///     let child = Command::new("echo").arg("hi").stdout(Stdio::Piped).spawn();
+    ///     let out = child.stdout.clone().unwrap();
+    ///     out.on_data(|bytes| assert_eq!(bytes, b"hi\n"));
+    ///     child.on_exit(|status| assert!(status.unwrap().success()));
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn spawn(&mut self) -> Child {
+        let lp = LoopRef::current();
+        match self.try_spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                log::debug!("spawn {}: {e}", self.program);
+                let inner = Rc::new(ChildInner {
+                    pid: None,
+                    proc: RefCell::new(None),
+                    outcome: RefCell::new(Some(Outcome::Failed(
+                        e.kind(),
+                        format!("spawn {}: {e}", self.program),
+                    ))),
+                    listeners: RefCell::default(),
+                    refed: Cell::new(false),
+                    hub: Weak::new(),
+                    lp,
+                });
+                Child {
+                    inner,
+                    stdin: None,
+                    stdout: None,
+                    stderr: None,
+                }
+            }
+        }
+    }
+
+    fn try_spawn(&mut self) -> io::Result<Child> {
+        let hub = Hub::current()?;
+        // Listen before the child exists, so its exit cannot be missed.
+        hub.children.watch(&hub)?;
+        let [i, o, e] = self.stdio;
+        self.std
+            .stdin(i.unwrap_or(Stdio::Inherit))
+            .stdout(o.unwrap_or(Stdio::Inherit))
+            .stderr(e.unwrap_or(Stdio::Inherit));
+        if !self.pass_fds.is_empty() {
+            super::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
+        }
+        let mut proc = self.std.spawn()?;
+        let pid = proc.id();
+        log::debug!("spawned {} as pid {pid}", self.program);
+        let stdin = match proc.stdin.take() {
+            Some(p) => Some(pipe_out(mio::unix::pipe::Sender::from(p), "child stdin")?),
+            None => None,
+        };
+        let stdout = match proc.stdout.take() {
+            Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stdout")?),
+            None => None,
+        };
+        let stderr = match proc.stderr.take() {
+            Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stderr")?),
+            None => None,
+        };
+        let inner = Rc::new(ChildInner {
+            pid: Some(pid),
+            proc: RefCell::new(Some(proc)),
+            outcome: RefCell::new(None),
+            listeners: RefCell::default(),
+            refed: Cell::new(true),
+            hub: Rc::downgrade(&hub),
+            lp: LoopRef::current(),
+        });
+        hub.add_ref();
+        hub.children.list.borrow_mut().push(inner.clone());
+        Ok(Child {
+            inner,
+            stdin,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command", &self.std)
+            .field("stdio", &self.stdio)
+            .field("max_output", &self.max_output)
+            .finish()
+    }
+}
+
+fn pipe_out(tx: mio::unix::pipe::Sender, kind: &'static str) -> io::Result<Stream> {
+    tx.set_nonblocking(true)?;
+    let pipe = PipeWriter {
+        tx,
+        kind,
+        restore_blocking: false,
+    };
+    Stream::register(Box::new(pipe), false)
+}
+
+fn pipe_in(rx: mio::unix::pipe::Receiver, kind: &'static str) -> io::Result<Stream> {
+    rx.set_nonblocking(true)?;
+    let pipe = PipeReader {
+        rx,
+        kind,
+        restore_blocking: false,
+    };
+    Stream::register(Box::new(pipe), false)
+}
+
+type ExitCb = Box<dyn FnOnce(io::Result<ExitStatus>)>;
+
+#[derive(Clone)]
+enum Outcome {
+    Exited(ExitStatus),
+    /// `io::Error` is not `Clone`: kept as kind and message, rebuilt for
+    /// each listener.
+    Failed(io::ErrorKind, String),
+}
+
+impl Outcome {
+    fn to_result(&self) -> io::Result<ExitStatus> {
+        match self {
+            Outcome::Exited(s) => Ok(*s),
+            Outcome::Failed(kind, msg) => Err(io::Error::new(*kind, msg.clone())),
+        }
+    }
+}
+
+pub(crate) struct ChildInner {
+    pid: Option<u32>,
+    /// std's handle, for `try_wait`; `None` once reaped.
+    proc: RefCell<Option<std::process::Child>>,
+    outcome: RefCell<Option<Outcome>>,
+    listeners: RefCell<Vec<ExitCb>>,
+    /// Whether it is counted in the hub's refs (running and ref'd).
+    refed: Cell<bool>,
+    hub: Weak<Hub>,
+    lp: LoopRef,
+}
+
+impl ChildInner {
+    /// Reaps the child if it has exited.
+    fn try_reap(&self) -> Option<Outcome> {
+        let mut proc = self.proc.borrow_mut();
+        let r = proc.as_mut()?.try_wait();
+        let outcome = match r {
+            Ok(Some(status)) => Outcome::Exited(status),
+            Ok(None) => return None,
+            // ECHILD: someone else reaped it (a `waitpid(-1)` elsewhere, or
+            // SIGCHLD set to SIG_IGN); its status is lost.
+            Err(e) => Outcome::Failed(e.kind(), format!("waitpid {:?}: {e}", self.pid)),
+        };
+        *proc = None;
+        Some(outcome)
+    }
+
+    fn finish(&self, outcome: Outcome, hub: &Hub) {
+        log::debug!("pid {:?} ended: {}", self.pid, describe(&outcome));
+        *self.outcome.borrow_mut() = Some(outcome.clone());
+        if self.refed.replace(false) {
+            hub.release_ref();
+        }
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        for cb in listeners {
+            cb(outcome.to_result());
+            self.lp.checkpoint_now();
+        }
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Exited(s) => s.to_string(),
+        Outcome::Failed(_, m) => m.clone(),
+    }
+}
+
+/// A loop's running children (inside its [`Hub`]).
+#[derive(Default)]
+pub(crate) struct Children {
+    pub(crate) list: RefCell<Vec<Rc<ChildInner>>>,
+    watching: Cell<bool>,
+}
+
+impl Children {
+    /// Listens to `SIGCHLD` from the first child on.
+    fn watch(&self, hub: &Hub) -> io::Result<()> {
+        if !self.watching.get() {
+            hub.listen(Signal::SIGCHLD)?;
+            self.watching.set(true);
+        }
+        Ok(())
+    }
+
+    /// `SIGCHLD` arrived: reap every child of ours that has exited. (One
+    /// `SIGCHLD` may stand for several exits: signals coalesce.)
+    pub(crate) fn reap(&self, hub: &Hub) {
+        let running: Vec<Rc<ChildInner>> = self.list.borrow().clone();
+        for child in running {
+            if let Some(outcome) = child.try_reap() {
+                self.list.borrow_mut().retain(|c| !Rc::ptr_eq(c, &child));
+                child.finish(outcome, hub);
+            }
+        }
+    }
+
+    /// The loop is going away: a thread waits for the children still
+    /// running, so that none is left a zombie.
+    pub(crate) fn hand_to_reaper(&self) {
+        let procs: Vec<std::process::Child> = self
+            .list
+            .take()
+            .into_iter()
+            .filter_map(|c| c.proc.borrow_mut().take())
+            .collect();
+        if procs.is_empty() {
+            return;
+        }
+        log::debug!(
+            "{} children still running: a thread reaps them",
+            procs.len()
+        );
+        let spawned = std::thread::Builder::new()
+            .name("evloop-reaper".into())
+            .spawn(move || {
+                for mut p in procs {
+                    let _ = p.wait();
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the reaper thread: {e}");
+        }
+    }
+}
+
+/// A started child process (Node's `ChildProcess`).
+///
+/// Cloning gives another handle to the same child. The child is reaped when
+/// it exits whether or not handles remain; while it runs it keeps the loop
+/// alive unless [`unref`](Child::unref)'d.
+#[derive(Clone)]
+pub struct Child {
+    inner: Rc<ChildInner>,
+    /// Its standard input, when [`Stdio::Piped`]: write to it;
+    /// [`end`](Stream::end) it to send end-of-file.
+    pub stdin: Option<Stream>,
+    /// Its standard output, when piped: set [`on_data`](Stream::on_data).
+    pub stdout: Option<Stream>,
+    /// Its standard error, when piped.
+    pub stderr: Option<Stream>,
+}
+
+impl Child {
+    /// Its process id; `None` if it failed to start.
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.pid
+    }
+
+    /// Calls `cb` once with how the child ended: its `ExitStatus` (see
+    /// `std::os::unix::process::ExitStatusExt::signal` for a signal that
+    /// killed it, or [`exit_signal`]), or the error that kept it from
+    /// starting. Several callbacks may be added; one added after the end is
+    /// called from the next pending phase.
+    pub fn on_exit(&self, cb: impl FnOnce(io::Result<ExitStatus>) + 'static) -> &Self {
+        let done = self.inner.outcome.borrow().clone();
+        match done {
+            Some(outcome) => self
+                .inner
+                .lp
+                .defer_pending(Box::new(move || cb(outcome.to_result()))),
+            None => self.inner.listeners.borrow_mut().push(Box::new(cb)),
+        }
+        self
+    }
+
+    /// A promise of the exit status (the promise form of
+    /// [`on_exit`](Child::on_exit); `.await` it in a task).
+    pub fn wait(&self) -> Promise<ExitStatus> {
+        promisify(|done| {
+            self.on_exit(done);
+        })
+    }
+
+    /// The exit status, if the child has exited and been reaped.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        match &*self.inner.outcome.borrow() {
+            Some(Outcome::Exited(s)) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// Sends `sig` to the child. Fails with `ESRCH` once it has been
+    /// reaped (its pid may then belong to another process) or if it never
+    /// started.
+    pub fn kill(&self, sig: Signal) -> io::Result<()> {
+        let running = self.inner.proc.borrow().is_some();
+        match self.inner.pid {
+            // Not yet reaped: even if it has exited, the pid is still ours
+            // (a zombie's pid is not reused).
+            Some(pid) if running => super::signal::kill(pid, sig),
+            _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+        }
+    }
+
+    /// Lets the loop exit while the child runs.
+    pub fn unref(&self) -> &Self {
+        if self.inner.refed.replace(false) {
+            if let Some(hub) = self.inner.hub.upgrade() {
+                hub.release_ref();
+            }
+        }
+        self
+    }
+
+    /// Makes a running child keep the loop alive again.
+    pub fn ref_(&self) -> &Self {
+        let running = self.inner.proc.borrow().is_some();
+        if running && !self.inner.refed.replace(true) {
+            if let Some(hub) = self.inner.hub.upgrade() {
+                hub.add_ref();
+            }
+        }
+        self
+    }
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.inner.pid)
+            .field("exit_status", &self.exit_status())
+            .finish()
+    }
+}
+
+/// The signal that killed a process, if one did.
+pub fn exit_signal(status: &ExitStatus) -> Option<Signal> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().and_then(Signal::from_raw)
+}

@@ -1,0 +1,21 @@
+//! Beyond one thread: child processes, signals, worker processes with an
+//! IPC channel, and a cluster of workers sharing a port, all on the loop
+//! (Node's `child_process`, `process.on('SIGINT')` and `cluster`).
+//!
+//! - [`Command::spawn`] starts a [`Child`] whose piped stdio are ordinary
+//!   [`Stream`](crate::net::Stream)s; its exit arrives through
+//!   [`Child::on_exit`], [`Child::wait`] (a promise) or `child.wait().await`.
+//!   [`exec`] / [`exec_promise`] run a command and collect its output.
+//! - [`on_signal`] runs a callback on the loop thread when the process gets
+//!   a signal; see [`signal`] for how a signal reaches the loop.
+//!
+//! Unix only, as the rest of the crate.
+
+pub mod child;
+mod exec;
+pub mod signal;
+mod sys;
+
+pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};
+pub use exec::{exec, exec_promise};
+pub use signal::{kill, on_signal, Signal, SignalHandle};

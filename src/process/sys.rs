@@ -1,0 +1,115 @@
+//! The crate's only `unsafe` code: the libc calls behind signals, `kill`
+//! and fd inheritance, each with the reason it holds. Everything above this
+//! module is safe Rust.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// A signal's disposition, as saved by [`install_handler`].
+pub(crate) type Disposition = libc::sigaction;
+
+/// The write end of the process-wide signal pipe; -1 until set.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Sets the fd the handler writes to (once, before any install).
+pub(crate) fn set_signal_pipe(fd: RawFd) {
+    SIGNAL_PIPE.store(fd, Ordering::Relaxed);
+}
+
+/// The handler: write the signal's number, one byte, to the signal pipe,
+/// and leave `errno` as it was. Nothing else.
+extern "C" fn on_signal(signo: libc::c_int) {
+    let errno = errno_location();
+    // SAFETY: errno_location points at this thread's errno.
+    let saved = unsafe { *errno };
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    let byte = signo as u8;
+    // SAFETY: write(2) is async-signal-safe and `byte` outlives the call.
+    // The pipe is non-blocking and never closed; when it is full the byte
+    // is dropped, and the signal thread has bytes to deliver anyway.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: no preconditions; returns this thread's errno.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: no preconditions; returns this thread's errno.
+    unsafe { libc::__error() }
+}
+
+/// Installs [`on_signal`] for `signo`; returns the disposition it replaced.
+pub(crate) fn install_handler(signo: i32) -> io::Result<Disposition> {
+    // SAFETY: an all-zero sigaction is a valid value (no handler, empty
+    // mask, no flags), filled in below.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+    new.sa_flags = libc::SA_RESTART;
+    if signo == libc::SIGCHLD {
+        // Exits only, not stops.
+        new.sa_flags |= libc::SA_NOCLDSTOP;
+    }
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to valid sigaction values, and the handler
+    // only makes async-signal-safe calls.
+    if unsafe { libc::sigaction(signo, &new, &mut old) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old)
+}
+
+/// Puts back a disposition saved by [`install_handler`].
+pub(crate) fn restore_handler(signo: i32, old: &Disposition) {
+    // SAFETY: `old` is a disposition sigaction gave us for this signal.
+    unsafe { libc::sigaction(signo, old, std::ptr::null_mut()) };
+}
+
+/// `kill(2)`; `pid` must be positive (one process, not a group).
+pub(crate) fn kill(pid: i32, signo: i32) -> io::Result<()> {
+    debug_assert!(pid > 0);
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, signo) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the child started by `cmd` inherit `fds` (ours are all
+/// close-on-exec; the flag is cleared in the child only).
+pub(crate) fn inherit_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) {
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: fcntl is one, and the
+    // closure neither allocates nor locks (`fds` was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets close-on-exec on `fd` (a worker sets it on the IPC socket it
+/// inherited, so its own children do not inherit it too).
+#[allow(dead_code)] // the worker module, next
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on any fd number has no memory-safety
+    // preconditions; a bad fd gives EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
