@@ -67,8 +67,12 @@ pub struct Command {
 impl Command {
     /// A command running `program` (looked up in `PATH` if it has no `/`).
     pub fn new(program: impl AsRef<OsStr>) -> Command {
+        let mut std = std::process::Command::new(program.as_ref());
+        // A worker's markers are for the worker only, not its children.
+        std.env_remove(super::worker::WORKER_ENV)
+            .env_remove(super::worker::IPC_FD_ENV);
         Command {
-            std: std::process::Command::new(program.as_ref()),
+            std,
             program: program.as_ref().to_string_lossy().into_owned(),
             stdio: [None; 3],
             max_output: DEFAULT_MAX_OUTPUT,
@@ -145,7 +149,6 @@ impl Command {
     }
 
     /// Lets the child inherit `fd` under the same number.
-    #[allow(dead_code)] // the worker module, next
     pub(crate) fn pass_fd(&mut self, fd: RawFd) -> &mut Command {
         self.pass_fds.push(fd);
         self
@@ -451,6 +454,14 @@ impl Child {
         promisify(|done| {
             self.on_exit(done);
         })
+    }
+
+    /// The error that kept the child from starting, if one did.
+    pub(crate) fn spawn_error(&self) -> Option<io::Error> {
+        match &*self.inner.outcome.borrow() {
+            Some(o @ Outcome::Failed(..)) if self.inner.pid.is_none() => o.to_result().err(),
+            _ => None,
+        }
     }
 
     /// The exit status, if the child has exited and been reaped.

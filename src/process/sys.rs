@@ -102,14 +102,28 @@ pub(crate) fn inherit_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) {
     }
 }
 
-/// Sets close-on-exec on `fd` (a worker sets it on the IPC socket it
-/// inherited, so its own children do not inherit it too).
-#[allow(dead_code)] // the worker module, next
-pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+/// Takes ownership of `fd`, an fd this process inherited at exec (a
+/// worker's IPC socket, a cluster's listening socket), once, and sets
+/// close-on-exec on it so our own children do not inherit it too.
+pub(crate) fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::sync::Mutex;
+    static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    if fd < 3 || taken.contains(&fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("inherited fd {fd} was already taken (or is stdio)"),
+        ));
+    }
     // SAFETY: fcntl(F_SETFD) on any fd number has no memory-safety
-    // preconditions; a bad fd gives EBADF.
+    // preconditions; a closed fd gives EBADF, which we return.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    taken.push(fd);
+    // SAFETY: the fd is open (fcntl succeeded), our parent handed it to us
+    // for this purpose, and TAKEN makes sure only one OwnedFd is ever made
+    // from it, so nothing else closes it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

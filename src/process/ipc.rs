@@ -1,0 +1,401 @@
+//! The IPC channel between a parent and a worker process: length-prefixed
+//! messages over a Unix socket pair.
+//!
+//! A frame is the payload's length as 4 bytes, little-endian, then the
+//! payload. Messages arrive whole and in order, however the bytes were
+//! split on the way. Sending has the same backpressure contract as a
+//! socket: [`send`](Channel::send) says `false` once the queue is above its
+//! high-water mark, and [`on_drain`](Channel::on_drain) says when to go on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+
+use crate::net::Stream;
+use crate::promise::{Promise, Resolve, WithResolvers};
+
+/// The largest message by default: 64 MiB. A frame announcing more is
+/// taken as a broken peer and closes the channel.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+const HEADER: usize = 4;
+
+type MessageCb = Box<dyn FnMut(&[u8])>;
+type CloseCb = Box<dyn FnOnce(io::Result<()>)>;
+type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
+
+/// One end of an IPC channel (Node's `process.send` / `'message'`).
+///
+/// Cloning gives another handle to the same channel. Messages are taken in
+/// one of two ways: pushed to [`on_message`](Channel::on_message), or
+/// pulled with [`recv`](Channel::recv) (a promise, for `.await`).
+#[derive(Clone)]
+pub struct Channel {
+    inner: Rc<ChannelInner>,
+}
+
+struct ChannelInner {
+    stream: Stream,
+    /// Bytes of a frame not complete yet.
+    partial: RefCell<Vec<u8>>,
+    /// Header and payload of one outgoing message, reused.
+    scratch: RefCell<Vec<u8>>,
+    max_message: Cell<usize>,
+    on_message: RefCell<Option<MessageCb>>,
+    /// Messages waiting for `recv` (pull mode), and the `recv`s waiting
+    /// for messages.
+    inbox: RefCell<VecDeque<Vec<u8>>>,
+    waiting: RefCell<VecDeque<Resolve<Option<Vec<u8>>>>>,
+    on_close: RefCell<Option<CloseCb>>,
+    /// Why the channel closed, if it was not a clean end.
+    error: RefCell<Option<io::Error>>,
+    closed: Cell<bool>,
+}
+
+/// Pull mode pauses reading while this many messages wait for `recv`.
+const INBOX_LIMIT: usize = 64;
+
+impl Channel {
+    /// Wraps a connected stream (a Unix socket) as a channel.
+    pub(crate) fn new(stream: Stream) -> Channel {
+        let inner = Rc::new(ChannelInner {
+            stream: stream.clone(),
+            partial: RefCell::default(),
+            scratch: RefCell::default(),
+            max_message: Cell::new(DEFAULT_MAX_MESSAGE),
+            on_message: RefCell::new(None),
+            inbox: RefCell::default(),
+            waiting: RefCell::default(),
+            on_close: RefCell::new(None),
+            error: RefCell::new(None),
+            closed: Cell::new(false),
+        });
+        // The stream's callbacks hold the channel weakly: the stream's own
+        // registration keeps the stream alive, and the channel's handles
+        // keep the channel.
+        let weak = Rc::downgrade(&inner);
+        stream.on_data(move |bytes| {
+            if let Some(ch) = weak.upgrade() {
+                ch.receive(bytes);
+            }
+        });
+        let weak = Rc::downgrade(&inner);
+        stream.on_error(move |e| {
+            if let Some(ch) = weak.upgrade() {
+                ch.set_error(e);
+            }
+        });
+        // Strong: the close callback must run even if every handle is gone.
+        let me = inner.clone();
+        stream.on_close(move |_| me.closed());
+        Channel { inner }
+    }
+
+    /// Sends one message. Returns `false` when the queue is above the
+    /// high-water mark (wait for [`on_drain`](Channel::on_drain)); the
+    /// message is queued either way. Fails with `InvalidInput` for a
+    /// message over [`max_message`](Channel::set_max_message), and
+    /// `BrokenPipe` once the channel is closed.
+    pub fn send(&self, msg: &[u8]) -> io::Result<bool> {
+        self.inner.write_frame(msg, None)
+    }
+
+    /// [`send`](Channel::send) as a promise that resolves once the kernel
+    /// has taken the message.
+    pub fn send_promise(&self, msg: &[u8]) -> Promise<()> {
+        let WithResolvers {
+            promise,
+            resolve,
+            reject,
+        } = Promise::with_resolvers();
+        let done = move |r: io::Result<()>| match r {
+            Ok(()) => resolve(()),
+            Err(e) => reject(e.into()),
+        };
+        match self.inner.write_frame(msg, Some(Box::new(done))) {
+            Ok(_) => promise,
+            Err(e) => Promise::reject(e),
+        }
+    }
+
+    /// Calls `cb` with each message, in order (push mode).
+    pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
+        let old = self.inner.on_message.replace(Some(Box::new(cb)));
+        drop(old);
+        // Messages that were waiting for `recv` go to the callback now.
+        let queued: Vec<Vec<u8>> = self.inner.inbox.borrow_mut().drain(..).collect();
+        for m in queued {
+            self.inner.deliver(m.as_slice());
+        }
+        self.inner.stream.resume();
+        self
+    }
+
+    /// The next message, or `None` once the channel has closed (pull mode,
+    /// for `.await`; messages go to [`on_message`](Channel::on_message)
+    /// instead while one is set). While unclaimed messages pile up,
+    /// reading pauses, so a slow consumer pushes back on the sender.
+    pub fn recv(&self) -> Promise<Option<Vec<u8>>> {
+        let ch = &self.inner;
+        if let Some(m) = ch.inbox.borrow_mut().pop_front() {
+            ch.stream.resume();
+            return Promise::resolve(Some(m));
+        }
+        if ch.closed.get() {
+            return Promise::resolve(None);
+        }
+        let WithResolvers {
+            promise, resolve, ..
+        } = Promise::with_resolvers();
+        ch.waiting.borrow_mut().push_back(resolve);
+        ch.stream.resume();
+        promise
+    }
+
+    /// Calls `cb` when the send queue empties after `send` returned
+    /// `false`.
+    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
+        self.inner.stream.on_drain(cb);
+        self
+    }
+
+    /// Calls `cb` once when the channel has closed: `Ok` when the peer
+    /// ended it or [`close`](Channel::close) was called, the error when a
+    /// failure or a malformed frame closed it.
+    pub fn on_close(&self, cb: impl FnOnce(io::Result<()>) + 'static) -> &Self {
+        if self.inner.closed.get() {
+            let r = self.inner.result();
+            crate::set_immediate(move || cb(r));
+        } else {
+            let old = self.inner.on_close.replace(Some(Box::new(cb)));
+            drop(old);
+        }
+        self
+    }
+
+    /// Closes after the queued messages are sent: the peer reads them,
+    /// then sees the channel close.
+    pub fn close(&self) {
+        self.inner.stream.end();
+    }
+
+    /// Sets the largest message accepted and sent (default
+    /// [`DEFAULT_MAX_MESSAGE`]).
+    pub fn set_max_message(&self, bytes: usize) -> &Self {
+        self.inner.max_message.set(bytes);
+        self
+    }
+
+    /// Sets the queue size at which `send` starts returning `false`.
+    pub fn set_high_water_mark(&self, bytes: usize) -> &Self {
+        self.inner.stream.set_high_water_mark(bytes);
+        self
+    }
+
+    /// Bytes queued and not yet taken by the kernel.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.stream.write_queue_len()
+    }
+
+    /// Whether the channel has closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Lets the loop exit while the channel is open (a worker that should
+    /// not stay alive just to listen to its parent).
+    pub fn unref(&self) -> &Self {
+        self.inner.stream.unref();
+        self
+    }
+
+    /// Makes the channel keep the loop alive again.
+    pub fn ref_(&self) -> &Self {
+        self.inner.stream.ref_();
+        self
+    }
+}
+
+impl ChannelInner {
+    /// Frames `msg` into one buffer and writes it: one syscall per message
+    /// when the socket has room.
+    fn write_frame(&self, msg: &[u8], cb: Option<WriteCb>) -> io::Result<bool> {
+        if self.closed.get() || self.stream.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the IPC channel is closed",
+            ));
+        }
+        let limit = self.max_message.get();
+        let len = u32::try_from(msg.len())
+            .ok()
+            .filter(|&n| n as usize <= limit)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "IPC message of {} bytes is over the limit of {limit}",
+                        msg.len()
+                    ),
+                )
+            })?;
+        let mut frame = self.scratch.borrow_mut();
+        frame.clear();
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(msg);
+        Ok(match cb {
+            Some(cb) => self.stream.write_with(&frame, cb),
+            None => self.stream.write(&frame),
+        })
+    }
+
+    /// Splits the bytes read into messages. Whole frames are delivered
+    /// straight from `bytes`; only a frame cut by the end of a read is
+    /// copied aside.
+    fn receive(&self, mut bytes: &[u8]) {
+        // Taken out for the length of the call: callbacks never see it
+        // borrowed.
+        let mut partial = std::mem::take(&mut *self.partial.borrow_mut());
+        // Complete the frame left over from the last read first.
+        while !partial.is_empty() {
+            if partial.len() < HEADER {
+                let take = (HEADER - partial.len()).min(bytes.len());
+                partial.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if partial.len() < HEADER {
+                    *self.partial.borrow_mut() = partial;
+                    return;
+                }
+                if !self.check_len(&partial) {
+                    return;
+                }
+            }
+            let need = HEADER + frame_len(&partial).expect("a whole header");
+            let take = (need - partial.len()).min(bytes.len());
+            partial.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if partial.len() < need {
+                *self.partial.borrow_mut() = partial;
+                return;
+            }
+            self.deliver(&partial[HEADER..]);
+            partial.clear();
+            if self.closed.get() {
+                return;
+            }
+        }
+        while bytes.len() >= HEADER {
+            if !self.check_len(bytes) {
+                return;
+            }
+            let n = frame_len(bytes).expect("a whole header");
+            if bytes.len() < HEADER + n {
+                break;
+            }
+            self.deliver(&bytes[HEADER..HEADER + n]);
+            bytes = &bytes[HEADER + n..];
+            if self.closed.get() {
+                return;
+            }
+        }
+        if partial.capacity() > 1 << 20 {
+            partial = Vec::new(); // do not keep a huge message's buffer
+        }
+        partial.extend_from_slice(bytes);
+        *self.partial.borrow_mut() = partial;
+    }
+
+    /// A frame announcing more than the limit means a broken or hostile
+    /// peer: close with `InvalidData`.
+    fn check_len(&self, header: &[u8]) -> bool {
+        let n = frame_len(header).expect("a whole header");
+        if n <= self.max_message.get() {
+            return true;
+        }
+        let e = io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "IPC frame of {n} bytes is over the limit of {}",
+                self.max_message.get()
+            ),
+        );
+        log::debug!("{e}");
+        self.set_error(e);
+        self.stream.destroy();
+        false
+    }
+
+    fn deliver(&self, msg: &[u8]) {
+        // Take, then call, then put back unless replaced meanwhile.
+        let cb = self.on_message.borrow_mut().take();
+        if let Some(mut cb) = cb {
+            cb(msg);
+            let mut slot = self.on_message.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(cb);
+            }
+            return;
+        }
+        let waiter = self.waiting.borrow_mut().pop_front();
+        match waiter {
+            Some(resolve) => resolve(Some(msg.to_vec())),
+            None => {
+                let mut inbox = self.inbox.borrow_mut();
+                inbox.push_back(msg.to_vec());
+                if inbox.len() >= INBOX_LIMIT {
+                    self.stream.pause();
+                }
+            }
+        }
+    }
+
+    fn set_error(&self, e: io::Error) {
+        let mut slot = self.error.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn result(&self) -> io::Result<()> {
+        match &*self.error.borrow() {
+            None => Ok(()),
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    fn closed(&self) {
+        self.closed.set(true);
+        if !self.partial.borrow().is_empty() {
+            self.set_error(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the IPC channel closed in the middle of a message",
+            ));
+        }
+        log::debug!("IPC channel closed");
+        for resolve in self.waiting.take() {
+            resolve(None);
+        }
+        let cb = self.on_close.borrow_mut().take();
+        if let Some(cb) = cb {
+            cb(self.result());
+        }
+        // Break the cycle through the message callback's captures.
+        drop(self.on_message.borrow_mut().take());
+    }
+}
+
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let header: [u8; HEADER] = bytes.get(..HEADER)?.try_into().ok()?;
+    Some(u32::from_le_bytes(header) as usize)
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("closed", &self.is_closed())
+            .field("queued_bytes", &self.queued_bytes())
+            .finish()
+    }
+}
