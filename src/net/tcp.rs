@@ -89,7 +89,25 @@ impl TcpListener {
         addr: SocketAddr,
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<TcpListener> {
-        let io = listen(addr)?;
+        Self::from_mio(listen(addr)?, on_connection)
+    }
+
+    /// Serves a listening socket made elsewhere: one bound with options of
+    /// your own, or one inherited from a parent process (how a
+    /// [`Cluster`](crate::process::cluster::Cluster)'s workers share a
+    /// port). It is switched to non-blocking mode.
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        on_connection: impl FnMut(io::Result<Stream>) + 'static,
+    ) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Self::from_mio(mio::net::TcpListener::from_std(listener), on_connection)
+    }
+
+    fn from_mio(
+        io: mio::net::TcpListener,
+        on_connection: impl FnMut(io::Result<Stream>) + 'static,
+    ) -> io::Result<TcpListener> {
         let local = io.local_addr()?;
         let inner = Rc::new(ListenerInner {
             io: RefCell::new(Some(io)),

@@ -11,10 +11,13 @@
 //! - [`Worker::spawn`] re-runs the current program as a worker serving a
 //!   named entry point, with an IPC [`Channel`] (length-prefixed messages
 //!   over a Unix socket pair) on both sides; see [`worker`].
+//! - [`Cluster::start`] runs N workers serving one TCP port, restarts the
+//!   ones that die and stops them all on `SIGTERM`; see [`cluster`].
 //!
 //! Unix only, as the rest of the crate.
 
 pub mod child;
+pub mod cluster;
 mod exec;
 pub mod ipc;
 pub mod signal;
@@ -22,6 +25,7 @@ mod sys;
 pub mod worker;
 
 pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};
+pub use cluster::{Cluster, ClusterEvent, ClusterWorker};
 pub use exec::{exec, exec_promise};
 pub use ipc::{Channel, DEFAULT_MAX_MESSAGE};
 pub use signal::{kill, on_signal, Signal, SignalHandle};

@@ -1,0 +1,450 @@
+//! A cluster (Node's `cluster`): N worker processes serving one TCP port,
+//! each on its own loop, so one server uses every core.
+//!
+//! **How the port is shared.** The primary binds the listening socket once
+//! and every worker inherits it (its fd passed as [`LISTEN_FD_ENV`]); all
+//! workers accept from the one kernel queue. The alternative, each worker
+//! binding with `SO_REUSEPORT`, gives every worker a queue of its own, and
+//! the connections waiting in a dying worker's queue die with it; with one
+//! shared queue a restart loses nothing, because the primary keeps its
+//! copy of the socket open.
+//!
+//! **Restart.** A worker that exits while the cluster runs is started
+//! again at once, or after a delay that doubles (from 100 ms up to 5 s)
+//! while workers keep dying within a second of starting, so a crash loop
+//! does not spin.
+//!
+//! **Shutdown.** On `SIGTERM` or `SIGINT` (or [`Cluster::shutdown`]) the
+//! primary closes each worker's IPC channel. A [`ClusterWorker`] takes
+//! that as the signal to stop: it closes its listener and runs the
+//! worker's `on_shutdown`, which ends its open connections; its loop then
+//! runs out of work and the process exits. Workers still running after the
+//! grace period (5 s) are killed. Workers ignore `SIGINT`, which a terminal
+//! sends to the whole process group: the primary decides. A worker whose
+//! primary dies sees its channel close and stops too.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::ExitStatus;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::net::{Stream, TcpListener};
+use crate::timers::Timeout;
+
+use super::{on_signal, parent_channel, Channel, Command, Signal, SignalHandle, Worker};
+
+/// The environment variable holding a cluster worker's listening fd.
+pub const LISTEN_FD_ENV: &str = "EVLOOP_LISTEN_FD";
+
+/// How long workers get to finish after a shutdown before being killed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+const RESTART_MIN: Duration = Duration::from_millis(100);
+const RESTART_MAX: Duration = Duration::from_secs(5);
+/// A worker that lived less than this counts as crashing on start.
+const EARLY_DEATH: Duration = Duration::from_secs(1);
+
+/// What a cluster reports to [`Cluster::on_event`].
+#[derive(Debug)]
+pub enum ClusterEvent {
+    /// Worker `index` started as `pid`.
+    Started {
+        /// Its slot, 0 to N-1.
+        index: usize,
+        /// Its process id.
+        pid: u32,
+    },
+    /// A worker ended (`status` is how, or why it could not start).
+    Exited {
+        /// Its slot.
+        index: usize,
+        /// Its process id, if it had started.
+        pid: Option<u32>,
+        /// Its exit status.
+        status: io::Result<ExitStatus>,
+    },
+    /// A dead worker's slot will be filled again after `delay`.
+    Restarting {
+        /// Its slot.
+        index: usize,
+        /// The wait before the restart.
+        delay: Duration,
+    },
+    /// Shutdown began (a signal, or [`Cluster::shutdown`]).
+    ShuttingDown,
+    /// Every worker has exited; the cluster is done.
+    Stopped,
+}
+
+type EventCb = Box<dyn FnMut(ClusterEvent)>;
+
+/// The primary's side of a cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Rc<ClusterInner>,
+}
+
+struct ClusterInner {
+    entry: String,
+    /// The primary's copy of the listening socket, kept so restarted
+    /// workers can inherit it; closed when the cluster stops.
+    listener: RefCell<Option<std::net::TcpListener>>,
+    local: SocketAddr,
+    slots: RefCell<Vec<Slot>>,
+    shutting_down: Cell<bool>,
+    signals: RefCell<Vec<SignalHandle>>,
+    kill_timer: RefCell<Option<Timeout>>,
+    on_event: RefCell<Option<EventCb>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<Worker>,
+    started: Option<Instant>,
+    /// Early deaths in a row (for the restart delay).
+    crashes: u32,
+    restart: Option<Timeout>,
+}
+
+impl Cluster {
+    /// Binds `addr` and starts `workers` processes of the current
+    /// executable serving `entry` (see [`worker_entry`](super::worker_entry)):
+    /// each should call [`ClusterWorker::listen`]. The cluster then keeps
+    /// the loop alive until it stops, and handles `SIGTERM` and `SIGINT`.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn start(addr: &str, entry: &str, workers: usize) -> io::Result<Cluster> {
+        if workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a cluster needs at least one worker",
+            ));
+        }
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a socket address: {addr:?}"),
+            )
+        })?;
+        let mio = crate::net::listen(addr)?;
+        let listener = std::net::TcpListener::from(std::os::fd::OwnedFd::from(mio));
+        let local = listener.local_addr()?;
+        let inner = Rc::new(ClusterInner {
+            entry: entry.to_string(),
+            listener: RefCell::new(Some(listener)),
+            local,
+            slots: RefCell::new((0..workers).map(|_| Slot::default()).collect()),
+            shutting_down: Cell::new(false),
+            signals: RefCell::default(),
+            kill_timer: RefCell::new(None),
+            on_event: RefCell::new(None),
+        });
+        // The handlers own the cluster (as the loop owns them): it lives
+        // until shutdown closes them, whoever keeps a handle.
+        for sig in [Signal::SIGTERM, Signal::SIGINT] {
+            let me = inner.clone();
+            let h = on_signal(sig, move |sig| {
+                log::debug!("cluster: {sig}, shutting down");
+                me.shutdown();
+            })?;
+            inner.signals.borrow_mut().push(h);
+        }
+        log::debug!("cluster of {workers} {entry:?} workers on {local}");
+        // From the check phase, so that `on_event`, set after `start`
+        // returns, sees the workers start.
+        let me = inner.clone();
+        crate::set_immediate(move || {
+            for index in 0..workers {
+                if !me.shutting_down.get() {
+                    me.start_worker(index);
+                }
+            }
+        });
+        Ok(Cluster { inner })
+    }
+
+    /// Calls `cb` with each [`ClusterEvent`] (for logging).
+    pub fn on_event(&self, cb: impl FnMut(ClusterEvent) + 'static) -> &Self {
+        let old = self.inner.on_event.replace(Some(Box::new(cb)));
+        drop(old);
+        self
+    }
+
+    /// The address served (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// The pids of the workers running now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.inner
+            .slots
+            .borrow()
+            .iter()
+            .filter_map(|s| s.worker.as_ref()?.child().pid())
+            .collect()
+    }
+
+    /// Stops the cluster gracefully (what `SIGTERM` does).
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+impl ClusterInner {
+    fn emit(&self, e: ClusterEvent) {
+        let cb = self.on_event.borrow_mut().take();
+        match cb {
+            Some(mut cb) => {
+                cb(e);
+                let mut slot = self.on_event.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(cb);
+                }
+            }
+            None => log::info!("cluster: {e:?}"),
+        }
+    }
+
+    fn start_worker(self: &Rc<Self>, index: usize) {
+        let fd = match self.listener.borrow().as_ref() {
+            Some(l) => l.as_raw_fd(),
+            None => return,
+        };
+        let spawned = std::env::current_exe().and_then(|exe| {
+            let mut cmd = Command::new(exe);
+            cmd.env(LISTEN_FD_ENV, fd.to_string()).pass_fd(fd);
+            Worker::spawn_with(&self.entry, &mut cmd)
+        });
+        let worker = match spawned {
+            Ok(w) => w,
+            Err(e) => {
+                self.emit(ClusterEvent::Exited {
+                    index,
+                    pid: None,
+                    status: Err(e),
+                });
+                self.schedule_restart(index, false);
+                return;
+            }
+        };
+        let pid = worker.child().pid().expect("a started worker has a pid");
+        let me = self.clone();
+        worker
+            .child()
+            .on_exit(move |status| me.worker_exited(index, pid, status));
+        {
+            let mut slots = self.slots.borrow_mut();
+            slots[index].worker = Some(worker);
+            slots[index].started = Some(Instant::now());
+        }
+        self.emit(ClusterEvent::Started { index, pid });
+    }
+
+    fn worker_exited(self: &Rc<Self>, index: usize, pid: u32, status: io::Result<ExitStatus>) {
+        let lived = {
+            let mut slots = self.slots.borrow_mut();
+            slots[index].worker = None;
+            slots[index].started.take().map(|t| t.elapsed())
+        };
+        self.emit(ClusterEvent::Exited {
+            index,
+            pid: Some(pid),
+            status,
+        });
+        if self.shutting_down.get() {
+            self.maybe_stopped();
+        } else {
+            self.schedule_restart(index, lived.is_some_and(|d| d >= EARLY_DEATH));
+        }
+    }
+
+    fn schedule_restart(self: &Rc<Self>, index: usize, lived_long: bool) {
+        let delay = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[index];
+            if lived_long {
+                slot.crashes = 0;
+                Duration::ZERO
+            } else {
+                slot.crashes += 1;
+                (RESTART_MIN * 2u32.saturating_pow(slot.crashes - 1)).min(RESTART_MAX)
+            }
+        };
+        self.emit(ClusterEvent::Restarting { index, delay });
+        let weak = Rc::downgrade(self);
+        let t = crate::set_timeout(delay, move || {
+            if let Some(c) = weak.upgrade() {
+                c.slots.borrow_mut()[index].restart = None;
+                if !c.shutting_down.get() {
+                    c.start_worker(index);
+                }
+            }
+        });
+        self.slots.borrow_mut()[index].restart = Some(t);
+    }
+
+    fn shutdown(self: &Rc<Self>) {
+        if self.shutting_down.replace(true) {
+            return;
+        }
+        self.emit(ClusterEvent::ShuttingDown);
+        for h in self.signals.take() {
+            h.close();
+        }
+        let workers: Vec<Worker> = {
+            let mut slots = self.slots.borrow_mut();
+            for slot in slots.iter_mut() {
+                if let Some(t) = slot.restart.take() {
+                    t.clear();
+                }
+            }
+            slots.iter().filter_map(|s| s.worker.clone()).collect()
+        };
+        // A closed channel is a worker's cue to stop.
+        for w in &workers {
+            w.channel().close();
+        }
+        let weak = Rc::downgrade(self);
+        let t = crate::set_timeout(SHUTDOWN_GRACE, move || {
+            if let Some(c) = weak.upgrade() {
+                for w in c.slots.borrow().iter().filter_map(|s| s.worker.as_ref()) {
+                    log::warn!(
+                        "cluster: worker {:?} ignored shutdown; killing it",
+                        w.child().pid()
+                    );
+                    let _ = w.child().kill(Signal::SIGKILL);
+                }
+            }
+        });
+        *self.kill_timer.borrow_mut() = Some(t);
+        self.maybe_stopped();
+    }
+
+    fn maybe_stopped(&self) {
+        let running = self.slots.borrow().iter().any(|s| s.worker.is_some());
+        if running {
+            return;
+        }
+        if let Some(t) = self.kill_timer.borrow_mut().take() {
+            t.clear();
+        }
+        drop(self.listener.borrow_mut().take());
+        self.emit(ClusterEvent::Stopped);
+    }
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("addr", &self.inner.local)
+            .field("entry", &self.inner.entry)
+            .field("pids", &self.pids())
+            .field("shutting_down", &self.inner.shutting_down.get())
+            .finish()
+    }
+}
+
+/// A cluster worker's side: the shared listener, the channel to the
+/// primary, and shutdown.
+#[derive(Clone)]
+pub struct ClusterWorker {
+    inner: Rc<WorkerInner>,
+}
+
+struct WorkerInner {
+    listener: TcpListener,
+    channel: Channel,
+    signals: RefCell<Vec<SignalHandle>>,
+    on_shutdown: RefCell<Option<Box<dyn FnOnce()>>>,
+    stopped: Cell<bool>,
+}
+
+impl ClusterWorker {
+    /// In a cluster worker: serves the inherited listening socket, calling
+    /// `on_connection` with each connection, and stops when the primary
+    /// says so (see the module docs).
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn listen(
+        on_connection: impl FnMut(io::Result<Stream>) + 'static,
+    ) -> io::Result<ClusterWorker> {
+        let fd: i32 = std::env::var(LISTEN_FD_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("not a cluster worker ({LISTEN_FD_ENV} is not set)"),
+                )
+            })?;
+        let listener = std::net::TcpListener::from(super::sys::take_inherited_fd(fd)?);
+        let listener = TcpListener::from_std(listener, on_connection)?;
+        let channel = parent_channel()?;
+        let inner = Rc::new(WorkerInner {
+            listener,
+            channel: channel.clone(),
+            signals: RefCell::default(),
+            on_shutdown: RefCell::new(None),
+            stopped: Cell::new(false),
+        });
+        // The channel's and the handler's callbacks own the worker state:
+        // it lives until it stops, whoever keeps a handle.
+        let me = inner.clone();
+        channel.on_close(move |_| me.stop());
+        // Ctrl-C reaches the whole process group: the primary decides.
+        let sigint = on_signal(Signal::SIGINT, |_| {})?;
+        sigint.unref();
+        let me = inner.clone();
+        let sigterm = on_signal(Signal::SIGTERM, move |_| me.stop())?;
+        sigterm.unref();
+        inner.signals.borrow_mut().extend([sigint, sigterm]);
+        Ok(ClusterWorker { inner })
+    }
+
+    /// Calls `cb` once when the worker stops accepting: end the open
+    /// connections there, and the process exits once they are done.
+    pub fn on_shutdown(&self, cb: impl FnOnce() + 'static) -> &Self {
+        if self.inner.stopped.get() {
+            crate::set_immediate(cb);
+        } else {
+            let old = self.inner.on_shutdown.replace(Some(Box::new(cb)));
+            drop(old);
+        }
+        self
+    }
+
+    /// The shared listening socket.
+    pub fn listener(&self) -> &TcpListener {
+        &self.inner.listener
+    }
+
+    /// The channel to the primary (free for the application's messages).
+    pub fn channel(&self) -> &Channel {
+        &self.inner.channel
+    }
+}
+
+impl WorkerInner {
+    fn stop(&self) {
+        if self.stopped.replace(true) {
+            return;
+        }
+        log::debug!("cluster worker {} stopping", std::process::id());
+        self.listener.close();
+        self.channel.close();
+        for h in self.signals.take() {
+            h.close();
+        }
+        let cb = self.on_shutdown.borrow_mut().take();
+        if let Some(cb) = cb {
+            cb();
+        }
+    }
+}
