@@ -84,6 +84,7 @@
 //! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
 //! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`timers::delay`], [`promise::queue_work`] |
 //! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`] |
+//! | beyond one thread ([`process`]) | child processes with piped stdio ([`process::Command`]), signals on the loop thread ([`process::on_signal`]), worker processes with an IPC channel ([`process::Worker`]), a cluster sharing a port ([`process::Cluster`]); each in callback and promise form |
 //!
 //! ## One tick
 //!
@@ -96,6 +97,9 @@
 //! The loop and everything it owns stay on one thread (the handle types are
 //! `!Send`). Other threads reach it only through a [`Remote`]: a queue and a
 //! `mio::Waker`.
+//! Beyond one core, the thread pool takes blocking and CPU work
+//! ([`queue_work`]), and [`process`] starts more processes, each with its
+//! own loop.
 #![warn(missing_docs)]
 #![deny(unsafe_code)] // allowed in one place: process/sys.rs, the FFI for signals and fds
 

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use evloop::process::{kill, on_signal, Signal};
+use evloop::process::{kill, on_signal, once_signal, Signal};
 use util::init_log;
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -184,4 +184,24 @@ fn uncatchable_signals_are_invalid_input() {
         assert!(kill(0, Signal::SIGTERM).is_err(), "pid 0 is a group");
     })
     .unwrap();
+}
+
+#[test]
+fn once_signal_resolves_on_the_next_delivery_and_closes() {
+    let _s = serial();
+    init_log();
+    let got = evloop::block_on(async {
+        let next = once_signal(Signal::SIGUSR2);
+        assert!(!is_default(Signal::SIGUSR2));
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            raise(Signal::SIGUSR2);
+        });
+        let sig = next.await.unwrap();
+        let bad = once_signal(Signal::SIGKILL).await.unwrap_err();
+        (sig, bad.kind())
+    })
+    .unwrap();
+    assert_eq!(got, (Signal::SIGUSR2, std::io::ErrorKind::InvalidInput));
+    assert!(is_default(Signal::SIGUSR2));
 }

@@ -7,7 +7,8 @@
 //!   [`Child::on_exit`], [`Child::wait`] (a promise) or `child.wait().await`.
 //!   [`exec`] / [`exec_promise`] run a command and collect its output.
 //! - [`on_signal`] runs a callback on the loop thread when the process gets
-//!   a signal; see [`signal`] for how a signal reaches the loop.
+//!   a signal ([`once_signal`] is the promise form); see [`signal`] for how
+//!   a signal reaches the loop.
 //! - [`Worker::spawn`] re-runs the current program as a worker serving a
 //!   named entry point, with an IPC [`Channel`] (length-prefixed messages
 //!   over a Unix socket pair) on both sides; see [`worker`].
@@ -28,5 +29,5 @@ pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};
 pub use cluster::{Cluster, ClusterEvent, ClusterWorker};
 pub use exec::{exec, exec_promise};
 pub use ipc::{Channel, DEFAULT_MAX_MESSAGE};
-pub use signal::{kill, on_signal, Signal, SignalHandle};
+pub use signal::{kill, on_signal, once_signal, Signal, SignalHandle};
 pub use worker::{parent_channel, worker_entry, Worker};

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::event_loop::with_current;
+use crate::promise::{Promise, WithResolvers};
 use crate::reactor::{watch_kind, WatchSlot};
 use crate::Interest;
 
@@ -490,6 +491,34 @@ pub fn on_signal(sig: Signal, cb: impl FnMut(Signal) + 'static) -> io::Result<Si
         id,
         sig,
     })
+}
+
+/// A promise of the next delivery of `sig` (Node's
+/// `events.once(process, 'SIGTERM')`): `.await` it in a task, e.g. to shut
+/// a server down. Its handler keeps the loop alive until the signal comes,
+/// and is closed then. Fails as [`on_signal`] does for a signal that cannot
+/// be handled.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn once_signal(sig: Signal) -> Promise<Signal> {
+    let WithResolvers {
+        promise,
+        resolve,
+        reject,
+    } = Promise::with_resolvers();
+    let slot: Rc<RefCell<Option<SignalHandle>>> = Rc::default();
+    let s = slot.clone();
+    match on_signal(sig, move |sig| {
+        if let Some(h) = s.borrow_mut().take() {
+            h.close();
+        }
+        resolve(sig);
+    }) {
+        Ok(h) => *slot.borrow_mut() = Some(h),
+        Err(e) => reject(e.into()),
+    }
+    promise
 }
 
 /// A handler added by [`on_signal`].
