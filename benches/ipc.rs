@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use evloop::process::{parent_channel, worker_entry, Worker};
 
+#[path = "common/node.rs"]
+mod node;
+
 const MSG: usize = 64;
 
 fn main() {
@@ -238,20 +241,7 @@ fn raw_latency(m: usize) -> Vec<f64> {
 
 /// Node's fork() IPC, from benches/node/ipc.js: (msg/s, round trips in us).
 fn node(n: usize, m: usize) -> Option<(f64, Vec<f64>)> {
-    let out = std::process::Command::new("node")
-        .arg(format!(
-            "{}/benches/node/ipc.js",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg(n.to_string())
-        .arg(m.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("node failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = node::run_node(&[], "ipc.js", &[n.to_string(), m.to_string()])?;
     let mut lines = text.lines();
     let tp = lines.next()?.parse().ok()?;
     let lat = lines

@@ -13,6 +13,8 @@ use evloop::promise::{Promise, Resolve};
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "common/node.rs"]
+mod node;
 use counting_alloc::{live, set_counting};
 
 /// Build time and run time of one workload.
@@ -153,23 +155,13 @@ fn rounds<T: Copy>(f: impl Fn() -> T, key: impl Fn(&T) -> f64) -> T {
 
 /// Node's figures, `name value` per line.
 fn node(n: usize, m: usize) -> Option<Vec<(String, f64)>> {
-    let out = std::process::Command::new("node")
-        .arg("--expose-gc")
-        .arg(format!(
-            "{}/benches/node/promise.js",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg(n.to_string())
-        .arg(m.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("node failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
+    let out = node::run_node(
+        &["--expose-gc"],
+        "promise.js",
+        &[n.to_string(), m.to_string()],
+    )?;
     Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+        out.lines()
             .filter_map(|l| {
                 let mut w = l.split_whitespace();
                 Some((w.next()?.to_string(), w.next()?.parse().ok()?))

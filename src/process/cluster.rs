@@ -375,16 +375,8 @@ impl ClusterWorker {
     pub fn listen(
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<ClusterWorker> {
-        let fd: i32 = std::env::var(LISTEN_FD_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("not a cluster worker ({LISTEN_FD_ENV} is not set)"),
-                )
-            })?;
-        let listener = std::net::TcpListener::from(super::sys::take_inherited_fd(fd)?);
+        let fd = super::worker::take_fd_from_env(LISTEN_FD_ENV, "a cluster worker")?;
+        let listener = std::net::TcpListener::from(fd);
         let listener = TcpListener::from_std(listener, on_connection)?;
         let channel = parent_channel()?;
         let inner = Rc::new(WorkerInner {

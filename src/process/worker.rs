@@ -143,18 +143,25 @@ pub fn worker_entry() -> Option<String> {
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn parent_channel() -> io::Result<Channel> {
-    let fd: i32 = std::env::var(IPC_FD_ENV)
+    let owned = take_fd_from_env(IPC_FD_ENV, "a worker process")?;
+    let sock = std::os::unix::net::UnixStream::from(owned);
+    sock.set_nonblocking(true)?;
+    let stream = Stream::register(Box::new(mio::net::UnixStream::from_std(sock)), false)?;
+    Ok(Channel::new(stream))
+}
+
+/// Takes the inherited fd whose number the environment variable `var`
+/// holds (see [`sys::take_inherited_fd`](super::sys::take_inherited_fd));
+/// `NotFound` when it is not set, as in a process that is not `what`.
+pub(crate) fn take_fd_from_env(var: &str, what: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let fd: i32 = std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("not a worker process ({IPC_FD_ENV} is not set)"),
+                format!("not {what} ({var} is not set)"),
             )
         })?;
-    let owned = super::sys::take_inherited_fd(fd)?;
-    let sock = std::os::unix::net::UnixStream::from(owned);
-    sock.set_nonblocking(true)?;
-    let stream = Stream::register(Box::new(mio::net::UnixStream::from_std(sock)), false)?;
-    Ok(Channel::new(stream))
+    super::sys::take_inherited_fd(fd)
 }
