@@ -298,6 +298,28 @@ fn main() {
         t.as_secs_f64() / e.as_secs_f64()
     );
 
+    // The timeline (evloop::trace): off is the figures above (each hook is
+    // one relaxed load); on, every callback and checkpoint is an event.
+    let trace_file = std::env::temp_dir().join(format!("evloop-bench-{}.json", std::process::id()));
+    let off = rounds(|| evloop_immediates(n / 10), |d| d.as_secs_f64());
+    evloop::trace::start(&trace_file).unwrap();
+    let on = rounds(|| evloop_immediates(n / 10), |d| d.as_secs_f64());
+    evloop::trace::stop().unwrap();
+    let bytes = std::fs::metadata(&trace_file).map_or(0, |m| m.len());
+    let _ = std::fs::remove_file(&trace_file);
+    println!(
+        "
+{} set_immediate with the timeline off vs on (a Chrome trace file):",
+        n / 10
+    );
+    println!(
+        "  per item:  off {:7.1} ns   on {:7.1} ns   on/off {:5.2}x   ({} bytes of trace per item)",
+        off.as_nanos() as f64 / (n / 10) as f64,
+        on.as_nanos() as f64 / (n / 10) as f64,
+        on.as_secs_f64() / off.as_secs_f64(),
+        bytes / (3 * n as u64 / 10).max(1)
+    );
+
     match node("loop_core.js", n) {
         Some(out) => println!("\nnode (same workloads, same run):\n{out}"),
         None => println!("\nnode not found: skipped the Node column"),

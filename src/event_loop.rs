@@ -21,6 +21,7 @@ use crate::pool::{configured_size, DoneCallback, Pool};
 use crate::reactor::{split, Reactor, WAKER_TOKEN};
 use crate::remote::{Remote, RemoteJob, Shared};
 use crate::timers::TimerHeap;
+use crate::trace;
 
 thread_local! {
     /// The loop that the free functions (`set_timeout`, ...) act on.
@@ -181,6 +182,9 @@ pub(crate) struct Inner {
     /// Signal handlers and child processes, created on first use (see
     /// [`crate::process`]).
     pub(crate) process: RefCell<Option<Rc<crate::process::signal::Hub>>>,
+    /// This loop started tracing from `EVLOOP_TRACE`, and ends it when
+    /// dropped.
+    trace_owner: bool,
     #[allow(clippy::type_complexity)]
     panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
     /// Bumped whenever the handler is set or cleared, so a handler that
@@ -321,7 +325,10 @@ impl Inner {
 
     /// Calls user code at the dispatch boundary, catching a panic.
     pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        let span = trace::begin();
+        let r = catch_unwind(AssertUnwindSafe(f));
+        trace::end(span, origin, "callback", None);
+        if let Err(payload) = r {
             self.report_panic(PanicError::from_payload(&*payload, origin));
             // The payload's own Drop could panic; don't let that escape.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
@@ -390,7 +397,11 @@ impl Inner {
     fn drain_queues(&self, turn: &mut Turn) -> bool {
         loop {
             let mut ran = 0;
+            let span = trace::begin();
             let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran)));
+            if ran > 0 {
+                trace::end(span, "microtasks", "checkpoint", Some(("jobs", ran)));
+            }
             turn.microtasks += ran;
             match r {
                 Ok(()) => return true,
@@ -429,7 +440,7 @@ impl Inner {
         // Node runs due timers once before the first iteration.
         if mode == Mode::Default && alive && !self.stop_flag.get() {
             self.update_now_ns();
-            self.run_timers(&mut turn);
+            self.traced("timers", &mut turn, |me, turn| me.run_timers(turn));
         }
 
         while alive && !self.stop_flag.get() && !self.has_panicked() {
@@ -439,14 +450,17 @@ impl Inner {
             log::trace!("iteration {n} begins");
 
             let can_sleep = self.pending.borrow().is_empty();
-            self.run_pending(&mut turn);
+            self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
 
             let timeout = if (mode == Mode::Once && can_sleep) || mode == Mode::Default {
                 self.backend_timeout()
             } else {
                 Some(Duration::ZERO)
             };
-            self.poll(timeout, &mut turn)?;
+            let span = trace::begin();
+            let polled = self.poll(timeout, &mut turn);
+            trace::end(span, "poll", "phase", None);
+            polled?;
 
             // Completions that arrived during poll run now, a bounded number
             // of rounds so a flood cannot starve the other phases.
@@ -454,17 +468,18 @@ impl Inner {
                 if self.pending.borrow().is_empty() || self.has_panicked() {
                     break;
                 }
-                self.run_pending(&mut turn);
+                self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
             }
 
-            self.run_check(&mut turn);
-            self.run_closing(&mut turn);
+            self.traced("check", &mut turn, |me, turn| me.run_check(turn));
+            self.traced("close", &mut turn, |me, turn| me.run_closing(turn));
 
             self.update_now_ns();
-            self.run_timers(&mut turn);
+            self.traced("timers", &mut turn, |me, turn| me.run_timers(turn));
 
             // A boundary for jobs left queued by a panicking tick.
             self.checkpoint(&mut turn);
+            trace::flush();
             alive = self.alive();
             if mode != Mode::Default {
                 break;
@@ -478,6 +493,22 @@ impl Inner {
             return Err(e);
         }
         Ok(turn)
+    }
+
+    /// Runs one phase, as a span on the timeline when tracing (phases
+    /// that ran no callback are left out, so an idle tick stays short).
+    fn traced(&self, name: &str, turn: &mut Turn, phase: impl FnOnce(&Self, &mut Turn)) {
+        let span = trace::begin();
+        let before = turn.callbacks();
+        phase(self, turn);
+        if turn.callbacks() > before {
+            trace::end(
+                span,
+                name,
+                "phase",
+                Some(("callbacks", turn.callbacks() - before)),
+            );
+        }
     }
 
     fn run_timers(&self, turn: &mut Turn) {
@@ -549,7 +580,9 @@ impl Inner {
             .borrow_mut()
             .take()
             .expect("poll is not re-entrant");
+        let span = trace::begin();
         let r = self.poll_retrying(&mut events, timeout);
+        trace::end(span, "poll wait", "wait", None);
         self.update_now_ns();
         if let Err(e) = r {
             *self.reactor.events.borrow_mut() = Some(events);
@@ -571,7 +604,12 @@ impl Inner {
                 continue;
             };
             log::trace!("dispatch io #{key} {ready:?}");
-            self.call("io", || cb(ready));
+            let label = if trace::is_enabled() {
+                self.reactor.kind(key)
+            } else {
+                "io"
+            };
+            self.call(label, || cb(ready));
             turn.io += 1;
             if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
                 self.call("io", move || drop(garbage));
@@ -653,6 +691,11 @@ impl Drop for Inner {
         drop(self.reactor.drain_all());
         drop(std::mem::take(self.pending.get_mut()));
         drop(std::mem::take(self.closing.get_mut()));
+        if self.trace_owner {
+            if let Err(e) = trace::stop() {
+                log::warn!("trace: {e}");
+            }
+        }
     }
 }
 
@@ -789,6 +832,7 @@ impl EventLoop {
             rejections: Default::default(),
             tasks: Default::default(),
             process: RefCell::new(None),
+            trace_owner: trace::init_from_env(),
             panic_hook: RefCell::new(None),
             panic_hook_gen: Cell::new(0),
         });

@@ -120,6 +120,7 @@ mod remote;
 pub mod stdio;
 pub mod task;
 pub mod timers;
+pub mod trace;
 
 pub use error::{Error, PanicError};
 pub use event_loop::{has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn};

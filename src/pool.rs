@@ -115,7 +115,9 @@ fn worker(shared: &Shared) {
             }
         };
         // The job catches the user's panic itself; this guards our own code.
+        let span = crate::trace::begin();
         let _ = catch_unwind(AssertUnwindSafe(job));
+        crate::trace::end(span, "work", "pool", None);
     }
 }
 

@@ -288,6 +288,11 @@ impl Reactor {
         self.refed.get() > 0
     }
 
+    /// The kind label of source `key` ("tcp", "signal", ...).
+    pub(crate) fn kind(&self, key: usize) -> &'static str {
+        self.sources.borrow().get(key).map_or("io", |s| s.kind)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.sources.borrow().len()
     }

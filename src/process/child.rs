@@ -217,9 +217,13 @@ impl Command {
         if !self.pass_fds.is_empty() {
             super::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
         }
+        if let Some(vars) = crate::trace::child_env() {
+            self.std.envs(vars);
+        }
         let mut proc = self.std.spawn()?;
         let pid = proc.id();
         log::debug!("spawned {} as pid {pid}", self.program);
+        crate::trace::instant(&format!("spawn {} (pid {pid})", self.program), "process");
         let stdin = match proc.stdin.take() {
             Some(p) => Some(pipe_out(mio::unix::pipe::Sender::from(p), "child stdin")?),
             None => None,
@@ -331,6 +335,10 @@ impl ChildInner {
 
     fn finish(&self, outcome: Outcome, hub: &Hub) {
         log::debug!("pid {:?} ended: {}", self.pid, describe(&outcome));
+        if crate::trace::is_enabled() {
+            let what = format!("pid {:?} ended: {}", self.pid, describe(&outcome));
+            crate::trace::instant(&what, "process");
+        }
         *self.outcome.borrow_mut() = Some(outcome.clone());
         if self.refed.replace(false) {
             hub.release_ref();

@@ -1,0 +1,176 @@
+//! The timeline: a Chrome trace-event file that parses and holds the
+//! loop's phases, callbacks, microtask checkpoints, pool jobs on their own
+//! threads and a worker process on its own track; the text timeline; and
+//! nothing at all when tracing is off.
+//!
+//! Tracing is process-wide, so this test runs without libtest's harness
+//! (see Cargo.toml), one case after the other; the binary is also its own
+//! worker process.
+
+mod util;
+
+use std::time::Duration;
+
+use evloop::process::{exec, parent_channel, worker_entry, Command, Worker};
+
+fn main() {
+    util::init_log();
+    match worker_entry().as_deref() {
+        Some("reply") => return reply_worker(),
+        Some("text") => return small_program(),
+        _ => {}
+    }
+    for (name, test) in [
+        ("off_records_nothing", off_records_nothing as fn()),
+        ("json_file_holds_the_expected_events", json_file),
+        ("text_timeline_on_stderr", text_timeline),
+    ] {
+        eprint!("test {name} ... ");
+        test();
+        eprintln!("ok");
+    }
+}
+
+/// Timers, an immediate, microtasks and a pool job.
+fn small_program() {
+    evloop::run(|| {
+        evloop::set_timeout(Duration::from_millis(2), || {
+            evloop::queue_microtask(|| {});
+        });
+        evloop::set_immediate(|| {});
+        evloop::queue_work(|| std::thread::sleep(Duration::from_millis(2)), |_| {});
+    })
+    .unwrap();
+}
+
+fn reply_worker() {
+    evloop::run(|| {
+        let p = parent_channel().unwrap();
+        let p2 = p.clone();
+        p.on_message(move |m| {
+            p2.send(m).unwrap();
+            p2.close();
+        });
+    })
+    .unwrap();
+}
+
+fn off_records_nothing() {
+    assert!(!evloop::trace::is_enabled());
+    small_program();
+    // Stopping when off is a no-op.
+    evloop::trace::stop().unwrap();
+}
+
+fn json_file() {
+    let dir = std::env::temp_dir().join(format!("evloop-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.json");
+    evloop::trace::start(&path).unwrap();
+    assert!(evloop::trace::is_enabled());
+    assert!(evloop::trace::start(&path).is_err(), "already on");
+    small_program();
+    // A worker process: its events arrive in a part file, merged by stop().
+    let worker_pid = evloop::block_on(async {
+        let w = Worker::spawn("reply").unwrap();
+        w.send(b"hi").unwrap();
+        let m = w.channel().recv().await.unwrap();
+        assert_eq!(m.as_deref(), Some(&b"hi"[..]));
+        w.child().wait().await.unwrap();
+        w.child().pid().unwrap()
+    })
+    .unwrap();
+    evloop::trace::stop().unwrap();
+    assert!(!evloop::trace::is_enabled());
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the trace parses");
+    let me = std::process::id() as u64;
+    let has = |pid: u64, cat: &str, name: &str| {
+        events
+            .iter()
+            .any(|e| e["pid"].as_u64() == Some(pid) && e["cat"] == cat && e["name"] == name)
+    };
+    for (cat, name) in [
+        ("phase", "timers"),
+        ("phase", "check"),
+        ("phase", "poll"),
+        ("wait", "poll wait"),
+        ("callback", "main"),
+        ("callback", "timer"),
+        ("callback", "immediate"),
+        ("callback", "pending"),
+        ("checkpoint", "microtasks"),
+        ("pool", "work"),
+    ] {
+        assert!(has(me, cat, name), "no {cat}/{name} event in {text}");
+    }
+    // Complete events have a duration; pool work is on a pool thread.
+    let pool_tid = events
+        .iter()
+        .find(|e| e["cat"] == "pool")
+        .and_then(|e| e["tid"].as_u64())
+        .unwrap();
+    let thread_name = |tid: u64| {
+        events
+            .iter()
+            .find(|e| {
+                e["name"] == "thread_name"
+                    && e["pid"].as_u64() == Some(me)
+                    && e["tid"].as_u64() == Some(tid)
+            })
+            .and_then(|e| e["args"]["name"].as_str().map(str::to_string))
+    };
+    assert!(thread_name(pool_tid).unwrap().starts_with("evloop-pool"));
+    assert!(events
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .all(|e| e["dur"].as_f64().is_some_and(|d| d >= 0.0) && e["ts"].as_f64().is_some()));
+    // The worker's own track.
+    let wpid = worker_pid as u64;
+    assert!(has(wpid, "callback", "main"), "no worker events");
+    assert!(events
+        .iter()
+        .any(|e| e["pid"].as_u64() == Some(wpid) && e["name"] == "process_name"));
+    assert!(events.iter().any(|e| e["cat"] == "process"
+        && e["name"]
+            .as_str()
+            .is_some_and(|n| n.contains(&format!("pid {worker_pid}")))));
+    assert_eq!(events.last().unwrap()["name"], "trace end");
+    // No part file is left behind.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `EVLOOP_TRACE=-` in a child: its stderr holds the text timeline.
+fn text_timeline() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let o = out.clone();
+    evloop::run(move || {
+        let mut cmd = Command::new(exe);
+        cmd.env("EVLOOP_WORKER", "text").env("EVLOOP_TRACE", "-");
+        exec(&mut cmd, move |r| *o.borrow_mut() = Some(r.unwrap()));
+    })
+    .unwrap();
+    let out = out.borrow_mut().take().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stderr).unwrap();
+    for needle in [
+        "callback   main",
+        "phase      timers",
+        "callback   timer",
+        "callback   immediate",
+        "checkpoint microtasks",
+        "pool       work",
+        "wait       poll wait",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(text.lines().all(|l| l.starts_with('+')), "{text}");
+}
