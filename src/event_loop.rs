@@ -1093,6 +1093,15 @@ pub fn now() -> Instant {
     with_current(|inner| inner.now())
 }
 
+/// The phase the current loop is in (see [`EventLoop::phase`]): handy in
+/// a callback, to see where it runs.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn current_phase() -> Phase {
+    with_current(|inner| inner.phase.get())
+}
+
 /// Whether a loop is current on this thread.
 pub fn has_current() -> bool {
     CURRENT.with(|c| c.borrow().is_some())

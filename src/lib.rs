@@ -123,7 +123,9 @@ pub mod timers;
 pub mod trace;
 
 pub use error::{Error, PanicError};
-pub use event_loop::{has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn};
+pub use event_loop::{
+    current_phase, has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn,
+};
 pub use immediate::{clear_immediate, set_immediate, Immediate};
 pub use introspect::{HandleInfo, HandleKind};
 pub use microtasks::{next_tick, queue_microtask};
