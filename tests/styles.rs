@@ -14,11 +14,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const STYLES: [&str; 3] = ["styles_callbacks", "styles_promises", "styles_async_await"];
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "styles_callbacks",
     "styles_promises",
     "styles_async_await",
     "styles_server",
+    "kitchen",
 ];
 /// Far beyond what any run needs: only there so a hang fails the test
 /// instead of blocking it forever.
@@ -124,12 +125,10 @@ struct Outcome {
     output: Option<Vec<u8>>,
 }
 
-/// Runs one style on `config` and collects what it did; `output` is the
-/// file its config names, removed afterwards so the next style starts
-/// clean.
-fn run_style(name: &str, config: &Path, output: &Path) -> Outcome {
-    let child = example(name)
-        .arg(config)
+/// Runs `cmd` to its end and returns what it printed; a run that hangs is
+/// killed (by its pid) and fails the test.
+fn output_of(mut cmd: Command) -> std::process::Output {
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -141,17 +140,26 @@ fn run_style(name: &str, config: &Path, output: &Path) -> Outcome {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = loop {
+    loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(out) => break out.unwrap(),
+            Ok(out) => return out.unwrap(),
             Err(_) if start.elapsed() > HANG => {
                 // Our own child, by pid.
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                panic!("{name} hung for {HANG:?}");
+                panic!("{cmd:?} hung for {HANG:?}");
             }
             Err(_) => {}
         }
-    };
+    }
+}
+
+/// Runs one style on `config` and collects what it did; `output` is the
+/// file its config names, removed afterwards so the next style starts
+/// clean.
+fn run_style(name: &str, config: &Path, output: &Path) -> Outcome {
+    let mut cmd = example(name);
+    cmd.arg(config);
+    let out = output_of(cmd);
     let written = std::fs::read(output).ok();
     let _ = std::fs::remove_file(output);
     Outcome {
@@ -288,4 +296,52 @@ fn unwritable_output() {
     let expected = format!("error: cannot write output: write '{}': ", out.display());
     assert!(o.stderr.starts_with(&expected), "{o:?}");
     assert_eq!(o.stderr.lines().count(), 1);
+}
+
+/// The kitchen (`examples/kitchen.rs`) ends by itself, exits 0, and its
+/// log shows each kind of cook at work. Only the presence of lines is
+/// checked: their times and interleaving depend on the machine.
+#[test]
+fn kitchen_smoke() {
+    let out = output_of(example("kitchen"));
+    let log = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in log.lines() {
+        let (time, rest) = line.trim_start().split_once(' ').unwrap();
+        assert!(
+            time.starts_with('+') && time.ends_with("ms") && rest.contains(": "),
+            "not a log line: {line:?}"
+        );
+    }
+    let has = |needle: &str| log.lines().any(|l| l.contains(needle));
+    for needle in [
+        "chef: opens the kitchen",
+        "chef: puts the bread in the oven (timer 500ms)",
+        "chef: stirs the soup (timer, ",
+        "chef: takes the chopped onions (pool job done)",
+        "chef: doorbell: \"3 fresh fish\" from the supplier (readable pipe)",
+        "gets an order for 2 apple pies (message)",
+        "chef: receives 2 apple pies from kitchen 2 (pid ",
+        "chef: takes the bread out (timer)",
+    ] {
+        assert!(has(needle), "no {needle:?} in:\n{log}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains(": chops the carrots (60ms)") && l.contains("(thread evloop-pool-")),
+        "no assistant on a pool thread in:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("kitchen 2 (pid ") && l.contains("kneads the dough")),
+        "kitchen 2 did not log in:\n{log}"
+    );
+    assert!(
+        log.trim_end().ends_with("closes (the loop ended)"),
+        "the kitchen did not close last:\n{log}"
+    );
 }
