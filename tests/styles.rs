@@ -37,9 +37,12 @@ fn examples_dir() -> &'static Path {
         for name in EXAMPLES {
             cmd.args(["--example", name]);
         }
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
+        // The directory is named after the profile, except `dev`'s.
+        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+        cmd.args([
+            "--profile",
+            if profile == "debug" { "dev" } else { profile },
+        ]);
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build of the examples failed");
         profile_dir.join("examples")
