@@ -10,9 +10,9 @@
 //! ```
 //!
 //! The job reads top to bottom like blocking code: `?` passes each error
-//! up, the retry is a `for` loop and reading until the end is a `loop`.
-//! What it hides is where the task waits: every `.await` is a point where
-//! the loop runs other callbacks before this code goes on.
+//! up, the retry is a `match` with a `sleep().await` in it, and reading
+//! until the end is a `loop`. What it hides is where the task waits:
+//! every `.await` is a point where the loop runs other callbacks first.
 
 #[path = "common.rs"]
 mod common;
