@@ -20,6 +20,12 @@
 //!
 //! ## One job, in each style
 //!
+//! Node's history went in three steps, and so does this crate:
+//! callbacks came first (Node 0.x: `fs.readFile(path, cb)`), then promises
+//! (ES2015, and `util.promisify` in Node 8), then `async`/`await` (Node
+//! 7.6) over those promises. Each layer here is built on the one before,
+//! on the same loop.
+//!
 //! Read a file, wait 10 ms, then report its size; on any error, report
 //! that. First with callbacks, the primitives:
 //!
@@ -75,6 +81,12 @@
 //! })
 //! .unwrap();
 //! ```
+//!
+//! The examples take this further: `examples/styles/` does a longer job
+//! (config, request, retry, output file) in all three styles with identical
+//! output, `examples/compare` measures the styles beside threads and
+//! processes, `examples/step.rs` runs a program one iteration at a time,
+//! and `EVLOOP_TRACE=trace.json` records a [`trace`] of any of them.
 //!
 //! ## Layers
 //!
