@@ -41,6 +41,15 @@ use std::time::Duration;
 
 use measure::{measure, Row};
 
+const USAGE: &str = "cargo run --release --example compare -- [options]
+  --requests N   I/O-bound: requests to the local server (default 200)
+  --delay-ms D   I/O-bound: the server answers each after D ms (default 50)
+  --space S      CPU-bound: numbers to hash (default 4000000)
+  --chunks K     CPU-bound: equal chunks of the space (default 16)
+  --workers W    threads and processes for the parallel models (default: cores)
+  --only io|cpu  run one workload
+  --json         print the figures as JSON (progress still goes to stderr)";
+
 struct Options {
     requests: u64,
     delay: Duration,
@@ -77,6 +86,10 @@ fn options() -> Result<Options, String> {
             "--chunks" => o.chunks = value("--chunks")?,
             "--workers" => o.workers = value("--workers")? as usize,
             "--json" => o.json = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             "--only" => match args.next().as_deref() {
                 Some(w @ ("io" | "cpu")) => o.only = Some(w.to_string()),
                 _ => return Err("--only takes io or cpu".into()),
