@@ -1,0 +1,267 @@
+//! The keyspace: string keys to string values, with expiry.
+//!
+//! Expiry works as in Redis, in two ways. Lazily: a key past its deadline is
+//! deleted when a command touches it, so no command ever sees it. Actively:
+//! every key with a deadline is also in an index ordered by deadline, and
+//! one loop timer is armed for the earliest; when it fires, it deletes what
+//! is due and re-arms for the next, so memory comes back even for keys that
+//! are never read again. (Redis samples random keys ten times a second
+//! instead; an ordered index costs a little per `EXPIRE` but no scans.)
+//!
+//! Keys are `Rc<[u8]>` so the index shares them with the map, and times
+//! come from the loop's clock (`evloop::now()`, read once per tick).
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use evloop::Timeout;
+
+use crate::resp::{parse_i64, push_i64};
+
+/// Keys deleted by one firing of the expiry timer at most; if more are
+/// due, it fires again on the next tick, so clients are served meanwhile.
+const EXPIRE_BUDGET: usize = 10_000;
+
+/// The database of one server, shared by its connections.
+pub type SharedDb = Rc<RefCell<Db>>;
+
+/// A value and its deadline.
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+/// Why INCR and friends refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IncrError {
+    /// The stored value is not a decimal `i64`.
+    NotAnInteger,
+    /// The result would not fit an `i64`.
+    Overflow,
+}
+
+/// The keyspace.
+#[derive(Debug)]
+pub struct Db {
+    map: HashMap<Rc<[u8]>, Entry>,
+    /// Every key with a deadline, earliest first.
+    expiries: BTreeSet<(Instant, Rc<[u8]>)>,
+    /// The expiry timer, and the deadline it is armed for.
+    timer: Option<(Instant, Timeout)>,
+    /// This database's own handle, for the timer callback.
+    me: Weak<RefCell<Db>>,
+}
+
+impl Db {
+    /// An empty database.
+    pub fn new() -> SharedDb {
+        Rc::new_cyclic(|me| {
+            RefCell::new(Db {
+                map: HashMap::new(),
+                expiries: BTreeSet::new(),
+                timer: None,
+                me: me.clone(),
+            })
+        })
+    }
+
+    /// How many keys, expired ones not yet deleted included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Deletes every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.expiries.clear();
+    }
+
+    /// Deletes `key` if its deadline has passed; returns whether it (still)
+    /// exists.
+    fn expire_if_due(&mut self, key: &[u8]) -> bool {
+        // Most databases in a benchmark have no deadlines at all.
+        if self.expiries.is_empty() {
+            return self.map.contains_key(key);
+        }
+        match self.map.get(key) {
+            None => false,
+            Some(Entry {
+                expires: Some(t), ..
+            }) if *t <= evloop::now() => {
+                self.remove(key);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// The value of a live key.
+    pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+        if !self.expiries.is_empty() && !self.expire_if_due(key) {
+            return None;
+        }
+        self.map.get(key).map(|e| &e.value[..])
+    }
+
+    /// Whether a live key exists.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.expire_if_due(key)
+    }
+
+    /// Stores `value` under `key`. The deadline becomes `expires`, unless
+    /// `keep_ttl` (then an existing key keeps its own).
+    pub fn set(&mut self, key: &[u8], value: &[u8], expires: Option<Instant>, keep_ttl: bool) {
+        self.expire_if_due(key);
+        if let Some((k, e)) = self.map.get_key_value(key) {
+            let old = e.expires;
+            let k = k.clone();
+            let e = self.map.get_mut(key).expect("just found");
+            // Overwrite in place: no allocation when the new value fits,
+            // but give back a buffer far larger than what it now holds.
+            if e.value.capacity() > 2 * value.len() + 64 {
+                e.value = value.to_vec();
+            } else {
+                e.value.clear();
+                e.value.extend_from_slice(value);
+            }
+            if !keep_ttl && old != expires {
+                e.expires = expires;
+                self.reindex(k, old, expires);
+            }
+        } else {
+            let k: Rc<[u8]> = Rc::from(key);
+            self.map.insert(
+                k.clone(),
+                Entry {
+                    value: value.to_vec(),
+                    expires,
+                },
+            );
+            self.reindex(k, None, expires);
+        }
+    }
+
+    /// Deletes `key`; returns whether it existed (and was live).
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let now = evloop::now();
+        match self.map.remove_entry(key) {
+            None => false,
+            Some((k, e)) => {
+                if let Some(t) = e.expires {
+                    self.expiries.remove(&(t, k));
+                    return t > now;
+                }
+                true
+            }
+        }
+    }
+
+    /// Adds `delta` to the integer stored at `key` (0 if missing), keeping
+    /// its deadline, and returns the new value.
+    pub fn incr_by(&mut self, key: &[u8], delta: i64) -> Result<i64, IncrError> {
+        self.expire_if_due(key);
+        let Some(e) = self.map.get_mut(key) else {
+            let mut v = Vec::with_capacity(20);
+            push_i64(&mut v, delta);
+            self.set(key, &v, None, false);
+            return Ok(delta);
+        };
+        let n = parse_i64(&e.value).ok_or(IncrError::NotAnInteger)?;
+        let n = n.checked_add(delta).ok_or(IncrError::Overflow)?;
+        e.value.clear();
+        push_i64(&mut e.value, n);
+        Ok(n)
+    }
+
+    /// Sets the deadline of a live key (`None`: no deadline, `PERSIST`);
+    /// returns whether the key exists. A deadline already past deletes it.
+    pub fn set_expiry(&mut self, key: &[u8], expires: Option<Instant>) -> bool {
+        if !self.expire_if_due(key) {
+            return false;
+        }
+        if expires.is_some_and(|t| t <= evloop::now()) {
+            self.remove(key);
+            return true;
+        }
+        let (k, e) = self.map.get_key_value(key).expect("live");
+        let (k, old) = (k.clone(), e.expires);
+        if old != expires {
+            self.map.get_mut(key).expect("live").expires = expires;
+            self.reindex(k, old, expires);
+        }
+        true
+    }
+
+    /// The time to live of a key: `None` if it does not exist, `Some(None)`
+    /// if it has no deadline.
+    pub fn ttl(&mut self, key: &[u8]) -> Option<Option<Duration>> {
+        if !self.expire_if_due(key) {
+            return None;
+        }
+        let now = evloop::now();
+        Some(
+            self.map[key]
+                .expires
+                .map(|t| t.saturating_duration_since(now)),
+        )
+    }
+
+    /// Moves `key` in the expiry index from deadline `old` to `new`.
+    fn reindex(&mut self, key: Rc<[u8]>, old: Option<Instant>, new: Option<Instant>) {
+        if let Some(t) = old {
+            self.expiries.remove(&(t, key.clone()));
+        }
+        if let Some(t) = new {
+            self.expiries.insert((t, key));
+            self.arm_timer();
+        }
+    }
+
+    /// Makes sure the expiry timer fires by the earliest deadline.
+    fn arm_timer(&mut self) {
+        let Some((first, _)) = self.expiries.first() else {
+            return;
+        };
+        let first = *first;
+        if matches!(&self.timer, Some((at, _)) if *at <= first) {
+            return; // fires in time; it re-arms for what is left
+        }
+        if let Some((_, old)) = self.timer.take() {
+            old.clear();
+        }
+        let me = self.me.clone();
+        let delay = first.saturating_duration_since(evloop::now());
+        let timer = evloop::set_timeout(delay, move || {
+            if let Some(db) = me.upgrade() {
+                db.borrow_mut().active_expire();
+            }
+        });
+        // A deadline alone should not keep the server's loop running.
+        timer.unref();
+        self.timer = Some((first, timer));
+    }
+
+    /// The expiry timer: deletes keys that are due, then re-arms.
+    fn active_expire(&mut self) {
+        self.timer = None;
+        let now = evloop::now();
+        for _ in 0..EXPIRE_BUDGET {
+            match self.expiries.first() {
+                Some((t, _)) if *t <= now => {
+                    let (_, key) = self.expiries.pop_first().expect("not empty");
+                    self.map.remove(&key);
+                }
+                _ => break,
+            }
+        }
+        self.arm_timer();
+    }
+
+    /// Keys with a deadline (in the index), for tests and `INFO`-like use.
+    pub fn volatile_len(&self) -> usize {
+        self.expiries.len()
+    }
+}
