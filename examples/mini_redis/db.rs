@@ -114,11 +114,10 @@ impl Db {
     /// Stores `value` under `key`. The deadline becomes `expires`, unless
     /// `keep_ttl` (then an existing key keeps its own).
     pub fn set(&mut self, key: &[u8], value: &[u8], expires: Option<Instant>, keep_ttl: bool) {
-        self.expire_if_due(key);
-        if let Some((k, e)) = self.map.get_key_value(key) {
-            let old = e.expires;
-            let k = k.clone();
-            let e = self.map.get_mut(key).expect("just found");
+        // One hash lookup for an existing key; an expired one is replaced
+        // as if it were missing, so deleting it first would gain nothing
+        // but another lookup.
+        if let Some(e) = self.map.get_mut(key) {
             // Overwrite in place: no allocation when the new value fits,
             // but give back a buffer far larger than what it now holds.
             if e.value.capacity() > 2 * value.len() + 64 {
@@ -127,9 +126,14 @@ impl Db {
                 e.value.clear();
                 e.value.extend_from_slice(value);
             }
-            if !keep_ttl && old != expires {
-                e.expires = expires;
-                self.reindex(k, old, expires);
+            let old = e.expires;
+            let expired = old.is_some_and(|t| t <= evloop::now());
+            // KEEPTTL keeps a live key's deadline, not a dead one's.
+            let new = if keep_ttl && !expired { old } else { expires };
+            if old != new {
+                e.expires = new;
+                let k = self.map.get_key_value(key).expect("just found").0.clone();
+                self.reindex(k, old, new);
             }
         } else {
             let k: Rc<[u8]> = Rc::from(key);

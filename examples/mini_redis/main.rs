@@ -51,6 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:6380".into());
+    // Set when the address cannot be bound, for the exit status.
+    let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let failed_in_loop = failed.clone();
     evloop::run(move || {
         let db = Db::new();
         let server = TcpListener::bind(&addr, move |conn| match conn {
@@ -59,9 +62,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         match server {
             Ok(s) => println!("mini_redis listening on {}", s.local_addr()),
-            Err(e) => eprintln!("cannot listen on {addr}: {e}"),
+            Err(e) => {
+                eprintln!("cannot listen on {addr}: {e}");
+                failed_in_loop.set(true);
+            }
         }
     })?;
+    if failed.get() {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

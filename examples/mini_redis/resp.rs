@@ -218,13 +218,11 @@ impl Parser {
 
 /// Reads a `*N\r\n` or `$N\r\n` line whose digits start at `from`:
 /// `Some((N, offset after the CRLF))`, or `None` if the line is incomplete.
+///
+/// One pass over the digits, without searching for the line end first: this
+/// runs twice or more per request. The number is read as
+/// [`parse_i64`] reads it; a byte that cannot be part of one fails at once.
 fn header_line(buf: &[u8], from: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
-    let Some(nl) = find(buf, from, b'\n') else {
-        if buf.len() - from > MAX_INLINE_LEN {
-            return err(format!("too big {what} count string"));
-        }
-        return Ok(None);
-    };
     let invalid = || {
         err(if what == "bulk" {
             "invalid bulk length"
@@ -232,11 +230,38 @@ fn header_line(buf: &[u8], from: usize, what: &str) -> Result<Option<(i64, usize
             "invalid multibulk length"
         })
     };
-    if nl == from || buf[nl - 1] != b'\r' {
+    let neg = buf.get(from) == Some(&b'-');
+    let start = from + usize::from(neg);
+    let mut i = start;
+    // Accumulate negatively (i64::MIN has no positive twin); `None` once
+    // it overflows, which is invalid but still a line to be read to its end.
+    let mut n: Option<i64> = Some(0);
+    while let Some(&b) = buf.get(i) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n
+            .and_then(|n| n.checked_mul(10))
+            .and_then(|n| n.checked_sub(i64::from(b - b'0')));
+        i += 1;
+    }
+    if i + 1 >= buf.len() {
+        // No CRLF yet (or only its CR).
+        if buf.len() - from > MAX_INLINE_LEN {
+            return err(format!("too big {what} count string"));
+        }
+        return match buf.get(i) {
+            None | Some(b'\r') => Ok(None),
+            Some(_) => invalid(),
+        };
+    }
+    let digits = i - start;
+    let leading_zero = buf[start] == b'0' && (digits > 1 || neg);
+    if buf[i] != b'\r' || buf[i + 1] != b'\n' || digits == 0 || leading_zero {
         return invalid();
     }
-    match parse_i64(&buf[from..nl - 1]) {
-        Some(n) => Ok(Some((n, nl + 1))),
+    match if neg { n } else { n.and_then(i64::checked_neg) } {
+        Some(n) => Ok(Some((n, i + 2))),
         None => invalid(),
     }
 }
