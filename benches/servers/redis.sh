@@ -160,6 +160,8 @@ run_server() { # server round
         'BEGIN { if (n > 0) printf "%.3f", d / hz * 1e6 / n; else print "nan" }')
       CPU_NS[$server,$t,$depth,$round]=$(awk -v d=$((n1 - n0)) -v n="$ops" \
         'BEGIN { if (n > 0) printf "%.3f", d / 1e3 / n; else print "nan" }')
+      log "round $round, $server, $t -P $depth: ${CPU_NS[$server,$t,$depth,$round]} us/op on CPU," \
+        "ops/s $(awk -F, 'NR > 1 { gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep = " " }' "$out")"
     done
   done
   stop_server "$SERVER_PID"

@@ -96,6 +96,11 @@ impl Parser {
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         if self.state == State::Done {
             self.args.clear();
+            // A request with a million arguments should not pin 16 MB of
+            // ranges for the rest of the connection.
+            if self.args.capacity() > 4096 {
+                self.args = Vec::new();
+            }
             self.state = State::Start;
             self.pos = 0;
             self.need = 0;
