@@ -129,8 +129,15 @@ fn tokio_echo(conns: usize, trips: usize) -> Duration {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let div = if quick { 10 } else { 1 };
+    // `--only evloop|tokio`: one runtime alone (to profile or count syscalls).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let runs = |who: &str| only.as_deref().map_or(true, |o| o == who);
     std::thread::spawn(|| {
         std::thread::sleep(Duration::from_secs(55));
         eprintln!("echo bench: over the 55 s budget, aborting");
@@ -150,8 +157,16 @@ fn main() {
         );
         for &(name, conns, trips) in &workloads {
             let total = (conns * trips) as f64;
-            let ev = evloop_echo(conns, trips).as_secs_f64();
-            let tk = tokio_echo(conns, trips).as_secs_f64();
+            let ev = if runs("evloop") {
+                evloop_echo(conns, trips).as_secs_f64()
+            } else {
+                f64::NAN
+            };
+            let tk = if runs("tokio") {
+                tokio_echo(conns, trips).as_secs_f64()
+            } else {
+                f64::NAN
+            };
             println!(
                 "{:<24} {:>9} {:>13.0} {:>10.0} {:>13.0} {:>10.0} {:>6.2}x",
                 name,

@@ -30,10 +30,18 @@
 //! Each socket registers once with the reactor (for reading and writing)
 //! when it is made, with a callback that records the readable / writable
 //! edge and wakes the task waiting for that direction. An operation tries
-//! its syscall first; on `WouldBlock` it clears the flag, stores the task's
-//! waker (cloned only if it would not wake the same task) and returns
-//! `Pending`. The futures are plain state borrowing the socket and the
-//! buffer: nothing is allocated per read or write.
+//! its syscall unless the direction is known to be drained; on `WouldBlock`
+//! it clears the flag, stores the task's waker (cloned only if it would not
+//! wake the same task) and returns `Pending`. The futures are plain state
+//! borrowing the socket and the buffer: nothing is allocated per read or
+//! write.
+//!
+//! A stream read that fills only part of the buffer also clears the flag
+//! (as tokio does on Linux): with edge-triggered epoll a short read means
+//! the socket's buffer was emptied, and new data brings a new edge. That
+//! saves the `WouldBlock` read a request-response loop would otherwise make
+//! each round. A closed or failed direction stays ready for good, so its
+//! EOF or error is always read (no new edge would come for it).
 //!
 //! One waker is kept per direction: if two tasks wait to read (or accept,
 //! or receive) on the same socket at once, only the last one to poll is
@@ -69,15 +77,38 @@ enum Dir {
 }
 
 /// One direction's readiness: the last edge and the task waiting for it.
-#[derive(Default)]
 struct Half {
+    /// Not known to be drained: the next operation tries its syscall.
+    /// Set by every edge; cleared by `WouldBlock` and by a short stream
+    /// read.
     ready: Cell<bool>,
+    /// The peer closed this direction, or the socket has an error: ready
+    /// for good (sticky).
+    closed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
+impl Default for Half {
+    /// Ready: nothing is known yet, so the first operation tries.
+    fn default() -> Self {
+        Half {
+            ready: Cell::new(true),
+            closed: Cell::new(false),
+            waker: RefCell::new(None),
+        }
+    }
+}
+
 impl Half {
-    fn wake(&self) {
+    fn is_ready(&self) -> bool {
+        self.ready.get() || self.closed.get()
+    }
+
+    fn wake(&self, closed: bool) {
         self.ready.set(true);
+        if closed {
+            self.closed.set(true);
+        }
         let w = self.waker.borrow_mut().take();
         if let Some(w) = w {
             w.wake();
@@ -109,11 +140,13 @@ impl Readiness {
     }
 
     fn on_event(&self, ready: Ready) {
-        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
-            self.read.wake();
+        let read_closed = ready.is_read_closed() || ready.is_error();
+        if ready.is_readable() || read_closed {
+            self.read.wake(read_closed);
         }
-        if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
-            self.write.wake();
+        let write_closed = ready.is_write_closed() || ready.is_error();
+        if ready.is_writable() || write_closed {
+            self.write.wake(write_closed);
         }
     }
 }
@@ -146,17 +179,23 @@ impl<T: AsRawFd> PollIo<T> {
     }
 
     /// Runs `op` until it does not return `WouldBlock` (parking the task
-    /// when it does) or `Interrupted`.
+    /// when it does) or `Interrupted`. Parks without calling `op` while
+    /// `dir` is known to be drained.
     fn poll_op<R>(
         &self,
         cx: &Context<'_>,
         dir: Dir,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        let half = self.readiness.half(dir);
+        if !half.is_ready() {
+            half.park(cx);
+            return Poll::Pending;
+        }
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.readiness.half(dir).park(cx);
+                    half.park(cx);
                     return Poll::Pending;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -249,8 +288,21 @@ where
         .await
     }
 
+    /// One stream read; a short one marks the read half drained (see the
+    /// module docs).
+    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        let r = self.poll_op(cx, Dir::Read, |mut io| io.read(buf));
+        if let Poll::Ready(Ok(n)) = r {
+            if 0 < n && n < len {
+                self.readiness.read.ready.set(false);
+            }
+        }
+        r
+    }
+
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.op(Dir::Read, |mut io| io.read(buf)).await
+        poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -558,7 +610,7 @@ impl fmt::Debug for UnixListener {
 /// the inherent methods: no allocation per call.
 #[cfg(feature = "futures-io")]
 mod futures_io_impls {
-    use std::io::{self, Read, Write};
+    use std::io::{self, Write};
     use std::net::Shutdown;
     use std::pin::Pin;
     use std::task::{Context, Poll};
@@ -573,7 +625,7 @@ mod futures_io_impls {
                     cx: &mut Context<'_>,
                     buf: &mut [u8],
                 ) -> Poll<io::Result<usize>> {
-                    self.io.poll_op(cx, Dir::Read, |mut io| io.read(buf))
+                    self.io.poll_read(cx, buf)
                 }
             }
 
