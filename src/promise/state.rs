@@ -58,17 +58,40 @@ impl<T, F: FnOnce(Outcome<T>)> Microtask for ReactionJob<T, F> {
     }
 }
 
+/// A reaction its subscriber keeps a handle to: an awaiting future shares
+/// one allocation with it (its await slot is the reaction), where a boxed
+/// reaction plus a shared slot would take two.
+pub(crate) trait SharedReaction<T> {
+    /// Handed the outcome, it becomes a microtask.
+    fn schedule(self: Rc<Self>, outcome: Outcome<T>) -> MicroJob;
+}
+
+/// A registered reaction: boxed (`then` and friends) or shared (`await`).
+enum AnyReaction<T> {
+    Boxed(Box<dyn Reaction<T>>),
+    Shared(Rc<dyn SharedReaction<T>>),
+}
+
+impl<T> AnyReaction<T> {
+    fn schedule(self, outcome: Outcome<T>) -> MicroJob {
+        match self {
+            AnyReaction::Boxed(r) => r.schedule(outcome),
+            AnyReaction::Shared(r) => r.schedule(outcome),
+        }
+    }
+}
+
 /// The reactions of a pending promise. Most promises get at most one (a
 /// link of a chain, an input of `all`, an awaited promise), so the first is
 /// kept inline: no vector until a second one comes.
 enum Reactions<T> {
     None,
-    One(Box<dyn Reaction<T>>),
-    Many(Vec<Box<dyn Reaction<T>>>),
+    One(AnyReaction<T>),
+    Many(Vec<AnyReaction<T>>),
 }
 
 impl<T> Reactions<T> {
-    fn push(&mut self, r: Box<dyn Reaction<T>>) {
+    fn push(&mut self, r: AnyReaction<T>) {
         *self = match mem::replace(self, Reactions::None) {
             Reactions::None => Reactions::One(r),
             Reactions::One(first) => Reactions::Many(vec![first, r]),
@@ -212,6 +235,16 @@ impl<T: Clone + 'static> Core<T> {
     /// Registers a reaction (JavaScript's `PerformPromiseThen`): queued at
     /// once if the promise has settled, else when it does.
     pub(crate) fn subscribe(self: &Rc<Self>, r: Box<dyn Reaction<T>>) {
+        self.subscribe_any(AnyReaction::Boxed(r));
+    }
+
+    /// [`subscribe`](Self::subscribe) for a reaction the caller keeps a
+    /// handle to.
+    pub(crate) fn subscribe_shared(self: &Rc<Self>, r: Rc<dyn SharedReaction<T>>) {
+        self.subscribe_any(AnyReaction::Shared(r));
+    }
+
+    fn subscribe_any(self: &Rc<Self>, r: AnyReaction<T>) {
         let first = !self.handled.replace(true);
         let mut state = self.state.borrow_mut();
         match &mut *state {

@@ -8,6 +8,10 @@
 //! async function inside its reaction job. No second microtask is queued,
 //! so `.await` and `.then` chains interleave exactly as in Node. Polled by
 //! another executor, the future wakes that executor's waker instead.
+//!
+//! The reaction and the future share one allocation, the await slot: the
+//! promise holds it as its reaction, the future as the place its outcome
+//! arrives.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -16,14 +20,18 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::executor::{current_task, run, TaskId};
+use super::executor::{current_task, queue_delivery, run, Deliver, TaskId};
 use crate::event_loop::try_with_current;
-use crate::promise::state::{reaction, Outcome};
+use crate::microtasks::MicroJob;
+use crate::promise::state::{Outcome, SharedReaction};
 use crate::promise::{Promise, Rejection};
 
-/// What the reaction and the future share.
+/// The await slot: the promise's reaction, and what the future reads.
 struct Shared<T> {
+    /// Set when the promise settles; the future sees it only once the
+    /// reaction job has run (`arrived`), one microtask hop later.
     outcome: RefCell<Option<Outcome<T>>>,
+    arrived: Cell<bool>,
     /// The evloop task that polled the future last, if any.
     task: Cell<Option<TaskId>>,
     /// The waker of the last poll (the fallback, and the only way for a
@@ -40,9 +48,27 @@ impl<T> Shared<T> {
         }
     }
 
-    /// The reaction job: store the outcome, then resume the waiter.
-    fn deliver(&self, o: Outcome<T>) {
-        *self.outcome.borrow_mut() = Some(o);
+    /// The outcome, if the reaction job has run.
+    fn take(&self) -> Option<Outcome<T>> {
+        if !self.arrived.get() {
+            return None;
+        }
+        self.outcome.borrow_mut().take()
+    }
+}
+
+impl<T: Clone + 'static> SharedReaction<T> for Shared<T> {
+    /// The promise settled: keep the outcome and queue the reaction job.
+    fn schedule(self: Rc<Self>, outcome: Outcome<T>) -> MicroJob {
+        *self.outcome.borrow_mut() = Some(outcome);
+        queue_delivery(self)
+    }
+}
+
+impl<T> Deliver for Shared<T> {
+    /// The reaction job: let the outcome be seen, then resume the waiter.
+    fn deliver(&self) {
+        self.arrived.set(true);
         if let Some(id) = self.task.get() {
             if let Some(inner) = try_with_current(Rc::clone) {
                 if run(&inner, id, false) {
@@ -78,7 +104,7 @@ impl<T: Clone + 'static> Future for PromiseFuture<T> {
         assert!(!this.done, "PromiseFuture polled after it completed");
         match &this.shared {
             Some(shared) => {
-                let o = shared.outcome.borrow_mut().take();
+                let o = shared.take();
                 match o {
                     Some(o) => {
                         this.done = true;
@@ -93,12 +119,12 @@ impl<T: Clone + 'static> Future for PromiseFuture<T> {
             None => {
                 let shared = Rc::new(Shared {
                     outcome: RefCell::new(None),
+                    arrived: Cell::new(false),
                     task: Cell::new(None),
                     waker: RefCell::new(None),
                 });
                 shared.update(cx);
-                let s = shared.clone();
-                this.promise.core.subscribe(reaction(move |o| s.deliver(o)));
+                this.promise.core.subscribe_shared(shared.clone());
                 this.shared = Some(shared);
                 Poll::Pending
             }

@@ -17,6 +17,7 @@
 //! - a microtask queued by its [`Waker`] (timers, I/O, other threads).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -122,6 +123,18 @@ pub(crate) struct Tasks {
     /// out (or after all clones are dropped) costs no waker allocation
     /// to the next one.
     spare: RefCell<Vec<Arc<TaskWaker>>>,
+    /// The tasks whose poll microtask is queued, in queue order. Each of
+    /// those microtasks is [`poll_queued`], which captures nothing (so
+    /// boxing it allocates nothing) and takes the task at the front.
+    queued: RefCell<VecDeque<TaskId>>,
+    /// The same for awaited promises whose reaction job is queued (see
+    /// [`queue_delivery`]).
+    deliveries: RefCell<VecDeque<Rc<dyn Deliver>>>,
+}
+
+/// A reaction job's work, queued with [`queue_delivery`].
+pub(crate) trait Deliver {
+    fn deliver(&self);
 }
 
 impl Tasks {
@@ -249,13 +262,45 @@ fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
     }
 }
 
-/// Queues a microtask that polls `id`.
+/// Queues a microtask that polls `id`. Nothing is allocated per wake: the
+/// id waits in the loop's `queued` list, and the microtask is [`poll_queued`].
 fn queue_poll(inner: &Inner, id: TaskId) {
-    inner.micro.push_micro(Box::new(move || {
-        if let Some(inner) = try_with_current(Rc::clone) {
+    inner.tasks.queued.borrow_mut().push_back(id);
+    inner.micro.push_micro(Box::new(poll_queued));
+}
+
+/// The microtask [`queue_poll`] queues: polls the first task of the list.
+/// The list and the microtask queue are both first in, first out, and
+/// each push to one goes with a push to the other on the same loop, so the
+/// task taken is the one this microtask was queued for.
+fn poll_queued() {
+    if let Some(inner) = try_with_current(Rc::clone) {
+        let id = inner.tasks.queued.borrow_mut().pop_front();
+        debug_assert!(id.is_some(), "a poll microtask without its task");
+        if let Some(id) = id {
             run(&inner, id, true);
         }
-    }));
+    }
+}
+
+/// Queues `job` as a microtask on the current loop (none: dropped), in the
+/// same way as [`queue_poll`]: the microtask itself captures nothing.
+/// Returns the microtask for the caller to push, right after, onto the
+/// same loop's queue (with none current, the caller drops it too).
+pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJob {
+    try_with_current(|inner| inner.tasks.deliveries.borrow_mut().push_back(job));
+    Box::new(deliver_queued)
+}
+
+/// The microtask of [`queue_delivery`]: runs the first delivery.
+fn deliver_queued() {
+    if let Some(inner) = try_with_current(Rc::clone) {
+        let job = inner.tasks.deliveries.borrow_mut().pop_front();
+        debug_assert!(job.is_some(), "a delivery microtask without its job");
+        if let Some(job) = job {
+            job.deliver();
+        }
+    }
 }
 
 /// A wake on the loop thread: queue a microtask that polls the task, unless
