@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::executor::{current_task, queue_delivery, run, Deliver, TaskId};
+use super::executor::{current_task, is_task_waker, queue_delivery, run, Deliver, TaskId};
 use crate::event_loop::try_with_current;
 use crate::microtasks::MicroJob;
 use crate::promise::state::{Outcome, SharedReaction};
@@ -41,7 +41,16 @@ struct Shared<T> {
 
 impl<T> Shared<T> {
     fn update(&self, cx: &Context<'_>) {
-        self.task.set(current_task());
+        let task = current_task();
+        self.task.set(task);
+        if task.is_some() && is_task_waker(cx.waker()) {
+            // Polled by the task itself: `deliver` polls the task directly
+            // and would wake it only if it were gone (nothing to wake), so
+            // no clone is kept, and the task needs no waker of its own.
+            let old = self.waker.borrow_mut().take();
+            drop(old);
+            return;
+        }
         let mut w = self.waker.borrow_mut();
         if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             *w = Some(cx.waker().clone());

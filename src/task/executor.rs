@@ -36,6 +36,9 @@ use crate::promise::{panic_rejection, Rejection, Settlement};
 thread_local! {
     /// The task being polled on this thread, if any.
     static CURRENT_TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
+    /// The address of the `Waker` that poll was given: only compared,
+    /// never read (see [`is_task_waker`]).
+    static CURRENT_WAKER: Cell<*const Waker> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Generations are unique process-wide, so an id never matches a task of
@@ -52,6 +55,18 @@ pub(crate) struct TaskId {
 /// The task the executor is polling on this thread right now, if any.
 pub(crate) fn current_task() -> Option<TaskId> {
     CURRENT_TASK.try_with(Cell::get).ok().flatten()
+}
+
+/// Whether `w` is the very waker the executor is polling the current task
+/// with (not a clone, nor a combinator's own waker): then a future that
+/// needs to wake the task later can leave it to [`run`] instead of keeping
+/// a clone, and the task's waker state can be lent to the next task.
+/// The comparison is by address: that `Waker` lives on [`run`]'s stack for
+/// the whole poll, so no other waker can have its address meanwhile.
+pub(crate) fn is_task_waker(w: &Waker) -> bool {
+    CURRENT_WAKER
+        .try_with(|c| std::ptr::eq(c.get(), w))
+        .unwrap_or(false)
 }
 
 /// A task's future, type-erased: it settles its promise itself when it
@@ -100,9 +115,11 @@ pub(crate) struct Slot {
     fut: Option<TaskFuture>,
     /// Its promise, to reject on a panic or an abort.
     promise: Rc<dyn TaskPromise>,
-    /// This task's waker state, made (or reused) once at spawn; each poll
-    /// makes its `Waker` from a clone (no allocation).
-    waker: Arc<TaskWaker>,
+    /// This task's waker state while a clone of its waker is out (a
+    /// socket or a timer keeps one to wake it). `None` when nothing holds
+    /// one: each poll then borrows a spare state (see [`run`]), so a task
+    /// that only awaits promises needs none of its own.
+    waker: Option<Arc<TaskWaker>>,
     /// A microtask that polls it is queued.
     scheduled: bool,
     /// Woken during its own poll: poll again afterwards.
@@ -118,10 +135,10 @@ const SPARE_WAKERS: usize = 1024;
 #[derive(Default)]
 pub(crate) struct Tasks {
     slab: RefCell<Slab<Slot>>,
-    /// Waker states of finished tasks that nothing else holds, ready for
-    /// the next spawns: a task that completes without handing its waker
-    /// out (or after all clones are dropped) costs no waker allocation
-    /// to the next one.
+    /// Waker states that nothing else holds, ready for the next poll of
+    /// any task: a poll whose future kept no clone of its waker gives the
+    /// state back here, so tasks that only await promises share a few
+    /// states instead of allocating one each.
     spare: RefCell<Vec<Arc<TaskWaker>>>,
     /// The tasks whose poll microtask is queued, in queue order. Each of
     /// those microtasks is [`poll_queued`], which captures nothing (so
@@ -163,16 +180,11 @@ pub(crate) fn spawn_future(
             key: entry.key(),
             gen,
         };
-        let spare = inner.tasks.spare.borrow_mut().pop();
-        let waker = match spare.map(|w| super::waker::reuse(w, id)) {
-            Some(Ok(w)) => w,
-            _ => super::waker::new(id, inner.remote_handle()),
-        };
         entry.insert(Slot {
             gen,
             fut: Some(fut),
             promise,
-            waker,
+            waker: None,
             scheduled: false,
             woken: false,
             abort: false,
@@ -188,7 +200,7 @@ pub(crate) fn spawn_future(
 /// or of another loop). A task already being polled is marked to be polled
 /// again afterwards instead.
 pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
-    let (mut fut, waker) = {
+    let (mut fut, task_waker) = {
         let mut slab = inner.tasks.slab.borrow_mut();
         let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen == id.gen) else {
             return false;
@@ -200,13 +212,18 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
             slot.woken = true;
             return true;
         };
-        (fut, Waker::from(slot.waker.clone()))
+        let w = slot.waker.take();
+        (fut, w.unwrap_or_else(|| lend_waker(inner, id)))
     };
+    let waker = Waker::from(task_waker.clone());
     let prev = CURRENT_TASK.with(|c| c.replace(Some(id)));
+    let prev_waker = CURRENT_WAKER.with(|c| c.replace(&waker));
     let r = catch_unwind(AssertUnwindSafe(|| {
         fut.as_mut().poll(&mut Context::from_waker(&waker))
     }));
+    CURRENT_WAKER.with(|c| c.set(prev_waker));
     CURRENT_TASK.with(|c| c.set(prev));
+    drop(waker);
     match r {
         Ok(Poll::Pending) => {
             let mut slab = inner.tasks.slab.borrow_mut();
@@ -219,9 +236,17 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
                 log::trace!("task #{} aborted", id.key);
                 drop_quietly(fut);
                 slot.promise.reject(Rejection::aborted(), true);
+                keep_spare(inner, task_waker, id);
                 return true;
             }
             slot.fut = Some(fut);
+            // Still held by a clone: the task keeps it, so those wakes reach
+            // it. Else any task may have it for its next poll.
+            if Arc::strong_count(&task_waker) > 1 {
+                slot.waker = Some(task_waker);
+            } else {
+                keep_spare(inner, task_waker, id);
+            }
             if std::mem::take(&mut slot.woken) && !slot.scheduled {
                 slot.scheduled = true;
                 drop(slab);
@@ -232,24 +257,33 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
             let slot = inner.tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} finished", id.key);
             drop_quietly(fut);
-            drop(waker);
-            let Slot { waker, promise, .. } = slot;
-            drop(promise);
-            keep_spare(inner, waker, id);
+            drop(slot.promise);
+            keep_spare(inner, task_waker, id);
         }
         Err(payload) => {
             let slot = inner.tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} panicked", id.key);
             drop_quietly(fut);
             slot.promise.reject(panic_rejection(payload, "task"), false);
+            keep_spare(inner, task_waker, id);
         }
     }
     true
 }
 
-/// Keeps a finished task's waker state for reuse if nothing else holds it
-/// (its key and generation are rewritten at the next spawn, so a stale
-/// wake can never reach it: nothing can wake it at all).
+/// A waker state for one poll of task `id`: a spare one rewritten for it,
+/// or a new one.
+fn lend_waker(inner: &Inner, id: TaskId) -> Arc<TaskWaker> {
+    let spare = inner.tasks.spare.borrow_mut().pop();
+    match spare.map(|w| super::waker::reuse(w, id)) {
+        Some(Ok(w)) => w,
+        _ => super::waker::new(id, inner.remote_handle()),
+    }
+}
+
+/// Keeps a waker state for reuse if nothing else holds it (its key and
+/// generation are rewritten when it is lent again, so a stale wake can
+/// never reach it: nothing can wake it at all).
 fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
     if Arc::strong_count(&waker) != 1 {
         return;
