@@ -245,23 +245,33 @@ impl<T: Clone + 'static> Core<T> {
     }
 
     fn subscribe_any(self: &Rc<Self>, r: AnyReaction<T>) {
-        let first = !self.handled.replace(true);
-        let mut state = self.state.borrow_mut();
-        match &mut *state {
-            State::Pending(reactions) => reactions.push(r),
-            State::Settled(outcome) => {
-                let outcome = outcome.clone();
-                drop(state);
-                if let (true, true, Err(e)) = (first, self.warned.get(), &outcome) {
-                    let e = e.clone();
-                    try_with_current(|inner| inner.rejections.handled_late(e));
-                }
-                queue(r.schedule(outcome));
-            }
-            // Unreachable: subscribing needs a handle, and `Delivered`
-            // means none was left.
-            State::Delivered { .. } => {}
+        if let Some(outcome) = self.subscribe_settled() {
+            queue(r.schedule(outcome));
+            return;
         }
+        self.handled.set(true);
+        // (Not `Delivered`: subscribing needs a handle, and `Delivered`
+        // means none was left.)
+        if let State::Pending(reactions) = &mut *self.state.borrow_mut() {
+            reactions.push(r);
+        }
+    }
+
+    /// What [`subscribe`](Self::subscribe) does on a settled promise (it
+    /// counts as handled; a late handler of a reported rejection is
+    /// reported), except that the outcome is returned instead of queued:
+    /// an `await` that queues its own resume job. `None` if not settled.
+    pub(crate) fn subscribe_settled(&self) -> Option<Outcome<T>> {
+        let outcome = match &*self.state.borrow() {
+            State::Settled(o) => o.clone(),
+            _ => return None,
+        };
+        let first = !self.handled.replace(true);
+        if let (true, true, Err(e)) = (first, self.warned.get(), &outcome) {
+            let e = e.clone();
+            try_with_current(|inner| inner.rejections.handled_late(e));
+        }
+        Some(outcome)
     }
 
     /// Counts as handled (a rejection is not reported as unhandled), without

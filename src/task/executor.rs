@@ -147,7 +147,22 @@ pub(crate) struct Tasks {
     /// The same for awaited promises whose reaction job is queued (see
     /// [`queue_delivery`]).
     deliveries: RefCell<VecDeque<Rc<dyn Deliver>>>,
+    /// The same for awaits of promises that had already settled (see
+    /// [`queue_resume`]): the task to poll and the await's ticket.
+    resumes: RefCell<VecDeque<(TaskId, u64)>>,
+    /// The last ticket [`queue_resume`] handed out, and the last one whose
+    /// microtask has run. Tickets grow by one and their microtasks run in
+    /// that order, so ticket `t`'s has run exactly when `t <= resumed`.
+    tickets: Cell<u64>,
+    resumed: Cell<u64>,
+    /// Resumes whose await changed before its microtask ran (polled from
+    /// somewhere else, or dropped): deliver there instead of polling the
+    /// task, or (`None`) do nothing. Almost always empty.
+    redirects: RefCell<Vec<Redirect>>,
 }
+
+/// A resume ticket and where its microtask delivers instead.
+type Redirect = (u64, Option<Rc<dyn Deliver>>);
 
 /// A reaction job's work, queued with [`queue_delivery`].
 pub(crate) trait Deliver {
@@ -324,6 +339,58 @@ fn poll_queued() {
 pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJob {
     try_with_current(|inner| inner.tasks.deliveries.borrow_mut().push_back(job));
     Box::new(deliver_queued)
+}
+
+/// For an await of a promise that has already settled, polled by task `id`
+/// itself: queues a microtask that polls the task again, where a reaction
+/// job would have been queued (so the await still costs one hop), and
+/// returns its ticket ([`has_resumed`] tells when it has run). Nothing is
+/// allocated: the await keeps the outcome itself.
+pub(crate) fn queue_resume(id: TaskId) -> Option<u64> {
+    try_with_current(|inner| {
+        let ticket = inner.tasks.tickets.get() + 1;
+        inner.tasks.tickets.set(ticket);
+        inner.tasks.resumes.borrow_mut().push_back((id, ticket));
+        inner.micro.push_micro(Box::new(resume_queued));
+        ticket
+    })
+}
+
+/// The microtask of [`queue_resume`]: marks the first ticket as run, then
+/// polls its task (or follows its redirect).
+fn resume_queued() {
+    let Some(inner) = try_with_current(Rc::clone) else {
+        return;
+    };
+    let first = inner.tasks.resumes.borrow_mut().pop_front();
+    debug_assert!(first.is_some(), "a resume microtask without its task");
+    let Some((id, ticket)) = first else {
+        return;
+    };
+    inner.tasks.resumed.set(ticket);
+    let redirect = {
+        let mut r = inner.tasks.redirects.borrow_mut();
+        let i = r.iter().position(|(t, _)| *t == ticket);
+        i.map(|i| r.swap_remove(i).1)
+    };
+    match redirect {
+        None => {
+            run(&inner, id, false);
+        }
+        Some(Some(to)) => to.deliver(),
+        Some(None) => {}
+    }
+}
+
+/// Whether the microtask of `ticket` (from [`queue_resume`]) has run.
+pub(crate) fn has_resumed(ticket: u64) -> bool {
+    try_with_current(|inner| ticket <= inner.tasks.resumed.get()).unwrap_or(false)
+}
+
+/// Makes the microtask of `ticket`, not run yet, deliver to `to` instead of
+/// polling its task (`None`: do nothing).
+pub(crate) fn redirect_resume(ticket: u64, to: Option<Rc<dyn Deliver>>) {
+    try_with_current(|inner| inner.tasks.redirects.borrow_mut().push((ticket, to)));
 }
 
 /// The microtask of [`queue_delivery`]: runs the first delivery.
