@@ -118,11 +118,9 @@ where
     E: Into<Rejection>,
     F: Future<Output = Result<T, E>> + 'static,
 {
-    start(async move {
-        match fut.await {
-            Ok(v) => Settlement::Fulfill(v),
-            Err(e) => Settlement::Reject(e.into()),
-        }
+    start(fut, |out: Result<T, E>| match out {
+        Ok(v) => Settlement::Fulfill(v),
+        Err(e) => Settlement::Reject(e.into()),
     })
     .0
 }
@@ -136,16 +134,18 @@ where
     T: Clone + 'static,
     F: Future<Output = T> + 'static,
 {
-    start(async move { Settlement::Fulfill(fut.await) })
+    start(fut, Settlement::Fulfill)
 }
 
-fn start<T, F>(fut: F) -> (Promise<T>, AbortHandle)
+/// Spawns `fut`; `settle` turns its output into the promise's settlement.
+fn start<T, O, F, S>(fut: F, settle: S) -> (Promise<T>, AbortHandle)
 where
     T: Clone + 'static,
-    F: Future<Output = Settlement<T>> + 'static,
+    F: Future<Output = O> + 'static,
+    S: FnOnce(O) -> Settlement<T> + 'static,
 {
     let core = Core::pending();
-    let fut = executor::future(fut, core.clone());
+    let fut = executor::future(fut, settle, core.clone());
     with_current(|inner| {
         let inner = inner.clone();
         let id = executor::spawn_future(&inner, fut, core.clone());
