@@ -8,18 +8,56 @@
 //! tasks on one thread in both runtimes. Two rounds are run (evloop then
 //! tokio, twice) and both are printed; read the ratios, since the machine is
 //! shared and noisy. A watchdog ends the process after 55 s.
+//!
+//! Besides wall time, the CPU time of the thread (user + system, from
+//! `/proc/thread-self/schedstat`) is measured over the same span: client,
+//! server and the runtime all run on that one thread in both runtimes, so
+//! it is the work each does per round trip, and unlike wall time it does
+//! not count the time another process had the CPU. `--only evloop|tokio`
+//! runs one runtime (to profile or count syscalls).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const MSG: usize = 64;
 
+/// This thread's CPU time so far (0 where the kernel does not report it).
+fn thread_cpu() -> Duration {
+    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Wall and CPU time of a timed span.
+#[derive(Clone, Copy)]
+struct Spent {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Starts timing; `.elapsed()` on the result ends it.
+struct Clock(Instant, Duration);
+
+impl Clock {
+    fn start() -> Self {
+        Clock(Instant::now(), thread_cpu())
+    }
+    fn elapsed(&self) -> Spent {
+        Spent {
+            wall: self.0.elapsed(),
+            cpu: thread_cpu().saturating_sub(self.1),
+        }
+    }
+}
+
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
 /// evloop: `conns` connections, each doing `trips` round trips at once.
-fn evloop_echo(conns: usize, trips: usize) -> Duration {
+fn evloop_echo(conns: usize, trips: usize) -> Spent {
     use evloop::task::net::{TcpListener, TcpStream};
     evloop::block_on(async move {
         let listener = TcpListener::bind(localhost()).unwrap();
@@ -48,7 +86,7 @@ fn evloop_echo(conns: usize, trips: usize) -> Duration {
             clients.push(c);
         }
         server.await.unwrap();
-        let start = Instant::now();
+        let start = Clock::start();
         let tasks: Vec<_> = clients
             .into_iter()
             .map(|mut c| {
@@ -72,7 +110,7 @@ fn evloop_echo(conns: usize, trips: usize) -> Duration {
 }
 
 /// tokio current_thread + `LocalSet`: the same workload.
-fn tokio_echo(conns: usize, trips: usize) -> Duration {
+fn tokio_echo(conns: usize, trips: usize) -> Spent {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -106,7 +144,7 @@ fn tokio_echo(conns: usize, trips: usize) -> Duration {
             clients.push(c);
         }
         server.await.unwrap();
-        let start = Instant::now();
+        let start = Clock::start();
         let tasks: Vec<_> = clients
             .into_iter()
             .map(|mut c| {
@@ -149,33 +187,40 @@ fn main() {
         ("100 conns, concurrent", 100, 2_000 / div),
     ];
     println!("TCP echo, 64-byte round trips on loopback (write_all + read_exact)");
+    println!("ns per round trip: wall time, and the thread's CPU time (user + system)");
+    let nan = Spent {
+        wall: Duration::ZERO,
+        cpu: Duration::ZERO,
+    };
     for round in 1..=2 {
         println!("\nround {round}");
         println!(
-            "{:<24} {:>9} {:>13} {:>10} {:>13} {:>10} {:>7}",
-            "workload", "trips", "evloop rt/s", "ns/rt", "tokio rt/s", "ns/rt", "tok/ev"
+            "{:<24} {:>7} {:>11} {:>10} {:>11} {:>10} {:>11} {:>10}",
+            "workload", "trips", "evloop wall", "cpu", "tokio wall", "cpu", "tok/ev wall", "cpu"
         );
         for &(name, conns, trips) in &workloads {
             let total = (conns * trips) as f64;
             let ev = if runs("evloop") {
-                evloop_echo(conns, trips).as_secs_f64()
+                evloop_echo(conns, trips)
             } else {
-                f64::NAN
+                nan
             };
             let tk = if runs("tokio") {
-                tokio_echo(conns, trips).as_secs_f64()
+                tokio_echo(conns, trips)
             } else {
-                f64::NAN
+                nan
             };
+            let per = |d: Duration| d.as_secs_f64() * 1e9 / total;
             println!(
-                "{:<24} {:>9} {:>13.0} {:>10.0} {:>13.0} {:>10.0} {:>6.2}x",
+                "{:<24} {:>7} {:>11.0} {:>10.0} {:>11.0} {:>10.0} {:>10.2}x {:>9.2}x",
                 name,
                 conns * trips,
-                total / ev,
-                ev * 1e9 / total,
-                total / tk,
-                tk * 1e9 / total,
-                tk / ev
+                per(ev.wall),
+                per(ev.cpu),
+                per(tk.wall),
+                per(tk.cpu),
+                per(tk.wall) / per(ev.wall),
+                per(tk.cpu) / per(ev.cpu),
             );
         }
     }

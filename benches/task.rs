@@ -19,6 +19,12 @@
 //!    where finished tasks make room for new ones.
 //!
 //! Allocations per task are counted in a separate, untimed evloop round.
+//!
+//! The rounds alternate (evloop, tokio, evloop, ...), so a change in the
+//! machine's load hits both alike. Besides wall time, the thread's CPU
+//! time (user + system, from `/proc/thread-self/schedstat`) is measured:
+//! both runtimes run on this thread only, and CPU time does not count the
+//! time another process had the CPU.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -67,9 +73,9 @@ enum Work {
 
 /// evloop: spawn `n` tasks from the main callback and run the loop until
 /// all completed; the time from before the first spawn to the loop's end.
-fn evloop_tasks(n: usize, w: Work) -> Duration {
+fn evloop_tasks(n: usize, w: Work) -> Spent {
     let done = Rc::new(Cell::new(0usize));
-    let start = Instant::now();
+    let start = Clock::start();
     evloop::run(|| {
         for _ in 0..n {
             let d = done.clone();
@@ -103,13 +109,13 @@ fn evloop_tasks(n: usize, w: Work) -> Duration {
 }
 
 /// tokio: the same on a current-thread runtime with a `LocalSet`.
-fn tokio_tasks(n: usize, w: Work) -> Duration {
+fn tokio_tasks(n: usize, w: Work) -> Spent {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let done = Rc::new(Cell::new(0usize));
-    let start = Instant::now();
+    let start = Clock::start();
     let local = tokio::task::LocalSet::new();
     for _ in 0..n {
         let d = done.clone();
@@ -140,10 +146,56 @@ fn tokio_tasks(n: usize, w: Work) -> Duration {
     t
 }
 
-fn median(f: impl Fn() -> Duration) -> Duration {
-    let mut v: Vec<Duration> = (0..3).map(|_| f()).collect();
-    v.sort();
-    v[1]
+/// This thread's CPU time so far (0 where the kernel does not report it).
+fn thread_cpu() -> Duration {
+    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Wall and CPU time of a timed span.
+#[derive(Clone, Copy)]
+struct Spent {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Starts timing; `.elapsed()` on the result ends it.
+struct Clock(Instant, Duration);
+
+impl Clock {
+    fn start() -> Self {
+        Clock(Instant::now(), thread_cpu())
+    }
+    fn elapsed(&self) -> Spent {
+        Spent {
+            wall: self.0.elapsed(),
+            cpu: thread_cpu().saturating_sub(self.1),
+        }
+    }
+}
+
+/// Medians of 3 rounds of `a` and of `b`, run alternately.
+fn medians(a: impl Fn() -> Spent, b: impl Fn() -> Spent) -> (Spent, Spent) {
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        va.push(a());
+        vb.push(b());
+    }
+    (median(va), median(vb))
+}
+
+fn median(v: Vec<Spent>) -> Spent {
+    let mid = |mut d: Vec<Duration>| {
+        d.sort();
+        d[1]
+    };
+    Spent {
+        wall: mid(v.iter().map(|s| s.wall).collect()),
+        cpu: mid(v.iter().map(|s| s.cpu).collect()),
+    }
 }
 
 fn allocs_per_task(n: usize, w: Work) -> f64 {
@@ -167,7 +219,7 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
-    println!("task: n = {n}, medians of 3 rounds; ns per task spawned and completed\n");
+    println!("task: n = {n}, medians of 3 alternating rounds; ns per task spawned and completed\n");
     let per = |d: Duration| d.as_nanos() as f64 / n as f64;
     for (i, (key, w, label)) in [
         ("trivial", Work::Trivial, "trivial future (async { .. })"),
@@ -189,15 +241,20 @@ fn main() {
             continue;
         }
         println!("{}. {label}:", i + 1);
-        let e = per(median(|| evloop_tasks(n, w)));
         if only.is_some() {
+            let e = per(evloop_tasks(n, w).wall);
             println!("  evloop {e:8.1} ns");
             continue;
         }
-        let t = per(median(|| tokio_tasks(n, w)));
+        let (e, t) = medians(|| evloop_tasks(n, w), || tokio_tasks(n, w));
+        let (ew, tw, ec, tc) = (per(e.wall), per(t.wall), per(e.cpu), per(t.cpu));
         println!(
-            "  spawn + complete   evloop {e:8.1} ns   tokio {t:8.1} ns   tokio/evloop {:5.2}x",
-            t / e
+            "  spawn + complete   evloop {ew:8.1} ns   tokio {tw:8.1} ns   tokio/evloop {:5.2}x",
+            tw / ew
+        );
+        println!(
+            "  cpu time           evloop {ec:8.1} ns   tokio {tc:8.1} ns   tokio/evloop {:5.2}x",
+            tc / ec
         );
         println!(
             "  allocations/task   evloop {:8.2}",
