@@ -9,12 +9,21 @@
 //! arrives during its own poll only marks the slot, and the task is polled
 //! again afterwards from a microtask, never recursively.
 //!
-//! Three things poll a task:
+//! Four things poll a task:
 //! - [`spawn`](crate::spawn), once, synchronously (a JS async function runs
 //!   its body up to the first `await` before returning its promise);
 //! - the reaction of an awaited promise, inline, inside the promise job
 //!   itself (so `await` costs one microtask hop, as in JS);
+//! - for an await of a promise that had already settled, the resume
+//!   microtask queued in place of that reaction job ([`queue_resume`]);
 //! - a microtask queued by its [`Waker`] (timers, I/O, other threads).
+//!
+//! **Nothing is allocated per poll or per wake.** The microtasks above
+//! capture nothing (boxing them allocates nothing): what each is for waits
+//! in a per-loop first-in-first-out list beside the microtask queue
+//! (`queued`, `deliveries`, `resumes`). A task's waker state (`Arc`) is
+//! its own only while a clone of its waker is held somewhere; otherwise
+//! polls borrow one of a few spare states.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -36,9 +36,10 @@ pub(crate) fn new(id: TaskId, remote: Remote) -> Arc<TaskWaker> {
     })
 }
 
-/// Readies a finished task's waker state for task `id` of the same loop,
-/// if no waker made from it is still around (it is not shared); gives it
-/// back otherwise.
+/// Readies a spare waker state (kept by the executor after a poll or a
+/// task that no longer needs it) for task `id` of the same loop, if no
+/// waker made from it is still around (it is not shared); gives it back
+/// otherwise.
 pub(crate) fn reuse(mut w: Arc<TaskWaker>, id: TaskId) -> Result<Arc<TaskWaker>, Arc<TaskWaker>> {
     match Arc::get_mut(&mut w) {
         Some(tw) => {
