@@ -188,6 +188,7 @@ fn main() {
     ];
     println!("TCP echo, 64-byte round trips on loopback (write_all + read_exact)");
     println!("ns per round trip: wall time, and the thread's CPU time (user + system)");
+    // A runtime left out by `--only` shows as 0 (and its ratios as inf or 0).
     let nan = Spent {
         wall: Duration::ZERO,
         cpu: Duration::ZERO,
