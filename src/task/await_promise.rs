@@ -6,8 +6,9 @@
 //! it stores the outcome and, if the future is awaited by an evloop task,
 //! polls that task right there, inside the reaction job, as V8 resumes an
 //! async function inside its reaction job. No second microtask is queued,
-//! so `.await` and `.then` chains interleave exactly as in Node. Polled by
-//! another executor, the future wakes that executor's waker instead.
+//! so `.await` and `.then` chains interleave exactly as in Node. Polled with
+//! any other waker (another executor's, or a combinator's own waker such as
+//! `FuturesUnordered`'s), the future wakes that waker instead.
 //!
 //! The reaction and the future share one allocation, the await slot: the
 //! promise holds it as its reaction, the future as the place its outcome
@@ -38,7 +39,8 @@ struct Shared<T> {
     /// reaction job has run (`arrived`), one microtask hop later.
     outcome: RefCell<Option<Outcome<T>>>,
     arrived: Cell<bool>,
-    /// The evloop task that polled the future last, if any.
+    /// The evloop task to poll directly: set when the last poll was by that
+    /// task with its own waker.
     task: Cell<Option<TaskId>>,
     /// The waker of the last poll (the fallback, and the only way for a
     /// foreign executor).
@@ -46,6 +48,16 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
+    /// A slot whose outcome, if any, is not seen before the reaction job.
+    fn new(outcome: Option<Outcome<T>>) -> Rc<Self> {
+        Rc::new(Shared {
+            outcome: RefCell::new(outcome),
+            arrived: Cell::new(false),
+            task: Cell::new(None),
+            waker: RefCell::new(None),
+        })
+    }
+
     fn update(&self, cx: &Context<'_>) {
         if is_task_waker(cx.waker()) {
             // Polled by the task itself: `deliver` polls the task directly
@@ -148,12 +160,7 @@ impl<T: Clone + 'static> PromiseFuture<T> {
                 }
             }
         }
-        let shared = Rc::new(Shared {
-            outcome: RefCell::new(None),
-            arrived: Cell::new(false),
-            task: Cell::new(None),
-            waker: RefCell::new(None),
-        });
+        let shared = Shared::new(None);
         shared.update(cx);
         self.promise.core.subscribe_shared(shared.clone());
         self.state = Await::Waiting(shared);
@@ -199,12 +206,7 @@ impl<T: Clone + 'static> Future for PromiseFuture<T> {
                 // a combinator or another task): the resume microtask
                 // delivers to an await slot instead, which wakes whoever
                 // polled last.
-                let shared = Rc::new(Shared {
-                    outcome: RefCell::new(outcome.take()),
-                    arrived: Cell::new(false),
-                    task: Cell::new(None),
-                    waker: RefCell::new(None),
-                });
+                let shared = Shared::new(outcome.take());
                 shared.update(cx);
                 redirect_resume(*ticket, Some(shared.clone()));
                 this.state = Await::Waiting(shared);
@@ -312,6 +314,22 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got.get(), 7);
+    }
+
+    #[test]
+    fn awaiting_a_rejected_promise_handles_it() {
+        let el = crate::EventLoop::new().unwrap();
+        el.set_unhandled_rejections(crate::promise::UnhandledRejections::Strict);
+        let got = Rc::new(Cell::new(false));
+        let g = got.clone();
+        // Strict mode would stop the loop with the rejection if the await
+        // (settled fast path) had not counted as a handler.
+        el.run_main(|| {
+            let p = Promise::<u32>::reject(std::io::Error::other("no"));
+            drop(crate::spawn(async move { g.set(p.await.is_err()) }));
+        })
+        .unwrap();
+        assert!(got.get());
     }
 
     #[test]
