@@ -18,7 +18,9 @@
 //!    body) and awaits it before the next: the steady state of a server,
 //!    where finished tasks make room for new ones.
 //!
-//! Allocations per task are counted in a separate, untimed evloop round.
+//! Allocations per task are counted in a separate, untimed evloop round;
+//! for workload 2, so is the peak heap per task (all pending at once), for
+//! evloop and tokio alike.
 //!
 //! The rounds alternate (evloop, tokio, evloop, ...), so a change in the
 //! machine's load hits both alike. Besides wall time, the thread's CPU
@@ -29,7 +31,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use evloop::promise::Promise;
@@ -38,23 +40,36 @@ use evloop::promise::Promise;
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Heap bytes allocated and not yet freed while counting, and their peak.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grow(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 // SAFETY: forwards to the system allocator unchanged and only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
+            grow(l.size() as isize);
         }
         // SAFETY: same layout contract as our caller's.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            grow(-(l.size() as isize));
+        }
         // SAFETY: `p` came from `alloc` above with this layout.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
+            grow(new as isize - l.size() as isize);
         }
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(p, l, new) }
@@ -211,6 +226,23 @@ fn allocs_per_task(n: usize, w: Work) -> f64 {
     (count(n) - base) as f64 / n as f64
 }
 
+/// Peak heap bytes per task while `n` tasks run through `f` (blocks freed
+/// during the run are not counted twice); the runtime's own peak with no
+/// task is subtracted. For workload 2 all `n` tasks are pending at once, so
+/// this is the memory per pending task.
+fn peak_bytes_per_task(n: usize, f: impl Fn(usize) -> Spent) -> f64 {
+    let peak = |k: usize| {
+        LIVE.store(0, Ordering::Relaxed);
+        PEAK.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        f(k);
+        COUNTING.store(false, Ordering::Relaxed);
+        PEAK.load(Ordering::Relaxed)
+    };
+    let base = peak(0);
+    (peak(n) - base) as f64 / n as f64
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -260,5 +292,14 @@ fn main() {
             "  allocations/task   evloop {:8.2}",
             allocs_per_task(n.min(100_000), w)
         );
+        if w == Work::Await {
+            let m = n.min(100_000);
+            let eb = peak_bytes_per_task(m, |k| evloop_tasks(k, w));
+            let tb = peak_bytes_per_task(m, |k| tokio_tasks(k, w));
+            println!(
+                "  peak heap/task     evloop {eb:8.1} B    tokio {tb:8.1} B    tokio/evloop {:5.2}x   ({m} pending at once)",
+                tb / eb
+            );
+        }
     }
 }

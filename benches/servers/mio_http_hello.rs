@@ -2,7 +2,8 @@
 //! hello-world server doing exactly the work `examples/http_hello.rs` does
 //! (see `http_common.rs`), with nothing in between but mio.
 //!
-//! Edge-triggered: on readiness it reads until `WouldBlock`, answers every
+//! Edge-triggered: on readiness it reads until `WouldBlock` or a short read
+//! (which means the socket is drained), answers every
 //! complete request (pipelining), writes until `WouldBlock`, and only then
 //! asks for `WRITABLE` interest to flush the rest. Keep-alive by default;
 //! `Connection: close` closes after the response.
@@ -118,7 +119,8 @@ fn accept_all(poll: &Poll, listener: &TcpListener, conns: &mut Slab<Conn>) {
     }
 }
 
-/// Reads until `WouldBlock` and queues the responses. `false`: drop now.
+/// Reads until `WouldBlock` or a short read and queues the responses.
+/// `false`: drop now.
 fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
     while !conn.closing {
         match conn.stream.read(scratch) {
@@ -129,6 +131,11 @@ fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
             Ok(n) => {
                 if !consume(conn, &scratch[..n]) {
                     return false;
+                }
+                if n < scratch.len() {
+                    // A short read emptied the socket: new data brings a
+                    // new edge, so no read that ends in `WouldBlock`.
+                    break;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -31,79 +31,27 @@ ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-50}
 MINI_PORT=${MINI_PORT:-6390}
 REDIS_PORT=${REDIS_PORT:-6391}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-TICKS=$(getconf CLK_TCK)
-WORK=$(mktemp -d)
+source benches/servers/lib.sh
 
-SERVER_PID=
-cleanup() {
-  if [[ -n "$SERVER_PID" ]]; then stop_server "$SERVER_PID"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { echo "== $*" >&2; }
-
-# --- tools ------------------------------------------------------------------
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1 \
-  || ! command -v redis-cli >/dev/null 2>&1; then
-  log "redis-server/redis-benchmark not found: installing them with apt-get"
-  timeout 300 apt-get update
-  timeout 600 apt-get install -y redis-server redis-tools
-fi
-
-if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null 2>&1; then
-  PIN_SERVER=(taskset -c 0)
-  PIN_LOAD=(taskset -c 1)
-else
-  log "fewer than 2 cores (or no taskset): running unpinned"
-  PIN_SERVER=()
-  PIN_LOAD=()
-fi
+ensure_tool redis-server redis-server redis-tools || { echo "redis-server is needed" >&2; exit 1; }
+ensure_tool redis-benchmark redis-tools || { echo "redis-benchmark is needed" >&2; exit 1; }
+ensure_tool redis-cli redis-tools || { echo "redis-cli is needed" >&2; exit 1; }
 
 log "building example mini_redis (release)"
 timeout 900 cargo build --release --quiet --example mini_redis
-MINI="$TARGET_DIR/release/examples/mini_redis"
+MINI="$EXAMPLES/mini_redis"
 
-# --- helpers ----------------------------------------------------------------
 answers() { timeout 2 redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
-
-stat_ticks() { # pid -> utime+stime in clock ticks (fields 14, 15 of stat)
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) } # the command name (field 2) may hold spaces
-  awk '{ print $12 + $13 }' <<<"$stat"
-}
-
-sched_ns() { # pid -> nanoseconds on CPU, all threads
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
-}
-
-stop_server() { # pid: TERM, up to 5 s, then KILL; always reaped
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "server $pid ignored SIGTERM: SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  SERVER_PID=
-}
 
 # --- run --------------------------------------------------------------------
 SERVERS=(mini_redis redis-server)
 DEPTHS=(1 16)
 TESTS=(ping set get)
 # Per round: OPS_S[server,TEST_NAME,depth,round], CPU_*[server,test,depth,round].
-declare -A OPS_S CPU_TICK CPU_NS STATUS
+declare -A OPS_S P50 P99 RSS CPU_TICK CPU_NS STATUS
 
 run_server() { # server round
-  local server=$1 round=$2 port cmd i up depth t t0 t1 n0 n1 out name rps tests_run ops
+  local server=$1 round=$2 port cmd depth t t0 t1 n0 n1 out name rps tests_run ops
   if [[ $server == mini_redis ]]; then
     port=$MINI_PORT
     cmd=("$MINI" "127.0.0.1:$port")
@@ -112,31 +60,15 @@ run_server() { # server round
     cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
       --daemonize no --logfile '')
   fi
-  if answers "$port"; then
-    log "port $port already answers PING: is another server running? skipping $server"
-    STATUS[$server]="skipped: port $port in use"
-    return
-  fi
-  log "round $round, $server: starting on 127.0.0.1:$port (core 0)"
-  "${PIN_SERVER[@]}" "${cmd[@]}" >"$WORK/$server.log" 2>&1 &
-  SERVER_PID=$!
-  up=0
-  for ((i = 0; i < 100; i++)); do # up to ~10 s
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    if answers "$port"; then up=1; break; fi
-    sleep 0.1
-  done
-  if [[ $up != 1 ]]; then
-    log "$server did not answer; its output:"
-    sed 's/^/   | /' "$WORK/$server.log" >&2 || true
-    STATUS[$server]="failed: did not answer"
-    stop_server "$SERVER_PID"
+  log "round $round, $server: starting on 127.0.0.1:$port"
+  if ! start_server "$server" answers "$port" -- "${cmd[@]}"; then
+    STATUS[$server]="failed: did not answer on port $port (or port busy)"
     return
   fi
   for depth in "${DEPTHS[@]}"; do
     for t in "${TESTS[@]}"; do
       log "round $round, $server: redis-benchmark -t $t -n $REQUESTS -c $CLIENTS -P $depth"
-      t0=$(stat_ticks "$SERVER_PID")
+      t0=$(cpu_ticks "$SERVER_PID")
       n0=$(sched_ns "$SERVER_PID")
       out="$WORK/$server-$t-$depth.csv"
       if ! timeout 300 "${PIN_LOAD[@]}" redis-benchmark -p "$port" -t "$t" -n "$REQUESTS" \
@@ -146,13 +78,15 @@ run_server() { # server round
         STATUS[$server]="failed: redis-benchmark -t $t -P $depth"
         continue
       fi
-      t1=$(stat_ticks "$SERVER_PID")
+      t1=$(cpu_ticks "$SERVER_PID")
       n1=$(sched_ns "$SERVER_PID")
       # One line per test run ("ping" is PING_INLINE and PING_MBULK).
-      while IFS=, read -r name rps _; do
-        name=${name//\"/} rps=${rps//\"/}
+      while IFS=, read -r name rps _ _ p50 _ p99 _; do
+        name=${name//\"/} rps=${rps//\"/} p50=${p50//\"/} p99=${p99//\"/}
         [[ $name == test || -z $name ]] && continue
         OPS_S[$server,$name,$depth,$round]=$rps
+        P50[$server,$name,$depth,$round]=$p50
+        P99[$server,$name,$depth,$round]=$p99
       done <"$out"
       tests_run=$(grep -vc '^"test"' "$out" || true)
       ops=$((tests_run * REQUESTS))
@@ -164,6 +98,7 @@ run_server() { # server round
         "ops/s $(awk -F, 'NR > 1 { gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep = " " }' "$out")"
     done
   done
+  RSS[$server,$round]=$(peak_rss_kb "$SERVER_PID")
   stop_server "$SERVER_PID"
 }
 
@@ -189,25 +124,30 @@ med() { # array-name key-prefix -> median over the rounds
   median "${vals[@]}"
 }
 
-echo
-echo "redis-benchmark -n $REQUESTS -c $CLIENTS, server on core 0, load on core 1 ($(nproc) cores),"
-echo "median of $ROUNDS rounds, $(date -u +%Y-%m-%d)"
+rss_med() { # server -> median peak RSS over the rounds, MB
+  local vals=() r
+  for ((r = 1; r <= ROUNDS; r++)); do vals+=("${RSS[$1,$r]:-}"); done
+  awk -v k="$(median "${vals[@]}")" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+echo "\`redis-benchmark -n $REQUESTS -c $CLIENTS\`, server on core 0, load on core 1 ($(nproc) cores),"
+echo "median of $ROUNDS round(s). Each mini_redis cell: the figure (its ratio to redis-server of this run)."
 for s in "${SERVERS[@]}"; do
   [[ -n ${STATUS[$s]:-} ]] && echo "$s: ${STATUS[$s]}"
 done
-printf '%-12s %3s %12s %12s %7s %10s %11s %7s %8s\n' test P "mini ops/s" "redis ops/s" ratio \
-  "mini us/op" "redis us/op" ratio "(ticks)"
+echo
+echo "| test | -P | mini_redis ops/s | redis ops/s | mini p50 | redis p50 | mini p99 | redis p99 | mini CPU us/op | redis CPU us/op | (ticks ratio) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 row() { # label test depth
-  local label=$1 t=$2 d=$3
-  awk -v l="$label" -v d="$d" \
-    -v mo="$(med OPS_S "mini_redis,$label,$d")" -v ro="$(med OPS_S "redis-server,$label,$d")" \
-    -v mc="$(med CPU_NS "mini_redis,$t,$d")" -v rc="$(med CPU_NS "redis-server,$t,$d")" \
-    -v mt="$(med CPU_TICK "mini_redis,$t,$d")" -v rt="$(med CPU_TICK "redis-server,$t,$d")" \
-    'BEGIN {
-      r1 = (ro > 0) ? sprintf("%.2fx", mo / ro) : "n/a"
-      r2 = (rc > 0) ? sprintf("%.2fx", mc / rc) : "n/a"
-      r3 = (rt > 0) ? sprintf("%.2fx", mt / rt) : "n/a"
-      printf "%-12s %3s %12.0f %12.0f %7s %10.3f %11.3f %7s %8s\n", l, d, mo, ro, r1, mc, rc, r2, r3 }'
+  local label=$1 t=$2 d=$3 mo ro m5 r5 m9 r9 mc rc mt rt
+  mo=$(med OPS_S "mini_redis,$label,$d") ro=$(med OPS_S "redis-server,$label,$d")
+  m5=$(med P50 "mini_redis,$label,$d") r5=$(med P50 "redis-server,$label,$d")
+  m9=$(med P99 "mini_redis,$label,$d") r9=$(med P99 "redis-server,$label,$d")
+  mc=$(med CPU_NS "mini_redis,$t,$d") rc=$(med CPU_NS "redis-server,$t,$d")
+  mt=$(med CPU_TICK "mini_redis,$t,$d") rt=$(med CPU_TICK "redis-server,$t,$d")
+  printf '| %s | %s | %s | %.0f | %s | %s ms | %s | %s ms | %s | %s | %s |\n' "$label" "$d" \
+    "$(cell "$mo" "$ro" '%.0f')" "$ro" "$(cell "$m5" "$r5" '%s ms')" "$r5" \
+    "$(cell "$m9" "$r9" '%s ms')" "$r9" "$(cell "$mc" "$rc" '%s')" "$rc" "$(ratio "$mt" "$rt")"
 }
 for d in "${DEPTHS[@]}"; do
   row PING_INLINE ping "$d"
@@ -215,7 +155,11 @@ for d in "${DEPTHS[@]}"; do
   row SET set "$d"
   row GET get "$d"
 done
-echo "(ops/s: as redis-benchmark reports it; ratio = mini_redis / redis-server, higher is better."
-echo " us/op: the server's time on CPU (schedstat, all threads) over the run / operations;"
-echo " the two ping rows share one run, hence one figure. ratio = mini_redis / redis-server,"
-echo " lower is better; (ticks) is that ratio from utime+stime in /proc/PID/stat, 10 ms granularity.)"
+echo
+echo "Peak RSS (VmHWM, median over rounds): mini_redis $(rss_med mini_redis) MB, redis-server $(rss_med redis-server) MB" \
+  "($(ratio "$(rss_med mini_redis)" "$(rss_med redis-server)"))."
+echo
+echo "ops/s and latency: as redis-benchmark reports them. CPU us/op: the server's time on CPU"
+echo "(/proc/PID/task/*/schedstat, all threads) over the run divided by the operations; the two"
+echo "ping rows share one run, hence one figure. (ticks ratio): the same ratio from utime+stime"
+echo "in /proc/PID/stat, 10 ms granularity, as a cross-check."
