@@ -71,7 +71,8 @@ done
 # a microtask) under strace -c -f; the whole process's syscalls / N.
 progress "syscalls per microtask hop (promise --only chain under strace)"
 HOP_SYSCALLS=n/a
-promise_bin=$(grep -o 'target/release/deps/promise-[0-9a-f]*' "$WORK/bench-build.txt" | head -n 1 || true)
+promise_bin=$({ timeout 600 cargo bench --bench promise --no-run 2>&1 || true; } |
+  grep -o 'target/release/deps/promise-[0-9a-f]*' | head -n 1)
 if [[ -n $promise_bin ]] && command -v strace >/dev/null 2>&1; then
   timeout 300 strace -c -f -o "$WORK/hop-strace.txt" "$promise_bin" --only chain >"$WORK/hop.txt" 2>&1 || true
   hop_n=$(grep -o 'chain of [0-9]*' "$WORK/hop.txt" | grep -o '[0-9]*' | head -n 1 || true)
@@ -104,8 +105,8 @@ spawn=$(num '  spawn + complete' "$TK" 5)
 spawn_tokio=$(num '  spawn + complete' "$TK" 8)
 spawn_cpu=$(num '  cpu time' "$TK" 4)
 spawn_cpu_tokio=$(num '  cpu time' "$TK" 7)
-task_b=$(num '  peak heap/task' "$TK" 3)
-task_b_tokio=$(num '  peak heap/task' "$TK" 6)
+task_b=$(num '  peak heap/task' "$TK" 4)
+task_b_tokio=$(num '  peak heap/task' "$TK" 7)
 half() { awk -v v="$1" 'BEGIN { if (v == "") print ""; else printf "%.1f", v / 2 }'; }
 
 # --- BENCHMARKS.md --------------------------------------------------------------
