@@ -670,6 +670,58 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Drops every stored closure and task while the loop is still current,
+    /// round after round until nothing is left (at most 16 rounds). A
+    /// destructor may use the loop: a future whose `Drop` spawns a task or
+    /// sets a timer would otherwise panic with "no loop is current" inside
+    /// `Inner::drop`, a panic during cleanup that aborts the process (found
+    /// by the reliability test T16). What such destructors create is dropped
+    /// in the next round, and a destructor that panics is caught and logged,
+    /// so the rest is still released.
+    fn teardown(&self) {
+        drop(self.remote.close());
+        for _ in 0..16 {
+            let mut dropped = 0;
+            let mut release = |what: &str, n: usize, garbage: Box<dyn FnOnce() + '_>| {
+                dropped += n;
+                if catch_unwind(AssertUnwindSafe(garbage)).is_err() {
+                    log::warn!("a destructor panicked while the loop dropped its {what}");
+                }
+            };
+            let tasks = self.tasks.drain_all();
+            release("tasks", tasks.len(), Box::new(move || drop(tasks)));
+            let work = std::mem::take(&mut *self.work.borrow_mut());
+            release("pool callbacks", work.len(), Box::new(move || drop(work)));
+            let timers = self.timers.borrow_mut().drain_all();
+            release("timers", timers.len(), Box::new(move || drop(timers)));
+            let imm = self.immediates.borrow_mut().drain_all();
+            release("immediates", imm.len(), Box::new(move || drop(imm)));
+            let micro = self.micro.drain_all();
+            let n = micro.0.len() + micro.1.len();
+            release("microtasks", n, Box::new(move || drop(micro)));
+            let io = self.reactor.drain_all();
+            release("sources", io.len(), Box::new(move || drop(io)));
+            let pending = std::mem::take(&mut *self.pending.borrow_mut());
+            release(
+                "pending callbacks",
+                pending.len(),
+                Box::new(move || drop(pending)),
+            );
+            let closing = std::mem::take(&mut *self.closing.borrow_mut());
+            release(
+                "close callbacks",
+                closing.len(),
+                Box::new(move || drop(closing)),
+            );
+            if dropped == 0 {
+                return;
+            }
+        }
+        log::warn!("destructors kept creating work while the loop was dropped");
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         log::debug!("event loop dropped");
@@ -1028,6 +1080,19 @@ impl EventLoop {
         match self.inner.fatal.borrow_mut().take() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        // The last owner tears down with the loop current (see
+        // `Inner::teardown`); `Inner::drop` then releases what is left (the
+        // pool, signal registrations) as before. Not while the thread's
+        // locals are being destroyed, when the loop cannot be made current.
+        if Rc::strong_count(&self.inner) == 1 && CURRENT.try_with(|_| ()).is_ok() {
+            let _guard = self.enter();
+            self.inner.teardown();
         }
     }
 }

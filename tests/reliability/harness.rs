@@ -38,6 +38,18 @@ pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// H2: what each open fd is (for failure messages).
+pub fn fd_list() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!("{}->{}", e.file_name().to_string_lossy(), target.display())
+        })
+        .collect()
+}
+
 /// H2: remembers the fd count at creation.
 pub struct FdCensus {
     pub baseline: usize,
@@ -69,8 +81,9 @@ impl FdCensus {
         let n = self.settle();
         assert!(
             n <= self.baseline,
-            "{what}: {n} fds open, baseline {}",
-            self.baseline
+            "{what}: {n} fds open, baseline {}: {:?}",
+            self.baseline,
+            fd_list()
         );
     }
 }
