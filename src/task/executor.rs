@@ -99,24 +99,53 @@ impl<T: Clone + 'static> TaskPromise for Core<T> {
     }
 }
 
-/// Boxes `fut` so that its output, made a settlement by `settle`, settles
-/// `core`.
-///
-/// One `async` block around the user's future, not two: a block that
-/// captures a future and awaits it stores it twice (the captured value and
-/// the awaited one are kept apart), so a wrapper around a wrapper would
-/// make the box four times the future (288 bytes instead of 144 for the
-/// task bench's `Promise::resolve(1).await` body).
-pub(crate) fn future<T, O, F, S>(fut: F, settle: S, core: Rc<Core<T>>) -> TaskFuture
+/// Boxes `fut` so that its output, mapped by `map`, settles `core`.
+pub(crate) fn future<T, F, M>(fut: F, map: M, core: Rc<Core<T>>) -> TaskFuture
 where
     T: Clone + 'static,
-    F: Future<Output = O> + 'static,
-    S: FnOnce(O) -> Settlement<T> + 'static,
+    F: Future + 'static,
+    M: FnOnce(F::Output) -> Settlement<T> + 'static,
 {
-    Box::pin(async move {
-        let out = fut.await;
-        core.resolve(settle(out));
+    Box::pin(Settling {
+        fut,
+        then: Some((map, core)),
     })
+}
+
+/// The user's future and what to do with its output. Written by hand, not
+/// as an `async` block: when a poll panics, an `async` block's unwinding
+/// drops the future it holds, and a future whose `Drop` panics too then
+/// aborts the process (a panic during unwinding; found by the reliability
+/// test T20). Here a panic only unwinds through `poll`; the executor
+/// catches it and drops the future afterwards, catching that panic too.
+struct Settling<F, M, T> {
+    fut: F,
+    then: Option<(M, Rc<Core<T>>)>,
+}
+
+impl<T, F, M> Future for Settling<F, M, T>
+where
+    T: Clone + 'static,
+    F: Future,
+    M: FnOnce(F::Output) -> Settlement<T>,
+{
+    type Output = ();
+
+    #[allow(unsafe_code)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: pin projection. `fut` is structurally pinned: it is never
+        // moved out of `Settling` (no method hands it out by value, and
+        // `Settling` has no `Drop` impl that could move it); `then` is not
+        // pinned and only ever taken.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this` came from a `Pin`.
+        let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
+        let out = std::task::ready!(fut.poll(cx));
+        if let Some((map, core)) = this.then.take() {
+            core.resolve(map(out));
+        }
+        Poll::Ready(())
+    }
 }
 
 /// Drops user data whose `Drop` may panic, without letting the panic out.

@@ -118,7 +118,7 @@ where
     E: Into<Rejection>,
     F: Future<Output = Result<T, E>> + 'static,
 {
-    start(fut, |out: Result<T, E>| match out {
+    start(fut, |r| match r {
         Ok(v) => Settlement::Fulfill(v),
         Err(e) => Settlement::Reject(e.into()),
     })
@@ -137,15 +137,16 @@ where
     start(fut, Settlement::Fulfill)
 }
 
-/// Spawns `fut`; `settle` turns its output into the promise's settlement.
-fn start<T, O, F, S>(fut: F, settle: S) -> (Promise<T>, AbortHandle)
+/// `map` turns the output into the settlement (no `async` wrapper: see
+/// `executor::future`).
+fn start<T, F, M>(fut: F, map: M) -> (Promise<T>, AbortHandle)
 where
     T: Clone + 'static,
-    F: Future<Output = O> + 'static,
-    S: FnOnce(O) -> Settlement<T> + 'static,
+    F: Future + 'static,
+    M: FnOnce(F::Output) -> Settlement<T> + 'static,
 {
     let core = Core::pending();
-    let fut = executor::future(fut, settle, core.clone());
+    let fut = executor::future(fut, map, core.clone());
     with_current(|inner| {
         let inner = inner.clone();
         let id = executor::spawn_future(&inner, fut, core.clone());
