@@ -27,21 +27,6 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// The process-wide signal machinery (a pipe and a dispatcher thread,
-/// started once per process on first use, by design) is part of the
-/// baseline: start it before a census.
-fn warm_process_machinery() {
-    let el = EventLoop::new().unwrap();
-    let _g = el.enter();
-    Command::new("true").spawn().on_exit(|r| {
-        r.unwrap();
-    });
-    let s = on_signal(Signal::SIGWINCH, |_| {}).unwrap();
-    s.close();
-    drop(_g);
-    el.run().unwrap();
-}
-
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
@@ -53,7 +38,7 @@ fn threads() -> usize {
 #[test]
 fn t15_ref_unref_matrix() {
     let t = Test::start("T15", Duration::from_secs(60));
-    warm_process_machinery();
+    harness::warm_process_machinery();
     let fds = FdCensus::new();
     let mut rows = Vec::new();
     // Each case makes a handle on `el` and returns (unref, ref, cleanup).
@@ -319,7 +304,7 @@ impl Drop for WakeAndSpawnOnDrop {
 #[test]
 fn t16_shutdown_with_live_resources() {
     let t = Test::start("T16", Duration::from_secs(120));
-    warm_process_machinery();
+    harness::warm_process_machinery();
     let fds = FdCensus::new();
     let threads0 = threads();
     let ran = Rc::new(Cell::new(0usize));
