@@ -398,16 +398,16 @@ fn t17_reentrancy_matrix() {
     harness::warm_process_machinery();
     let fds = FdCensus::new();
     let mut cells = 0;
-    for kind in 0..KINDS.len() {
-        for api in 0..APIS.len() {
+    for (kind, kind_name) in KINDS.iter().enumerate() {
+        for (api, api_name) in APIS.iter().enumerate() {
             let (steps, expected, effects, bad) = run_sequence(&[(kind, api)]);
-            assert_eq!(steps, 1, "{} -> {}: did not run", KINDS[kind], APIS[api]);
+            assert_eq!(steps, 1, "{} -> {}: did not run", kind_name, api_name);
             assert_eq!(
                 (effects, bad),
                 (expected, 0),
                 "{} -> {}",
-                KINDS[kind],
-                APIS[api]
+                kind_name,
+                api_name
             );
             cells += 1;
         }

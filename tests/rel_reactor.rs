@@ -242,6 +242,7 @@ fn t03_edge_triggered_drain() {
     let repeats = count(5);
     let mut worst = [Duration::ZERO; 3];
     for _ in 0..repeats {
+        #[allow(clippy::needless_range_loop)] // `part` also selects the behaviour
         for part in 0..2 {
             let el = EventLoop::new().unwrap();
             let _g = el.enter();
