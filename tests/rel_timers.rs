@@ -67,10 +67,15 @@ fn t09_million_timers_half_cancelled() {
     }
     t.figure(format_args!(
         "{n} timers x 2 cycles: {} callbacks ({} for cancelled timers); cycle times {:?} \
-         (debug build); live heap after cycle 1 {} B over the baseline, cycle 2 grew {} B",
+         ({} build); live heap after cycle 1 {} B over the baseline, cycle 2 grew {} B",
         fired.get(),
         wrong.get(),
         times,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         lives[0],
         lives[1] - lives[0]
     ));
