@@ -165,6 +165,8 @@ pub(crate) struct Inner {
     pool: RefCell<Option<Pool>>,
     /// `done` callbacks of pool jobs in flight, by job key.
     work: RefCell<slab::Slab<DoneCallback>>,
+    /// The id of the next pool job (never reused, unlike slab keys).
+    next_work_id: Cell<u64>,
     epoch: Instant,
     now_ns: Cell<u64>,
     stop_flag: Cell<bool>,
@@ -257,7 +259,10 @@ impl Inner {
 
     /// Hands a job to the pool, starting the pool on first use. If its
     /// threads cannot be started, the job's `done` gets the error.
-    pub(crate) fn submit_work(&self, key: usize, job: Box<dyn FnOnce() + Send>) {
+    /// Returns the job's id, for [`Inner::cancel_work`].
+    pub(crate) fn submit_work(&self, key: usize, job: Box<dyn FnOnce() + Send>) -> u64 {
+        let id = self.next_work_id.get();
+        self.next_work_id.set(id + 1);
         let mut pool = self.pool.borrow_mut();
         if pool.is_none() {
             match Pool::start(configured_size()) {
@@ -266,18 +271,40 @@ impl Inner {
                     drop(pool);
                     drop(job);
                     log::debug!("thread pool failed to start: {e}");
-                    let msg = format!("cannot start the thread pool: {e}");
+                    let msg = io::Error::other(format!("cannot start the thread pool: {e}"));
                     self.defer_pending(Box::new(move || {
                         let done = with_current(|inner| inner.work_finished(key));
                         if let Some(done) = done {
                             done(Err(msg));
                         }
                     }));
-                    return;
+                    return id;
                 }
             }
         }
-        pool.as_ref().expect("started above").submit(job);
+        pool.as_ref().expect("started above").submit(id, job);
+        id
+    }
+
+    /// Cancels queued job `id` (slab key `key`): its `done` runs in the
+    /// pending phase with `ECANCELED`. `EBUSY` if it has started or ended.
+    pub(crate) fn cancel_work(&self, id: u64, key: usize) -> io::Result<()> {
+        let removed = match self.pool.borrow().as_ref() {
+            Some(pool) => pool.cancel(id),
+            None => false,
+        };
+        if !removed {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        // The job never ran, so nothing was posted for it: its `done` is
+        // still in the slab under `key`, and the request still counts.
+        self.defer_pending(Box::new(move || {
+            let done = with_current(|inner| inner.work_finished(key));
+            if let Some(done) = done {
+                done(Err(crate::pool::canceled_error()));
+            }
+        }));
+        Ok(())
     }
 
     /// A pool job finished: its `done`, to be called by the caller.
@@ -860,6 +887,7 @@ impl EventLoop {
     /// Creates a loop: an epoll instance, its waker and empty queues. No
     /// thread is started.
     pub fn new() -> io::Result<EventLoop> {
+        crate::process::sys::ignore_sigxfsz();
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let inner = Rc::new(Inner {
@@ -874,6 +902,7 @@ impl EventLoop {
             requests: Cell::new(0),
             pool: RefCell::new(None),
             work: RefCell::default(),
+            next_work_id: Cell::new(0),
             epoch: Instant::now(),
             now_ns: Cell::new(0),
             stop_flag: Cell::new(false),

@@ -142,7 +142,7 @@ pub use immediate::{clear_immediate, set_immediate, Immediate};
 pub use introspect::{HandleInfo, HandleKind};
 pub use microtasks::{next_tick, queue_microtask};
 pub use mio::Interest;
-pub use pool::{queue_work, DEFAULT_THREADPOOL_SIZE};
+pub use pool::{queue_work, queue_work_cancelable, Work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{LoopClosed, Remote};
 pub use task::{block_on, run_async, spawn};

@@ -17,6 +17,8 @@
 //! * A job in flight keeps the loop alive, like a libuv request.
 //! * A panic in `work` is caught on the worker, which lives on; `done` gets
 //!   an `io::Error` carrying the panic message.
+//! * A job that has not started can be cancelled ([`Work::cancel`], libuv's
+//!   `uv_cancel`): it never runs and `done` gets `ECANCELED`.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -33,15 +35,17 @@ pub const DEFAULT_THREADPOOL_SIZE: usize = 4;
 
 type PoolJob = Box<dyn FnOnce() + Send>;
 
-/// What a worker sends back: the job's value, boxed, or its panic message.
-pub(crate) type WorkResult = Result<Box<dyn Any + Send>, String>;
+/// What a worker sends back: the job's value, boxed, or the error `done`
+/// gets (the job panicked, was cancelled, or the pool could not start).
+pub(crate) type WorkResult = Result<Box<dyn Any + Send>, io::Error>;
 
 /// A `done` callback waiting on the loop thread.
 pub(crate) type DoneCallback = Box<dyn FnOnce(WorkResult)>;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<PoolJob>,
+    /// Queued jobs with their id (for [`Pool::cancel`]), oldest first.
+    queue: VecDeque<(u64, PoolJob)>,
     shutdown: bool,
 }
 
@@ -90,9 +94,20 @@ impl Pool {
         Ok(pool)
     }
 
-    pub(crate) fn submit(&self, job: PoolJob) {
-        lock(&self.shared.state).queue.push_back(job);
+    pub(crate) fn submit(&self, id: u64, job: PoolJob) {
+        lock(&self.shared.state).queue.push_back((id, job));
         self.shared.available.notify_one();
+    }
+
+    /// Removes job `id` if no worker has taken it yet. The job is dropped
+    /// here, outside the lock.
+    pub(crate) fn cancel(&self, id: u64) -> bool {
+        let job = {
+            let mut st = lock(&self.shared.state);
+            let at = st.queue.iter().position(|(i, _)| *i == id);
+            at.and_then(|at| st.queue.remove(at))
+        };
+        job.is_some()
     }
 
     pub(crate) fn threads(&self) -> usize {
@@ -108,7 +123,7 @@ fn worker(shared: &Shared) {
                 if st.shutdown {
                     return;
                 }
-                if let Some(job) = st.queue.pop_front() {
+                if let Some((_, job)) = st.queue.pop_front() {
                     break job;
                 }
                 st = shared.available.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -156,7 +171,38 @@ impl Drop for Pool {
 /// })
 /// .unwrap();
 /// ```
+///
+/// [`queue_work_cancelable`] is the same and returns a handle that can
+/// cancel the job while it is still queued.
 pub fn queue_work<T, W, D>(work: W, done: D)
+where
+    T: Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+    D: FnOnce(io::Result<T>) + 'static,
+{
+    queue_work_cancelable(work, done);
+}
+
+/// [`queue_work`], returning a [`Work`] whose [`cancel`](Work::cancel)
+/// removes the job if no pool thread has started it (libuv's `uv_cancel`).
+/// A separate function so that `queue_work` keeps returning `()`.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+///
+/// ```
+/// evloop::run(|| {
+///     let work = evloop::queue_work_cancelable(|| 1, |r| {
+///         // Either it ran (the pool was idle) or it was cancelled.
+///         if let Err(e) = r {
+///             assert_eq!(e.raw_os_error(), Some(libc::ECANCELED));
+///         }
+///     });
+///     let _ = work.cancel(); // Err(EBUSY) if it already started
+/// })
+/// .unwrap();
+/// ```
+pub fn queue_work_cancelable<T, W, D>(work: W, done: D) -> Work
 where
     T: Send + 'static,
     W: FnOnce() -> T + Send + 'static,
@@ -165,7 +211,7 @@ where
     let done: DoneCallback = Box::new(move |r: WorkResult| {
         done(match r {
             Ok(v) => Ok(*v.downcast::<T>().expect("a pool result has its job's type")),
-            Err(msg) => Err(io::Error::other(format!("queue_work job panicked: {msg}"))),
+            Err(e) => Err(e),
         })
     });
     with_current(|inner| {
@@ -173,12 +219,50 @@ where
         let job: PoolJob = Box::new(move || {
             let r: WorkResult = catch_unwind(AssertUnwindSafe(work))
                 .map(|v| Box::new(v) as Box<dyn Any + Send>)
-                .map_err(|p| PanicError::from_payload(&*p, "work").message().to_string());
+                .map_err(|p| {
+                    let msg = PanicError::from_payload(&*p, "work").message().to_string();
+                    io::Error::other(format!("queue_work job panicked: {msg}"))
+                });
             // If the loop is gone the post is refused and `r` is dropped here.
             let _ = remote.post(move || complete(key, r));
         });
-        inner.submit_work(key, job);
+        let id = inner.submit_work(key, job);
+        Work { id, key }
     })
+}
+
+/// A job queued with [`queue_work_cancelable`]: lets it be cancelled
+/// before it starts.
+///
+/// Dropping it does nothing (the job still runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// Unique per loop, never reused: a stale handle cannot cancel another
+    /// job that got the same slab key.
+    id: u64,
+    key: usize,
+}
+
+impl Work {
+    /// Cancels the job if no pool thread has started it (libuv's
+    /// `uv_cancel`). Then `work` never runs, and `done` still runs exactly
+    /// once, later, in the pending phase, with an error whose
+    /// `raw_os_error()` is `ECANCELED`.
+    ///
+    /// A job that is running or has finished cannot be cancelled: that
+    /// returns an error with `raw_os_error()` `EBUSY` (as `uv_cancel`), and
+    /// `done` gets the job's result as usual.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn cancel(&self) -> io::Result<()> {
+        with_current(|inner| inner.cancel_work(self.id, self.key))
+    }
+}
+
+/// The error a cancelled job's `done` gets.
+pub(crate) fn canceled_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::ECANCELED)
 }
 
 /// Loop side of a finished job: find its `done` and call it.
