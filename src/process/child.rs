@@ -217,6 +217,7 @@ impl Command {
         if !self.pass_fds.is_empty() {
             super::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
         }
+        super::sys::restore_sigxfsz_in_child(&mut self.std);
         if let Some(vars) = crate::trace::child_env() {
             self.std.envs(vars);
         }

@@ -127,3 +127,48 @@ pub(crate) fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     // from it, so nothing else closes it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Whether [`ignore_sigxfsz`] changed SIGXFSZ (so children get it back).
+static SIGXFSZ_IGNORED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets SIGXFSZ to "ignore" if it has the default action, once per process.
+///
+/// A write past `RLIMIT_FSIZE` raises SIGXFSZ, whose default action kills
+/// the whole process; ignored, the write fails with `EFBIG` instead and the
+/// error reaches the caller's callback, as every other I/O error does
+/// (found by reliability test T31: a pool-thread `fs::write_file` past the
+/// limit killed the process). Rust's runtime does the same for SIGPIPE. A
+/// handler the program installed itself is left alone.
+pub(crate) fn ignore_sigxfsz() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sigaction is plain data; all-zero is a valid value.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: sigaction with a null new action only reads the current
+        // one into `old`, a struct we own.
+        if unsafe { libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old) } != 0 {
+            return;
+        }
+        if old.sa_sigaction == libc::SIG_DFL {
+            // SAFETY: setting SIG_IGN installs no code and touches no memory.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            SIGXFSZ_IGNORED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+/// Gives a child the default SIGXFSZ back if [`ignore_sigxfsz`] ignored it
+/// (an ignored disposition survives exec).
+pub(crate) fn restore_sigxfsz_in_child(cmd: &mut std::process::Command) {
+    if !SIGXFSZ_IGNORED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: the closure runs in the child between fork and exec; signal()
+    // is async-signal-safe, and the closure neither allocates nor locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
