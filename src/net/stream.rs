@@ -143,6 +143,8 @@ struct State {
     queue: VecDeque<WriteReq>,
     queued_bytes: usize,
     high_water_mark: usize,
+    /// The hard cap on queued bytes ([`Stream::set_max_write_queue`]).
+    max_write_queue: Option<usize>,
 }
 
 #[derive(Default)]
@@ -280,6 +282,7 @@ impl Stream {
                 write_closed: !write_side,
                 connecting,
                 high_water_mark: DEFAULT_HIGH_WATER_MARK,
+                max_write_queue: None,
                 ..State::default()
             }),
             cbs: Callbacks::default(),
@@ -407,6 +410,18 @@ impl Stream {
     /// `allowHalfOpen`); by default the stream ends too.
     pub fn allow_half_open(&self, allow: bool) -> &Self {
         self.inner.st.borrow_mut().allow_half_open = allow;
+        self
+    }
+
+    /// Sets a hard cap on the bytes queued in user space (none by default,
+    /// as in Node). A write that would queue more fails: its callback gets
+    /// an error of kind `OutOfMemory` (`ENOBUFS`), and the stream is
+    /// destroyed with that error (`on_error`, then `on_close`), so a writer
+    /// that ignores [`write`](Stream::write)'s `false` cannot grow memory
+    /// without bound (Redis's `client-output-buffer-limit`; reliability
+    /// test T36).
+    pub fn set_max_write_queue(&self, bytes: Option<usize>) -> &Self {
+        self.inner.st.borrow_mut().max_write_queue = bytes;
         self
     }
 
@@ -754,6 +769,16 @@ impl StreamInner {
             return true;
         }
         let rest = data.len() - off;
+        if let Some(max) = st.max_write_queue {
+            if st.queued_bytes + rest > max {
+                let msg = format!("write queue over its cap of {max} bytes");
+                drop(st);
+                let e = || io::Error::new(ErrorKind::OutOfMemory, msg.clone());
+                self.complete(cb, Err(e()));
+                self.destroy(Some(e()));
+                return false;
+            }
+        }
         st.queue.push_back(WriteReq {
             data: data[off..].to_vec(),
             off: 0,
