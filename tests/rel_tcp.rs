@@ -866,6 +866,8 @@ fn t38_half_close_misuse() {
     let l = log.clone();
     let client_got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let cg = client_got.clone();
+    let client = Rc::new(RefCell::new(None));
+    let cl = client.clone();
     evloop::run(move || {
         let l2 = l.clone();
         let slot: Rc<RefCell<Option<TcpListener>>> = Rc::default();
@@ -902,16 +904,18 @@ fn t38_half_close_misuse() {
         .unwrap();
         let addr = server.local_addr();
         *slot.borrow_mut() = Some(server);
-        std::thread::spawn(move || {
+        *cl.borrow_mut() = Some(std::thread::spawn(move || {
             let mut c = std::net::TcpStream::connect(addr).unwrap();
             c.write_all(b"request").unwrap();
             c.shutdown(std::net::Shutdown::Write).unwrap();
             let mut v = Vec::new();
             c.read_to_end(&mut v).unwrap();
             *cg.lock().unwrap() = v;
-        });
+        }));
     })
     .unwrap();
+    let client = client.borrow_mut().take().unwrap();
+    client.join().unwrap();
     assert_eq!(
         log.take(),
         [
