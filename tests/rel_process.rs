@@ -306,7 +306,7 @@ fn t46_piped_stdio_under_pressure() {
     assert_eq!(ev, ["exit Some(0)", "stderr EOF", "stdout EOF"]);
     // The callback's error carries EPIPE's kind (the stream wraps the OS
     // error with a message, so raw_os_error is not kept).
-    let epipe = epipe.borrow().clone().expect("the write callback ran");
+    let epipe = (*epipe.borrow()).expect("the write callback ran");
     assert_eq!(epipe, Err(ErrorKind::BrokenPipe));
     rel_b::figure(
         "T46",
