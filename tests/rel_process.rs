@@ -409,7 +409,15 @@ fn t48_signal_coalescing_and_fanout() {
     const RAISES: usize = 10_000;
     let raised = Arc::new(AtomicUsize::new(0));
     // SIGPIPE after a loop exists.
-    let _el = EventLoop::new().unwrap();
+    let el = EventLoop::new().unwrap();
+    // A guard handler on this thread's loop keeps SIGUSR1 caught for the
+    // whole test: the two loops below close theirs as soon as they see the
+    // last raise, and a raise still in flight then must not meet the
+    // default action (which would kill the test process).
+    let guard = {
+        let _g = el.enter();
+        on_signal(Signal::SIGUSR1, |_| {}).unwrap()
+    };
     // SAFETY: sigaction is plain data; all-zero is a valid value, and a
     // null new action only reads the current one into `old`.
     let sigpipe_ignored = unsafe {
@@ -467,6 +475,12 @@ fn t48_signal_coalescing_and_fanout() {
     raiser.join().unwrap();
     let (runs_a, seen_a) = a.join().unwrap();
     let (runs_b, seen_b) = b.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    {
+        let _g = el.enter();
+        guard.close();
+    }
+    drop(el);
     assert!(runs_a >= 1 && runs_b >= 1);
     assert_eq!(
         (seen_a, seen_b),
