@@ -62,6 +62,8 @@ pub struct Command {
     /// Fds the child inherits (a worker's IPC socket, a cluster's listening
     /// socket): close-on-exec is cleared in the child only.
     pass_fds: Vec<RawFd>,
+    /// The SIGXFSZ reset is installed (once, however often we spawn).
+    sigxfsz_reset: bool,
 }
 
 impl Command {
@@ -77,6 +79,7 @@ impl Command {
             stdio: [None; 3],
             max_output: DEFAULT_MAX_OUTPUT,
             pass_fds: Vec::new(),
+            sigxfsz_reset: false,
         }
     }
 
@@ -217,7 +220,9 @@ impl Command {
         if !self.pass_fds.is_empty() {
             super::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
         }
-        super::sys::restore_sigxfsz_in_child(&mut self.std);
+        if !self.sigxfsz_reset {
+            self.sigxfsz_reset = super::sys::restore_sigxfsz_in_child(&mut self.std);
+        }
         if let Some(vars) = crate::trace::child_env() {
             self.std.envs(vars);
         }

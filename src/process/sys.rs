@@ -163,10 +163,11 @@ pub(crate) fn ignore_sigxfsz() {
 }
 
 /// Gives a child the default SIGXFSZ back if [`ignore_sigxfsz`] ignored it
-/// (an ignored disposition survives exec).
-pub(crate) fn restore_sigxfsz_in_child(cmd: &mut std::process::Command) {
+/// (an ignored disposition survives exec). Returns whether it installed
+/// the reset.
+pub(crate) fn restore_sigxfsz_in_child(cmd: &mut std::process::Command) -> bool {
     if !SIGXFSZ_IGNORED.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
+        return false;
     }
     // SAFETY: the closure runs in the child between fork and exec; signal()
     // is async-signal-safe, and the closure neither allocates nor locks.
@@ -176,4 +177,5 @@ pub(crate) fn restore_sigxfsz_in_child(cmd: &mut std::process::Command) {
             Ok(())
         });
     }
+    true
 }
