@@ -359,33 +359,38 @@ fn t31_fs_bad_input_and_partial_io() {
             let (l, f2) = (l1.clone(), f.clone());
             f.read(0, 100, move |r| {
                 l.push(format!("read {}", r.unwrap().len()));
-                let l2 = l.clone();
+                // One after another: the fd swap below must not overtake
+                // these reads on the pool.
+                let (l2, f3) = (l.clone(), f2.clone());
                 f2.read(10, 100, move |r| {
-                    l2.push(format!("at eof {}", r.unwrap().len()))
-                });
-                let l2 = l.clone();
-                f2.read(3, 0, move |r| {
-                    l2.push(format!("zero-length {}", r.unwrap().len()))
-                });
-                // The fd is replaced underneath by a write-only one: reads
-                // fail with EBADF (the handle still owns a valid fd, so
-                // its close is clean).
-                let fd = fd_of(f2.path());
-                let devnull = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open("/dev/null")
-                    .unwrap();
-                // SAFETY: dup2 onto an fd this test owns (the handle's);
-                // it stays open, pointing at /dev/null, until the handle
-                // closes it.
-                assert!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&devnull), fd) } >= 0);
-                let (l3, f3) = (l.clone(), f2.clone());
-                f2.read(0, 1, move |r| {
-                    l3.push(format!(
-                        "swapped fd: {:?}",
-                        fs::raw_os_error(&r.unwrap_err())
-                    ));
-                    f3.close(|r| r.unwrap());
+                    l2.push(format!("at eof {}", r.unwrap().len()));
+                    let f4 = f3.clone();
+                    f3.read(3, 0, move |r| {
+                        l2.push(format!("zero-length {}", r.unwrap().len()));
+                        // The fd is replaced underneath by a write-only
+                        // one: reads fail with EBADF (the handle still owns
+                        // a valid fd, so its close is clean).
+                        let fd = fd_of(f4.path());
+                        let devnull = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open("/dev/null")
+                            .unwrap();
+                        // SAFETY: dup2 onto an fd this test owns (the
+                        // handle's, with no operation of it in flight); it
+                        // stays open, pointing at /dev/null, until the
+                        // handle closes it.
+                        let fd2 =
+                            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&devnull), fd) };
+                        assert!(fd2 >= 0);
+                        let f5 = f4.clone();
+                        f4.read(0, 1, move |r| {
+                            l2.push(format!(
+                                "swapped fd: {:?}",
+                                fs::raw_os_error(&r.unwrap_err())
+                            ));
+                            f5.close(|r| r.unwrap());
+                        });
+                    });
                 });
             });
         });
