@@ -74,8 +74,16 @@ impl Server {
                 if let Ok(Some(_)) = server.child.try_wait() {
                     break; // exited: the port was taken
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return server;
+                // A probe that connected to itself (TCP simultaneous open:
+                // the port is in the ephemeral range and the kernel can
+                // pick it as the source port) proves nothing; nor does one
+                // answered while our server is exiting because another
+                // process holds the port.
+                if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
+                    let self_connect = probe.local_addr().ok() == probe.peer_addr().ok();
+                    if !self_connect && matches!(server.child.try_wait(), Ok(None)) {
+                        return server;
+                    }
                 }
                 sleep(Duration::from_millis(20));
             }
