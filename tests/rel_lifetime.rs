@@ -35,6 +35,33 @@ fn threads() -> usize {
 /// `run()` return; unref from inside a check (immediate) callback works.
 /// Requests in flight (fs, pool jobs) have no unref, as in libuv: they
 /// keep the loop alive until done.
+/// One row of the T15 matrix: make a handle, then its (unref, ref_, close)
+/// closures.
+macro_rules! handle_case {
+    ($make:expr, |$h:ident| $close:expr $(, setup |$s:ident| $setup:expr)?) => {
+        Box::new(|| {
+            let handle = Rc::new($make);
+            $({
+                let $s = &handle;
+                $setup;
+            })?
+            let (a, b, c) = (handle.clone(), handle.clone(), handle);
+            (
+                Box::new(move || {
+                    a.unref();
+                }) as Box<dyn Fn()>,
+                Box::new(move || {
+                    b.ref_();
+                }) as Box<dyn Fn()>,
+                Box::new(move || {
+                    let $h = &c;
+                    $close;
+                }) as Box<dyn Fn()>,
+            )
+        }) as Case
+    };
+}
+
 #[test]
 fn t15_ref_unref_matrix() {
     let t = Test::start("T15", Duration::from_secs(60));
@@ -46,51 +73,16 @@ fn t15_ref_unref_matrix() {
     let cases: Vec<(&str, Case)> = vec![
         (
             "timer",
-            Box::new(|| {
-                let h = Rc::new(set_timeout(Duration::from_secs(3600), || {}));
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    Box::new(move || c.clear()),
-                )
-            }),
+            handle_case!(set_timeout(Duration::from_secs(3600), || {}), |h| h.clear()),
         ),
         (
             "immediate",
-            Box::new(|| {
-                let h = Rc::new(set_immediate(|| {}));
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    Box::new(move || c.clear()),
-                )
-            }),
+            handle_case!(set_immediate(|| {}), |h| h.clear()),
         ),
         (
             "tcp listener",
-            Box::new(|| {
-                let h = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    Box::new(move || c.close()),
-                )
-            }),
+            handle_case!(TcpListener::bind("127.0.0.1:0", |_| {}).unwrap(), |h| h
+                .close()),
         ),
         (
             "tcp stream",
@@ -125,59 +117,27 @@ fn t15_ref_unref_matrix() {
         ),
         (
             "udp",
-            Box::new(|| {
-                let h = Rc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
-                h.on_message(|_, _| {});
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    Box::new(move || c.close()),
-                )
-            }),
+            handle_case!(
+                UdpSocket::bind("127.0.0.1:0").unwrap(),
+                |h| h.close(),
+                setup | h | h.on_message(|_, _| {})
+            ),
         ),
         (
             "child",
-            Box::new(|| {
-                let h = Rc::new(
-                    Command::new("sleep")
-                        .arg("30")
-                        .stdin(Stdio::Null)
-                        .stdout(Stdio::Null)
-                        .spawn(),
-                );
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    // Our own child, by its handle (its pid).
-                    Box::new(move || c.kill(Signal::SIGKILL).unwrap()),
-                )
-            }),
+            // Our own child, by its handle (its pid).
+            handle_case!(
+                Command::new("sleep")
+                    .arg("30")
+                    .stdin(Stdio::Null)
+                    .stdout(Stdio::Null)
+                    .spawn(),
+                |h| h.kill(Signal::SIGKILL).unwrap()
+            ),
         ),
         (
             "signal",
-            Box::new(|| {
-                let h = Rc::new(on_signal(Signal::SIGWINCH, |_| {}).unwrap());
-                let (a, b, c) = (h.clone(), h.clone(), h);
-                (
-                    Box::new(move || {
-                        a.unref();
-                    }),
-                    Box::new(move || {
-                        b.ref_();
-                    }),
-                    Box::new(move || c.close()),
-                )
-            }),
+            handle_case!(on_signal(Signal::SIGWINCH, |_| {}).unwrap(), |h| h.close()),
         ),
     ];
     for (name, make) in &cases {
