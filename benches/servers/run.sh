@@ -21,8 +21,12 @@
 # Prints progress on stderr and a Markdown table on stdout (all.sh puts it
 # in BENCHMARKS.md).
 #
+# ROUNDS (default 1) repeats the whole sequence of servers that many times,
+# alternating them, and reports each figure's median over the rounds (one
+# run on a shared machine swings by +-20%; 3 rounds or more settle it).
+#
 # Environment: DURATION (seconds, default 10), CONNECTIONS (default 100),
-# STRACE (default 1), STRACE_SECS (default 3).
+# ROUNDS (default 1), STRACE (default 1), STRACE_SECS (default 3).
 # Installs wrk (and strace) with apt-get when missing. Every step is bounded
 # in time.
 set -euo pipefail
@@ -32,6 +36,7 @@ source benches/servers/lib.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-100}
 STRACE=${STRACE:-1}
+ROUNDS=${ROUNDS:-1}
 
 ensure_tool wrk wrk || { echo "wrk is needed" >&2; exit 1; }
 [[ $STRACE == 1 ]] && { ensure_tool strace strace || STRACE=0; }
@@ -53,6 +58,10 @@ wrk_cmd() { # port seconds -> sets LOAD, the wrk command line (pinned to core 1)
 }
 
 declare -A RPS P50 P99 RSS CPU BUSY SYS SYSB STATUS
+# Per-round figures, space-separated, for the medians.
+declare -A R_RPS R_P50 R_P99 R_RSS R_CPU
+for ((round = 1; round <= ROUNDS; round++)); do
+[[ $ROUNDS -gt 1 ]] && log "round $round of $ROUNDS"
 for s in "${SERVERS[@]}"; do
   read -r label port how <<<"$s"
   case $how in
@@ -96,8 +105,14 @@ for s in "${SERVERS[@]}"; do
     STATUS[$label]="ok, but wrk reported errors"
   fi
   log "$label: ${RPS[$label]} req/s, ${CPU[$label]} us CPU/req"
+  R_RPS[$label]+="${RPS[$label]} "
+  R_P50[$label]+="${P50[$label]} "
+  R_P99[$label]+="${P99[$label]} "
+  R_RSS[$label]+="${RSS[$label]} "
+  R_CPU[$label]+="${CPU[$label]} "
 
-  if [[ $STRACE == 1 ]]; then
+  # Syscalls are counted once: they do not vary between rounds.
+  if [[ $STRACE == 1 && $round == 1 ]]; then
     log "$label: once more under strace -c -f for ${STRACE_SECS}s"
     wrk_cmd "$port" "$STRACE_SECS"
     res=$(strace_run "$SERVER_PID" "$WORK/wrk-strace-$label.txt" "${LOAD[@]}")
@@ -110,9 +125,32 @@ for s in "${SERVERS[@]}"; do
   fi
   stop_server "$SERVER_PID"
 done
+done
+
+# The median of each figure over the rounds (the middle one; the mean of
+# the two middle ones for an even count).
+median() {
+  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+for s in "${SERVERS[@]}"; do
+  read -r label _ _ <<<"$s"
+  [[ -z ${R_CPU[$label]:-} ]] && continue
+  RPS[$label]=$(median "${R_RPS[$label]}")
+  P50[$label]=$(median "${R_P50[$label]}")
+  P99[$label]=$(median "${R_P99[$label]}")
+  RSS[$label]=$(median "${R_RSS[$label]}")
+  CPU[$label]=$(median "${R_CPU[$label]}")
+  BUSY[$label]=$(awk -v c="${CPU[$label]}" -v r="${RPS[$label]}" 'BEGIN { printf "%.0f%%", c * r / 1e4 }')
+  # The last round's status may be a failure although earlier rounds ran.
+  [[ ${STATUS[$label]} == ok* ]] || STATUS[$label]="ok (a round failed; median of the others)"
+  if [[ $ROUNDS -gt 1 ]]; then
+    log "$label CPU us/req by round: ${R_CPU[$label]}-> median ${CPU[$label]}"
+  fi
+done
 
 # --- table (Markdown) ---------------------------------------------------------
-echo "HTTP/1.1 hello world, \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\`, server on core 0, wrk on core 1 ($(nproc) cores)."
+echo "HTTP/1.1 hello world, \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\`, server on core 0, wrk on core 1 ($(nproc) cores); medians of $ROUNDS round(s), servers alternating."
 echo "Each cell: the figure (its ratio to the raw mio floor of this run)."
 echo
 echo "| server | req/s | p50 | p99 | peak RSS | CPU us/req | server core busy | syscalls/req |"
