@@ -146,6 +146,8 @@ fn serve_restart_and_shut_down() {
 fn crash_loop_backs_off() {
     let delays = Rc::new(RefCell::new(Vec::new()));
     let d = delays.clone();
+    let stopped = Rc::new(std::cell::Cell::new(false));
+    let stopped2 = stopped.clone();
     evloop::run(move || {
         let cluster = Cluster::start("127.0.0.1:0", "crash", 1).unwrap();
         let c = cluster.clone();
@@ -161,8 +163,12 @@ fn crash_loop_backs_off() {
             }
             _ => {}
         });
+        // The promise form of `Stopped`.
+        let s = stopped2.clone();
+        cluster.stopped().then(move |()| s.set(true));
     })
     .unwrap();
+    assert!(stopped.get(), "Cluster::stopped() was fulfilled");
     let ms: Vec<u128> = delays.borrow().iter().map(|d| d.as_millis()).collect();
     assert_eq!(ms, [100, 200, 400, 800]);
 }

@@ -33,6 +33,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::net::{Stream, TcpListener};
+use crate::promise::{Promise, Resolve, WithResolvers};
 use crate::timers::Timeout;
 
 use super::{on_signal, parent_channel, Channel, Command, Signal, SignalHandle, Worker};
@@ -99,6 +100,9 @@ struct ClusterInner {
     signals: RefCell<Vec<SignalHandle>>,
     kill_timer: RefCell<Option<Timeout>>,
     on_event: RefCell<Option<EventCb>>,
+    /// Promises from [`Cluster::stopped`], fulfilled at `Stopped`.
+    stopped: RefCell<Vec<Resolve<()>>>,
+    is_stopped: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -143,6 +147,8 @@ impl Cluster {
             signals: RefCell::default(),
             kill_timer: RefCell::new(None),
             on_event: RefCell::new(None),
+            stopped: RefCell::default(),
+            is_stopped: Cell::new(false),
         });
         // The handlers own the cluster (as the loop owns them): it lives
         // until shutdown closes them, whoever keeps a handle.
@@ -188,6 +194,20 @@ impl Cluster {
             .iter()
             .filter_map(|s| s.worker.as_ref()?.child().pid())
             .collect()
+    }
+
+    /// A promise fulfilled once every worker has exited after a shutdown
+    /// (the promise form of [`ClusterEvent::Stopped`]; `.await` it in a
+    /// task).
+    pub fn stopped(&self) -> Promise<()> {
+        if self.inner.is_stopped.get() {
+            return Promise::resolve(());
+        }
+        let WithResolvers {
+            promise, resolve, ..
+        } = Promise::with_resolvers();
+        self.inner.stopped.borrow_mut().push(resolve);
+        promise
     }
 
     /// Stops the cluster gracefully (what `SIGTERM` does).
@@ -335,7 +355,11 @@ impl ClusterInner {
             t.clear();
         }
         drop(self.listener.borrow_mut().take());
+        self.is_stopped.set(true);
         self.emit(ClusterEvent::Stopped);
+        for resolve in self.stopped.take() {
+            resolve(());
+        }
     }
 }
 
