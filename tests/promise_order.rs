@@ -45,6 +45,17 @@ fn join<T: Display>(v: &[T]) -> String {
         .join(",")
 }
 
+/// A fresh loop whose unhandled-rejection reports go to the log as
+/// `unhandled <message>` (what the Node twins print from their
+/// `process.on('unhandledRejection')`).
+fn loop_logging_unhandled() -> (Log, EventLoop) {
+    let log = Log::new();
+    let el = EventLoop::new().unwrap();
+    let l = log.clone();
+    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    (log, el)
+}
+
 // js/01_interleaved_chains.js:
 // const a = Promise.resolve();
 // const b = Promise.resolve();
@@ -961,10 +972,7 @@ fn the_rejection_handler_of_a_then_does_not_see_its_own_fulfil_handler_throw() {
 //   timeout
 #[test]
 fn unhandled_rejections_are_reported_after_the_microtask_checkpoint() {
-    let log = Log::new();
-    let el = EventLoop::new().unwrap();
-    let l = log.clone();
-    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    let (log, el) = loop_logging_unhandled();
     let l = log.clone();
     el.run_main(move || {
         Promise::<()>::reject(Rejection::msg("lost"));
@@ -1008,10 +1016,7 @@ fn unhandled_rejections_are_reported_after_the_microtask_checkpoint() {
 //   t2
 #[test]
 fn an_unhandled_rejection_in_a_timer_is_reported_before_the_next_timer() {
-    let log = Log::new();
-    let el = EventLoop::new().unwrap();
-    let l = log.clone();
-    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    let (log, el) = loop_logging_unhandled();
     let l = log.clone();
     el.run_main(move || {
         let _ = set_timeout(
@@ -1053,10 +1058,7 @@ fn an_unhandled_rejection_in_a_timer_is_reported_before_the_next_timer() {
 //   timeout
 #[test]
 fn a_handler_attached_before_the_checkpoint_ends_prevents_the_report() {
-    let log = Log::new();
-    let el = EventLoop::new().unwrap();
-    let l = log.clone();
-    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    let (log, el) = loop_logging_unhandled();
     let l = log.clone();
     el.run_main(move || {
         let p = Promise::<()>::reject(Rejection::msg("p"));
@@ -1121,10 +1123,7 @@ fn a_handler_attached_before_the_checkpoint_ends_prevents_the_report() {
 // its reason; `on_rejection_handled` is handed the reason itself.
 #[test]
 fn a_handler_attached_in_a_later_callback_reports_rejection_handled() {
-    let log = Log::new();
-    let el = EventLoop::new().unwrap();
-    let l = log.clone();
-    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    let (log, el) = loop_logging_unhandled();
     let l = log.clone();
     el.on_rejection_handled(move |r: &Rejection| {
         l.push(format!("rejectionHandled {}", r.message()))
@@ -1562,10 +1561,7 @@ fn work_queued_by_the_unhandled_handler_runs_before_the_next_round_of_reports() 
 //   unhandled rethrown
 #[test]
 fn a_catch_that_throws_makes_a_new_unhandled_rejection() {
-    let log = Log::new();
-    let el = EventLoop::new().unwrap();
-    let l = log.clone();
-    el.on_unhandled_rejection(move |r: &Rejection| l.push(format!("unhandled {}", r.message())));
+    let (log, el) = loop_logging_unhandled();
     let l = log.clone();
     el.run_main(move || {
         let p = Promise::<()>::reject(Rejection::msg("original"));
