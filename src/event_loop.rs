@@ -307,6 +307,14 @@ impl Inner {
         Ok(())
     }
 
+    /// A result a pool worker posted has reached the loop: the pool may
+    /// start another job (see `pool::MAX_UNDELIVERED`).
+    pub(crate) fn work_delivered(&self) {
+        if let Some(pool) = self.pool.borrow().as_ref() {
+            pool.delivered();
+        }
+    }
+
     /// A pool job finished: its `done`, to be called by the caller.
     pub(crate) fn work_finished(&self, key: usize) -> Option<DoneCallback> {
         let done = self.work.borrow_mut().try_remove(key);

@@ -19,11 +19,20 @@
 //!   an `io::Error` carrying the panic message.
 //! * A job that has not started can be cancelled ([`Work::cancel`], libuv's
 //!   `uv_cancel`): it never runs and `done` gets `ECANCELED`.
+//! * Results are backpressured: at most `MAX_UNDELIVERED` (1,024) jobs may be
+//!   running or finished-but-not-yet-delivered at once. A worker waits
+//!   before starting another job until the loop has run some `done`
+//!   callbacks. Without this, one callback that queues 100,000 file reads
+//!   lets the pool finish them all while the loop is still busy, and every
+//!   result (4 KiB each, say) waits in memory at once; with it, the jobs
+//!   that wait are the small closures, and finished results stay bounded.
+//!   libuv has no such bound; the loop never waits for it, only workers do.
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -32,6 +41,15 @@ use crate::event_loop::with_current;
 
 /// The default number of pool threads (libuv's too).
 pub const DEFAULT_THREADPOOL_SIZE: usize = 4;
+
+/// At most this many jobs are running or finished with their `done` not yet
+/// run on the loop (see the module docs): it bounds the memory that
+/// finished results can hold while the loop is busy.
+pub(crate) const MAX_UNDELIVERED: usize = 1024;
+
+/// Once full, workers resume when the backlog is down to this, so they
+/// wake in a batch rather than one per delivered result.
+const RESUME_AT: usize = MAX_UNDELIVERED / 2;
 
 type PoolJob = Box<dyn FnOnce() + Send>;
 
@@ -53,6 +71,9 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     available: Condvar,
+    /// Jobs taken by a worker whose result the loop has not delivered yet.
+    /// Raised under the `state` lock; lowered by the loop without it.
+    undelivered: AtomicUsize,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -113,6 +134,18 @@ impl Pool {
     pub(crate) fn threads(&self) -> usize {
         self.threads.len()
     }
+
+    /// Loop side: the result of one job taken by a worker was delivered
+    /// (its `done` is about to run), so a waiting worker may start another.
+    pub(crate) fn delivered(&self) {
+        let before = self.shared.undelivered.fetch_sub(1, Ordering::AcqRel);
+        if before == RESUME_AT + 1 {
+            // Workers may be waiting for room. Taking the lock orders this
+            // after a worker's check-then-wait, so the wakeup is not lost.
+            drop(lock(&self.shared.state));
+            self.shared.available.notify_all();
+        }
+    }
 }
 
 fn worker(shared: &Shared) {
@@ -123,8 +156,11 @@ fn worker(shared: &Shared) {
                 if st.shutdown {
                     return;
                 }
-                if let Some((_, job)) = st.queue.pop_front() {
-                    break job;
+                if shared.undelivered.load(Ordering::Acquire) < MAX_UNDELIVERED {
+                    if let Some((_, job)) = st.queue.pop_front() {
+                        shared.undelivered.fetch_add(1, Ordering::AcqRel);
+                        break job;
+                    }
                 }
                 st = shared.available.wait(st).unwrap_or_else(|p| p.into_inner());
             }
@@ -158,6 +194,11 @@ impl Drop for Pool {
 /// A panic in `work` reaches `done` as an `io::Error` (kind `Other`) with
 /// the panic message; the pool keeps its threads. The job keeps the loop
 /// alive until `done` has run.
+///
+/// Finished results are bounded: while 1,024 results wait for the loop to
+/// run their `done` (the loop is busy in a long callback, say), the pool
+/// starts no further job. So a job should not wait for a later job's side
+/// effects while the loop thread itself blocks.
 ///
 /// # Panics
 /// If no event loop is current on this thread.
@@ -267,7 +308,10 @@ pub(crate) fn canceled_error() -> io::Error {
 
 /// Loop side of a finished job: find its `done` and call it.
 fn complete(key: usize, r: WorkResult) {
-    let done = with_current(|inner| inner.work_finished(key));
+    let done = with_current(|inner| {
+        inner.work_delivered();
+        inner.work_finished(key)
+    });
     if let Some(done) = done {
         done(r);
     }

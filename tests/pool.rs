@@ -166,3 +166,44 @@ fn many_jobs_all_complete_exactly_once() {
     .unwrap();
     assert_eq!(*sum.borrow(), 2 * (0..10_000u64).sum::<u64>());
 }
+
+#[test]
+fn finished_results_are_bounded_while_the_loop_is_busy() {
+    // One callback queues 5,000 jobs and then keeps the loop busy: the pool
+    // may finish at most 1,024 (pool::MAX_UNDELIVERED) before the loop runs
+    // their `done`s, so finished results cannot pile up without bound.
+    util::init_log();
+    const N: usize = 5_000;
+    let started = Arc::new(AtomicUsize::new(0));
+    let started_while_busy = Rc::new(Cell::new(usize::MAX));
+    let done = Rc::new(RefCell::new(vec![0u8; N]));
+    let el = EventLoop::new().unwrap();
+    {
+        let _g = el.enter();
+        for i in 0..N {
+            let (started, done) = (started.clone(), done.clone());
+            queue_work(
+                move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    vec![0u8; 4096]
+                },
+                move |r| {
+                    assert_eq!(r.unwrap().len(), 4096);
+                    done.borrow_mut()[i] += 1;
+                },
+            );
+        }
+        // The loop is busy (not yet running): give the pool time to hit
+        // the bound.
+        std::thread::sleep(Duration::from_millis(300));
+        started_while_busy.set(started.load(Ordering::SeqCst));
+    }
+    el.run().unwrap();
+    let busy = started_while_busy.get();
+    assert!(busy <= 1024, "{busy} jobs started while the loop was busy");
+    assert_eq!(started.load(Ordering::SeqCst), N);
+    assert!(
+        done.borrow().iter().all(|&n| n == 1),
+        "each done exactly once"
+    );
+}

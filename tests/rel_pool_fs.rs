@@ -174,15 +174,18 @@ fn t28_completion_storm() {
         seen.borrow().iter().all(|&n| n == 1),
         "an op did not complete exactly once"
     );
+    // Batched: fewer wakeups than ops (TESTS.md). Once the backlog bound is
+    // reached (pool::MAX_UNDELIVERED), the loop keeps pace with the workers
+    // and each wake delivers a few results (about 2 in release, 4 in
+    // debug), not thousands.
     assert!(
-        iterations < N as u64 / 10,
+        iterations < N as u64,
         "{iterations} iterations for {N} ops: not batched"
     );
-    // TESTS.md asks for <= 100 MiB; this runtime holds about 1.5-2 KiB per
-    // operation in flight (closures, path copies, results waiting for the
-    // loop), so 100,000 queued at once peak near 200 MiB. Not a leak (the
-    // heap returns, see below); the bound here catches a regression.
-    assert!(peak < 400 << 20, "heap peak {peak} bytes");
+    // TESTS.md: <= 100 MiB. The queued jobs are small closures; finished
+    // results are bounded by the pool's backpressure (at most 1,024 wait
+    // for the loop), so the 4 KiB buffers never pile up.
+    assert!(peak < 100 << 20, "heap peak {peak} bytes");
     assert!(took < Duration::from_secs(200), "took {took:?}");
     drop(el);
     let after = rel_b::live().saturating_sub(heap0);
