@@ -989,6 +989,12 @@ impl EventLoop {
         self.inner.iterations.get()
     }
 
+    /// I/O sources registered with the reactor since the loop was created
+    /// (sockets, pipes, watched fds; each reuse of a slab key counts).
+    pub fn registrations(&self) -> u64 {
+        self.inner.reactor.registrations()
+    }
+
     /// Spawned `async` tasks that have not finished yet (see
     /// [`spawn`](crate::spawn)). Pending tasks keep nothing alive.
     pub fn tasks(&self) -> usize {

@@ -9,6 +9,11 @@
 //! an event, so a reused key never receives its predecessor's readiness
 //! (mio#219, libuv's `uv__platform_invalidate_fd`).
 //!
+//! The generation is one counter for the whole loop, so a `(key, gen)` pair
+//! comes back only after 2^32 registrations. The `narrow-generation` cargo
+//! feature (for tests only) keeps 8 bits of it, so that it wraps every 256
+//! registrations and the wrap itself is exercised (T02 in RELIABILITY.md).
+//!
 //! # Edge triggering
 //!
 //! mio reports *edges*: a source that was readable stays silent until new
@@ -32,6 +37,14 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::event_loop::{with_current, Inner};
+
+/// The generation bits kept: all 32, or 8 in the `narrow-generation` test
+/// build.
+const GEN_MASK: u32 = if cfg!(feature = "narrow-generation") {
+    0xFF
+} else {
+    u32::MAX
+};
 
 /// The token of the loop's cross-thread waker.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -140,6 +153,8 @@ pub(crate) struct Reactor {
     pub(crate) events: RefCell<Option<mio::Events>>,
     sources: RefCell<Slab<SourceSlot>>,
     next_gen: Cell<u32>,
+    /// Registrations since the loop was created (a metric).
+    registrations: Cell<u64>,
     refed: Cell<usize>,
 }
 
@@ -159,6 +174,7 @@ impl Reactor {
             events: RefCell::new(Some(mio::Events::with_capacity(1024))),
             sources: RefCell::new(Slab::new()),
             next_gen: Cell::new(0),
+            registrations: Cell::new(0),
             refed: Cell::new(0),
         }
     }
@@ -177,7 +193,8 @@ impl Reactor {
             return Err(io::Error::other("too many registered sources"));
         }
         let gen = self.next_gen.get();
-        self.next_gen.set(gen.wrapping_add(1));
+        self.next_gen.set(gen.wrapping_add(1) & GEN_MASK);
+        self.registrations.set(self.registrations.get() + 1);
         self.poll
             .borrow()
             .registry()
@@ -192,6 +209,11 @@ impl Reactor {
         });
         self.refed.set(self.refed.get() + 1);
         Ok((key, gen))
+    }
+
+    /// Sources registered since the loop was created.
+    pub(crate) fn registrations(&self) -> u64 {
+        self.registrations.get()
     }
 
     pub(crate) fn set_interest(&self, key: usize, gen: u32, interest: Interest) -> io::Result<()> {
