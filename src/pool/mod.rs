@@ -19,7 +19,7 @@
 //!   an `io::Error` carrying the panic message.
 //! * A job that has not started can be cancelled ([`Work::cancel`], libuv's
 //!   `uv_cancel`): it never runs and `done` gets `ECANCELED`.
-//! * Results are backpressured: at most `MAX_UNDELIVERED` (1,024) jobs may be
+//! * Results are backpressured: at most `workers::MAX_UNDELIVERED` (1,024) jobs may be
 //!   running or finished-but-not-yet-delivered at once. A worker waits
 //!   before starting another job until the loop has run some `done`
 //!   callbacks. Without this, one callback that queues 100,000 file reads
@@ -29,29 +29,18 @@
 //!   libuv has no such bound; the loop never waits for it, only workers do.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use crate::error::PanicError;
 use crate::event_loop::with_current;
 
+mod workers;
+
+pub(crate) use workers::{Pool, PoolJob};
+
 /// The default number of pool threads (libuv's too).
 pub const DEFAULT_THREADPOOL_SIZE: usize = 4;
-
-/// At most this many jobs are running or finished with their `done` not yet
-/// run on the loop (see the module docs): it bounds the memory that
-/// finished results can hold while the loop is busy.
-pub(crate) const MAX_UNDELIVERED: usize = 1024;
-
-/// Once full, workers resume when the backlog is down to this, so they
-/// wake in a batch rather than one per delivered result.
-const RESUME_AT: usize = MAX_UNDELIVERED / 2;
-
-type PoolJob = Box<dyn FnOnce() + Send>;
 
 /// What a worker sends back: the job's value, boxed, or the error `done`
 /// gets (the job panicked, was cancelled, or the pool could not start).
@@ -60,34 +49,6 @@ pub(crate) type WorkResult = Result<Box<dyn Any + Send>, io::Error>;
 /// A `done` callback waiting on the loop thread.
 pub(crate) type DoneCallback = Box<dyn FnOnce(WorkResult)>;
 
-#[derive(Default)]
-struct State {
-    /// Queued jobs with their id (for [`Pool::cancel`]), oldest first.
-    queue: VecDeque<(u64, PoolJob)>,
-    shutdown: bool,
-}
-
-#[derive(Default)]
-struct Shared {
-    state: Mutex<State>,
-    available: Condvar,
-    /// Jobs taken by a worker whose result the loop has not delivered yet.
-    /// Raised under the `state` lock; lowered by the loop without it.
-    undelivered: AtomicUsize,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A job panicking never holds this lock (jobs run outside it), so a
-    // poisoned lock can only come from a panic in our own few lines.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The worker threads of one loop.
-pub(crate) struct Pool {
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
 /// `EVLOOP_THREADPOOL_SIZE`, clamped to 1..=1024, or 4.
 pub(crate) fn configured_size() -> usize {
     std::env::var("EVLOOP_THREADPOOL_SIZE")
@@ -95,97 +56,6 @@ pub(crate) fn configured_size() -> usize {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map(|n| n.clamp(1, 1024))
         .unwrap_or(DEFAULT_THREADPOOL_SIZE)
-}
-
-impl Pool {
-    pub(crate) fn start(size: usize) -> io::Result<Pool> {
-        let shared = Arc::new(Shared::default());
-        let mut pool = Pool {
-            shared,
-            threads: Vec::with_capacity(size),
-        };
-        for i in 0..size {
-            let shared = pool.shared.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("evloop-pool-{i}"))
-                .spawn(move || worker(&shared))?;
-            pool.threads.push(t);
-        }
-        log::debug!("thread pool started with {size} threads");
-        Ok(pool)
-    }
-
-    pub(crate) fn submit(&self, id: u64, job: PoolJob) {
-        lock(&self.shared.state).queue.push_back((id, job));
-        self.shared.available.notify_one();
-    }
-
-    /// Removes job `id` if no worker has taken it yet. The job is dropped
-    /// here, outside the lock.
-    pub(crate) fn cancel(&self, id: u64) -> bool {
-        let job = {
-            let mut st = lock(&self.shared.state);
-            let at = st.queue.iter().position(|(i, _)| *i == id);
-            at.and_then(|at| st.queue.remove(at))
-        };
-        job.is_some()
-    }
-
-    pub(crate) fn threads(&self) -> usize {
-        self.threads.len()
-    }
-
-    /// Loop side: the result of one job taken by a worker was delivered
-    /// (its `done` is about to run), so a waiting worker may start another.
-    pub(crate) fn delivered(&self) {
-        let before = self.shared.undelivered.fetch_sub(1, Ordering::AcqRel);
-        if before == RESUME_AT + 1 {
-            // Workers may be waiting for room. Taking the lock orders this
-            // after a worker's check-then-wait, so the wakeup is not lost.
-            drop(lock(&self.shared.state));
-            self.shared.available.notify_all();
-        }
-    }
-}
-
-fn worker(shared: &Shared) {
-    loop {
-        let job = {
-            let mut st = lock(&shared.state);
-            loop {
-                if st.shutdown {
-                    return;
-                }
-                if shared.undelivered.load(Ordering::Acquire) < MAX_UNDELIVERED {
-                    if let Some((_, job)) = st.queue.pop_front() {
-                        shared.undelivered.fetch_add(1, Ordering::AcqRel);
-                        break job;
-                    }
-                }
-                st = shared.available.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        };
-        // The job catches the user's panic itself; this guards our own code.
-        let span = crate::trace::begin();
-        let _ = catch_unwind(AssertUnwindSafe(job));
-        crate::trace::end(span, "work", "pool", None);
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let discarded = {
-            let mut st = lock(&self.shared.state);
-            st.shutdown = true;
-            std::mem::take(&mut st.queue)
-        };
-        self.shared.available.notify_all();
-        drop(discarded);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        log::debug!("thread pool joined");
-    }
 }
 
 /// Runs `work` on the loop's thread pool and then `done` with its result on
