@@ -631,36 +631,44 @@ impl Inner {
                 continue;
             }
             let (key, gen) = split(event.token());
-            let ready = crate::reactor::Ready::from_mio(event);
-            // A stale token (closed source, key perhaps reused) or a
-            // callback already on the stack yields nothing.
-            let Some(mut cb) = self.reactor.take_callback(key, gen) else {
-                log::trace!("drop stale event for #{key} (gen {gen})");
-                continue;
-            };
-            log::trace!("dispatch io #{key} {ready:?}");
-            let label = if trace::is_enabled() {
-                self.reactor.kind(key)
-            } else {
-                "io"
-            };
-            self.call(label, || cb(ready));
-            turn.io += 1;
-            if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
-                self.call("io", move || drop(garbage));
-            }
-            self.checkpoint(turn);
+            self.dispatch_io(key, gen, crate::reactor::Ready::from_mio(event), turn);
+        }
+        for (key, gen, ready) in crate::fault::extra_events(&self.reactor) {
+            self.dispatch_io(key, gen, ready, turn);
         }
         *self.reactor.events.borrow_mut() = Some(events);
         Ok(())
     }
 
+    /// Runs the callback of source `key` for one event.
+    fn dispatch_io(&self, key: usize, gen: u32, ready: crate::reactor::Ready, turn: &mut Turn) {
+        // A stale token (closed source, key perhaps reused) or a callback
+        // already on the stack yields nothing.
+        let Some(mut cb) = self.reactor.take_callback(key, gen) else {
+            log::trace!("drop stale event for #{key} (gen {gen})");
+            return;
+        };
+        log::trace!("dispatch io #{key} {ready:?}");
+        let label = if trace::is_enabled() {
+            self.reactor.kind(key)
+        } else {
+            "io"
+        };
+        self.call(label, || cb(ready));
+        turn.io += 1;
+        if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
+            self.call("io", move || drop(garbage));
+        }
+        self.checkpoint(turn);
+    }
+
     /// `Poll::poll`, retried on `EINTR` with the *remaining* timeout.
     fn poll_retrying(&self, events: &mut mio::Events, timeout: Option<Duration>) -> io::Result<()> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut timeout = timeout;
+        let mut timeout = crate::fault::poll_timeout(timeout);
         loop {
-            match self.reactor.poll.borrow_mut().poll(events, timeout) {
+            let injected = crate::fault::check(crate::fault::Op::Poll);
+            match injected.and_then(|()| self.reactor.poll.borrow_mut().poll(events, timeout)) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 }

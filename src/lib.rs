@@ -119,6 +119,8 @@ mod error;
 // Callback-style file operations on the loop's thread pool (`fs::read_file`,
 // `fs::File::open`, ...), as in Node's `fs` module.
 mod event_loop;
+#[doc(hidden)]
+pub mod fault;
 pub mod fs;
 mod immediate;
 mod introspect;

@@ -80,6 +80,14 @@ impl Ready {
         Ready { bits }
     }
 
+    /// Readable and writable: a spurious event of the fault shim.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn readable_writable() -> Ready {
+        Ready {
+            bits: Self::READABLE | Self::WRITABLE,
+        }
+    }
+
     /// Data (or a connection, or EOF) can be read.
     pub fn is_readable(self) -> bool {
         self.bits & Self::READABLE != 0
@@ -325,6 +333,13 @@ impl Reactor {
             .iter()
             .map(|(_, s)| (s.kind, s.fd, s.interest, s.refed))
             .collect()
+    }
+
+    /// Every registered source as `(key, gen, fd)`, for the fault shim.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn tokens(&self) -> Vec<(usize, u32, RawFd)> {
+        let sources = self.sources.borrow();
+        sources.iter().map(|(k, s)| (k, s.gen, s.fd)).collect()
     }
 
     pub(crate) fn drain_all(&self) -> Vec<IoCallback> {

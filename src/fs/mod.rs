@@ -560,6 +560,7 @@ impl File {
         cb: impl FnOnce(io::Result<File>) + 'static,
     ) {
         let ctx = Ctx::new("open", &path);
+        let options = crate::fault::check(crate::fault::Op::Open).and(options);
         let p = path.clone();
         dispatch(
             ctx,

@@ -29,7 +29,7 @@ impl Drop for PipeReader {
 
 impl super::StreamIo for PipeReader {
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.rx).read(buf)
+        crate::fault::read(self, buf, |buf| (&self.rx).read(buf))
     }
     fn write_some(&self, _: &[u8]) -> io::Result<usize> {
         Err(io::Error::new(
@@ -76,7 +76,7 @@ impl super::StreamIo for PipeWriter {
         Ok(0)
     }
     fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.tx).write(buf)
+        crate::fault::write(self, buf, |buf| (&self.tx).write(buf))
     }
     /// A pipe cannot half-close; its end closes when the stream does.
     fn shutdown_write(&self) -> io::Result<()> {

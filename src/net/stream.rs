@@ -73,10 +73,10 @@ macro_rules! socket_stream_io {
     ($ty:ty, $kind:literal, |$me:ident| $tcp:expr) => {
         impl StreamIo for $ty {
             fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-                Read::read(&mut &*self, buf)
+                crate::fault::read(self, buf, |buf| Read::read(&mut &*self, buf))
             }
             fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-                Write::write(&mut &*self, buf)
+                crate::fault::write(self, buf, |buf| Write::write(&mut &*self, buf))
             }
             fn shutdown_write(&self) -> io::Result<()> {
                 self.shutdown(std::net::Shutdown::Write)

@@ -170,7 +170,7 @@ impl ListenerInner {
             let r = {
                 let io = self.io.borrow();
                 match io.as_ref() {
-                    Some(io) => io.accept(),
+                    Some(io) => crate::fault::call(crate::fault::Op::Accept, io, || io.accept()),
                     None => return,
                 }
             };

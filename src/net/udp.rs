@@ -215,6 +215,15 @@ impl UdpSocket {
     }
 }
 
+/// One datagram out: `send_to` with an address, `send` on a connected
+/// socket.
+fn send_one(s: &mio::net::UdpSocket, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+    crate::fault::call(crate::fault::Op::Send, s, || match to {
+        Some(to) => s.send_to(data, to),
+        None => s.send(data),
+    })
+}
+
 fn closed() -> io::Error {
     io::Error::new(ErrorKind::NotConnected, "socket is closed")
 }
@@ -234,10 +243,7 @@ impl Inner {
             let io = self.io.borrow();
             match io.as_ref() {
                 None => Err(closed()),
-                Some(s) => match to {
-                    Some(to) => s.send_to(data, to),
-                    None => s.send(data),
-                },
+                Some(s) => send_one(s, data, to),
             }
         } else {
             Err(io::Error::from(ErrorKind::WouldBlock))
@@ -273,10 +279,7 @@ impl Inner {
                 let io = self.io.borrow();
                 match io.as_ref() {
                     None => Err(closed()),
-                    Some(s) => match q.to {
-                        Some(to) => s.send_to(&q.data, to),
-                        None => s.send(&q.data),
-                    },
+                    Some(s) => send_one(s, &q.data, q.to),
                 }
             };
             match r {
@@ -303,7 +306,9 @@ impl Inner {
                 let io = self.io.borrow();
                 match io.as_ref() {
                     None => return,
-                    Some(s) => s.recv_from(&mut buf),
+                    Some(s) => {
+                        crate::fault::call(crate::fault::Op::Recv, s, || s.recv_from(&mut buf))
+                    }
                 }
             };
             match r {

@@ -226,6 +226,7 @@ impl Command {
         if let Some(vars) = crate::trace::child_env() {
             self.std.envs(vars);
         }
+        crate::fault::check(crate::fault::Op::Spawn)?;
         let mut proc = self.std.spawn()?;
         let pid = proc.id();
         log::debug!("spawned {} as pid {pid}", self.program);
