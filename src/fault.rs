@@ -301,6 +301,13 @@ mod imp {
             out
         })
     }
+
+    /// Whether a short read still means the fd's buffer was drained (the
+    /// stream's skip-the-`WouldBlock`-read shortcut): not while reads are
+    /// capped, since then the kernel may hold more.
+    pub(crate) fn short_read_drains() -> bool {
+        with(|p| !p.cap.contains_key(&Op::Read))
+    }
 }
 
 /// The hooks with the feature off: pass-throughs that compile to the call
@@ -363,5 +370,10 @@ mod off {
     #[inline(always)]
     pub(crate) fn extra_events(_: &Reactor) -> [(usize, u32, Ready); 0] {
         []
+    }
+
+    #[inline(always)]
+    pub(crate) fn short_read_drains() -> bool {
+        true
     }
 }

@@ -143,3 +143,76 @@ fn the_async_cat_copies_a_pipe_and_a_file() {
     assert!(out.status.success());
     assert!(out.stdout == input, "file bytes differ");
 }
+
+/// A terminal on stdin returns one line per read, however many are waiting
+/// (canonical mode), and raises no new edge for the lines left: lines
+/// pasted at once must all arrive, not just the first. Runs `cat` with a
+/// pseudo-terminal as its controlling terminal and stdin (echo off), its
+/// stdout to a file. Before the fix only "a\n" arrived.
+#[test]
+fn lines_pasted_into_a_terminal_all_arrive() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, slave) = {
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty writes two fds into the ints we pass; the null
+        // name, termios and winsize pointers are allowed.
+        let r = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both fds were just opened and are owned by nobody else.
+        unsafe {
+            (
+                std::fs::File::from(OwnedFd::from_raw_fd(m)),
+                OwnedFd::from_raw_fd(s),
+            )
+        }
+    };
+    // Echo off, so nothing but the program's own reads touch the terminal.
+    // SAFETY: tcgetattr/tcsetattr read and write the termios we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+        t.c_lflag &= !(libc::ECHO | libc::ECHONL);
+        assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
+    }
+    let out = temp("tty-out");
+    let mut cmd = Command::new(cat());
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(std::fs::File::create(&out).unwrap());
+    // SAFETY: setsid and ioctl are async-signal-safe; they make the pty
+    // (the child's stdin) its controlling terminal, so /dev/tty is it.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+    // Give cat time to start reading, then "paste" three lines at once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    master.write_all(b"a\nb\nc\n").unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = Vec::new();
+    while std::time::Instant::now() < end {
+        got = std::fs::read(&out).unwrap();
+        if got.len() >= 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&out).ok();
+    assert_eq!(String::from_utf8_lossy(&got), "a\nb\nc\n");
+}

@@ -46,6 +46,13 @@ impl super::StreamIo for PipeReader {
     fn has_write_side(&self) -> bool {
         false
     }
+    /// A terminal in canonical mode returns one line per read, however
+    /// many are waiting: a short read does not mean it is drained.
+    fn short_read_drains(&self) -> bool {
+        use std::io::IsTerminal;
+        use std::os::fd::AsFd;
+        !self.rx.as_fd().is_terminal() && crate::fault::short_read_drains()
+    }
 }
 
 /// The write end of a pipe (or a socket used as one), non-blocking while

@@ -66,6 +66,13 @@ pub(crate) trait StreamIo: AsRawFd {
     fn pollable(&self) -> bool {
         true
     }
+    /// Whether a read that returns less than asked means the fd's buffer
+    /// is empty, so that the `WouldBlock` read after it can be skipped:
+    /// true for sockets and pipes, not for a terminal (it returns one line
+    /// per read), nor while the fault shim caps reads.
+    fn short_read_drains(&self) -> bool {
+        crate::fault::short_read_drains()
+    }
 }
 
 /// mio's TCP and Unix streams have the same shape: one impl for both.
@@ -132,6 +139,8 @@ struct State {
     peer_closed: bool,
     end_emitted: bool,
     read_scheduled: bool,
+    /// A short read means the fd is drained ([`StreamIo::short_read_drains`]).
+    short_read_drains: bool,
     /// Bytes read before a data callback existed (at most `EARLY_LIMIT`).
     early: Vec<u8>,
     end_requested: bool,
@@ -270,6 +279,7 @@ impl Stream {
         let kind = io.kind();
         let (read_side, write_side, pollable) =
             (io.has_read_side(), io.has_write_side(), io.pollable());
+        let short_read_drains = io.short_read_drains();
         let inner = Rc::new(StreamInner {
             io: RefCell::new(Some(io)),
             watch: WatchSlot::default(),
@@ -281,6 +291,7 @@ impl Stream {
                 end_requested: !write_side,
                 write_closed: !write_side,
                 connecting,
+                short_read_drains,
                 high_water_mark: DEFAULT_HIGH_WATER_MARK,
                 max_write_queue: None,
                 ..State::default()
@@ -681,8 +692,13 @@ impl StreamInner {
                 // would only say WouldBlock (tokio does the same). Saves a
                 // syscall per request on a request/response connection.
                 // Not after the peer's FIN was signalled: that edge is spent,
-                // and the read that returns 0 must still happen.
-                let drained = n < len && !self.st.borrow().peer_closed;
+                // and the read that returns 0 must still happen. Not on a
+                // terminal either: it returns one line per read, and the
+                // lines after it raise no new edge.
+                let drained = n < len && {
+                    let st = self.st.borrow();
+                    st.short_read_drains && !st.peer_closed
+                };
                 if drained {
                     self.st.borrow_mut().readable = false;
                 }
