@@ -216,12 +216,18 @@ impl UdpSocket {
 }
 
 /// One datagram out: `send_to` with an address, `send` on a connected
-/// socket.
+/// socket. Retried on `EINTR`, which is not the sender's error.
 fn send_one(s: &mio::net::UdpSocket, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
-    crate::fault::call(crate::fault::Op::Send, s, || match to {
-        Some(to) => s.send_to(data, to),
-        None => s.send(data),
-    })
+    loop {
+        let r = crate::fault::call(crate::fault::Op::Send, s, || match to {
+            Some(to) => s.send_to(data, to),
+            None => s.send(data),
+        });
+        match r {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
 }
 
 fn closed() -> io::Error {
