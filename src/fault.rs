@@ -6,14 +6,14 @@
 //! a test sets it on the thread that runs the loop) and may, instead of or
 //! around the real call:
 //!
-//! - fail the next `n` calls of an [`Op`] with an errno ([`fail_next`]),
-//!   or every `n`th call ([`fail_every`]): `EINTR`, `EAGAIN`, `EMFILE`, ...
+//! - fail the next `n` calls of an `Op` with an errno (`fail_next`),
+//!   or every `n`th call (`fail_every`): `EINTR`, `EAGAIN`, `EMFILE`, ...
 //!   The error is `io::Error::from_raw_os_error(errno)`, as the real call
 //!   would give;
-//! - cap what one read or write moves at `k` bytes ([`cap`]): a short read
+//! - cap what one read or write moves at `k` bytes (`cap`): a short read
 //!   or a short write;
 //! - deliver a spurious readable + writable event to every registered
-//!   source every `n`th poll ([`spurious_every`]).
+//!   source every `n`th poll (`spurious_every`).
 //!
 //! An injected `EAGAIN` (`EWOULDBLOCK`) on a read, write or accept replaced
 //! a call that would have made progress, so no readiness edge would ever
@@ -21,16 +21,21 @@
 //! room does), the fd is **owed an edge**: the next poll does not block and
 //! delivers a readable + writable event to that fd's source.
 //!
+//! A short read from a socket or pipe means its buffer was emptied (the
+//! stream then skips the read that would say `WouldBlock`); a capped read
+//! breaks that, so a stream registered while reads are capped does not
+//! rely on it, as for a terminal. Set the cap before making the streams.
+//!
 //! Hooks and the ops they cover:
 //!
 //! | op | hooked at |
 //! |---|---|
-//! | [`Op::Read`], [`Op::Write`] | `read`/`write` of TCP and Unix streams and pipes (`StreamIo` in `src/net/stream.rs`, `src/net/pipe.rs`): callback streams, stdio and child stdio |
-//! | [`Op::Accept`] | the TCP listener's `accept` (`src/net/tcp.rs`) |
-//! | [`Op::Send`], [`Op::Recv`] | the callback UDP socket (`src/net/udp.rs`) |
-//! | [`Op::Poll`] | `epoll_wait` (`src/event_loop.rs`, the poll phase) |
-//! | [`Op::Open`] | [`fs::File::open`](crate::fs::File::open) (decided on the loop thread, failed on the pool) |
-//! | [`Op::Spawn`] | [`process::Command::spawn`](crate::process::Command::spawn) |
+//! | `Op::Read`, `Op::Write` | `read`/`write` of TCP and Unix streams and pipes (`StreamIo` in `src/net/stream.rs`, `src/net/pipe.rs`): callback streams, stdio and child stdio |
+//! | `Op::Accept` | the TCP listener's `accept` (`src/net/tcp.rs`) |
+//! | `Op::Send`, `Op::Recv` | the callback UDP socket (`src/net/udp.rs`) |
+//! | `Op::Poll` | `epoll_wait` (`src/event_loop.rs`, the poll phase) |
+//! | `Op::Open` | [`fs::File::open`](crate::fs::File::open) (decided on the loop thread, failed on the pool) |
+//! | `Op::Spawn` | [`process::Command::spawn`](crate::process::Command::spawn) |
 //!
 //! Not hooked: the async sockets of `task::net` (their own syscalls), Unix
 //! listeners, the other fs operations, blocking stdout writes.
