@@ -190,59 +190,79 @@ impl Drop for Pool {
     }
 }
 
-/// Model tests: every interleaving of two workers and the loop thread
-/// (`RUSTFLAGS="--cfg evloop_loom" cargo test --release --lib pool::workers`).
+/// Model tests: every interleaving of the workers and the loop thread, up
+/// to loom's preemption bound (`RUSTFLAGS="--cfg evloop_loom" cargo test
+/// --release --lib pool::workers`).
 #[cfg(all(test, evloop_loom))]
 mod loom_tests {
     use super::*;
-    use loom::sync::atomic::AtomicUsize as Count;
+
+    /// Runs `f` under loom, with at most 3 preemptions per execution unless
+    /// `LOOM_MAX_PREEMPTIONS` says otherwise (CI uses 2: about 10 s instead
+    /// of 5 minutes; a lost wakeup needs only one).
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(3);
+        }
+        b.check(f);
+    }
 
     /// Queues `jobs` jobs on a pool of `threads` with room for `bound`
-    /// undelivered results; the test thread plays the loop, delivering each
-    /// result it finds. Every job must run and be delivered, whatever the
-    /// interleaving: a lost wakeup shows as a deadlock, which loom reports.
+    /// undelivered results; the test thread plays the loop, waiting for a
+    /// posted result (as the real loop waits in `epoll_wait` for the
+    /// `Remote`'s wake) and delivering it. Every job must run and be
+    /// delivered: a lost wakeup shows as a deadlock, which loom reports.
     fn deliver_all(threads: usize, bound: usize, jobs: usize) {
-        loom::model(move || {
+        model(move || {
             let pool = Pool::with_bound(threads, bound).unwrap();
             // The loop's queue of posted results (the `Remote` in real life).
-            let posted = Arc::new(Count::new(0));
+            let posted = Arc::new((Mutex::new(0usize), Condvar::new()));
             for id in 0..jobs {
                 let posted = posted.clone();
                 pool.submit(
                     id as u64,
                     Box::new(move || {
-                        posted.fetch_add(1, Ordering::AcqRel);
+                        *posted.0.lock().unwrap() += 1;
+                        posted.1.notify_one();
                     }),
                 );
             }
             let mut delivered = 0;
             while delivered < jobs {
-                if posted.load(Ordering::Acquire) > delivered {
-                    pool.delivered();
-                    delivered += 1;
-                } else {
-                    loom::thread::yield_now();
+                let mut n = posted.0.lock().unwrap();
+                while *n == 0 {
+                    n = posted.1.wait(n).unwrap();
                 }
+                *n -= 1;
+                drop(n);
+                pool.delivered();
+                delivered += 1;
             }
-            assert!(pool.shared.undelivered.load(Ordering::Acquire) == 0);
+            assert_eq!(pool.shared.undelivered.load(Ordering::Acquire), 0);
             drop(pool);
         });
     }
 
     #[test]
-    fn bound_of_one_never_loses_a_wakeup() {
-        deliver_all(2, 1, 3);
+    fn one_worker_bound_of_one() {
+        deliver_all(1, 1, 2);
     }
 
     #[test]
-    fn bound_of_two_resumes_at_one() {
+    fn two_workers_bound_of_one() {
+        deliver_all(2, 1, 2);
+    }
+
+    #[test]
+    fn two_workers_bound_of_two_resume_at_one() {
         deliver_all(2, 2, 3);
     }
 
     /// Dropping the pool while workers wait for room must still join them.
     #[test]
     fn shutdown_while_workers_wait_for_room() {
-        loom::model(|| {
+        model(|| {
             let pool = Pool::with_bound(2, 1).unwrap();
             for id in 0..3 {
                 pool.submit(id, Box::new(|| {}));
