@@ -4,23 +4,28 @@
 //!
 //! `cargo bench --bench task` (add `-- --quick` for 100,000 tasks instead
 //! of 1,000,000). Figures are medians of 3 rounds, in ns per task; read the
-//! ratios, since the machine is shared and noisy. `-- --only trivial|await|serial`
-//! runs one workload, evloop only (to profile).
+//! ratios, since the machine is shared and noisy.
+//! `-- --only trivial|await|yield|serial` runs one workload, evloop only
+//! (to profile).
 //!
 //! Workloads:
 //! 1. a trivial future (`async { 1 }`): evloop polls it at `spawn` and it
 //!    completes there; tokio polls it from the `LocalSet`'s run queue;
 //! 2. a task that suspends once: evloop `Promise::resolve(1).await` (one
 //!    microtask hop, JavaScript's `await`), tokio `yield_now().await` (the
-//!    nearest equivalent: one trip through its run queue).
-//!
-//! 3. one at a time: one task spawns each of the `n` (with workload 2's
+//!    nearest equivalent: one trip through its run queue);
+//! 3. the same suspension on both sides: `yield_now().await` (evloop's
+//!    wakes the task and is polled again from a microtask; tokio's goes
+//!    through its run queue). Nothing is allocated besides the task, so
+//!    this is the like-for-like memory figure (workload 2's evloop side
+//!    also allocates the awaited promise);
+//! 4. one at a time: one task spawns each of the `n` (with workload 2's
 //!    body) and awaits it before the next: the steady state of a server,
 //!    where finished tasks make room for new ones.
 //!
-//! Allocations per task are counted in a separate, untimed evloop round;
-//! for workload 2, so is the peak heap per task (all pending at once), for
-//! evloop and tokio alike.
+//! Allocations per task are counted in separate, untimed rounds, for evloop
+//! and tokio alike; for workloads 2 and 3, so is the peak heap per task
+//! (all pending at once).
 //!
 //! The rounds alternate (evloop, tokio, evloop, ...), so a change in the
 //! machine's load hits both alike. Besides wall time, the thread's CPU
@@ -83,6 +88,7 @@ static A: Counting = Counting;
 enum Work {
     Trivial,
     Await,
+    Yield,
     Serial,
 }
 
@@ -101,6 +107,10 @@ fn evloop_tasks(n: usize, w: Work) -> Spent {
                 Work::Await => drop(evloop::spawn(async move {
                     let v = Promise::resolve(1usize).await.unwrap();
                     d.set(d.get() + v);
+                })),
+                Work::Yield => drop(evloop::spawn(async move {
+                    evloop::task::yield_now().await;
+                    d.set(d.get() + 1);
                 })),
                 Work::Serial => {
                     drop(evloop::spawn(async move {
@@ -138,7 +148,7 @@ fn tokio_tasks(n: usize, w: Work) -> Spent {
             Work::Trivial => drop(local.spawn_local(async move {
                 d.set(d.get() + 1);
             })),
-            Work::Await => drop(local.spawn_local(async move {
+            Work::Await | Work::Yield => drop(local.spawn_local(async move {
                 tokio::task::yield_now().await;
                 d.set(d.get() + 1);
             })),
@@ -213,12 +223,13 @@ fn median(v: Vec<Spent>) -> Spent {
     }
 }
 
-fn allocs_per_task(n: usize, w: Work) -> f64 {
-    // The loop's own allocations, counted alone, are subtracted.
+/// Allocations per task while `n` tasks run through `f`; the runtime's own
+/// allocations, counted alone (no task), are subtracted.
+fn allocs_per_task(n: usize, f: impl Fn(usize) -> Spent) -> f64 {
     let count = |k: usize| {
         ALLOCS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
-        evloop_tasks(k, w);
+        f(k);
         COUNTING.store(false, Ordering::Relaxed);
         ALLOCS.load(Ordering::Relaxed)
     };
@@ -261,6 +272,11 @@ fn main() {
             "suspends once (evloop: Promise::resolve(1).await; tokio: yield_now)",
         ),
         (
+            "yield",
+            Work::Yield,
+            "suspends once, the same way (evloop and tokio: yield_now)",
+        ),
+        (
             "serial",
             Work::Serial,
             "one at a time: a task spawns the next (same body) and awaits it",
@@ -288,12 +304,11 @@ fn main() {
             "  cpu time           evloop {ec:8.1} ns   tokio {tc:8.1} ns   tokio/evloop {:5.2}x",
             tc / ec
         );
-        println!(
-            "  allocations/task   evloop {:8.2}",
-            allocs_per_task(n.min(100_000), w)
-        );
-        if w == Work::Await {
-            let m = n.min(100_000);
+        let m = n.min(100_000);
+        let ea = allocs_per_task(m, |k| evloop_tasks(k, w));
+        let ta = allocs_per_task(m, |k| tokio_tasks(k, w));
+        println!("  allocations/task   evloop {ea:8.2}      tokio {ta:8.2}");
+        if matches!(w, Work::Await | Work::Yield) {
             let eb = peak_bytes_per_task(m, |k| evloop_tasks(k, w));
             let tb = peak_bytes_per_task(m, |k| tokio_tasks(k, w));
             println!(
