@@ -149,7 +149,7 @@ where
     let fut = executor::future(fut, map, core.clone());
     with_current(|inner| {
         let inner = inner.clone();
-        let id = executor::spawn_future(&inner, fut, core.clone());
+        let id = executor::spawn_future(&inner, fut);
         (
             Promise { core },
             AbortHandle {
