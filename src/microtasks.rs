@@ -41,6 +41,9 @@ pub(crate) struct Microtasks {
     micro: RefCell<VecDeque<MicroJob>>,
     /// A `next_tick` job is running (tells a panic's origin).
     in_tick: std::cell::Cell<bool>,
+    /// Jobs ever pushed onto the microtask queue: unchanged since a push,
+    /// the job pushed then is still the last one queued (or has run).
+    pushes: std::cell::Cell<u64>,
 }
 
 impl Microtasks {
@@ -50,6 +53,12 @@ impl Microtasks {
 
     pub(crate) fn push_micro(&self, job: MicroJob) {
         self.micro.borrow_mut().push_back(job);
+        self.pushes.set(self.pushes.get().wrapping_add(1));
+    }
+
+    /// How many jobs were ever pushed onto the microtask queue.
+    pub(crate) fn micro_pushes(&self) -> u64 {
+        self.pushes.get()
     }
 
     pub(crate) fn ticks_len(&self) -> usize {

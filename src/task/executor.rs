@@ -282,10 +282,21 @@ pub(crate) struct Tasks {
     /// state back here, so tasks that only await promises share a few
     /// states instead of allocating one each.
     spare: RefCell<Vec<Arc<TaskWaker>>>,
-    /// The tasks whose poll microtask is queued, in queue order. Each of
-    /// those microtasks is [`poll_queued`], which captures nothing (so
-    /// boxing it allocates nothing) and takes the task at the front.
-    queued: RefCell<VecDeque<TaskId>>,
+    /// The tasks whose poll microtask is queued, in queue order. Those
+    /// microtasks are [`poll_queued`], which captures nothing (so boxing it
+    /// allocates nothing): each polls the next tasks of this list, as many
+    /// as its count in `runs` says.
+    queued: RefCell<VecDeque<Queued>>,
+    /// For each queued [`poll_queued`] microtask, in queue order, how many
+    /// tasks it polls: tasks woken one after the other, with no other
+    /// microtask queued in between, share one microtask (see
+    /// [`queue_poll`]).
+    runs: RefCell<VecDeque<u32>>,
+    /// [`Microtasks::micro_pushes`](crate::microtasks::Microtasks) right
+    /// after the last [`poll_queued`] was pushed: while it is unchanged and
+    /// `runs` is not empty, that microtask is still the last one queued
+    /// and a task woken now joins its run.
+    last_push: Cell<u64>,
     /// The same for awaited promises whose reaction job is queued (see
     /// [`queue_delivery`]).
     deliveries: RefCell<VecDeque<Rc<dyn Deliver>>>,
@@ -301,6 +312,17 @@ pub(crate) struct Tasks {
     /// somewhere else, or dropped): deliver there instead of polling the
     /// task, or (`None`) do nothing. Almost always empty.
     redirects: RefCell<Vec<Redirect>>,
+}
+
+/// A task waiting in the poll queue, in 8 bytes: its slab key and the low
+/// 32 bits of its generation. A stale entry (its task finished and the key
+/// went to a task whose generation matches modulo 2^32, more than four
+/// billion spawns later) can at worst poll that task spuriously, which any
+/// future must allow.
+#[derive(Clone, Copy)]
+struct Queued {
+    key: u32,
+    gen: u32,
 }
 
 /// A resume ticket and where its microtask delivers instead.
@@ -444,22 +466,54 @@ fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
 }
 
 /// Queues a microtask that polls `id`. Nothing is allocated per wake: the
-/// id waits in the loop's `queued` list, and the microtask is [`poll_queued`].
+/// id waits in the loop's `queued` list, and the microtask is
+/// [`poll_queued`]. If the last microtask queued is a [`poll_queued`] that
+/// has not started, the task joins it instead: polling both tasks in one
+/// microtask is what two microtasks in a row would do, and a million
+/// tasks woken in a row take one queue entry, not a million.
 fn queue_poll(inner: &Inner, id: TaskId) {
-    inner.tasks.queued.borrow_mut().push_back(id);
+    let tasks = &inner.tasks;
+    let key = u32::try_from(id.key).expect("fewer than 2^32 tasks");
+    tasks.queued.borrow_mut().push_back(Queued {
+        key,
+        gen: id.gen as u32,
+    });
+    let mut runs = tasks.runs.borrow_mut();
+    let pushes = inner.micro.micro_pushes();
+    if let Some(n) = runs.back_mut().filter(|_| tasks.last_push.get() == pushes) {
+        if let Some(m) = n.checked_add(1) {
+            *n = m;
+            return;
+        }
+    }
+    runs.push_back(1);
+    drop(runs);
     inner.micro.push_micro(Box::new(poll_queued));
+    tasks.last_push.set(inner.micro.micro_pushes());
 }
 
-/// The microtask [`queue_poll`] queues: polls the first task of the list.
-/// The list and the microtask queue are both first in, first out, and
-/// each push to one goes with a push to the other on the same loop, so the
-/// task taken is the one this microtask was queued for.
+/// The microtask [`queue_poll`] queues: polls the first tasks of the list,
+/// as many as its run counts. The lists and the microtask queue are all
+/// first in, first out, and each run begins with a push to the microtask
+/// queue on the same loop, so the tasks taken are the ones this microtask
+/// was queued for. Tasks woken meanwhile go to a later run (this one is no
+/// longer in `runs`, so nothing joins it).
 fn poll_queued() {
-    if let Some(inner) = try_with_current(Rc::clone) {
-        let id = inner.tasks.queued.borrow_mut().pop_front();
-        debug_assert!(id.is_some(), "a poll microtask without its task");
-        if let Some(id) = id {
-            run(&inner, id, true);
+    let Some(inner) = try_with_current(Rc::clone) else {
+        return;
+    };
+    let run_len = inner.tasks.runs.borrow_mut().pop_front();
+    debug_assert!(run_len.is_some(), "a poll microtask without its run");
+    for _ in 0..run_len.unwrap_or(0) {
+        let q = inner.tasks.queued.borrow_mut().pop_front();
+        debug_assert!(q.is_some(), "a poll run shorter than its count");
+        let Some(q) = q else {
+            return;
+        };
+        let key = q.key as usize;
+        let gen = inner.tasks.slab.borrow().get(key).map(Slot::gen);
+        if let Some(gen) = gen.filter(|g| *g as u32 == q.gen) {
+            run(&inner, TaskId { key, gen }, true);
         }
     }
 }
