@@ -163,8 +163,11 @@ struct PutBack<'a, T> {
 }
 
 impl<T> Drop for PutBack<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        self.cell.set(mem::replace(&mut self.state, State::Busy));
+        let state = mem::replace(&mut self.state, State::Busy);
+        // What comes out is the `Busy` put there: nothing to drop.
+        mem::forget(self.cell.replace(state));
     }
 }
 
@@ -289,18 +292,25 @@ impl<T: Clone + 'static> Core<T> {
     }
 
     fn subscribe_any(self: &Rc<Self>, r: AnyReaction<T>) {
-        if let Some(outcome) = self.subscribe_settled() {
-            queue(r.schedule(outcome));
-            return;
-        }
-        self.handled.set(true);
-        // (Not `Delivered`: subscribing needs a handle, and `Delivered`
-        // means none was left.)
-        self.with_state(|state| {
-            if let State::Pending(reactions) = state {
+        // One look at the state: push onto a pending promise's reactions,
+        // or copy a settled one's outcome.
+        let settled = self.with_state(|state| match state {
+            State::Pending(reactions) => {
                 reactions.push(r);
+                None
             }
+            State::Settled(o) => Some((r, o.clone())),
+            // (Subscribing needs a handle, and `Delivered` means none was
+            // left, so this is not reached.)
+            _ => None,
         });
+        match settled {
+            Some((r, outcome)) => {
+                self.note_handler(&outcome);
+                queue(r.schedule(outcome));
+            }
+            None => self.handled.set(true),
+        }
     }
 
     /// What [`subscribe`](Self::subscribe) does on a settled promise (it
@@ -309,12 +319,18 @@ impl<T: Clone + 'static> Core<T> {
     /// an `await` that queues its own resume job. `None` if not settled.
     pub(crate) fn subscribe_settled(&self) -> Option<Outcome<T>> {
         let outcome = self.peek()?;
+        self.note_handler(&outcome);
+        Some(outcome)
+    }
+
+    /// A handler was attached to this settled promise: it counts as
+    /// handled, and a rejection reported unhandled is reported handled late.
+    fn note_handler(&self, outcome: &Outcome<T>) {
         let first = !self.handled.replace(true);
-        if let (true, true, Err(e)) = (first, self.warned.get(), &outcome) {
+        if let (true, true, Err(e)) = (first, self.warned.get(), outcome) {
             let e = e.clone();
             try_with_current(|inner| inner.rejections.handled_late(e));
         }
-        Some(outcome)
     }
 
     /// Counts as handled (a rejection is not reported as unhandled), without
