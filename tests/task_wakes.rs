@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Waker;
 
+use evloop::promise::Promise;
 use evloop::task::{spawn_handle, yield_now};
 use evloop::{queue_microtask, spawn};
 use util::{run_strict, Log};
@@ -105,5 +106,46 @@ fn a_wake_from_inside_a_run_goes_after_it() {
     assert_eq!(
         log.take(),
         ["parked", "1a", "1b", "waker", "1c", "unparked", "m"]
+    );
+}
+
+/// As [`yielding`], awaiting promises that have already settled (resumes,
+/// which share a microtask as polls do).
+fn awaiting(l: &Log, n: u32) -> impl std::future::Future<Output = ()> + 'static {
+    let l = l.clone();
+    async move {
+        l.push(format!("{n}a"));
+        Promise::resolve(1).await.unwrap();
+        l.push(format!("{n}b"));
+        Promise::resolve(2).await.unwrap();
+        l.push(format!("{n}c"));
+    }
+}
+
+// async function w(n){ log.push(n+'a'); await 1; log.push(n+'b'); await 2; log.push(n+'c'); }
+// (t as in the first test.)
+// w(1); w(2); queueMicrotask(() => log.push('m')); t(3); w(4); w(5);
+//
+// node: 1a 2a 3a 4a 5a 1b 2b m 3b 4b 5b 1c 2c 3c 4c 5c
+#[test]
+fn resumes_in_a_row_and_mixed_with_polls_keep_one_hop_each() {
+    let log = Log::new();
+    let l = log.clone();
+    run_strict(move || {
+        drop(spawn(awaiting(&l, 1)));
+        drop(spawn(awaiting(&l, 2)));
+        let m = l.clone();
+        queue_microtask(move || m.push("m"));
+        drop(spawn(yielding(&l, 3)));
+        drop(spawn(awaiting(&l, 4)));
+        drop(spawn(awaiting(&l, 5)));
+    })
+    .unwrap();
+    assert_eq!(
+        log.take(),
+        [
+            "1a", "2a", "3a", "4a", "5a", "1b", "2b", "m", "3b", "4b", "5b", "1c", "2c", "3c",
+            "4c", "5c"
+        ]
     );
 }

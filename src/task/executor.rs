@@ -21,7 +21,8 @@
 //! **Nothing is allocated per poll or per wake.** The microtasks above
 //! capture nothing (boxing them allocates nothing): what each is for waits
 //! in a per-loop first-in-first-out list beside the microtask queue
-//! (`queued`, `deliveries`, `resumes`). A task's waker state (`Arc`) is
+//! (`queued`, `deliveries`, `resumes`); polls and resumes queued in a row
+//! share one microtask (`Runs`). A task's waker state (`Arc`) is
 //! its own only while a clone of its waker is held somewhere; otherwise
 //! polls borrow one of a few spare states.
 
@@ -285,24 +286,19 @@ pub(crate) struct Tasks {
     /// The tasks whose poll microtask is queued, in queue order. Those
     /// microtasks are [`poll_queued`], which captures nothing (so boxing it
     /// allocates nothing): each polls the next tasks of this list, as many
-    /// as its count in `runs` says.
+    /// as its count in `poll_runs` says.
     queued: RefCell<VecDeque<Queued>>,
-    /// For each queued [`poll_queued`] microtask, in queue order, how many
-    /// tasks it polls: tasks woken one after the other, with no other
-    /// microtask queued in between, share one microtask (see
-    /// [`queue_poll`]).
-    runs: RefCell<VecDeque<u32>>,
-    /// [`Microtasks::micro_pushes`](crate::microtasks::Microtasks) right
-    /// after the last [`poll_queued`] was pushed: while it is unchanged and
-    /// `runs` is not empty, that microtask is still the last one queued
-    /// and a task woken now joins its run.
-    last_push: Cell<u64>,
+    /// How many tasks each queued [`poll_queued`] polls.
+    poll_runs: Runs,
     /// The same for awaited promises whose reaction job is queued (see
     /// [`queue_delivery`]).
     deliveries: RefCell<VecDeque<Rc<dyn Deliver>>>,
     /// The same for awaits of promises that had already settled (see
-    /// [`queue_resume`]): the task to poll and the await's ticket.
-    resumes: RefCell<VecDeque<(TaskId, u64)>>,
+    /// [`queue_resume`]): the task to poll and the await's ticket. Resumes
+    /// queued in a row share one [`resume_queued`] as polls do.
+    resumes: RefCell<VecDeque<(Queued, u64)>>,
+    /// How many resumes each queued [`resume_queued`] runs.
+    resume_runs: Runs,
     /// The last ticket [`queue_resume`] handed out, and the last one whose
     /// microtask has run. Tickets grow by one and their microtasks run in
     /// that order, so ticket `t`'s has run exactly when `t <= resumed`.
@@ -314,7 +310,7 @@ pub(crate) struct Tasks {
     redirects: RefCell<Vec<Redirect>>,
 }
 
-/// A task waiting in the poll queue, in 8 bytes: its slab key and the low
+/// A task waiting in the poll or resume queue, in 8 bytes: its slab key and the low
 /// 32 bits of its generation. A stale entry (its task finished and the key
 /// went to a task whose generation matches modulo 2^32, more than four
 /// billion spawns later) can at worst poll that task spuriously, which any
@@ -323,6 +319,68 @@ pub(crate) struct Tasks {
 struct Queued {
     key: u32,
     gen: u32,
+}
+
+impl Queued {
+    fn new(id: TaskId) -> Queued {
+        Queued {
+            key: u32::try_from(id.key).expect("fewer than 2^32 tasks"),
+            gen: id.gen as u32,
+        }
+    }
+
+    /// The task, if its slot still holds it.
+    fn find(self, tasks: &Tasks) -> Option<TaskId> {
+        let key = self.key as usize;
+        let gen = tasks.slab.borrow().get(key).map(Slot::gen)?;
+        (gen as u32 == self.gen).then_some(TaskId { key, gen })
+    }
+}
+
+/// Runs of executor microtasks of one kind: items queued one after the
+/// other, with no other microtask queued in between, share one microtask,
+/// which handles them all in order. That is what one microtask each would
+/// do, and a million tasks woken in a row take one entry of the microtask
+/// queue, not a million.
+#[derive(Default)]
+struct Runs {
+    /// For each queued microtask of this kind, in queue order, how many
+    /// items it handles.
+    counts: RefCell<VecDeque<u32>>,
+    /// [`Microtasks::micro_pushes`](crate::microtasks::Microtasks) right
+    /// after the last microtask of this kind was pushed: while unchanged
+    /// and `counts` is not empty, that microtask is still the last one
+    /// queued (it leaves `counts` when it starts).
+    last_push: Cell<u64>,
+}
+
+impl Runs {
+    /// One more item: it joins the last run if that run's microtask is
+    /// still the last one queued, else `job` is queued for a new run.
+    /// `job` captures nothing, so boxing it allocates nothing.
+    fn add(&self, micro: &crate::microtasks::Microtasks, job: impl FnOnce() + 'static) {
+        let mut counts = self.counts.borrow_mut();
+        if self.last_push.get() == micro.micro_pushes() {
+            if let Some(n) = counts.back_mut() {
+                if let Some(m) = n.checked_add(1) {
+                    *n = m;
+                    return;
+                }
+            }
+        }
+        counts.push_back(1);
+        drop(counts);
+        micro.push_micro(Box::new(job));
+        self.last_push.set(micro.micro_pushes());
+    }
+
+    /// The microtask of the first run starts: how many items it handles.
+    /// Items added from now on go to a later run.
+    fn start(&self) -> u32 {
+        let n = self.counts.borrow_mut().pop_front();
+        debug_assert!(n.is_some(), "an executor microtask without its run");
+        n.unwrap_or(0)
+    }
 }
 
 /// A resume ticket and where its microtask delivers instead.
@@ -472,48 +530,27 @@ fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
 /// microtask is what two microtasks in a row would do, and a million
 /// tasks woken in a row take one queue entry, not a million.
 fn queue_poll(inner: &Inner, id: TaskId) {
-    let tasks = &inner.tasks;
-    let key = u32::try_from(id.key).expect("fewer than 2^32 tasks");
-    tasks.queued.borrow_mut().push_back(Queued {
-        key,
-        gen: id.gen as u32,
-    });
-    let mut runs = tasks.runs.borrow_mut();
-    let pushes = inner.micro.micro_pushes();
-    if let Some(n) = runs.back_mut().filter(|_| tasks.last_push.get() == pushes) {
-        if let Some(m) = n.checked_add(1) {
-            *n = m;
-            return;
-        }
-    }
-    runs.push_back(1);
-    drop(runs);
-    inner.micro.push_micro(Box::new(poll_queued));
-    tasks.last_push.set(inner.micro.micro_pushes());
+    inner.tasks.queued.borrow_mut().push_back(Queued::new(id));
+    inner.tasks.poll_runs.add(&inner.micro, poll_queued);
 }
 
 /// The microtask [`queue_poll`] queues: polls the first tasks of the list,
 /// as many as its run counts. The lists and the microtask queue are all
 /// first in, first out, and each run begins with a push to the microtask
 /// queue on the same loop, so the tasks taken are the ones this microtask
-/// was queued for. Tasks woken meanwhile go to a later run (this one is no
-/// longer in `runs`, so nothing joins it).
+/// was queued for. Tasks woken meanwhile go to a later run.
 fn poll_queued() {
     let Some(inner) = try_with_current(Rc::clone) else {
         return;
     };
-    let run_len = inner.tasks.runs.borrow_mut().pop_front();
-    debug_assert!(run_len.is_some(), "a poll microtask without its run");
-    for _ in 0..run_len.unwrap_or(0) {
+    for _ in 0..inner.tasks.poll_runs.start() {
         let q = inner.tasks.queued.borrow_mut().pop_front();
         debug_assert!(q.is_some(), "a poll run shorter than its count");
         let Some(q) = q else {
             return;
         };
-        let key = q.key as usize;
-        let gen = inner.tasks.slab.borrow().get(key).map(Slot::gen);
-        if let Some(gen) = gen.filter(|g| *g as u32 == q.gen) {
-            run(&inner, TaskId { key, gen }, true);
+        if let Some(id) = q.find(&inner.tasks) {
+            run(&inner, id, true);
         }
     }
 }
@@ -536,23 +573,34 @@ pub(crate) fn queue_resume(id: TaskId) -> Option<u64> {
     try_with_current(|inner| {
         let ticket = inner.tasks.tickets.get() + 1;
         inner.tasks.tickets.set(ticket);
-        inner.tasks.resumes.borrow_mut().push_back((id, ticket));
-        inner.micro.push_micro(Box::new(resume_queued));
+        inner
+            .tasks
+            .resumes
+            .borrow_mut()
+            .push_back((Queued::new(id), ticket));
+        inner.tasks.resume_runs.add(&inner.micro, resume_queued);
         ticket
     })
 }
 
-/// The microtask of [`queue_resume`]: marks the first ticket as run, then
-/// polls its task (or follows its redirect).
+/// The microtask of [`queue_resume`]: for each resume of its run, marks
+/// the ticket as run, then polls its task (or follows its redirect).
 fn resume_queued() {
     let Some(inner) = try_with_current(Rc::clone) else {
         return;
     };
-    let first = inner.tasks.resumes.borrow_mut().pop_front();
-    debug_assert!(first.is_some(), "a resume microtask without its task");
-    let Some((id, ticket)) = first else {
-        return;
-    };
+    for _ in 0..inner.tasks.resume_runs.start() {
+        let first = inner.tasks.resumes.borrow_mut().pop_front();
+        debug_assert!(first.is_some(), "a resume run shorter than its count");
+        let Some((q, ticket)) = first else {
+            return;
+        };
+        resume(&inner, q, ticket);
+    }
+}
+
+/// One resume of [`resume_queued`].
+fn resume(inner: &Inner, q: Queued, ticket: u64) {
     inner.tasks.resumed.set(ticket);
     let redirect = {
         let mut r = inner.tasks.redirects.borrow_mut();
@@ -561,7 +609,9 @@ fn resume_queued() {
     };
     match redirect {
         None => {
-            run(&inner, id, false);
+            if let Some(id) = q.find(&inner.tasks) {
+                run(inner, id, false);
+            }
         }
         Some(Some(to)) => to.deliver(),
         Some(None) => {}
