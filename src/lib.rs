@@ -113,7 +113,7 @@
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in two places: process/sys.rs (the FFI for signals and fds) and task/executor.rs (one pin projection)
+#![deny(unsafe_code)] // allowed in two places: process/sys.rs (the FFI for signals and fds) and task/boxed.rs (one pin projection)
 
 mod error;
 // Callback-style file operations on the loop's thread pool (`fs::read_file`,

@@ -52,6 +52,7 @@
 
 mod await_promise;
 mod block_on;
+mod boxed;
 mod executor;
 pub mod net;
 mod stdio;
@@ -138,7 +139,7 @@ where
 }
 
 /// `map` turns the output into the settlement (no `async` wrapper: see
-/// `executor::future`).
+/// `boxed::future`).
 fn start<T, F, M>(fut: F, map: M) -> (Promise<T>, AbortHandle)
 where
     T: Clone + 'static,
@@ -146,7 +147,7 @@ where
     M: FnOnce(F::Output) -> Settlement<T> + 'static,
 {
     let core = Core::pending();
-    let fut = executor::future(fut, map, core.clone());
+    let fut = boxed::future(fut, map, core.clone());
     with_current(|inner| {
         let inner = inner.clone();
         let id = executor::spawn_future(&inner, fut);
