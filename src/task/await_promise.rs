@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::executor::{
     current_task, has_resumed, is_task_waker, queue_delivery, queue_resume, redirect_resume, run,
-    Deliver, TaskId,
+    Deliver, Queued, TaskId,
 };
 use crate::event_loop::try_with_current;
 use crate::microtasks::MicroJob;
@@ -125,6 +125,8 @@ pub struct PromiseFuture<T> {
     state: Await<T>,
 }
 
+const _: () = assert!(std::mem::size_of::<PromiseFuture<u64>>() <= 40);
+
 /// Unpin for any `T`, as when it held only `Rc`s: the outcome it may keep
 /// is plain data it moves out, never pinned.
 impl<T> Unpin for PromiseFuture<T> {}
@@ -138,7 +140,9 @@ enum Await<T> {
     /// outcome waits here until the resume microtask `ticket` has run.
     Resuming {
         outcome: Option<Outcome<T>>,
-        task: TaskId,
+        /// (In 8 bytes: a `PromiseFuture` is part of every future that
+        /// awaits one.)
+        task: Queued,
         ticket: u64,
     },
     Done,
@@ -153,7 +157,7 @@ impl<T: Clone + 'static> PromiseFuture<T> {
                 if let Some(ticket) = queue_resume(task) {
                     self.state = Await::Resuming {
                         outcome: Some(outcome),
-                        task,
+                        task: Queued::new(task),
                         ticket,
                     };
                     return;
@@ -197,7 +201,7 @@ impl<T: Clone + 'static> Future for PromiseFuture<T> {
                     this.state = Await::Done;
                     return Poll::Ready(o);
                 }
-                if current_task() == Some(*task) && is_task_waker(cx.waker()) {
+                if current_task().map(Queued::new) == Some(*task) && is_task_waker(cx.waker()) {
                     // Polled early (another wake of the same task): the
                     // resume microtask will poll it again.
                     return Poll::Pending;

@@ -178,19 +178,19 @@ pub(crate) struct Tasks {
     redirects: RefCell<Vec<Redirect>>,
 }
 
-/// A task waiting in the poll or resume queue, in 8 bytes: its slab key and the low
-/// 32 bits of its generation. A stale entry (its task finished and the key
-/// went to a task whose generation matches modulo 2^32, more than four
-/// billion spawns later) can at worst poll that task spuriously, which any
-/// future must allow.
-#[derive(Clone, Copy)]
-struct Queued {
+/// A task id in 8 bytes, as the poll and resume queues and a resuming
+/// await keep it: its slab key and the low 32 bits of its generation. A
+/// stale one (its task finished and the key went to a task whose
+/// generation matches modulo 2^32, more than four billion spawns later)
+/// can at worst poll that task spuriously, which any future must allow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Queued {
     key: u32,
     gen: u32,
 }
 
 impl Queued {
-    fn new(id: TaskId) -> Queued {
+    pub(crate) fn new(id: TaskId) -> Queued {
         Queued {
             key: u32::try_from(id.key).expect("fewer than 2^32 tasks"),
             gen: id.gen as u32,
