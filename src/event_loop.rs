@@ -556,7 +556,7 @@ impl Inner {
                 break;
             };
             log::trace!("dispatch timer #{}", due.key);
-            self.call("timer", || (due.cb)());
+            self.call("timer", || due.cb.call());
             turn.timers += 1;
             let garbage = self
                 .timers

@@ -113,7 +113,7 @@
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in two places: process/sys.rs (the FFI for signals and fds) and task/boxed.rs (one pin projection)
+#![deny(unsafe_code)] // allowed in three places: process/sys.rs (the FFI for signals and fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
 
 mod error;
 // Callback-style file operations on the loop's thread pool (`fs::read_file`,
@@ -123,6 +123,7 @@ mod event_loop;
 pub mod fault;
 pub mod fs;
 mod immediate;
+mod inline_fn;
 mod introspect;
 mod microtasks;
 pub mod net;
