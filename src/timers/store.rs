@@ -179,13 +179,12 @@ impl TimerHeap {
     /// The handle was dropped: free the slot unless the timer is still armed
     /// (fire and forget) or running.
     pub(crate) fn handle_dropped(&mut self, key: u32, gen: u32) -> Garbage {
-        let armed = self.slots.get(key).is_some() && self.armed_key(key);
         let slot = self.slot_mut(key, gen)?;
         slot.set(HANDLE_ALIVE, false);
-        if !armed && !slot.has(RUNNING) && !slot.repeat {
-            return self.remove_slot(key).cb;
+        if slot.has(RUNNING) || slot.repeat || self.armed_key(key) {
+            return None;
         }
-        None
+        self.remove_slot(key).cb
     }
 
     /// Re-arms from `now_ns` with the same delay, behind any timer with the
