@@ -6,6 +6,15 @@
 //! timers held 131,072 slots, 31% more memory than they used, and every
 //! doubling copied all the slots. Chunks of 1024 slots grow linearly: at
 //! most one partly used chunk, and a slot never moves once allocated.
+//!
+//! Each chunk has its own free list, and a new timer takes a slot from the
+//! lowest chunk that has one. Timers are freed in deadline order, which is
+//! random with respect to their keys, so one store-wide free list hands
+//! slots back in random order across the whole slab: every arm then writes
+//! a slot on a cold cache line (with 100,000 timers re-armed into a slab
+//! that kept its memory, 180 ns of CPU per arm against 130 ns into fresh
+//! memory, page faults included). Within one 40 KB chunk the order is
+//! still random, but the chunk stays in cache while it fills.
 //! Keys stay dense `u32`s, so a heap entry still names its timer in 4
 //! bytes, and a key's chunk is `key >> 10`.
 //!
@@ -87,24 +96,18 @@ impl TimerSlot {
     }
 }
 
-/// The slab: chunks of slots and of positions, and a free list.
+/// The slab: chunks of slots and of positions, and a free list per chunk.
+#[derive(Default)]
 pub(super) struct Slots {
     slots: Vec<Box<[TimerSlot; CHUNK]>>,
     positions: Vec<Box<[u32; CHUNK]>>,
-    /// First vacant key, or `NONE`.
-    free: u32,
+    /// Per chunk, its first vacant key, or `NONE`.
+    free: Vec<u32>,
+    /// One bit per chunk: its free list is not empty.
+    has_free: Vec<u64>,
+    /// The lowest chunk with a vacant slot, or `slots.len()` if none.
+    lowest_free: usize,
     len: usize,
-}
-
-impl Default for Slots {
-    fn default() -> Self {
-        Slots {
-            slots: Vec::new(),
-            positions: Vec::new(),
-            free: NONE,
-            len: 0,
-        }
-    }
 }
 
 #[inline]
@@ -116,17 +119,33 @@ impl Slots {
     /// Stores `slot`; returns its key. Its position is `NOT_ARMED`.
     #[inline]
     pub(super) fn insert(&mut self, slot: TimerSlot) -> u32 {
-        if self.free == NONE {
+        let c = self.lowest_free;
+        if c == self.slots.len() {
             self.grow();
         }
-        let key = self.free;
+        let key = self.free[c];
         let s = self.at_mut(key);
         debug_assert!(s.has(VACANT));
         let next = s.delay_ns as u32;
         *s = slot;
-        self.free = next;
+        self.free[c] = next;
+        if next == NONE {
+            self.chunk_filled(c);
+        }
         self.len += 1;
         key
+    }
+
+    /// Chunk `c`, the lowest with a vacant slot, has none left: find the
+    /// next one (a scan of one bit per chunk).
+    fn chunk_filled(&mut self, c: usize) {
+        self.has_free[c / 64] &= !(1 << (c % 64));
+        self.lowest_free = (c / 64..self.has_free.len())
+            .find_map(|w| {
+                let bits = self.has_free[w];
+                (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
+            })
+            .unwrap_or(self.slots.len());
     }
 
     /// Adds a chunk of vacant slots, threaded in key order so that a fresh
@@ -139,7 +158,7 @@ impl Slots {
             .expect("more than 4 billion live timers");
         let end = base + CHUNK as u32;
         let slots: Vec<TimerSlot> = (base + 1..=end)
-            .map(|next| TimerSlot::vacant(if next == end { self.free } else { next }))
+            .map(|next| TimerSlot::vacant(if next == end { NONE } else { next }))
             .collect();
         let Ok(slots) = slots.into_boxed_slice().try_into() else {
             unreachable!("a chunk has CHUNK slots")
@@ -147,19 +166,28 @@ impl Slots {
         let Ok(positions) = vec![NOT_ARMED; CHUNK].into_boxed_slice().try_into() else {
             unreachable!("a chunk has CHUNK positions")
         };
+        let c = self.slots.len();
         self.slots.push(slots);
         self.positions.push(positions);
-        self.free = base;
+        self.free.push(base);
+        if c % 64 == 0 {
+            self.has_free.push(0);
+        }
+        self.has_free[c / 64] |= 1 << (c % 64);
+        self.lowest_free = c;
     }
 
     /// Frees slot `key`, which must be occupied and not armed.
     pub(super) fn remove(&mut self, key: u32) -> TimerSlot {
         debug_assert_eq!(self.position(key), NOT_ARMED);
-        let next = self.free;
+        let c = split(key).0;
+        let next = self.free[c];
         let s = self.at_mut(key);
         assert!(!s.has(VACANT), "freeing a vacant timer slot");
         let slot = std::mem::replace(s, TimerSlot::vacant(next));
-        self.free = key;
+        self.free[c] = key;
+        self.has_free[c / 64] |= 1 << (c % 64);
+        self.lowest_free = self.lowest_free.min(c);
         self.len -= 1;
         slot
     }
@@ -243,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_dense_and_reused_last_freed_first() {
+    fn keys_are_dense_and_reused() {
         let mut s = Slots::default();
         let keys: Vec<u32> = (0..CHUNK + 3).map(|_| s.insert(slot())).collect();
         assert_eq!(keys, (0..CHUNK as u32 + 3).collect::<Vec<_>>());
@@ -257,11 +285,32 @@ mod tests {
         assert!(s.get(3).is_none() && s.get(CHUNK as u32).is_none());
         assert!(s.get(4).is_some_and(|t| t.gen == 7));
         assert!(s.get(u32::MAX - 1).is_none());
-        assert_eq!(s.insert(slot()), CHUNK as u32);
+        // The lowest chunk with a vacant slot first.
         assert_eq!(s.insert(slot()), 3);
+        assert_eq!(s.insert(slot()), CHUNK as u32);
         assert_eq!(s.insert(slot()), CHUNK as u32 + 3);
         assert_eq!(s.drain().len(), CHUNK + 4);
         assert_eq!((s.len(), s.capacity()), (0, 0));
         assert_eq!(s.insert(slot()), 0);
+    }
+
+    #[test]
+    fn vacant_slots_are_taken_from_the_lowest_chunk() {
+        let mut s = Slots::default();
+        let chunks = 66; // more than one word of `has_free`
+        let n = chunks * CHUNK as u32;
+        for _ in 0..n {
+            s.insert(slot());
+        }
+        assert_eq!(s.lowest_free, chunks as usize);
+        for key in [n - 1, 65 * CHUNK as u32 + 5, 2 * CHUNK as u32 + 1, 7] {
+            s.remove(key);
+        }
+        assert_eq!(s.insert(slot()), 7);
+        assert_eq!(s.insert(slot()), 2 * CHUNK as u32 + 1);
+        assert_eq!(s.insert(slot()), 65 * CHUNK as u32 + 5);
+        assert_eq!(s.insert(slot()), n - 1);
+        assert_eq!(s.insert(slot()), n);
+        assert_eq!(s.capacity(), (chunks as usize + 1) * CHUNK);
     }
 }
