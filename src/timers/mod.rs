@@ -12,7 +12,8 @@
 //! is left behind to be skipped later, so schedule/cancel churn cannot grow
 //! the heap (the bug calloop#238 had with lazy deletion).
 //!
-//! The heap is 4-ary: four 16-byte children fill one 64-byte cache line,
+//! The heap is 4-ary: four 16-byte children are one cache line's worth
+//! (64 bytes; not aligned to a line, so they usually span two),
 //! and the tree is half as deep as a binary one, which matters when a
 //! million timers fire in a second. The slab (`slots.rs`) grows in chunks
 //! of 1024 slots, so it has no doubling slack and never copies a slot;

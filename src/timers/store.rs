@@ -12,7 +12,9 @@ use crate::inline_fn::InlineFn;
 /// back (see `TimerHeap::remove_slot`); smaller ones keep it for reuse.
 const SHRINK_ABOVE: usize = 1024;
 
-/// Children per heap node: four 16-byte entries fill one cache line.
+/// Children per heap node: four 16-byte entries, 64 bytes. The root is at
+/// index 0 and the vector is not line-aligned, so a node's children
+/// usually straddle two cache lines.
 const ARITY: usize = 4;
 
 /// One entry of the heap. Ordered by `(deadline, seq)`; `seq` compares with
