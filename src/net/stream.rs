@@ -522,10 +522,23 @@ impl StreamInner {
             self.finish_connect();
             return;
         }
-        if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
+        // Most writable edges find nothing queued (epoll reports writable
+        // with every readable event): skip the flush then.
+        if (ready.is_writable() || ready.is_write_closed() || ready.is_error())
+            && self.has_flush_work()
+        {
             self.flush();
         }
         self.do_read();
+    }
+
+    /// Whether [`flush`](Self::flush) has anything to do: queued bytes, or
+    /// an `end` waiting to shut the write side down.
+    fn has_flush_work(&self) -> bool {
+        let st = self.st.borrow();
+        !st.queue.is_empty()
+            || st.need_drain
+            || (st.end_requested && !st.write_closed && !st.destroyed)
     }
 
     fn finish_connect(self: &Rc<Self>) {
@@ -625,6 +638,15 @@ impl StreamInner {
     /// deferred EOF after them. Returns true if the stream should stop
     /// reading for now (paused, closed or ended).
     fn deliver_early(self: &Rc<Self>) -> bool {
+        {
+            // The common case, checked with one borrow: nothing read ahead,
+            // not paused, no end waiting.
+            let st = self.st.borrow();
+            let end_waiting = st.read_eof && !st.end_emitted;
+            if st.early.is_empty() && !st.paused && !end_waiting {
+                return false;
+            }
+        }
         let (early, paused) = {
             let mut st = self.st.borrow_mut();
             if st.early.is_empty() || st.paused || !self.has_data_cb() {
@@ -662,7 +684,10 @@ impl StreamInner {
     fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
         // Without a data callback, read no further than the read-ahead
         // limit.
-        let len = if self.has_data_cb() {
+        // No user code runs between here and the delivery below, so whether
+        // there is a data callback is read once.
+        let has_cb = self.has_data_cb();
+        let len = if has_cb {
             buf.len()
         } else {
             let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early.len());
@@ -695,14 +720,15 @@ impl StreamInner {
                 // and the read that returns 0 must still happen. Not on a
                 // terminal either: it returns one line per read, and the
                 // lines after it raise no new edge.
-                let drained = n < len && {
-                    let st = self.st.borrow();
-                    st.short_read_drains && !st.peer_closed
+                let drained = {
+                    let mut st = self.st.borrow_mut();
+                    let drained = n < len && st.short_read_drains && !st.peer_closed;
+                    if drained {
+                        st.readable = false;
+                    }
+                    drained
                 };
-                if drained {
-                    self.st.borrow_mut().readable = false;
-                }
-                if self.has_data_cb() {
+                if has_cb {
                     self.emit_data(&buf[..n]);
                 } else {
                     self.st.borrow_mut().early.extend_from_slice(&buf[..n]);
@@ -738,9 +764,12 @@ impl StreamInner {
     }
 
     fn write(self: &Rc<Self>, data: &[u8], cb: Option<WriteCb>) -> bool {
-        let refused = {
+        let (refused, direct) = {
             let st = self.st.borrow();
-            st.destroyed || st.end_requested
+            (
+                st.destroyed || st.end_requested,
+                st.queue.is_empty() && !st.connecting,
+            )
         };
         if refused {
             let e = io::Error::new(ErrorKind::BrokenPipe, "write after end or close");
@@ -748,10 +777,6 @@ impl StreamInner {
             return false;
         }
         let mut off = 0;
-        let direct = {
-            let st = self.st.borrow();
-            st.queue.is_empty() && !st.connecting
-        };
         if direct {
             let mut failed = None;
             {
@@ -778,12 +803,13 @@ impl StreamInner {
                 return false;
             }
         }
-        let mut st = self.st.borrow_mut();
         if off == data.len() {
-            drop(st);
-            self.complete(cb, Ok(()));
+            if cb.is_some() {
+                self.complete(cb, Ok(()));
+            }
             return true;
         }
+        let mut st = self.st.borrow_mut();
         let rest = data.len() - off;
         if let Some(max) = st.max_write_queue {
             if st.queued_bytes + rest > max {
