@@ -224,10 +224,40 @@ impl Parser {
 /// Reads a `*N\r\n` or `$N\r\n` line whose digits start at `from`:
 /// `Some((N, offset after the CRLF))`, or `None` if the line is incomplete.
 ///
-/// One pass over the digits, without searching for the line end first: this
-/// runs twice or more per request. The number is read as
-/// [`parse_i64`] reads it; a byte that cannot be part of one fails at once.
+/// This runs once per argument, so the common line (a few digits, then
+/// CRLF) is read inline, without overflow checks (18 digits cannot
+/// overflow); anything else (a sign, a leading zero, a long, incomplete or
+/// invalid line) goes to [`header_line_checked`], which decides. Callgrind
+/// put this function at 78 instructions per call, the largest single cost
+/// of a `SET`, before the fast path.
+#[inline]
 fn header_line(buf: &[u8], from: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let mut i = from;
+    let mut n: i64 = 0;
+    while i < buf.len() && i - from < 18 && buf[i].is_ascii_digit() {
+        n = n * 10 + i64::from(buf[i] - b'0');
+        i += 1;
+    }
+    let digits = i - from;
+    if digits > 0
+        && (digits == 1 || buf[from] != b'0')
+        && buf.get(i) == Some(&b'\r')
+        && buf.get(i + 1) == Some(&b'\n')
+    {
+        return Ok(Some((n, i + 2)));
+    }
+    header_line_checked(buf, from, what)
+}
+
+/// [`header_line`] for every line: one pass over the digits, without
+/// searching for the line end first. The number is read as [`parse_i64`]
+/// reads it; a byte that cannot be part of one fails at once.
+#[inline(never)]
+fn header_line_checked(
+    buf: &[u8],
+    from: usize,
+    what: &str,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let invalid = || {
         err(if what == "bulk" {
             "invalid bulk length"
@@ -551,6 +581,41 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(malformed(input), *want, "{input:?}");
+        }
+    }
+
+    /// The inline fast path of `header_line` answers as the checked
+    /// reader does, for every kind of line.
+    #[test]
+    fn header_line_fast_path_agrees() {
+        let bodies = [
+            "0",
+            "1",
+            "12",
+            "007",
+            "00",
+            "-1",
+            "-0",
+            "",
+            "123456789012345678",
+            "1234567890123456789",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999",
+            "1x",
+            "+1",
+        ];
+        for body in bodies {
+            for tail in ["\r\n", "\r", "", "\n", "\rx", "x\r\n", "\r\nmore"] {
+                let line = format!("${body}{tail}").into_bytes();
+                for what in ["bulk", "mbulk"] {
+                    assert_eq!(
+                        header_line(&line, 1, what),
+                        header_line_checked(&line, 1, what),
+                        "{line:?}"
+                    );
+                }
+            }
         }
     }
 
