@@ -23,7 +23,8 @@
 # Environment: DURATION (s per server and load, default 8), STRACE_SECS
 # (default 3), HTTP_ROUNDS (default 3: medians of alternating rounds),
 # REDIS_REQUESTS (default 100000), REDIS_ROUNDS (default 3),
-# MICRO (full or quick, default full), OUT (default BENCHMARKS.md).
+# MICRO (full or quick, default full), OUT (default BENCHMARKS.md), PRIO
+# (rt: servers and load generators under SCHED_FIFO, see lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benches/servers/lib.sh

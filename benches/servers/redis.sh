@@ -21,7 +21,8 @@
 # The servers take turns for ROUNDS rounds and the table shows medians.
 #
 # Environment: REQUESTS (default 200000), ROUNDS (default 3), CLIENTS (default 50),
-# MINI_PORT (default 6390), REDIS_PORT (default 6391).
+# MINI_PORT (default 6390), REDIS_PORT (default 6391), PRIO (rt: server and
+# load under SCHED_FIFO, see lib.sh; recommended on a shared machine).
 # Installs redis-server and redis-tools with apt-get when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -130,7 +131,7 @@ rss_med() { # server -> median peak RSS over the rounds, MB
   awk -v k="$(median "${vals[@]}")" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
-echo "\`redis-benchmark -n $REQUESTS -c $CLIENTS\`, server on core 0, load on core 1 ($(nproc) cores),"
+echo "\`redis-benchmark -n $REQUESTS -c $CLIENTS\`, server on core 0, load on core 1 ($(nproc) cores$PRIO_NOTE),"
 echo "median of $ROUNDS round(s). Each mini_redis cell: the figure (its ratio to redis-server of this run)."
 for s in "${SERVERS[@]}"; do
   [[ -n ${STATUS[$s]:-} ]] && echo "$s: ${STATUS[$s]}"

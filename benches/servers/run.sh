@@ -26,7 +26,9 @@
 # run on a shared machine swings by +-20%; 3 rounds or more settle it).
 #
 # Environment: DURATION (seconds, default 10), CONNECTIONS (default 100),
-# ROUNDS (default 1), STRACE (default 1), STRACE_SECS (default 3).
+# ROUNDS (default 1), STRACE (default 1), STRACE_SECS (default 3), PRIO (rt:
+# server and wrk under SCHED_FIFO, see lib.sh; recommended on a shared
+# machine).
 # Installs wrk (and strace) with apt-get when missing. Every step is bounded
 # in time.
 set -euo pipefail
@@ -150,7 +152,7 @@ for s in "${SERVERS[@]}"; do
 done
 
 # --- table (Markdown) ---------------------------------------------------------
-echo "HTTP/1.1 hello world, \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\`, server on core 0, wrk on core 1 ($(nproc) cores); medians of $ROUNDS round(s), servers alternating."
+echo "HTTP/1.1 hello world, \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\`, server on core 0, wrk on core 1 ($(nproc) cores$PRIO_NOTE); medians of $ROUNDS round(s), servers alternating."
 echo "Each cell: the figure (its ratio to the raw mio floor of this run)."
 echo
 echo "| server | req/s | p50 | p99 | peak RSS | CPU us/req | server core busy | syscalls/req |"
