@@ -56,7 +56,7 @@ fi
 # compile) cannot preempt them: the CPU figures then describe the servers
 # rather than the neighbours' cache pollution and preemptions (on this 2-core
 # VM, at load 5-9, one unprioritised run swings by +-20%; under SCHED_FIFO
-# by +-5%). Needs root or CAP_SYS_NICE, else it falls back to normal
+# a redis.sh round by +-3% and a run.sh round by +-10%). Needs root or CAP_SYS_NICE, else it falls back to normal
 # priority. The kernel's RT throttling (95% of each second by default)
 # still leaves the rest of the machine some time.
 PRIO_NOTE=""
