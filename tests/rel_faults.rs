@@ -475,7 +475,11 @@ fn h6_emfile_on_accept_reported_once_no_spin_recovers() {
     let t = Test::start("H6-EMFILE", Duration::from_secs(60));
     let _p = PlanGuard::new();
     let (n, bytes) = (20, 4096);
-    let backoffs = 5;
+    // Each burst is two injected failures: the accept, and the accept that
+    // the reserve-fd trick tries after closing its reserve (so nothing is
+    // shed, as the fds are not really short). Three bursts, then real
+    // accepts serve everyone.
+    let backoffs = 6;
     fault::fail_next(Op::Accept, backoffs, EMFILE);
     let r = echo_run(n, bytes);
     let s = fault::stats();
@@ -488,7 +492,7 @@ fn h6_emfile_on_accept_reported_once_no_spin_recovers() {
         "all served after"
     );
     assert!(r.stream_errors.is_empty(), "{:?}", r.stream_errors);
-    // 5 backoffs of 100 ms: about one iteration each, plus the echoes.
+    // 3 backoffs of 100 ms: about one iteration each, plus the echoes.
     assert!(r.iterations <= 200, "{} iterations", r.iterations);
     assert!(r.cpu < Duration::from_millis(400), "CPU {:?}", r.cpu);
     t.figure(format_args!(

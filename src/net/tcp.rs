@@ -31,6 +31,9 @@ struct ListenerInner {
     backoff: Cell<bool>,
     /// The current burst of EMFILE errors was reported already.
     reported: Cell<bool>,
+    /// A spare fd (`/` opened read-only), closed to make room for one
+    /// accept when the process is out of fds (see `shed_backlog`).
+    reserve: RefCell<Option<std::fs::File>>,
     local: SocketAddr,
 }
 
@@ -38,10 +41,12 @@ struct ListenerInner {
 /// accepted connection.
 ///
 /// Accepting drains the backlog on every readiness edge. When the process
-/// runs out of file descriptors (`EMFILE`/`ENFILE`), the callback gets the
-/// error **once**, accepting pauses for 100 ms (the pending connections stay
-/// in the kernel's backlog) and resumes by itself: no busy loop, no error
-/// flood.
+/// runs out of file descriptors (`EMFILE`/`ENFILE`), the pending
+/// connections are **accepted and closed at once** with the help of a
+/// reserved fd (libuv's "EMFILE trick", so Node's too): their clients see
+/// the connection end instead of waiting in the backlog for an fd that may
+/// never come. The callback gets the error **once** per burst, accepting
+/// pauses for 100 ms and resumes by itself: no busy loop, no error flood.
 ///
 /// The listener lives until [`close`](TcpListener::close), even if its
 /// handle is dropped, and keeps the loop alive unless unref'd.
@@ -115,6 +120,7 @@ impl TcpListener {
             cb: RefCell::new(Some(Box::new(on_connection))),
             backoff: Cell::new(false),
             reported: Cell::new(false),
+            reserve: RefCell::new(open_reserve()),
             local,
         });
         let fd = {
@@ -191,7 +197,14 @@ impl ListenerInner {
                     continue
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
-                    log::debug!("accept: {e}; pausing for {EMFILE_BACKOFF:?}");
+                    let shed = if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        self.shed_backlog()
+                    } else {
+                        0
+                    };
+                    log::debug!(
+                        "accept: {e}; closed {shed} pending connections; pausing for {EMFILE_BACKOFF:?}"
+                    );
                     self.backoff.set(true);
                     let me = self.clone();
                     let retry = crate::set_timeout(EMFILE_BACKOFF, move || {
@@ -215,6 +228,34 @@ impl ListenerInner {
                 }
             }
         }
+    }
+
+    /// Out of fds: closes the reserve fd, then accepts and at once closes
+    /// every pending connection that fd makes room for, and takes the
+    /// reserve back. Returns how many connections were closed. Without a
+    /// reserve (it could not be reopened last time) nothing is shed, and
+    /// the back-off retries as before.
+    fn shed_backlog(&self) -> usize {
+        let Some(reserve) = self.reserve.borrow_mut().take() else {
+            return 0;
+        };
+        drop(reserve);
+        let mut shed = 0;
+        if let Some(io) = self.io.borrow().as_ref() {
+            loop {
+                match crate::fault::call(crate::fault::Op::Accept, io, || io.accept()) {
+                    Ok((sock, peer)) => {
+                        log::trace!("out of fds: closing the connection from {peer}");
+                        drop(sock);
+                        shed += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        *self.reserve.borrow_mut() = open_reserve();
+        shed
     }
 
     /// Calls the connection callback; false if the listener closed meanwhile.
@@ -256,6 +297,12 @@ pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
     )
+}
+
+/// The spare fd a listener keeps for `shed_backlog` (close-on-exec, as std
+/// opens every file); `None` if the process has no fd to spare right now.
+fn open_reserve() -> Option<std::fs::File> {
+    std::fs::File::open("/").ok()
 }
 
 pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
