@@ -31,22 +31,6 @@ fn nofile() -> u64 {
     }
 }
 
-/// Whether a client the server never wrote to is still connected
-/// (`Some(true)`: accepted and held), or was closed by the server
-/// (`Some(false)`: EOF or reset); `None` if it unexpectedly got data.
-fn still_connected(c: &std::net::TcpStream) -> Option<bool> {
-    use std::io::{ErrorKind, Read};
-    c.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    match (&*c).read(&mut b) {
-        Ok(0) => Some(false),
-        Ok(_) => None,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Some(true),
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => Some(false),
-        Err(e) => panic!("client read: {e}"),
-    }
-}
-
 #[test]
 fn accept_under_emfile_sheds_the_backlog_reports_once_does_not_spin_and_recovers() {
     util::init_log();
@@ -90,7 +74,7 @@ fn accept_under_emfile_sheds_the_backlog_reports_once_does_not_spin_and_recovers
         // clients are accepted.
         let (cs, l2, a3) = (census.clone(), later.clone(), accepted.clone());
         let _ = evloop::set_timeout(Duration::from_millis(300), move || {
-            let seen: Vec<_> = clients.iter().map(still_connected).collect();
+            let seen: Vec<_> = clients.iter().map(util::still_connected).collect();
             let alive = seen.iter().filter(|s| **s == Some(true)).count();
             let closed = seen.iter().filter(|s| **s == Some(false)).count();
             cs.set((alive, closed));

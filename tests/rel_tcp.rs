@@ -262,7 +262,7 @@ fn t33_accept_under_emfile_200_clients() {
         // closed (the reserve-fd trick), none rots in the backlog.
         let (cs, a3) = (census.clone(), accepted.clone());
         evloop::set_timeout(STARVED / 2, move || {
-            let seen: Vec<_> = clients.iter().map(still_connected).collect();
+            let seen: Vec<_> = clients.iter().map(util::still_connected).collect();
             let alive = seen.iter().filter(|s| **s == Some(true)).count();
             let closed = seen.iter().filter(|s| **s == Some(false)).count();
             assert_eq!(
@@ -357,22 +357,6 @@ fn t33_accept_under_emfile_200_clients() {
             STARVED / 2
         ),
     );
-}
-
-/// Whether a client the server never wrote to is still connected
-/// (`Some(true)`: accepted and held), or was closed by the server
-/// (`Some(false)`: EOF or reset); `None` if it unexpectedly got data.
-fn still_connected(c: &std::net::TcpStream) -> Option<bool> {
-    use std::io::ErrorKind;
-    c.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    match (&*c).read(&mut b) {
-        Ok(0) => Some(false),
-        Ok(_) => None,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Some(true),
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => Some(false),
-        Err(e) => panic!("client read: {e}"),
-    }
 }
 
 // ---------------------------------------------------------------------------

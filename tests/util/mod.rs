@@ -75,3 +75,19 @@ pub fn run_strict(main: impl FnOnce()) -> Result<(), evloop::Error> {
     el.run_main(main)?;
     el.run().map(|_| ())
 }
+
+/// Whether a client the server never wrote to is still connected
+/// (`Some(true)`: accepted and held), or was closed by the server
+/// (`Some(false)`: EOF or reset); `None` if it unexpectedly got data.
+pub fn still_connected(c: &std::net::TcpStream) -> Option<bool> {
+    use std::io::{ErrorKind, Read};
+    c.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    match (&*c).read(&mut b) {
+        Ok(0) => Some(false),
+        Ok(_) => None,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Some(true),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => Some(false),
+        Err(e) => panic!("client read: {e}"),
+    }
+}
