@@ -1,0 +1,370 @@
+//! [`EventLoop`], the public handle of a loop, and the free functions
+//! that reach the thread's current loop (`run`, `stop`, `now`, ...).
+
+use super::*;
+
+/// A single-threaded event loop in the Node.js model.
+///
+/// # One tick
+///
+/// `run` first fires due timers, then repeats, while the loop is alive:
+///
+/// 1. **pending**: jobs posted from other threads ([`Remote`]) and I/O
+///    callbacks deferred from the previous iteration;
+/// 2. **poll**: wait for I/O (not at all if immediates, pending callbacks,
+///    closing handles or a stop are waiting; else until the next timer;
+///    else until something happens) and dispatch readiness to
+///    [`watch`](crate::watch) callbacks;
+/// 3. **check**: the immediates queued before this phase began;
+/// 4. **close**: close callbacks;
+/// 5. update the cached [`now`](EventLoop::now), then **timers**: every due
+///    timer, earliest first, equal deadlines in the order they were set.
+///
+/// After **every** callback the microtask checkpoint runs: all
+/// [`next_tick`](crate::next_tick) jobs, then all
+/// [microtasks](crate::queue_microtask), until both queues are empty.
+///
+/// # What keeps it alive
+///
+/// Ref'd timers, immediates and watches, requests in flight, pending and
+/// closing callbacks. `unref()` on a handle lets the loop exit while it is
+/// still active; ref/unref are flags, not counters. Queued microtasks alone
+/// keep nothing alive.
+///
+/// # Panics in callbacks
+///
+/// A panicking callback does not corrupt the loop: the panic is caught at
+/// the dispatch boundary. By default (Node's uncaught exception) the loop
+/// stops after that callback (the poll phase first finishes its batch, as
+/// readiness edges would otherwise be lost) and `run` returns
+/// [`Error::Panicked`]. Everything else stays queued: the loop can be run
+/// again or dropped, which releases all it holds. With
+/// [`on_uncaught_panic`](EventLoop::on_uncaught_panic) the handler gets the
+/// panic and the loop goes on.
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl EventLoop {
+    /// Creates a loop: an epoll instance, its waker and empty queues. No
+    /// thread is started.
+    pub fn new() -> io::Result<EventLoop> {
+        crate::process::sys::ignore_sigxfsz();
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let inner = Rc::new(Inner {
+            timers: RefCell::default(),
+            immediates: RefCell::default(),
+            micro: Microtasks::default(),
+            reactor: Reactor::new(poll),
+            remote: Arc::new(Shared::new(waker)),
+            remote_buf: RefCell::default(),
+            pending: RefCell::default(),
+            closing: RefCell::default(),
+            requests: Cell::new(0),
+            pool: RefCell::new(None),
+            work: RefCell::default(),
+            next_work_id: Cell::new(0),
+            epoch: Instant::now(),
+            now_ns: Cell::new(0),
+            stop_flag: Cell::new(false),
+            running: Cell::new(false),
+            phase: Cell::new(Phase::Idle),
+            iterations: Cell::new(0),
+            fatal: RefCell::new(None),
+            rejections: Default::default(),
+            tasks: Default::default(),
+            process: RefCell::new(None),
+            trace_owner: trace::init_from_env(),
+            panic_hook: RefCell::new(None),
+            panic_hook_gen: Cell::new(0),
+        });
+        log::debug!(
+            "event loop created (epoll fd {})",
+            inner.reactor.poll.borrow().as_raw_fd()
+        );
+        Ok(EventLoop { inner })
+    }
+
+    /// Makes this loop the thread's current one (the one `set_timeout` and
+    /// friends use) until the guard is dropped. `run*` do this themselves.
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard::new(self.inner.clone())
+    }
+
+    /// Runs until nothing keeps the loop alive, [`stop`](EventLoop::stop)
+    /// is called, or a callback panics (libuv's `UV_RUN_DEFAULT`).
+    pub fn run(&self) -> Result<(), Error> {
+        log::debug!("run begins");
+        self.inner.run_mode(Mode::Default).map(|_| ())
+    }
+
+    /// Runs one iteration, blocking in poll if there is nothing to do yet
+    /// (libuv's `UV_RUN_ONCE`). The [`Turn`] says what ran and whether the
+    /// loop is still alive.
+    pub fn run_once(&self) -> Result<Turn, Error> {
+        self.inner.run_mode(Mode::Once)
+    }
+
+    /// Runs one iteration without blocking (libuv's `UV_RUN_NOWAIT`); what
+    /// an embedding host calls when [`backend_fd`](EventLoop::backend_fd)
+    /// is readable or [`backend_timeout`](EventLoop::backend_timeout) has
+    /// passed.
+    pub fn run_nowait(&self) -> Result<Turn, Error> {
+        self.inner.run_mode(Mode::NoWait)
+    }
+
+    /// Asks `run` to return after the current iteration (`uv_stop`). Poll
+    /// does not block in that iteration. From another thread use
+    /// [`Remote::stop`].
+    pub fn stop(&self) {
+        self.inner.stop_flag.set(true);
+    }
+
+    /// The loop's cached time, updated once per iteration (after poll,
+    /// before timers) and when a timer is set (`uv_now`).
+    pub fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    /// Whether anything keeps the loop alive (`uv_loop_alive`).
+    pub fn is_alive(&self) -> bool {
+        self.inner.alive()
+    }
+
+    /// Threads in this loop's pool: 0 until the first
+    /// [`queue_work`](crate::queue_work) starts it.
+    pub fn threadpool_threads(&self) -> usize {
+        self.inner.pool.borrow().as_ref().map_or(0, Pool::threads)
+    }
+
+    /// Iterations run so far.
+    pub fn iterations(&self) -> u64 {
+        self.inner.iterations.get()
+    }
+
+    /// I/O sources registered with the reactor since the loop was created
+    /// (sockets, pipes, watched fds; each reuse of a slab key counts).
+    pub fn registrations(&self) -> u64 {
+        self.inner.reactor.registrations()
+    }
+
+    /// Spawned `async` tasks that have not finished yet (see
+    /// [`spawn`](crate::spawn)). Pending tasks keep nothing alive.
+    pub fn tasks(&self) -> usize {
+        self.inner.tasks.len()
+    }
+
+    /// The phase the loop is in.
+    pub fn phase(&self) -> Phase {
+        self.inner.phase.get()
+    }
+
+    /// A `Send + Sync` handle for other threads.
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.remote.clone(),
+        }
+    }
+
+    /// The epoll fd (`uv_backend_fd`): readable whenever the loop has I/O
+    /// to dispatch. A host loop polls it and calls
+    /// [`run_nowait`](EventLoop::run_nowait).
+    pub fn backend_fd(&self) -> RawFd {
+        self.inner.reactor.poll.borrow().as_raw_fd()
+    }
+
+    /// How long a host may block before calling
+    /// [`run_nowait`](EventLoop::run_nowait) (`uv_backend_timeout`): zero if
+    /// work is ready, the time to the next timer, or `None` for "until the
+    /// backend fd is readable".
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        self.inner.backend_timeout()
+    }
+
+    /// Installs a handler for panics in callbacks (Node's
+    /// `process.on('uncaughtException')`): the loop hands it the panic and
+    /// keeps running instead of stopping. A handler that panics itself stops
+    /// the loop.
+    pub fn on_uncaught_panic(&self, handler: impl FnMut(PanicError) + 'static) {
+        self.replace_panic_hook(Some(Box::new(handler)));
+    }
+
+    /// Removes the handler: panics stop the loop again.
+    pub fn clear_uncaught_panic(&self) {
+        self.replace_panic_hook(None);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn replace_panic_hook(&self, hook: Option<Box<dyn FnMut(PanicError)>>) {
+        let gen = &self.inner.panic_hook_gen;
+        gen.set(gen.get() + 1);
+        let old = std::mem::replace(&mut *self.inner.panic_hook.borrow_mut(), hook);
+        drop(old); // after the borrow: its captures may touch the loop
+    }
+
+    /// What is active on the loop, with a kind, a label and whether it keeps
+    /// the loop alive: the answer to "why doesn't my program exit?".
+    pub fn active_handles(&self) -> Vec<HandleInfo> {
+        let inner = &self.inner;
+        let now = inner.now_ns.get();
+        let mut out = Vec::new();
+        for (repeat, delay, refed, deadline) in inner.timers.borrow().describe() {
+            let (kind, name) = if repeat {
+                (HandleKind::Interval, "set_interval")
+            } else {
+                (HandleKind::Timeout, "set_timeout")
+            };
+            let label = if deadline == u64::MAX {
+                format!("{name}({delay:?}), never due")
+            } else {
+                let left = Duration::from_nanos(deadline.saturating_sub(now));
+                format!("{name}({delay:?}), due in {left:?}")
+            };
+            out.push(HandleInfo { kind, label, refed });
+        }
+        for refed in inner.immediates.borrow().refed_flags() {
+            out.push(HandleInfo {
+                kind: HandleKind::Immediate,
+                label: "set_immediate".into(),
+                refed,
+            });
+        }
+        for (kind, fd, interest, refed) in inner.reactor.describe() {
+            out.push(HandleInfo {
+                kind: HandleKind::Io,
+                label: format!("{kind} {fd} {interest:?}"),
+                refed,
+            });
+        }
+        for _ in 0..inner.requests.get() {
+            out.push(HandleInfo {
+                kind: HandleKind::Request,
+                label: "request in flight".into(),
+                refed: true,
+            });
+        }
+        for _ in 0..inner.pending.borrow().len() {
+            out.push(HandleInfo {
+                kind: HandleKind::Pending,
+                label: "pending callback".into(),
+                refed: true,
+            });
+        }
+        for _ in 0..inner.closing.borrow().len() {
+            out.push(HandleInfo {
+                kind: HandleKind::Closing,
+                label: "close callback".into(),
+                refed: true,
+            });
+        }
+        out
+    }
+
+    /// Runs `main` as Node runs a script's top level: with this loop
+    /// current, followed by a microtask checkpoint (its `next_tick`s and
+    /// microtasks run before this returns; timers, immediates and I/O wait
+    /// for [`run`](EventLoop::run)). [`crate::run`] is `run_main` then `run`.
+    pub fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
+        if self.inner.running.get() || self.inner.phase.get() == Phase::Main {
+            return Err(Error::Reentrant);
+        }
+        let _guard = self.enter();
+        self.inner.phase.set(Phase::Main);
+        self.inner.call("main", main);
+        self.inner.checkpoint(&mut Turn::default());
+        self.inner.phase.set(Phase::Idle);
+        match self.inner.fatal.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        // The last owner tears down with the loop current (see
+        // `Inner::teardown`); `Inner::drop` then releases what is left (the
+        // pool, signal registrations) as before. Not while the thread's
+        // locals are being destroyed, when the loop cannot be made current.
+        if Rc::strong_count(&self.inner) == 1 && CURRENT.try_with(|_| ()).is_ok() {
+            let _guard = self.enter();
+            self.inner.teardown();
+        }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let imm = i.immediates.borrow();
+        f.debug_struct("EventLoop")
+            .field("phase", &i.phase.get())
+            .field("iterations", &i.iterations.get())
+            .field("timers", &i.timers.borrow().armed())
+            .field("immediates", &imm.live())
+            .field("next_ticks", &i.micro.ticks_len())
+            .field("microtasks", &i.micro.micro_len())
+            .field("sources", &i.reactor.len())
+            .field("pending", &i.pending.borrow().len())
+            .field("closing", &i.closing.borrow().len())
+            .field("requests", &i.requests.get())
+            .field("alive", &i.alive())
+            .finish()
+    }
+}
+
+/// Runs `main` as Node runs a script: on a new loop, then a microtask
+/// checkpoint, then the loop until nothing keeps it alive.
+///
+/// Returns [`Error::Panicked`] if `main` or any callback panicked (and no
+/// [uncaught-panic handler](EventLoop::on_uncaught_panic) was installed);
+/// the loop is dropped either way, releasing everything it held.
+///
+/// ```
+/// use std::time::Duration;
+/// evloop::run(|| {
+///     evloop::set_timeout(Duration::from_millis(1), || println!("timeout"));
+///     evloop::set_immediate(|| println!("immediate"));
+///     evloop::queue_microtask(|| println!("microtask"));
+///     evloop::next_tick(|| println!("tick"));
+///     println!("main");
+/// })
+/// .unwrap();
+/// ```
+pub fn run(main: impl FnOnce()) -> Result<(), Error> {
+    let el = EventLoop::new()?;
+    el.run_main(main)?;
+    el.run()
+}
+
+/// Stops the current loop after its current iteration (see
+/// [`EventLoop::stop`]).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn stop() {
+    with_current(|inner| inner.stop_flag.set(true))
+}
+
+/// The current loop's cached time (see [`EventLoop::now`]).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn now() -> Instant {
+    with_current(|inner| inner.now())
+}
+
+/// The phase the current loop is in (see [`EventLoop::phase`]): handy in
+/// a callback, to see where it runs.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn current_phase() -> Phase {
+    with_current(|inner| inner.phase.get())
+}
+
+/// Whether a loop is current on this thread.
+pub fn has_current() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}

@@ -1,0 +1,631 @@
+//! The loop itself: its state (`Inner`), liveness, calling user code, and
+//! the thread's current loop. The phases of a tick are in `phases.rs` (read
+//! [`Inner::run_mode`] top to bottom to see one tick); the public
+//! [`EventLoop`] handle and the free functions are in `handle.rs`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, PanicError};
+use crate::immediate::ImmediateQueue;
+use crate::introspect::{HandleInfo, HandleKind};
+use crate::microtasks::{Job, Microtasks};
+use crate::pool::{configured_size, DoneCallback, Pool};
+use crate::reactor::{split, Reactor, WAKER_TOKEN};
+use crate::remote::{Remote, RemoteJob, Shared};
+use crate::timers::TimerHeap;
+use crate::trace;
+
+mod handle;
+mod phases;
+
+pub use handle::{current_phase, has_current, now, run, stop, EventLoop};
+
+thread_local! {
+    /// The loop that the free functions (`set_timeout`, ...) act on.
+    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+}
+
+const NO_LOOP: &str = "no evloop event loop is current on this thread: \
+     call this inside evloop::run(|| ..), inside a callback, \
+     or after `let _guard = event_loop.enter();`";
+
+/// Runs `f` with the thread's current loop.
+///
+/// # Panics
+/// If there is none (see [`NO_LOOP`]).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_ref().expect(NO_LOOP)))
+}
+
+/// Runs `f` with the thread's current loop, or returns `None` if there is
+/// none (for code that may run while a loop is being dropped).
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
+}
+
+/// The thread's current loop, for layers that keep a reference.
+///
+/// # Panics
+/// If there is none.
+pub(crate) fn current_inner() -> Rc<Inner> {
+    with_current(Rc::clone)
+}
+
+/// A weak reference to a loop, for objects the loop's own registrations
+/// keep alive (streams, sockets): a strong one would be a cycle through the
+/// reactor, and the loop could never be dropped while one is open. Every
+/// method does nothing once the loop is gone.
+#[derive(Clone)]
+pub(crate) struct LoopRef(std::rc::Weak<Inner>);
+
+impl LoopRef {
+    /// The thread's current loop.
+    ///
+    /// # Panics
+    /// If there is none.
+    pub(crate) fn current() -> LoopRef {
+        with_current(|i| LoopRef(Rc::downgrade(i)))
+    }
+
+    pub(crate) fn defer_pending(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.defer_pending(job);
+        }
+    }
+
+    pub(crate) fn defer_close(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.defer_close(job);
+        }
+    }
+
+    pub(crate) fn checkpoint_now(&self) {
+        if let Some(i) = self.0.upgrade() {
+            i.checkpoint_now();
+        }
+    }
+}
+
+/// Which part of an iteration the loop is in (shown by `Debug`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not inside `run`.
+    Idle,
+    /// `evloop::run` is running the main function.
+    Main,
+    /// Due timers.
+    Timers,
+    /// Completions from other threads and deferred I/O callbacks.
+    Pending,
+    /// Waiting for and dispatching I/O readiness.
+    Poll,
+    /// `set_immediate` callbacks.
+    Check,
+    /// Close callbacks.
+    Close,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Default,
+    Once,
+    NoWait,
+}
+
+/// What one call of [`EventLoop::run_once`] or [`EventLoop::run_nowait`]
+/// (or a whole [`EventLoop::run`]) did, for people stepping through a loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// Iterations run.
+    pub iterations: u64,
+    /// Timer callbacks run.
+    pub timers: usize,
+    /// Pending-phase callbacks run (cross-thread completions, deferred I/O).
+    pub pending: usize,
+    /// I/O readiness callbacks run.
+    pub io: usize,
+    /// Immediates run.
+    pub immediates: usize,
+    /// Close callbacks run.
+    pub closes: usize,
+    /// `next_tick` and microtask jobs run.
+    pub microtasks: usize,
+    /// Whether the loop still has work that keeps it alive (libuv's
+    /// non-zero return).
+    pub alive: bool,
+}
+
+impl Turn {
+    /// Total callbacks run, microtasks included.
+    pub fn callbacks(&self) -> usize {
+        self.timers + self.pending + self.io + self.immediates + self.closes + self.microtasks
+    }
+}
+
+/// The loop's state. Every field is behind its own `RefCell`/`Cell`, and no
+/// borrow is ever held while user code runs ("take, then call").
+pub(crate) struct Inner {
+    pub(crate) timers: RefCell<TimerHeap>,
+    pub(crate) immediates: RefCell<ImmediateQueue>,
+    pub(crate) micro: Microtasks,
+    pub(crate) reactor: Reactor,
+    remote: Arc<Shared>,
+    remote_buf: RefCell<Vec<RemoteJob>>,
+    pending: RefCell<VecDeque<Job>>,
+    closing: RefCell<VecDeque<Job>>,
+    /// Requests in flight (pool jobs, ...): they keep the loop alive.
+    requests: Cell<usize>,
+    /// The thread pool, started on first use.
+    pool: RefCell<Option<Pool>>,
+    /// `done` callbacks of pool jobs in flight, by job key.
+    work: RefCell<slab::Slab<DoneCallback>>,
+    /// The id of the next pool job (never reused, unlike slab keys).
+    next_work_id: Cell<u64>,
+    epoch: Instant,
+    now_ns: Cell<u64>,
+    stop_flag: Cell<bool>,
+    running: Cell<bool>,
+    phase: Cell<Phase>,
+    iterations: Cell<u64>,
+    /// What stops the loop: an uncaught panic, or an unhandled rejection
+    /// in strict mode.
+    fatal: RefCell<Option<Error>>,
+    /// Rejected promises waiting for the end of a checkpoint to be
+    /// reported unhandled, and the reporting policy.
+    pub(crate) rejections: crate::promise::unhandled::Tracker,
+    /// Spawned `async` tasks that have not finished (see [`crate::task`]).
+    pub(crate) tasks: crate::task::Tasks,
+    /// Signal handlers and child processes, created on first use (see
+    /// [`crate::process`]).
+    pub(crate) process: RefCell<Option<Rc<crate::process::signal::Hub>>>,
+    /// This loop started tracing from `EVLOOP_TRACE`, and ends it when
+    /// dropped.
+    trace_owner: bool,
+    #[allow(clippy::type_complexity)]
+    panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
+    /// Bumped whenever the handler is set or cleared, so a handler that
+    /// replaces or clears itself while running is not put back.
+    panic_hook_gen: Cell<u64>,
+}
+
+impl Inner {
+    // ---- time ----
+
+    /// Reads the clock into the cached `now`; returns it as nanoseconds
+    /// since the loop's epoch.
+    pub(crate) fn update_now_ns(&self) -> u64 {
+        let ns = crate::timers::duration_to_ns(self.epoch.elapsed());
+        self.now_ns.set(ns);
+        ns
+    }
+
+    fn now(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.now_ns.get())
+    }
+
+    // ---- hooks for the layers above ----
+
+    /// A cross-thread handle to this loop.
+    pub(crate) fn remote_handle(&self) -> Remote {
+        Remote {
+            shared: self.remote.clone(),
+        }
+    }
+
+    /// Whether `remote` points to this loop.
+    pub(crate) fn owns_remote(&self, remote: &Remote) -> bool {
+        Arc::ptr_eq(&self.remote, &remote.shared)
+    }
+
+    /// Whether the loop is inside `run*` or `run_main` (so `block_on` must
+    /// not drive it).
+    pub(crate) fn is_busy(&self) -> bool {
+        self.running.get() || self.phase.get() == Phase::Main
+    }
+
+    /// Queues a callback for the next pending phase (libuv's deferred I/O
+    /// callbacks: write completions, connect errors).
+    pub(crate) fn defer_pending(&self, job: Job) {
+        self.pending.borrow_mut().push_back(job);
+    }
+
+    /// Runs the microtask checkpoint now: for layers that call several user
+    /// callbacks from one dispatch (a read loop calling `on_data` per chunk),
+    /// so microtasks drain after each, as Node's do.
+    pub(crate) fn checkpoint_now(&self) {
+        if self.checkpoint_idle() {
+            return;
+        }
+        self.checkpoint_slow(&mut Turn::default());
+    }
+
+    /// Queues a close callback: it always runs later, in the close phase.
+    pub(crate) fn defer_close(&self, job: Job) {
+        self.closing.borrow_mut().push_back(job);
+    }
+
+    /// A pool job starts: remember its `done`, count it as a request.
+    pub(crate) fn work_started(&self, done: DoneCallback) -> (usize, Remote) {
+        let key = self.work.borrow_mut().insert(done);
+        self.requests.set(self.requests.get() + 1);
+        let remote = Remote {
+            shared: self.remote.clone(),
+        };
+        (key, remote)
+    }
+
+    /// Hands a job to the pool, starting the pool on first use. If its
+    /// threads cannot be started, the job's `done` gets the error.
+    /// Returns the job's id, for [`Inner::cancel_work`].
+    pub(crate) fn submit_work(&self, key: usize, job: Box<dyn FnOnce() + Send>) -> u64 {
+        let id = self.next_work_id.get();
+        self.next_work_id.set(id + 1);
+        let mut pool = self.pool.borrow_mut();
+        if pool.is_none() {
+            match Pool::start(configured_size()) {
+                Ok(p) => *pool = Some(p),
+                Err(e) => {
+                    drop(pool);
+                    drop(job);
+                    log::debug!("thread pool failed to start: {e}");
+                    let msg = io::Error::other(format!("cannot start the thread pool: {e}"));
+                    self.defer_pending(Box::new(move || {
+                        let done = with_current(|inner| inner.work_finished(key));
+                        if let Some(done) = done {
+                            done(Err(msg));
+                        }
+                    }));
+                    return id;
+                }
+            }
+        }
+        pool.as_ref().expect("started above").submit(id, job);
+        id
+    }
+
+    /// Cancels queued job `id` (slab key `key`): its `done` runs in the
+    /// pending phase with `ECANCELED`. `EBUSY` if it has started or ended.
+    pub(crate) fn cancel_work(&self, id: u64, key: usize) -> io::Result<()> {
+        let removed = match self.pool.borrow().as_ref() {
+            Some(pool) => pool.cancel(id),
+            None => false,
+        };
+        if !removed {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        // The job never ran, so nothing was posted for it: its `done` is
+        // still in the slab under `key`, and the request still counts.
+        self.defer_pending(Box::new(move || {
+            let done = with_current(|inner| inner.work_finished(key));
+            if let Some(done) = done {
+                done(Err(crate::pool::canceled_error()));
+            }
+        }));
+        Ok(())
+    }
+
+    /// A result a pool worker posted has reached the loop: the pool may
+    /// start another job (see `pool::MAX_UNDELIVERED`).
+    pub(crate) fn work_delivered(&self) {
+        if let Some(pool) = self.pool.borrow().as_ref() {
+            pool.delivered();
+        }
+    }
+
+    /// A pool job finished: its `done`, to be called by the caller.
+    pub(crate) fn work_finished(&self, key: usize) -> Option<DoneCallback> {
+        let done = self.work.borrow_mut().try_remove(key);
+        if done.is_some() {
+            self.requests.set(self.requests.get() - 1);
+        }
+        done
+    }
+
+    // ---- liveness ----
+
+    /// libuv's `uv__loop_alive`: ref'd active handles, requests, pending
+    /// callbacks or closing handles.
+    fn alive(&self) -> bool {
+        self.timers.borrow().has_refed()
+            || self.immediates.borrow().refed() > 0
+            || self.reactor.has_refed()
+            || self.requests.get() > 0
+            || !self.pending.borrow().is_empty()
+            || !self.closing.borrow().is_empty()
+    }
+
+    /// libuv's `uv_backend_timeout`: how long poll may block.
+    fn backend_timeout(&self) -> Option<Duration> {
+        if self.stop_flag.get()
+            || !self.pending.borrow().is_empty()
+            || !self.closing.borrow().is_empty()
+            || self.immediates.borrow().refed() > 0
+            || self.remote.is_notified()
+            || !self.alive()
+        {
+            return Some(Duration::ZERO);
+        }
+        match self.timers.borrow().next_deadline() {
+            None | Some(u64::MAX) => None,
+            Some(deadline) => Some(Duration::from_nanos(
+                deadline.saturating_sub(self.now_ns.get()),
+            )),
+        }
+    }
+
+    // ---- calling user code ----
+
+    /// Calls user code at the dispatch boundary, catching a panic.
+    pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) {
+        let span = trace::begin();
+        let r = catch_unwind(AssertUnwindSafe(f));
+        trace::end(span, origin, "callback", None);
+        if let Err(payload) = r {
+            self.report_panic(PanicError::from_payload(&*payload, origin));
+            // The payload's own Drop could panic; don't let that escape.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        }
+    }
+
+    /// Routes a caught panic to the user's handler, or records it so the
+    /// loop stops (Node's default for an uncaught exception).
+    fn report_panic(&self, err: PanicError) {
+        log::debug!("{err}");
+        let hook = self.panic_hook.borrow_mut().take();
+        match hook {
+            Some(mut hook) => {
+                let gen = self.panic_hook_gen.get();
+                let r = catch_unwind(AssertUnwindSafe(|| hook(err)));
+                if self.panic_hook_gen.get() == gen {
+                    *self.panic_hook.borrow_mut() = Some(hook);
+                } else {
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(hook)));
+                }
+                if let Err(p) = r {
+                    // A panicking handler is fatal, as a throw inside
+                    // Node's 'uncaughtException' listener is.
+                    let e = PanicError::from_payload(&*p, "uncaught-panic handler");
+                    self.fatal.borrow_mut().get_or_insert(Error::Panicked(e));
+                }
+            }
+            None => {
+                self.fatal.borrow_mut().get_or_insert(Error::Panicked(err));
+            }
+        }
+    }
+
+    /// Records what stops the loop (the first one wins).
+    pub(crate) fn set_fatal(&self, e: Error) {
+        self.fatal.borrow_mut().get_or_insert(e);
+    }
+
+    /// Whether the loop must stop: a panic nobody handled, or a strict-mode
+    /// unhandled rejection.
+    fn has_panicked(&self) -> bool {
+        self.fatal.borrow().is_some()
+    }
+
+    /// The microtask checkpoint: all `next_tick`s, then all microtasks,
+    /// until both are empty; then the promises rejected with no handler are
+    /// reported, and if that queued more work, around again (Node's
+    /// `processTicksAndRejections`). Runs after every callback.
+    ///
+    /// Inline and short for the common case (nothing queued): it runs twice
+    /// per request on a busy server, and the full body, out of line, costs
+    /// ~45 instructions per call in register saves alone (callgrind,
+    /// benches/servers/callgrind.sh).
+    #[inline]
+    pub(crate) fn checkpoint(&self, turn: &mut Turn) {
+        if self.checkpoint_idle() {
+            return;
+        }
+        self.checkpoint_slow(turn);
+    }
+
+    /// Nothing for a checkpoint to do: no tick, no microtask, no rejection
+    /// to report (whether or not a panic stopped the loop, the checkpoint
+    /// would then return at once).
+    #[inline]
+    fn checkpoint_idle(&self) -> bool {
+        self.micro.is_empty() && self.rejections.is_idle()
+    }
+
+    #[inline(never)]
+    fn checkpoint_slow(&self, turn: &mut Turn) {
+        loop {
+            if self.has_panicked() {
+                return;
+            }
+            if !self.micro.is_empty() && !self.drain_queues(turn) {
+                return;
+            }
+            if self.rejections.is_idle() {
+                return;
+            }
+            self.rejections.process(self);
+        }
+    }
+
+    /// Drains the `next_tick` and microtask queues. Returns false if a panic
+    /// means the rest must wait for the next callback boundary.
+    fn drain_queues(&self, turn: &mut Turn) -> bool {
+        loop {
+            let mut ran = 0;
+            let span = trace::begin();
+            let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran)));
+            if ran > 0 {
+                trace::end(span, "microtasks", "checkpoint", Some(("jobs", ran)));
+            }
+            turn.microtasks += ran;
+            match r {
+                Ok(()) => return true,
+                Err(payload) => {
+                    let from_tick = self.micro.take_tick_panic();
+                    let origin = if from_tick { "next_tick" } else { "microtask" };
+                    self.report_panic(PanicError::from_payload(&*payload, origin));
+                    // Node: after a throw in a microtask V8 drains on; after
+                    // a throw in a tick, the queues resume only at the next
+                    // callback boundary.
+                    if self.has_panicked() || from_tick {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Drops every stored closure and task while the loop is still current,
+    /// round after round until nothing is left (at most 16 rounds). A
+    /// destructor may use the loop: a future whose `Drop` spawns a task or
+    /// sets a timer would otherwise panic with "no loop is current" inside
+    /// `Inner::drop`, a panic during cleanup that aborts the process (found
+    /// by the reliability test T16). What such destructors create is dropped
+    /// in the next round, and a destructor that panics is caught and logged,
+    /// so the rest is still released.
+    fn teardown(&self) {
+        drop(self.remote.close());
+        for _ in 0..16 {
+            let mut dropped = 0;
+            let mut release = |what: &str, n: usize, garbage: Box<dyn FnOnce() + '_>| {
+                dropped += n;
+                if catch_unwind(AssertUnwindSafe(garbage)).is_err() {
+                    log::warn!("a destructor panicked while the loop dropped its {what}");
+                }
+            };
+            let tasks = self.tasks.drain_all();
+            release("tasks", tasks.len(), Box::new(move || drop(tasks)));
+            let work = std::mem::take(&mut *self.work.borrow_mut());
+            release("pool callbacks", work.len(), Box::new(move || drop(work)));
+            let timers = self.timers.borrow_mut().drain_all();
+            release("timers", timers.len(), Box::new(move || drop(timers)));
+            let imm = self.immediates.borrow_mut().drain_all();
+            release("immediates", imm.len(), Box::new(move || drop(imm)));
+            let micro = self.micro.drain_all();
+            let n = micro.0.len() + micro.1.len();
+            release("microtasks", n, Box::new(move || drop(micro)));
+            let io = self.reactor.drain_all();
+            release("sources", io.len(), Box::new(move || drop(io)));
+            let pending = std::mem::take(&mut *self.pending.borrow_mut());
+            release(
+                "pending callbacks",
+                pending.len(),
+                Box::new(move || drop(pending)),
+            );
+            let closing = std::mem::take(&mut *self.closing.borrow_mut());
+            release(
+                "close callbacks",
+                closing.len(),
+                Box::new(move || drop(closing)),
+            );
+            if dropped == 0 {
+                return;
+            }
+        }
+        log::warn!("destructors kept creating work while the loop was dropped");
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        log::debug!("event loop dropped");
+        // Refuse further cross-thread posts, then drop every stored closure.
+        // Handles hold `Weak`s, so a closure's captures that touch the loop
+        // in their `Drop` find it gone and do nothing.
+        drop(self.remote.close());
+        // Tasks first: dropping a future may release timers and sources.
+        drop(self.tasks.drain_all());
+        // Leave the signal registry; hand running children to a reaper.
+        drop(self.process.get_mut().take());
+        // Join the pool: jobs not started are discarded, running ones
+        // finish and their results are dropped on the worker (posts fail).
+        drop(self.pool.get_mut().take());
+        drop(std::mem::take(self.work.get_mut()));
+        drop(self.timers.get_mut().drain_all());
+        drop(self.immediates.get_mut().drain_all());
+        drop(self.micro.drain_all());
+        drop(self.reactor.drain_all());
+        drop(std::mem::take(self.pending.get_mut()));
+        drop(std::mem::take(self.closing.get_mut()));
+        if self.trace_owner {
+            if let Err(e) = trace::stop() {
+                log::warn!("trace: {e}");
+            }
+        }
+    }
+}
+
+/// Marks the loop running and current for the length of a `run_*` call.
+struct Running<'a> {
+    inner: &'a Inner,
+    _enter: EnterGuard,
+}
+
+impl<'a> Running<'a> {
+    fn enter(inner: &'a Rc<Inner>) -> Self {
+        inner.running.set(true);
+        Running {
+            inner,
+            _enter: EnterGuard::new(inner.clone()),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.inner.running.set(false);
+        self.inner.phase.set(Phase::Idle);
+    }
+}
+
+/// Makes a loop the thread's current one until dropped; see
+/// [`EventLoop::enter`]. Guards nest and must be dropped in reverse order
+/// of creation (dropping one out of order panics, as tokio's do: the
+/// alternative is a loop that stays current, and alive, forever).
+#[must_use = "the loop is current only while the guard lives"]
+pub struct EnterGuard {
+    prev: Option<Rc<Inner>>,
+    mine: *const Inner,
+}
+
+impl EnterGuard {
+    fn new(inner: Rc<Inner>) -> Self {
+        let mine = Rc::as_ptr(&inner);
+        let prev = CURRENT.with(|c| c.borrow_mut().replace(inner));
+        EnterGuard { prev, mine }
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // Ignore a thread that is being torn down.
+        let old = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        let in_order = match &old {
+            Ok(Some(cur)) => std::ptr::eq(Rc::as_ptr(cur), self.mine),
+            _ => true,
+        };
+        drop(old);
+        if !in_order && !std::thread::panicking() {
+            panic!("evloop EnterGuards were dropped out of order (drop the newest first)");
+        }
+    }
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}

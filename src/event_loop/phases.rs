@@ -1,0 +1,261 @@
+//! The phases of one loop run, in the order Node 20 runs them (libuv's
+//! `uv_run`): read [`Inner::run_mode`] top to bottom to see one tick.
+
+use super::*;
+
+impl Inner {
+    /// One run of `uv_run` (libuv >= 1.45, as in Node 20).
+    pub(super) fn run_mode(self: &Rc<Self>, mode: Mode) -> Result<Turn, Error> {
+        if self.running.get() {
+            return Err(Error::Reentrant);
+        }
+        let _running = Running::enter(self);
+        let mut turn = Turn::default();
+
+        // Work left queued by a panic that stopped the previous run.
+        self.checkpoint(&mut turn);
+
+        let mut alive = self.alive();
+        if !alive {
+            self.update_now_ns();
+        }
+        // Node runs due timers once before the first iteration.
+        if mode == Mode::Default && alive && !self.stop_flag.get() {
+            self.update_now_ns();
+            self.traced("timers", &mut turn, |me, turn| me.run_timers(turn));
+        }
+
+        while alive && !self.stop_flag.get() && !self.has_panicked() {
+            let n = self.iterations.get() + 1;
+            self.iterations.set(n);
+            turn.iterations += 1;
+            log::trace!("iteration {n} begins");
+
+            let can_sleep = self.pending.borrow().is_empty();
+            self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
+
+            let timeout = if (mode == Mode::Once && can_sleep) || mode == Mode::Default {
+                self.backend_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
+            let span = trace::begin();
+            let polled = self.poll(timeout, &mut turn);
+            trace::end(span, "poll", "phase", None);
+            polled?;
+
+            // Completions that arrived during poll run now, a bounded number
+            // of rounds so a flood cannot starve the other phases.
+            for _ in 0..8 {
+                if self.pending.borrow().is_empty() || self.has_panicked() {
+                    break;
+                }
+                self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
+            }
+
+            self.traced("check", &mut turn, |me, turn| me.run_check(turn));
+            self.traced("close", &mut turn, |me, turn| me.run_closing(turn));
+
+            self.update_now_ns();
+            self.traced("timers", &mut turn, |me, turn| me.run_timers(turn));
+
+            // A boundary for jobs left queued by a panicking tick.
+            self.checkpoint(&mut turn);
+            trace::flush();
+            alive = self.alive();
+            if mode != Mode::Default {
+                break;
+            }
+        }
+
+        self.stop_flag.set(false);
+        self.phase.set(Phase::Idle);
+        turn.alive = self.alive();
+        if let Some(e) = self.fatal.borrow_mut().take() {
+            return Err(e);
+        }
+        Ok(turn)
+    }
+
+    /// Runs one phase, as a span on the timeline when tracing (phases
+    /// that ran no callback are left out, so an idle tick stays short).
+    fn traced(&self, name: &str, turn: &mut Turn, phase: impl FnOnce(&Self, &mut Turn)) {
+        let span = trace::begin();
+        let before = turn.callbacks();
+        phase(self, turn);
+        if turn.callbacks() > before {
+            trace::end(
+                span,
+                name,
+                "phase",
+                Some(("callbacks", turn.callbacks() - before)),
+            );
+        }
+    }
+
+    fn run_timers(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Timers);
+        let now = self.now_ns.get();
+        log::trace!("phase timers ({} armed)", self.timers.borrow().armed());
+        while !self.has_panicked() {
+            // Pop one at a time: a callback may clear a timer that is due.
+            let Some(mut due) = self.timers.borrow_mut().pop_due(now) else {
+                break;
+            };
+            log::trace!("dispatch timer #{}", due.key);
+            self.call("timer", || due.cb.call());
+            turn.timers += 1;
+            let garbage = self
+                .timers
+                .borrow_mut()
+                .finish(due, || self.update_now_ns());
+            // Dropping user captures is user code too: it may panic.
+            if let Some(garbage) = garbage {
+                self.call("timer", move || drop(garbage));
+            }
+            self.checkpoint(turn);
+        }
+    }
+
+    /// Moves cross-thread jobs into the pending queue; honours a remote stop.
+    fn take_remote(&self) {
+        let mut buf = self.remote_buf.borrow_mut();
+        if self.remote.take(&mut buf) {
+            log::debug!("stop requested from another thread");
+            self.stop_flag.set(true);
+        }
+        if !buf.is_empty() {
+            let mut pending = self.pending.borrow_mut();
+            for job in buf.drain(..) {
+                pending.push_back(job);
+            }
+        }
+    }
+
+    fn run_pending(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Pending);
+        if self.remote.is_notified() {
+            self.take_remote();
+        }
+        // A snapshot: callbacks deferred by these run next time.
+        let n = self.pending.borrow().len();
+        log::trace!("phase pending ({n} queued)");
+        for _ in 0..n {
+            if self.has_panicked() {
+                break;
+            }
+            let Some(job) = self.pending.borrow_mut().pop_front() else {
+                break;
+            };
+            self.call("pending", job);
+            turn.pending += 1;
+            self.checkpoint(turn);
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>, turn: &mut Turn) -> io::Result<()> {
+        self.phase.set(Phase::Poll);
+        log::trace!("phase poll (timeout {timeout:?})");
+        let mut events = self
+            .reactor
+            .events
+            .borrow_mut()
+            .take()
+            .expect("poll is not re-entrant");
+        let span = trace::begin();
+        let r = self.poll_retrying(&mut events, timeout);
+        trace::end(span, "poll wait", "wait", None);
+        self.update_now_ns();
+        if let Err(e) = r {
+            *self.reactor.events.borrow_mut() = Some(events);
+            return Err(e);
+        }
+        // Dispatch the whole batch even after a panic: readiness is
+        // edge-triggered, so an undispatched event would be lost for good.
+        for event in events.iter() {
+            if event.token() == WAKER_TOKEN {
+                self.take_remote();
+                continue;
+            }
+            let (key, gen) = split(event.token());
+            self.dispatch_io(key, gen, crate::reactor::Ready::from_mio(event), turn);
+        }
+        for (key, gen, ready) in crate::fault::extra_events(&self.reactor) {
+            self.dispatch_io(key, gen, ready, turn);
+        }
+        *self.reactor.events.borrow_mut() = Some(events);
+        Ok(())
+    }
+
+    /// Runs the callback of source `key` for one event.
+    fn dispatch_io(&self, key: usize, gen: u32, ready: crate::reactor::Ready, turn: &mut Turn) {
+        // A stale token (closed source, key perhaps reused) or a callback
+        // already on the stack yields nothing.
+        let Some(mut cb) = self.reactor.take_callback(key, gen) else {
+            log::trace!("drop stale event for #{key} (gen {gen})");
+            return;
+        };
+        log::trace!("dispatch io #{key} {ready:?}");
+        let label = if trace::is_enabled() {
+            self.reactor.kind(key)
+        } else {
+            "io"
+        };
+        self.call(label, || cb(ready));
+        turn.io += 1;
+        if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
+            self.call("io", move || drop(garbage));
+        }
+        self.checkpoint(turn);
+    }
+
+    /// `Poll::poll`, retried on `EINTR` with the *remaining* timeout.
+    fn poll_retrying(&self, events: &mut mio::Events, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut timeout = crate::fault::poll_timeout(timeout);
+        loop {
+            let injected = crate::fault::check(crate::fault::Op::Poll);
+            match injected.and_then(|()| self.reactor.poll.borrow_mut().poll(events, timeout)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn run_check(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Check);
+        // Only immediates queued before this phase began run now.
+        let end = self.immediates.borrow().snapshot();
+        log::trace!("phase check ({} queued)", self.immediates.borrow().live());
+        while !self.has_panicked() {
+            let Some(cb) = self.immediates.borrow_mut().pop_before(end) else {
+                break;
+            };
+            log::trace!("dispatch immediate");
+            self.call("immediate", cb);
+            turn.immediates += 1;
+            self.checkpoint(turn);
+        }
+    }
+
+    fn run_closing(&self, turn: &mut Turn) {
+        self.phase.set(Phase::Close);
+        let n = self.closing.borrow().len();
+        if n > 0 {
+            log::trace!("phase close ({n} closing)");
+        }
+        for _ in 0..n {
+            if self.has_panicked() {
+                break;
+            }
+            let Some(job) = self.closing.borrow_mut().pop_front() else {
+                break;
+            };
+            self.call("close", job);
+            turn.closes += 1;
+            self.checkpoint(turn);
+        }
+    }
+}
