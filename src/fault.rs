@@ -30,10 +30,10 @@
 //!
 //! | op | hooked at |
 //! |---|---|
-//! | `Op::Read`, `Op::Write` | `read`/`write` of TCP and Unix streams and pipes (`StreamIo` in `src/net/stream.rs`, `src/net/pipe.rs`): callback streams, stdio and child stdio |
+//! | `Op::Read`, `Op::Write` | `read`/`write` of TCP and Unix streams and pipes (`StreamIo` in `src/net/stream/mod.rs`, `src/net/pipe.rs`): callback streams, stdio and child stdio |
 //! | `Op::Accept` | the TCP listener's `accept` (`src/net/tcp.rs`) |
 //! | `Op::Send`, `Op::Recv` | the callback UDP socket (`src/net/udp.rs`) |
-//! | `Op::Poll` | `epoll_wait` (`src/event_loop.rs`, the poll phase) |
+//! | `Op::Poll` | `epoll_wait` (`src/event_loop/phases.rs`, the poll phase) |
 //! | `Op::Open` | [`fs::File::open`](crate::fs::File::open) (decided on the loop thread, failed on the pool) |
 //! | `Op::Spawn` | [`process::Command::spawn`](crate::process::Command::spawn) |
 //!

@@ -1,0 +1,521 @@
+//! The stream's state machine, on the loop thread: readiness, connecting,
+//! reading (with the read-ahead before a data callback is set), the write
+//! queue and its flush, half-close, and destroying. The public [`Stream`]
+//! methods in `mod.rs` call into it.
+
+use super::*;
+
+impl StreamInner {
+    pub(super) fn on_ready(self: &Rc<Self>, ready: Ready) {
+        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+            let mut st = self.st.borrow_mut();
+            st.readable = true;
+            // Sticky: the FIN (or error) was already signalled, so no later
+            // edge will announce it.
+            st.peer_closed |= ready.is_read_closed() || ready.is_error();
+        }
+        if self.st.borrow().connecting {
+            self.finish_connect();
+            return;
+        }
+        // Most writable edges find nothing queued (epoll reports writable
+        // with every readable event): skip the flush then.
+        if (ready.is_writable() || ready.is_write_closed() || ready.is_error())
+            && self.has_flush_work()
+        {
+            self.flush();
+        }
+        self.do_read();
+    }
+
+    /// Whether [`flush`](Self::flush) has anything to do: queued bytes, or
+    /// an `end` waiting to shut the write side down.
+    pub(super) fn has_flush_work(&self) -> bool {
+        let st = self.st.borrow();
+        !st.queue.is_empty()
+            || st.need_drain
+            || (st.end_requested && !st.write_closed && !st.destroyed)
+    }
+
+    pub(super) fn finish_connect(self: &Rc<Self>) {
+        let status = {
+            let io = self.io.borrow();
+            let Some(io) = io.as_ref() else { return };
+            match io.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => io.is_connected(),
+            }
+        };
+        match status {
+            Ok(false) => {} // spurious: still connecting
+            Ok(true) => {
+                log::debug!("stream connected");
+                self.st.borrow_mut().connecting = false;
+                let cb = self.cbs.connect.borrow_mut().take();
+                if let Some(cb) = cb {
+                    cb(Ok(Stream {
+                        inner: self.clone(),
+                    }));
+                    self.lp.checkpoint_now();
+                }
+                // Writes queued before the connect finished go out now.
+                self.flush();
+                self.do_read();
+            }
+            Err(e) => {
+                log::debug!("connect failed: {e}");
+                let cb = self.cbs.connect.borrow_mut().take();
+                self.destroy_quietly();
+                if let Some(cb) = cb {
+                    cb(Err(e));
+                }
+            }
+        }
+    }
+
+    pub(super) fn schedule_read(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.read_scheduled || st.destroyed {
+                return;
+            }
+            st.read_scheduled = true;
+        }
+        let me = self.clone();
+        self.lp.defer_pending(Box::new(move || {
+            me.st.borrow_mut().read_scheduled = false;
+            me.do_read();
+        }));
+    }
+
+    pub(super) fn has_data_cb(&self) -> bool {
+        self.cbs.data.borrow().is_some()
+    }
+
+    pub(super) fn can_read(&self) -> bool {
+        let st = self.st.borrow();
+        st.readable
+            && !st.paused
+            && !st.read_eof
+            && !st.destroyed
+            && !st.connecting
+            // Without a data callback, read ahead into the buffer up to its
+            // limit, as a Node socket does before a 'data' listener exists.
+            && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
+    }
+
+    pub(super) fn do_read(self: &Rc<Self>) {
+        if self.deliver_early() {
+            return;
+        }
+        for _ in 0..READS_PER_TURN {
+            if !self.can_read() {
+                return;
+            }
+            let r = BUF.with(|buf| {
+                // A nested read (impossible by construction) would get a
+                // temporary buffer instead of a borrow panic.
+                match buf.try_borrow_mut() {
+                    Ok(mut buf) => self.read_once(&mut buf),
+                    Err(_) => self.read_once(&mut vec![0; READ_BUF]),
+                }
+            });
+            if !r {
+                return;
+            }
+        }
+        // Still readable after a full turn: let other sources run first.
+        if self.can_read() {
+            self.schedule_read();
+        }
+    }
+
+    /// Hands bytes read before `on_data` existed to the new callback, and a
+    /// deferred EOF after them. Returns true if the stream should stop
+    /// reading for now (paused, closed or ended).
+    pub(super) fn deliver_early(self: &Rc<Self>) -> bool {
+        {
+            // The common case, checked with one borrow: nothing read ahead,
+            // not paused, no end waiting.
+            let st = self.st.borrow();
+            let end_waiting = st.read_eof && !st.end_emitted;
+            if st.early.is_empty() && !st.paused && !end_waiting {
+                return false;
+            }
+        }
+        let (early, paused) = {
+            let mut st = self.st.borrow_mut();
+            if st.early.is_empty() || st.paused || !self.has_data_cb() {
+                (Vec::new(), st.paused)
+            } else {
+                (std::mem::take(&mut st.early), false)
+            }
+        };
+        if paused {
+            return true;
+        }
+        if !early.is_empty() {
+            self.emit_data(&early);
+        }
+        let eof_waiting = {
+            let st = self.st.borrow();
+            st.read_eof && !st.end_emitted && st.early.is_empty() && !st.paused
+        };
+        if eof_waiting {
+            self.emit_end();
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn emit_data(&self, bytes: &[u8]) {
+        let cb = self.cbs.data.borrow_mut().take();
+        if let Some(cb) = cb {
+            call_and_restore(&self.cbs.data, cb, |cb| cb(bytes));
+        }
+        self.lp.checkpoint_now();
+    }
+
+    /// One read; returns whether to keep reading.
+    pub(super) fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
+        // Without a data callback, read no further than the read-ahead
+        // limit.
+        // No user code runs between here and the delivery below, so whether
+        // there is a data callback is read once.
+        let has_cb = self.has_data_cb();
+        let len = if has_cb {
+            buf.len()
+        } else {
+            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early.len());
+            room.clamp(1, buf.len())
+        };
+        let r = {
+            let io = self.io.borrow();
+            match io.as_ref() {
+                Some(io) => io.read_some(&mut buf[..len]),
+                None => return false,
+            }
+        };
+        match r {
+            Ok(0) => {
+                log::trace!("stream EOF");
+                self.st.borrow_mut().read_eof = true;
+                // With bytes still waiting for a data callback, 'end' waits
+                // for them (Node emits 'end' only after the data).
+                if self.st.borrow().early.is_empty() {
+                    self.emit_end();
+                }
+                false
+            }
+            Ok(n) => {
+                // A short read drained the socket's receive queue: data that
+                // arrives later raises a new edge, so skip the read that
+                // would only say WouldBlock (tokio does the same). Saves a
+                // syscall per request on a request/response connection.
+                // Not after the peer's FIN was signalled: that edge is spent,
+                // and the read that returns 0 must still happen. Not on a
+                // terminal either: it returns one line per read, and the
+                // lines after it raise no new edge.
+                let drained = {
+                    let mut st = self.st.borrow_mut();
+                    let drained = n < len && st.short_read_drains && !st.peer_closed;
+                    if drained {
+                        st.readable = false;
+                    }
+                    drained
+                };
+                if has_cb {
+                    self.emit_data(&buf[..n]);
+                } else {
+                    self.st.borrow_mut().early.extend_from_slice(&buf[..n]);
+                }
+                !drained
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.st.borrow_mut().readable = false;
+                false
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => true,
+            Err(e) => {
+                self.destroy(Some(e));
+                false
+            }
+        }
+    }
+
+    pub(super) fn emit_end(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.end_emitted || st.destroyed {
+                return;
+            }
+            st.end_emitted = true;
+        }
+        call_unit(&self.cbs.end);
+        self.lp.checkpoint_now();
+        if !self.st.borrow().allow_half_open {
+            self.end();
+        }
+        self.maybe_close();
+    }
+
+    pub(super) fn write(self: &Rc<Self>, data: &[u8], cb: Option<WriteCb>) -> bool {
+        let (refused, direct) = {
+            let st = self.st.borrow();
+            (
+                st.destroyed || st.end_requested,
+                st.queue.is_empty() && !st.connecting,
+            )
+        };
+        if refused {
+            let e = io::Error::new(ErrorKind::BrokenPipe, "write after end or close");
+            self.complete(cb, Err(e));
+            return false;
+        }
+        let mut off = 0;
+        if direct {
+            let mut failed = None;
+            {
+                let io = self.io.borrow();
+                let io = io.as_ref().expect("an open stream has its fd");
+                while off < data.len() {
+                    match io.write_some(&data[off..]) {
+                        Ok(n) => off += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                // This write's callback fails with the error's kind; the
+                // error itself reaches on_error, then on_close (both later,
+                // in the close phase, as in Node).
+                self.complete(cb, Err(io::Error::new(e.kind(), "write failed")));
+                self.destroy(Some(e));
+                return false;
+            }
+        }
+        if off == data.len() {
+            if cb.is_some() {
+                self.complete(cb, Ok(()));
+            }
+            return true;
+        }
+        let mut st = self.st.borrow_mut();
+        let rest = data.len() - off;
+        if let Some(max) = st.max_write_queue {
+            if st.queued_bytes + rest > max {
+                let msg = format!("write queue over its cap of {max} bytes");
+                drop(st);
+                let e = || io::Error::new(ErrorKind::OutOfMemory, msg.clone());
+                self.complete(cb, Err(e()));
+                self.destroy(Some(e()));
+                return false;
+            }
+        }
+        st.queue.push_back(WriteReq {
+            data: data[off..].to_vec(),
+            off: 0,
+            cb,
+        });
+        st.queued_bytes += rest;
+        if st.queued_bytes >= st.high_water_mark {
+            st.need_drain = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Writes queued data while the kernel takes it.
+    pub(super) fn flush(self: &Rc<Self>) {
+        let mut done: Vec<WriteCb> = Vec::new();
+        let mut failed = None;
+        {
+            let io = self.io.borrow();
+            let Some(io) = io.as_ref() else { return };
+            let mut st = self.st.borrow_mut();
+            while let Some(req) = st.queue.front_mut() {
+                match io.write_some(&req.data[req.off..]) {
+                    Ok(n) => {
+                        req.off += n;
+                        let finished = req.off == req.data.len();
+                        st.queued_bytes -= n;
+                        if finished {
+                            let req = st.queue.pop_front().expect("front exists");
+                            done.extend(req.cb);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        for cb in done {
+            self.complete(Some(cb), Ok(()));
+        }
+        if let Some(e) = failed {
+            self.destroy(Some(e));
+            return;
+        }
+        let (drain, shutdown) = {
+            let mut st = self.st.borrow_mut();
+            if !st.queue.is_empty() || st.destroyed {
+                return;
+            }
+            let drain = std::mem::take(&mut st.need_drain);
+            let shutdown = st.end_requested && !st.write_closed;
+            (drain, shutdown)
+        };
+        if drain {
+            call_unit(&self.cbs.drain);
+            self.lp.checkpoint_now();
+        }
+        if shutdown {
+            self.shutdown_now();
+        }
+    }
+
+    pub(super) fn end(self: &Rc<Self>) {
+        let flush_now = {
+            let mut st = self.st.borrow_mut();
+            if st.end_requested || st.destroyed {
+                return;
+            }
+            st.end_requested = true;
+            st.queue.is_empty() && !st.connecting
+        };
+        if flush_now {
+            self.shutdown_now();
+        }
+    }
+
+    pub(super) fn shutdown_now(self: &Rc<Self>) {
+        let r = {
+            let io = self.io.borrow();
+            match io.as_ref() {
+                Some(io) => io.shutdown_write(),
+                None => return,
+            }
+        };
+        self.st.borrow_mut().write_closed = true;
+        match r {
+            // The peer may be gone already; closing is what we wanted.
+            Ok(()) | Err(_) => self.maybe_close(),
+        }
+    }
+
+    pub(super) fn maybe_close(self: &Rc<Self>) {
+        let done = {
+            let st = self.st.borrow();
+            st.end_emitted && st.write_closed && !st.destroyed
+        };
+        if done {
+            self.destroy(None);
+        }
+    }
+
+    /// Closes without reporting anything (a failed connect reports through
+    /// its connect callback instead).
+    pub(super) fn destroy_quietly(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.destroyed {
+                return;
+            }
+            st.destroyed = true;
+        }
+        self.watch.close();
+        let io = self.io.borrow_mut().take();
+        drop(io);
+        let me = self.clone();
+        self.lp.defer_close(Box::new(move || me.drop_callbacks()));
+    }
+
+    pub(super) fn destroy(self: &Rc<Self>, err: Option<io::Error>) {
+        let queued = {
+            let mut st = self.st.borrow_mut();
+            if st.destroyed {
+                return;
+            }
+            st.destroyed = true;
+            st.queued_bytes = 0;
+            std::mem::take(&mut st.queue)
+        };
+        log::debug!(
+            "stream closes{}",
+            if err.is_some() { " on error" } else { "" }
+        );
+        // Deregister before closing the fd (the watch contract).
+        self.watch.close();
+        let io = self.io.borrow_mut().take();
+        drop(io);
+        let me = self.clone();
+        self.lp.defer_close(Box::new(move || {
+            // Completed writes first, in order, then the failed ones.
+            me.run_done();
+            let kind = err.as_ref().map_or(ErrorKind::BrokenPipe, io::Error::kind);
+            for req in queued {
+                if let Some(cb) = req.cb {
+                    cb(Err(io::Error::new(
+                        kind,
+                        "stream closed before the write finished",
+                    )));
+                }
+            }
+            let had_error = err.is_some();
+            if let Some(e) = err {
+                if !call_error(&me.cbs.error, e) {
+                    log::debug!("stream error with no on_error handler");
+                }
+            }
+            let close = me.cbs.close.borrow_mut().take();
+            if let Some(close) = close {
+                close(had_error);
+            }
+            me.drop_callbacks();
+        }));
+    }
+
+    /// Queues a write callback: write callbacks always run later (in the
+    /// pending phase, as libuv's do) and in the order the writes were made,
+    /// whether the kernel took the data at once or from the queue.
+    pub(super) fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
+        let Some(cb) = cb else { return };
+        self.done.borrow_mut().push_back((cb, r));
+        if !self.done_scheduled.replace(true) {
+            let me = self.clone();
+            self.lp.defer_pending(Box::new(move || me.run_done()));
+        }
+    }
+
+    pub(super) fn run_done(&self) {
+        self.done_scheduled.set(false);
+        loop {
+            let next = self.done.borrow_mut().pop_front();
+            let Some((cb, r)) = next else { break };
+            cb(r);
+            self.lp.checkpoint_now();
+        }
+    }
+
+    /// After close: drop every callback (they often hold clones of this
+    /// stream: the cycle ends here). Dropped outside any borrow.
+    pub(super) fn drop_callbacks(&self) {
+        let data = self.cbs.data.borrow_mut().take();
+        let end = self.cbs.end.borrow_mut().take();
+        let drain = self.cbs.drain.borrow_mut().take();
+        let error = self.cbs.error.borrow_mut().take();
+        let close = self.cbs.close.borrow_mut().take();
+        let connect = self.cbs.connect.borrow_mut().take();
+        drop((data, end, drain, error, close, connect));
+    }
+}
