@@ -200,6 +200,29 @@ mod imp {
         }
     }
 
+    /// The plan's verdict on a read or write of `len` bytes on `src`: an
+    /// injected error (the fd is then owed an edge), or how many bytes the
+    /// real call may move (fewer under a cap: a short read or write).
+    fn allowed<S: AsRawFd + ?Sized>(src: &S, op: Op, len: usize) -> io::Result<usize> {
+        with(|p| match decide(p, op) {
+            Some(e) => {
+                owe(p, src.as_raw_fd(), &e);
+                Err(e)
+            }
+            None => {
+                let cap = p.cap.get(&op).copied().unwrap_or(usize::MAX);
+                if cap < len {
+                    if op == Op::Read {
+                        p.stats.short_reads += 1;
+                    } else {
+                        p.stats.short_writes += 1;
+                    }
+                }
+                Ok(cap.min(len))
+            }
+        })
+    }
+
     /// Hook: a stream read into `buf` by `f` (the real syscall).
     #[inline]
     pub(crate) fn read<S: AsRawFd + ?Sized>(
@@ -207,19 +230,7 @@ mod imp {
         buf: &mut [u8],
         f: impl FnOnce(&mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let len = with(|p| match decide(p, Op::Read) {
-            Some(e) => {
-                owe(p, src.as_raw_fd(), &e);
-                Err(e)
-            }
-            None => {
-                let cap = p.cap.get(&Op::Read).copied().unwrap_or(usize::MAX);
-                if cap < buf.len() {
-                    p.stats.short_reads += 1;
-                }
-                Ok(cap.min(buf.len()))
-            }
-        })?;
+        let len = allowed(src, Op::Read, buf.len())?;
         f(&mut buf[..len])
     }
 
@@ -230,19 +241,7 @@ mod imp {
         buf: &[u8],
         f: impl FnOnce(&[u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let len = with(|p| match decide(p, Op::Write) {
-            Some(e) => {
-                owe(p, src.as_raw_fd(), &e);
-                Err(e)
-            }
-            None => {
-                let cap = p.cap.get(&Op::Write).copied().unwrap_or(usize::MAX);
-                if cap < buf.len() {
-                    p.stats.short_writes += 1;
-                }
-                Ok(cap.min(buf.len()))
-            }
-        })?;
+        let len = allowed(src, Op::Write, buf.len())?;
         f(&buf[..len])
     }
 
