@@ -21,7 +21,8 @@
 # (hand-written analysis of a run).
 #
 # Environment: DURATION (s per server and load, default 8), STRACE_SECS
-# (default 3), HTTP_ROUNDS (default 3: medians of alternating rounds),
+# (default 3), HTTP_ROUNDS and ECHO_ROUNDS (default 3: medians of
+# alternating rounds),
 # REDIS_REQUESTS (default 100000), REDIS_ROUNDS (default 3),
 # MICRO (full or quick, default full), OUT (default BENCHMARKS.md), PRIO
 # (rt: servers and load generators under SCHED_FIFO, see lib.sh).
@@ -34,6 +35,7 @@ export STRACE_SECS=${STRACE_SECS:-3}
 REDIS_REQUESTS=${REDIS_REQUESTS:-100000}
 REDIS_ROUNDS=${REDIS_ROUNDS:-3}
 HTTP_ROUNDS=${HTTP_ROUNDS:-3}
+ECHO_ROUNDS=${ECHO_ROUNDS:-3}
 MICRO=${MICRO:-full}
 OUT=${OUT:-BENCHMARKS.md}
 T0=$(date +%s)
@@ -53,8 +55,8 @@ timeout 1800 cargo bench --quiet --no-run 2>"$WORK/bench-build.txt"
 
 progress "HTTP (run.sh, ${DURATION}s per server, medians of $HTTP_ROUNDS rounds)"
 DURATION=$DURATION ROUNDS=$HTTP_ROUNDS timeout 1800 bash benches/servers/run.sh >"$WORK/http.md"
-progress "TCP echo (echo.sh, ${DURATION}s per server and setting)"
-DURATION=$DURATION timeout 1200 bash benches/servers/echo.sh >"$WORK/echo.md"
+progress "TCP echo (echo.sh, ${DURATION}s per server and setting, medians of $ECHO_ROUNDS rounds)"
+DURATION=$DURATION ROUNDS=$ECHO_ROUNDS timeout 1800 bash benches/servers/echo.sh >"$WORK/echo.md"
 progress "redis (redis.sh, -n $REDIS_REQUESTS, $REDIS_ROUNDS rounds)"
 REQUESTS=$REDIS_REQUESTS ROUNDS=$REDIS_ROUNDS timeout 1200 bash benches/servers/redis.sh >"$WORK/redis.md"
 

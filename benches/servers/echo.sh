@@ -20,8 +20,13 @@
 #
 # Prints progress on stderr and Markdown tables on stdout.
 #
+# ROUNDS (default 1) repeats the servers that many times, alternating
+# them, and reports each figure's median over the rounds (one round here
+# can swing by more than the differences between servers).
+#
 # Environment: DURATION (default 10), CONNS (default "1 100"), SIZE
-# (default 64), STRACE (default 1), STRACE_SECS (default 3).
+# (default 64), ROUNDS (default 1), STRACE (default 1), STRACE_SECS
+# (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benches/servers/lib.sh
@@ -30,6 +35,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-"1 100"}
 SIZE=${SIZE:-64}
 STRACE=${STRACE:-1}
+ROUNDS=${ROUNDS:-1}
 
 [[ $STRACE == 1 ]] && { ensure_tool strace strace || STRACE=0; }
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: this benchmark needs a Rust toolchain" >&2; exit 1; }
@@ -50,7 +56,11 @@ kv() { # key file -> value of key=value in echo_load's output line
 }
 
 declare -A RTPS P50 P99 RSS CPU BUSY SYS SYSB STATUS
+# Per-round figures, space-separated, for the medians.
+declare -A R_RTPS R_P50 R_P99 R_RSS R_CPU
 for c in $CONNS; do
+  for ((round = 1; round <= ROUNDS; round++)); do
+  [[ $ROUNDS -gt 1 ]] && log "$c conn(s): round $round of $ROUNDS"
   for s in "${SERVERS[@]}"; do
     read -r label port name <<<"$s"
     key="$label,$c"
@@ -77,8 +87,14 @@ for c in $CONNS; do
     BUSY[$key]=$(awk -v c="${CPU[$key]}" -v r="${RTPS[$key]}" 'BEGIN { printf "%.0f%%", c * r / 1e4 }')
     STATUS[$key]=ok
     log "$label, $c conn(s): ${RTPS[$key]} round trips/s, ${CPU[$key]} us CPU per round trip"
+    R_RTPS[$key]+="${RTPS[$key]} "
+    R_P50[$key]+="${P50[$key]} "
+    R_P99[$key]+="${P99[$key]} "
+    R_RSS[$key]+="${RSS[$key]} "
+    R_CPU[$key]+="${CPU[$key]} "
 
-    if [[ $STRACE == 1 ]]; then
+    # Syscalls are counted once: they do not vary between rounds.
+    if [[ $STRACE == 1 && $round == 1 ]]; then
       log "$label, $c conn(s): once more under strace -c -f for ${STRACE_SECS}s"
       load=("${PIN_LOAD[@]}" "$EXAMPLES/echo_load" "127.0.0.1:$port" "$c" "$STRACE_SECS" "$SIZE")
       res=$(strace_run "$SERVER_PID" "$WORK/strace-load.txt" "${load[@]}")
@@ -91,11 +107,27 @@ for c in $CONNS; do
     fi
     stop_server "$SERVER_PID"
   done
+  done
+  for s in "${SERVERS[@]}"; do
+    read -r label _ _ <<<"$s"
+    key="$label,$c"
+    [[ -z ${R_CPU[$key]:-} ]] && continue
+    RTPS[$key]=$(median "${R_RTPS[$key]}")
+    P50[$key]=$(median "${R_P50[$key]}")
+    P99[$key]=$(median "${R_P99[$key]}")
+    RSS[$key]=$(median "${R_RSS[$key]}")
+    CPU[$key]=$(median "${R_CPU[$key]}")
+    BUSY[$key]=$(awk -v c="${CPU[$key]}" -v r="${RTPS[$key]}" 'BEGIN { printf "%.0f%%", c * r / 1e4 }')
+    [[ ${STATUS[$key]} == ok* ]] || STATUS[$key]="ok (a round failed; median of the others)"
+    if [[ $ROUNDS -gt 1 ]]; then
+      log "$label, $c conn(s): round trips/s by round: ${R_RTPS[$key]}-> median ${RTPS[$key]}"
+    fi
+  done
 done
 
 # --- tables (Markdown) --------------------------------------------------------
 for c in $CONNS; do
-  echo "TCP echo, $c connection(s), $SIZE-byte round trips for ${DURATION}s (\`echo_load\`),"
+  echo "TCP echo, $c connection(s), $SIZE-byte round trips for ${DURATION}s (\`echo_load\`), medians of $ROUNDS round(s), servers alternating,"
   echo "server on core 0, load on core 1. Each cell: the figure (its ratio to the raw mio floor of this run)."
   echo
   echo "| server | round trips/s | p50 | p99 | peak RSS | CPU us/round trip | server core busy | syscalls/round trip |"

@@ -231,3 +231,10 @@ cell() {
 per_op_us() { # ticks requests -> CPU microseconds per request
   awk -v t="$1" -v hz="$TICKS" -v n="$2" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print "nan" }'
 }
+
+# The median of each figure over the rounds (the middle one; the mean of
+# the two middle ones for an even count).
+median() {
+  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

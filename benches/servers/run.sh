@@ -129,12 +129,6 @@ for s in "${SERVERS[@]}"; do
 done
 done
 
-# The median of each figure over the rounds (the middle one; the mean of
-# the two middle ones for an even count).
-median() {
-  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 for s in "${SERVERS[@]}"; do
   read -r label _ _ <<<"$s"
   [[ -z ${R_CPU[$label]:-} ]] && continue
