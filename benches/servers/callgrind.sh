@@ -64,25 +64,12 @@ answers_redis() { timeout 2 redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
 # cg_start LABEL READY PORT COMMAND...: start COMMAND under callgrind (up to
 # 60 s to answer, valgrind starts slowly). Sets SERVER_PID (valgrind's).
 cg_start() {
-  local label=$1 ready=$2 port=$3 i
+  local label=$1 ready=$2 port=$3
   shift 3
-  if "$ready" "$port"; then
-    log "port $port already answers: skipping $label"
-    return 1
-  fi
-  log "$label: starting under callgrind"
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$label.out" \
-    --dump-instr=no --compress-strings=no "$@" >"$WORK/server-$label.log" 2>&1 &
-  SERVER_PID=$!
-  for ((i = 0; i < 120; i++)); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    if "$ready" "$port"; then return 0; fi
-    sleep 0.5
-  done
-  log "$label did not answer on port $port"
-  sed 's/^/   | /' "$WORK/server-$label.log" >&2 || true
-  stop_server "$SERVER_PID"
-  return 1
+  local -a PIN_SERVER=(valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$label.out"
+    --dump-instr=no --compress-strings=no)
+  log "$label: under callgrind"
+  START_TRIES=120 START_PAUSE=0.5 start_server "$label" "$ready" "$port" -- "$@"
 }
 
 DUMPS=0
@@ -114,9 +101,8 @@ top_functions() { # dump file -> the TOP functions by inclusive-free (self) Ir
 declare -A IR OPS
 
 # --- redis ---------------------------------------------------------------------
-redis_server() { # label
-  local label=$1 port cmd depth t ir n csv
-  if [[ $label == mini_redis ]]; then
+redis_cmd() { # label -> sets the caller's port and cmd for that server
+  if [[ $1 == mini_redis ]]; then
     port=$MINI_PORT
     cmd=("$EXAMPLES/mini_redis" "127.0.0.1:$port")
   else
@@ -124,6 +110,10 @@ redis_server() { # label
     cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
       --daemonize no --logfile '')
   fi
+}
+redis_server() { # label
+  local label=$1 port cmd depth t ir n csv
+  redis_cmd "$label"
   cg_start "$label" answers_redis "$port" "${cmd[@]}" || return 0
   timeout 300 redis-benchmark -p "$port" -t ping,set,get -n "$WARMUP" -c "$CLIENTS" -q \
     >/dev/null 2>&1 || true
@@ -150,14 +140,7 @@ rat() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0)
 
 syscalls_redis() { # label -> "total/op (top ones)" at -P 1, natively
   local label=$1 port cmd res n
-  if [[ $label == mini_redis ]]; then
-    port=$MINI_PORT
-    cmd=("$EXAMPLES/mini_redis" "127.0.0.1:$port")
-  else
-    port=$REDIS_PORT
-    cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
-      --daemonize no --logfile '')
-  fi
+  redis_cmd "$label"
   start_server "$label" answers_redis "$port" -- "${cmd[@]}" || return 0
   STRACE_SECS=60
   res=$(strace_run "$SERVER_PID" "$WORK/strace-load-$label.txt" redis-benchmark -p "$port" \

@@ -120,9 +120,13 @@ stop_server() { # pid: TERM, up to 5 s, then KILL; always reaped
 # start_server LABEL READY_FN PORT -- COMMAND...: start COMMAND pinned to
 # core 0 (stdout and stderr to $WORK/server-LABEL.log), wait up to ~10 s
 # until `READY_FN PORT` succeeds. Sets SERVER_PID; returns 1 (server
-# stopped) when the port was busy or the server never answered.
+# stopped) when the port was busy or the server never answered. The
+# command is prefixed with the array PIN_SERVER (a caller may declare a
+# local one, e.g. valgrind); START_TRIES and START_PAUSE (default 100 x
+# 0.1 s) set the wait.
 start_server() {
   local label=$1 ready=$2 port=$3 i
+  local tries=${START_TRIES:-100} pause=${START_PAUSE:-0.1}
   shift 4
   if "$ready" "$port"; then
     log "port $port already answers: is another server running? skipping $label"
@@ -131,10 +135,10 @@ start_server() {
   log "$label: starting $* (core 0)"
   "${PIN_SERVER[@]}" "$@" >"$WORK/server-$label.log" 2>&1 &
   SERVER_PID=$!
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < tries; i++)); do
     kill -0 "$SERVER_PID" 2>/dev/null || break
     if "$ready" "$port"; then return 0; fi
-    sleep 0.1
+    sleep "$pause"
   done
   log "$label did not answer on port $port; its output:"
   sed 's/^/   | /' "$WORK/server-$label.log" >&2 || true
