@@ -5,16 +5,24 @@
 //! of two up to half of its memory is spare capacity: 100,000 pending
 //! timers held 131,072 slots, 31% more memory than they used, and every
 //! doubling copied all the slots. Chunks of 1024 slots grow linearly: at
-//! most one partly used chunk, and a slot never moves once allocated.
+//! most one partly used chunk, and a slot never moves once allocated. A
+//! chunk's slots are written only as they are first used (its `Vec` never
+//! reallocates), so a new chunk costs no up-front initialisation and its
+//! pages fault in one at a time.
 //!
-//! Each chunk has its own free list, and a new timer takes a slot from the
-//! lowest chunk that has one. Timers are freed in deadline order, which is
-//! random with respect to their keys, so one store-wide free list hands
-//! slots back in random order across the whole slab: every arm then writes
-//! a slot on a cold cache line (with 100,000 timers re-armed into a slab
-//! that kept its memory, 180 ns of CPU per arm against 130 ns into fresh
-//! memory, page faults included). Within one 40 KB chunk the order is
-//! still random, but the chunk stays in cache while it fills.
+//! # Which vacant slot a new timer takes
+//!
+//! The lowest one: the lowest chunk with a vacant slot, and in it the
+//! lowest vacant index (a bitmap of 1024 bits per chunk). Timers are freed
+//! in deadline order, which is random with respect to their keys. A free
+//! *list* threaded through the vacant slots hands them back in that random
+//! order, and each arm then reads a slot on a cold cache line just to learn
+//! the next one, a chain of dependent misses: with 100,000 timers re-armed
+//! into a store that kept its memory, 88 ns per arm against 58 ns when the
+//! same slots came back in order (clock read excluded). Lowest-first walks
+//! the slab upwards, the order the hardware prefetcher follows, and the
+//! bitmap is two cache lines per chunk.
+//!
 //! Keys stay dense `u32`s, so a heap entry still names its timer in 4
 //! bytes, and a key's chunk is `key >> 10`.
 //!
@@ -34,8 +42,8 @@ const SHIFT: u32 = if cfg!(test) { 4 } else { 10 };
 pub(super) const CHUNK: usize = 1 << SHIFT;
 const MASK: u32 = CHUNK as u32 - 1;
 
-/// End of the free list.
-const NONE: u32 = u32::MAX;
+/// Words of a chunk's vacancy bitmap.
+const WORDS: usize = CHUNK.div_ceil(64);
 
 /// Keeps the loop alive while armed.
 pub(super) const REFED: u8 = 1;
@@ -52,7 +60,7 @@ const VACANT: u8 = 16;
 pub(super) struct TimerSlot {
     /// Taken out while the callback runs ("take, then call").
     pub(super) cb: Option<InlineFn>,
-    /// The delay, in nanoseconds; in a vacant slot, the next vacant key.
+    /// The delay, in nanoseconds.
     pub(super) delay_ns: u64,
     pub(super) gen: u32,
     /// An interval (re-armed after each call).
@@ -73,10 +81,10 @@ impl TimerSlot {
         }
     }
 
-    fn vacant(next: u32) -> Self {
+    fn vacant() -> Self {
         TimerSlot {
             cb: None,
-            delay_ns: u64::from(next),
+            delay_ns: 0,
             gen: 0,
             repeat: false,
             flags: VACANT,
@@ -98,20 +106,57 @@ impl TimerSlot {
     }
 }
 
-/// The slab: chunks of slots and of positions, and a free list per chunk.
+/// One chunk of slots.
+struct Chunk {
+    /// Filled up to its high-water mark; its capacity is `CHUNK`, so it
+    /// never reallocates.
+    slots: Vec<TimerSlot>,
+    /// Bit `i` set: slot `i` is free (vacant, or above the high-water mark).
+    free: [u64; WORDS],
+    /// Number of bits set in `free`.
+    free_count: u32,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        let mut free = [u64::MAX; WORDS];
+        if CHUNK % 64 != 0 {
+            free[WORDS - 1] = (1 << (CHUNK % 64)) - 1;
+        }
+        Chunk {
+            slots: Vec::with_capacity(CHUNK),
+            free,
+            free_count: CHUNK as u32,
+        }
+    }
+
+    /// Takes the lowest free index; the chunk must have one.
+    #[inline]
+    fn take_lowest(&mut self) -> usize {
+        let (w, bits) = self
+            .free
+            .iter_mut()
+            .enumerate()
+            .find(|(_, bits)| **bits != 0)
+            .expect("a chunk with a free slot");
+        let i = w * 64 + bits.trailing_zeros() as usize;
+        *bits &= *bits - 1;
+        self.free_count -= 1;
+        i
+    }
+}
+
+/// The slab: chunks of slots and of positions.
 #[derive(Default)]
 pub(super) struct Slots {
+    chunks: Vec<Chunk>,
     // Boxed on purpose: a chunk never moves when the outer `Vec` grows
     // (clippy's `vec_box` fires only for the small chunks of the tests).
     #[allow(clippy::vec_box)]
-    slots: Vec<Box<[TimerSlot; CHUNK]>>,
-    #[allow(clippy::vec_box)]
     positions: Vec<Box<[u32; CHUNK]>>,
-    /// Per chunk, its first vacant key, or `NONE`.
-    free: Vec<u32>,
-    /// One bit per chunk: its free list is not empty.
+    /// One bit per chunk: it has a free slot.
     has_free: Vec<u64>,
-    /// The lowest chunk with a vacant slot, or `slots.len()` if none.
+    /// The lowest chunk with a free slot, or `chunks.len()` if none.
     lowest_free: usize,
     len: usize,
 }
@@ -122,27 +167,32 @@ fn split(key: u32) -> (usize, usize) {
 }
 
 impl Slots {
-    /// Stores `slot`; returns its key. Its position is `NOT_ARMED`.
+    /// Stores `slot` in the lowest free slot; returns its key. Its
+    /// position is `NOT_ARMED`.
     #[inline]
     pub(super) fn insert(&mut self, slot: TimerSlot) -> u32 {
         let c = self.lowest_free;
-        if c == self.slots.len() {
+        if c == self.chunks.len() {
             self.grow();
         }
-        let key = self.free[c];
-        let s = self.at_mut(key);
-        debug_assert!(s.has(VACANT));
-        let next = s.delay_ns as u32;
-        *s = slot;
-        self.free[c] = next;
-        if next == NONE {
+        let chunk = &mut self.chunks[c];
+        let i = chunk.take_lowest();
+        if i == chunk.slots.len() {
+            chunk.slots.push(slot);
+        } else {
+            let s = &mut chunk.slots[i];
+            debug_assert!(s.has(VACANT));
+            *s = slot;
+        }
+        if chunk.free_count == 0 {
             self.chunk_filled(c);
         }
         self.len += 1;
-        key
+        // At most `CHUNK * 2^22` keys: `grow` checks.
+        (c << SHIFT | i) as u32
     }
 
-    /// Chunk `c`, the lowest with a vacant slot, has none left: find the
+    /// Chunk `c`, the lowest with a free slot, has none left: find the
     /// next one (a scan of one bit per chunk).
     fn chunk_filled(&mut self, c: usize) {
         self.has_free[c / 64] &= !(1 << (c % 64));
@@ -151,31 +201,22 @@ impl Slots {
                 let bits = self.has_free[w];
                 (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
             })
-            .unwrap_or(self.slots.len());
+            .unwrap_or(self.chunks.len());
     }
 
-    /// Adds a chunk of vacant slots, threaded in key order so that a fresh
-    /// store fills its memory sequentially.
+    /// Adds an empty chunk. Its slots are written as they are first used.
     #[cold]
     fn grow(&mut self) {
-        let base = u32::try_from(self.slots.len() * CHUNK)
-            .ok()
-            .filter(|b| b.checked_add(CHUNK as u32).is_some_and(|end| end < NONE))
-            .expect("more than 4 billion live timers");
-        let end = base + CHUNK as u32;
-        let slots: Vec<TimerSlot> = (base + 1..=end)
-            .map(|next| TimerSlot::vacant(if next == end { NONE } else { next }))
-            .collect();
-        let Ok(slots) = slots.into_boxed_slice().try_into() else {
-            unreachable!("a chunk has CHUNK slots")
-        };
+        let c = self.chunks.len();
+        assert!(
+            (c + 1) * CHUNK < NOT_ARMED as usize,
+            "more than 4 billion live timers"
+        );
         let Ok(positions) = vec![NOT_ARMED; CHUNK].into_boxed_slice().try_into() else {
             unreachable!("a chunk has CHUNK positions")
         };
-        let c = self.slots.len();
-        self.slots.push(slots);
+        self.chunks.push(Chunk::new());
         self.positions.push(positions);
-        self.free.push(base);
         if c % 64 == 0 {
             self.has_free.push(0);
         }
@@ -186,12 +227,13 @@ impl Slots {
     /// Frees slot `key`, which must be occupied and not armed.
     pub(super) fn remove(&mut self, key: u32) -> TimerSlot {
         debug_assert_eq!(self.position(key), NOT_ARMED);
-        let c = split(key).0;
-        let next = self.free[c];
-        let s = self.at_mut(key);
+        let (c, i) = split(key);
+        let chunk = &mut self.chunks[c];
+        let s = &mut chunk.slots[i];
         assert!(!s.has(VACANT), "freeing a vacant timer slot");
-        let slot = std::mem::replace(s, TimerSlot::vacant(next));
-        self.free[c] = key;
+        let slot = std::mem::replace(s, TimerSlot::vacant());
+        chunk.free[i / 64] |= 1 << (i % 64);
+        chunk.free_count += 1;
         self.has_free[c / 64] |= 1 << (c % 64);
         self.lowest_free = self.lowest_free.min(c);
         self.len -= 1;
@@ -202,7 +244,7 @@ impl Slots {
     #[inline]
     pub(super) fn get(&self, key: u32) -> Option<&TimerSlot> {
         let (c, i) = split(key);
-        let s = &self.slots.get(c)?[i];
+        let s = self.chunks.get(c)?.slots.get(i)?;
         (!s.has(VACANT)).then_some(s)
     }
 
@@ -210,7 +252,7 @@ impl Slots {
     #[inline]
     pub(super) fn get_mut(&mut self, key: u32) -> Option<&mut TimerSlot> {
         let (c, i) = split(key);
-        let s = &mut self.slots.get_mut(c)?[i];
+        let s = self.chunks.get_mut(c)?.slots.get_mut(i)?;
         (!s.has(VACANT)).then_some(s)
     }
 
@@ -218,14 +260,14 @@ impl Slots {
     #[inline]
     pub(super) fn at(&self, key: u32) -> &TimerSlot {
         let (c, i) = split(key);
-        &self.slots[c][i]
+        &self.chunks[c].slots[i]
     }
 
     /// Slot `key`, which must exist.
     #[inline]
     pub(super) fn at_mut(&mut self, key: u32) -> &mut TimerSlot {
         let (c, i) = split(key);
-        &mut self.slots[c][i]
+        &mut self.chunks[c].slots[i]
     }
 
     /// Heap position of slot `key` (which must exist), or `NOT_ARMED`.
@@ -248,7 +290,7 @@ impl Slots {
 
     /// Slots allocated, occupied or not.
     pub(super) fn capacity(&self) -> usize {
-        self.slots.len() * CHUNK
+        self.chunks.len() * CHUNK
     }
 
     /// Gives all memory back; the store must be empty.
@@ -259,10 +301,10 @@ impl Slots {
 
     /// Takes every stored callback out and empties the store.
     pub(super) fn drain(&mut self) -> Vec<InlineFn> {
-        let slots = std::mem::take(self).slots;
-        slots
+        let chunks = std::mem::take(self).chunks;
+        chunks
             .into_iter()
-            .flat_map(|chunk| Vec::from(chunk as Box<[TimerSlot]>))
+            .flat_map(|chunk| chunk.slots)
             .filter_map(|s| s.cb)
             .collect()
     }
@@ -298,6 +340,26 @@ mod tests {
         assert_eq!(s.drain().len(), CHUNK + 4);
         assert_eq!((s.len(), s.capacity()), (0, 0));
         assert_eq!(s.insert(slot()), 0);
+    }
+
+    /// Within a chunk, the lowest vacant index first, whatever order the
+    /// slots were freed in; a chunk is written only up to its high-water
+    /// mark.
+    #[test]
+    fn vacant_slots_are_taken_lowest_first() {
+        let mut s = Slots::default();
+        for _ in 0..10 {
+            s.insert(slot());
+        }
+        assert_eq!(s.chunks[0].slots.len(), 10);
+        for key in [9, 2, 5] {
+            s.remove(key);
+        }
+        assert!(s.get(9).is_none() && s.get(10).is_none() && s.get(8).is_some());
+        let again: Vec<u32> = (0..4).map(|_| s.insert(slot())).collect();
+        assert_eq!(again, [2, 5, 9, 10]);
+        assert_eq!(s.chunks[0].slots.len(), 11);
+        assert_eq!(s.len(), 11);
     }
 
     #[test]
