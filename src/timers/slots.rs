@@ -115,6 +115,8 @@ struct Chunk {
     free: [u64; WORDS],
     /// Number of bits set in `free`.
     free_count: u32,
+    /// No word of `free` below this one has a bit set.
+    first_word: u32,
 }
 
 impl Chunk {
@@ -127,22 +129,31 @@ impl Chunk {
             slots: Vec::with_capacity(CHUNK),
             free,
             free_count: CHUNK as u32,
+            first_word: 0,
         }
     }
 
     /// Takes the lowest free index; the chunk must have one.
     #[inline]
     fn take_lowest(&mut self) -> usize {
-        let (w, bits) = self
-            .free
-            .iter_mut()
-            .enumerate()
-            .find(|(_, bits)| **bits != 0)
-            .expect("a chunk with a free slot");
+        let mut w = self.first_word as usize;
+        while self.free[w] == 0 {
+            w += 1;
+        }
+        self.first_word = w as u32;
+        let bits = &mut self.free[w];
         let i = w * 64 + bits.trailing_zeros() as usize;
         *bits &= *bits - 1;
         self.free_count -= 1;
         i
+    }
+
+    /// Marks index `i` free.
+    #[inline]
+    fn put(&mut self, i: usize) {
+        self.free[i / 64] |= 1 << (i % 64);
+        self.free_count += 1;
+        self.first_word = self.first_word.min((i / 64) as u32);
     }
 }
 
@@ -232,8 +243,7 @@ impl Slots {
         let s = &mut chunk.slots[i];
         assert!(!s.has(VACANT), "freeing a vacant timer slot");
         let slot = std::mem::replace(s, TimerSlot::vacant());
-        chunk.free[i / 64] |= 1 << (i % 64);
-        chunk.free_count += 1;
+        chunk.put(i);
         self.has_free[c / 64] |= 1 << (c % 64);
         self.lowest_free = self.lowest_free.min(c);
         self.len -= 1;

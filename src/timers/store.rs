@@ -69,9 +69,11 @@ impl TimerHeap {
     ) -> (u32, u32) {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
-        let delay_ns = duration_to_ns(delay.max(MIN_DELAY));
+        let delay_ns = delay_to_ns(delay);
         let key = self.slots.insert(TimerSlot::new(cb, delay_ns, gen, repeat));
-        self.arm(key, now_ns.saturating_add(delay_ns));
+        // A new timer is ref'd.
+        self.refed_armed += 1;
+        self.push(key, now_ns.saturating_add(delay_ns));
         (key, gen)
     }
 
@@ -260,7 +262,17 @@ impl TimerHeap {
         self.slots.set_position(entry.key, pos as u32);
     }
 
+    /// Arms the (disarmed) timer in slot `key`.
     fn arm(&mut self, key: u32, deadline: u64) {
+        if self.slots.at(key).has(REFED) {
+            self.refed_armed += 1;
+        }
+        self.push(key, deadline);
+    }
+
+    /// Adds `key` to the heap; `refed_armed` is the caller's.
+    #[inline]
+    fn push(&mut self, key: u32, deadline: u64) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let pos = self.heap.len();
@@ -268,10 +280,6 @@ impl TimerHeap {
             self.heap.reserve_exact(heap_growth(pos));
         }
         self.heap.push(HeapEntry { deadline, seq, key });
-        self.slots.set_position(key, pos as u32);
-        if self.slots.at(key).has(REFED) {
-            self.refed_armed += 1;
-        }
         self.sift_up(pos);
     }
 
@@ -347,8 +355,19 @@ impl TimerHeap {
 }
 
 /// Converts a duration to nanoseconds, saturating at "never".
+#[inline]
 pub(crate) fn duration_to_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
+}
+
+/// A timer's delay in nanoseconds: at least `MIN_DELAY`, "never" if too
+/// large for the clock.
+#[inline]
+fn delay_to_ns(delay: Duration) -> u64 {
+    duration_to_ns(delay).max(MIN_DELAY.as_nanos() as u64)
 }
 
 /// How much to grow the heap when it is full: double while small, then by
