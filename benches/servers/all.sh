@@ -111,7 +111,16 @@ spawn_tokio=$(num '  spawn + complete' "$TK" 8)
 spawn_cpu=$(num '  cpu time' "$TK" 4)
 spawn_cpu_tokio=$(num '  cpu time' "$TK" 7)
 arm_cpu=$(num '  arm CPU: ' "$LC" 4)
-arm_steady=$(num '  steady: ' "$LC" 3)
+arm_mean=$(num '  arm, mean: ' "$LC" 4)
+arm_mean_tokio=$(num '  arm, mean: ' "$LC" 7)
+arm_faults=$({ grep -m1 -o 'per 1000 arms: evloop [0-9.]*, tokio [0-9.]*' "$LC" || true; } | awk '{ print $5 }' | tr -d ,)
+arm_faults_tokio=$({ grep -m1 -o 'per 1000 arms: evloop [0-9.]*, tokio [0-9.]*' "$LC" || true; } | awk '{ print $7 }')
+arm_steady=$(num '  steady: ' "$LC" 6)
+arm_steady_tokio=$(num '  steady, means: ' "$LC" 7)
+arm_steady_faults=$({ grep -m1 -o 'steady, means: .*per 1000 arms: evloop [0-9.]*' "$LC" || true; } | awk '{ print $NF }')
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print ""; else printf "%.2f", a / b }'; }
+arm_ratio=$(ratio "$arm_mean_tokio" "$arm_mean")
+arm_steady_ratio=$(ratio "$arm_steady_tokio" "$arm_steady")
 # Task memory: workload 3 suspends both sides the same way (yield_now), the
 # like-for-like row; workload 2 awaits a fresh promise on evloop's side only.
 nth() { { grep "$1" "$2" || true; } | sed -n "${3}p" | awk -v f="$4" '{ print $f }'; } # pattern file n field
@@ -160,7 +169,8 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo
   echo "| target | measured (same run) | anchors | verdict |"
   echo "|---|---|---|---|"
-  echo "| arming a timer <= 100 ns | ${arm:-n/a} ns wall, ${arm_cpu:-n/a} ns CPU (fresh loop); ${arm_steady:-n/a} ns steady (the store keeps its memory) | tokio ${arm_tokio:-n/a} ns, Node ${node_arm:-n/a} ns | $(met "$arm" '<=' 100) |"
+  echo "| arming a timer <= 100 ns: the loop's own cost (steady: a second round into a store that kept its memory) | ${arm_steady:-n/a} ns, mean of every arm; ${arm_steady_faults:-n/a} page faults per 1000 arms | tokio ${arm_steady_tokio:-n/a} ns (second round into the same runtime; ratio ${arm_steady_ratio:-n/a}x; the issue's anchors: 265 / 100 = 2.65x) | $(met "$arm_steady" '<=' 100) |"
+  echo "| arming a timer <= 100 ns: a fresh loop, first-touch page faults included | ${arm_mean:-n/a} ns mean (${arm_cpu:-n/a} ns CPU; ${arm:-n/a} ns median of 1000-arm batches), ${arm_faults:-n/a} page faults per 1000 arms | tokio ${arm_mean_tokio:-n/a} ns mean (${arm_faults_tokio:-n/a} faults per 1000; ratio ${arm_ratio:-n/a}x), Node ${node_arm:-n/a} ns | $(met "$arm_mean" '<=' 100) |"
   echo "| <= 64 B per pending timer | ${mem:-n/a} B measured, closure included (loop structure alone: ${structure:-n/a} B) | tokio ${mem_tokio:-n/a} B, Node ${node_mem:-n/a} B | $(met "$mem" '<=' 64) (measured total); structure alone $(met "$structure" '<=' 64) |"
   echo "| microtask hop <= 30 ns | ${hop:-n/a} ns | tokio yield_now ${hop_tokio:-n/a} ns, Node ${node_hop:-n/a} ns | $(met "$hop" '<=' 30) |"
   echo "| microtask hop: no syscall | $HOP_SYSCALLS | | $(awk -v s="$HOP_SYSCALLS" 'BEGIN { if (s ~ /per hop/) { split(s, a, "("); v = a[2] + 0; print (v < 0.01) ? "met" : "**not met**" } else print "n/a" }') |"
