@@ -10,7 +10,7 @@
 //! shared and noisy. A watchdog ends the process after 55 s.
 //!
 //! Besides wall time, the CPU time of the thread (user + system, from
-//! `/proc/thread-self/schedstat`) is measured over the same span: client,
+//! `CLOCK_THREAD_CPUTIME_ID`) is measured over the same span: client,
 //! server and the runtime all run on that one thread in both runtimes, so
 //! it is the work each does per round trip, and unlike wall time it does
 //! not count the time another process had the CPU. `--only evloop|tokio`
@@ -21,14 +21,9 @@ use std::time::{Duration, Instant};
 
 const MSG: usize = 64;
 
-/// This thread's CPU time so far (0 where the kernel does not report it).
-fn thread_cpu() -> Duration {
-    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::thread_cpu;
 
 /// Wall and CPU time of a timed span.
 #[derive(Clone, Copy)]

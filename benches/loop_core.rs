@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "common/cpu.rs"]
+mod cpu;
 use counting_alloc::live;
+use cpu::{minor_faults, thread_cpu};
 
 /// Deterministic delays within 1 s (xorshift).
 fn delays(n: usize) -> Vec<Duration> {
@@ -244,30 +247,6 @@ async fn tokio_timer_round(n: usize, cancel_half: bool) -> TimerFigures {
     f.last_late = last.get().saturating_duration_since(max_armed_at + max);
     f.fired = fired.get();
     f
-}
-
-/// Minor page faults of this thread so far.
-fn minor_faults() -> u64 {
-    // SAFETY: getrusage writes into the zeroed struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
-        usage
-    };
-    usage.ru_minflt as u64
-}
-
-fn thread_cpu() -> Duration {
-    // CLOCK_THREAD_CPUTIME_ID brings the running thread's runtime up to
-    // date; /proc/thread-self/schedstat (used before) can lag by a
-    // scheduler tick, which is 40% of a 10 ms round of arms.
-    // SAFETY: clock_gettime writes into the zeroed struct it is given.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        ts
-    };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// 1,000,000 `set_immediate`s queued from main, then run.

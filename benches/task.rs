@@ -29,7 +29,7 @@
 //!
 //! The rounds alternate (evloop, tokio, evloop, ...), so a change in the
 //! machine's load hits both alike. Besides wall time, the thread's CPU
-//! time (user + system, from `/proc/thread-self/schedstat`) is measured:
+//! time (user + system, from `CLOCK_THREAD_CPUTIME_ID`) is measured:
 //! both runtimes run on this thread only, and CPU time does not count the
 //! time another process had the CPU.
 
@@ -171,14 +171,9 @@ fn tokio_tasks(n: usize, w: Work) -> Spent {
     t
 }
 
-/// This thread's CPU time so far (0 where the kernel does not report it).
-fn thread_cpu() -> Duration {
-    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::thread_cpu;
 
 /// Wall and CPU time of a timed span.
 #[derive(Clone, Copy)]
