@@ -43,8 +43,11 @@
 //!   the callback returned: after a stall it runs once, not once per missed
 //!   period.
 //! * Dropping a [`Timeout`] does not cancel it (fire and forget, like
-//!   ignoring Node's return value). A fired timeout whose handle is still
-//!   alive keeps its callback so that [`Timeout::refresh`] can re-arm it.
+//!   ignoring Node's return value). A fired [`set_timeout_mut`] timeout
+//!   whose handle is still alive keeps its callback, so that
+//!   [`Timeout::refresh`] runs it again, as Node's does. A [`set_timeout`]
+//!   callback is an `FnOnce`: once it has run there is nothing to run
+//!   again, so its slot is freed as it fires and `refresh` returns `false`.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -72,8 +75,9 @@ pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
 /// A handle to a timer created by [`set_timeout`]; Node's `Timeout`.
 ///
 /// Dropping the handle does **not** cancel the timer. While the handle
-/// exists, a timeout that already fired can be re-armed with
-/// [`refresh`](Timeout::refresh).
+/// exists, a [`set_timeout_mut`] timeout that already fired can be re-armed
+/// with [`refresh`](Timeout::refresh); a [`set_timeout`] one cannot (its
+/// `FnOnce` has run).
 pub struct Timeout {
     timer: TimerRef,
 }
@@ -87,12 +91,30 @@ pub struct Interval {
     timer: TimerRef,
 }
 
+/// What a timer's slot is kept for after it fires.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// `set_timeout`: its `FnOnce` has run, so the slot is freed at once
+    /// (unless it was re-armed from its own callback). Its handle's drop
+    /// has nothing to tell the store.
+    Once,
+    /// `set_timeout_mut`: kept while its handle lives, so that `refresh`
+    /// can run it again; the handle's drop frees it.
+    Refreshable,
+    /// `set_interval`: re-armed after each run until cleared.
+    Interval,
+}
+
 /// What the two handle types share: a weak link to the loop and a
 /// generation-checked slot key.
 struct TimerRef {
     inner: Weak<Inner>,
     key: u32,
     gen: u32,
+    /// `Kind::Refreshable`: the store keeps the slot until this handle is
+    /// dropped. For the other kinds, dropping the handle touches nothing
+    /// but the weak count (the common fire-and-forget `set_timeout`).
+    refreshable: bool,
 }
 
 impl TimerRef {
@@ -131,8 +153,10 @@ impl TimerRef {
 
 impl Drop for TimerRef {
     fn drop(&mut self) {
-        let garbage = self.with(|_, t| t.borrow_mut().handle_dropped(self.key, self.gen));
-        drop(garbage);
+        if self.refreshable {
+            let garbage = self.with(|_, t| t.borrow_mut().handle_dropped(self.key, self.gen));
+            drop(garbage);
+        }
     }
 }
 
@@ -144,8 +168,10 @@ impl Timeout {
     }
 
     /// Restarts the timer from now with its original delay (Node's
-    /// `timeout.refresh()`); re-arms it if it already fired. Returns `false`
-    /// if it was cleared or its loop is gone.
+    /// `timeout.refresh()`). A [`set_timeout_mut`] timeout is re-armed even
+    /// if it already fired, or from inside its own callback. Returns `false`
+    /// if it was cleared, if it is a [`set_timeout`] whose callback has
+    /// started (its `FnOnce` cannot run again), or if its loop is gone.
     pub fn refresh(&self) -> bool {
         self.timer.refresh()
     }
@@ -227,18 +253,16 @@ impl std::fmt::Debug for Interval {
     }
 }
 
-fn add_timer(cb: InlineFn, delay: Duration, repeat: bool) -> TimerRef {
+fn add_timer(cb: InlineFn, delay: Duration, kind: Kind) -> TimerRef {
     with_current(|inner: &Rc<Inner>| {
         let now = inner.update_now_ns();
-        let (key, gen) = inner.timers.borrow_mut().insert(cb, delay, repeat, now);
-        log::trace!(
-            "arm {} #{key} in {delay:?}",
-            if repeat { "interval" } else { "timeout" }
-        );
+        let (key, gen) = inner.timers.borrow_mut().insert(cb, delay, kind, now);
+        log::trace!("arm {kind:?} #{key} in {delay:?}");
         TimerRef {
             inner: Rc::downgrade(inner),
             key,
             gen,
+            refreshable: kind == Kind::Refreshable,
         }
     })
 }
@@ -257,12 +281,11 @@ fn add_timer(cb: InlineFn, delay: Duration, repeat: bool) -> TimerRef {
 /// .unwrap();
 /// ```
 pub fn set_timeout(delay: Duration, cb: impl FnOnce() + 'static) -> Timeout {
-    // A timeout's callback is kept after firing so `refresh` can re-arm it;
-    // Node calls the same function again, but a `FnOnce` cannot run twice:
-    // after its first call the stored callback is empty and a refreshed
-    // timeout fires with nothing to run.
+    // Node's `refresh` calls the same function again, but a `FnOnce`
+    // cannot run twice: the slot is freed as it fires (`Kind::Once`), and
+    // dropping the handle costs nothing but the weak count.
     Timeout {
-        timer: add_timer(InlineFn::new_once(cb), delay, false),
+        timer: add_timer(InlineFn::new_once(cb), delay, Kind::Once),
     }
 }
 
@@ -270,7 +293,7 @@ pub fn set_timeout(delay: Duration, cb: impl FnOnce() + 'static) -> Timeout {
 /// [`Timeout::refresh`], as Node's does.
 pub fn set_timeout_mut(delay: Duration, cb: impl FnMut() + 'static) -> Timeout {
     Timeout {
-        timer: add_timer(InlineFn::new_mut(cb), delay, false),
+        timer: add_timer(InlineFn::new_mut(cb), delay, Kind::Refreshable),
     }
 }
 
@@ -280,7 +303,7 @@ pub fn set_timeout_mut(delay: Duration, cb: impl FnMut() + 'static) -> Timeout {
 /// If no event loop is current on this thread.
 pub fn set_interval(period: Duration, cb: impl FnMut() + 'static) -> Interval {
     Interval {
-        timer: add_timer(InlineFn::new_mut(cb), period, true),
+        timer: add_timer(InlineFn::new_mut(cb), period, Kind::Interval),
     }
 }
 
@@ -327,7 +350,7 @@ mod tests {
         drop(set_timeout(MIN_DELAY, move || drop(a)));
         let big = [7u8; 64];
         drop(set_timeout(MIN_DELAY, move || drop((b, big))));
-        // A fired timeout whose handle lives: its `FnOnce` is consumed.
+        // A fired `FnOnce` timeout whose handle lives: freed as it fires.
         let kept = set_timeout(MIN_DELAY, move || drop(c));
         let d = t();
         set_timeout(MIN_DELAY, move || drop(d)).clear();
@@ -348,9 +371,28 @@ mod tests {
         el.run().unwrap();
         // a, b, c fired, d cleared, e2's interval cleared itself.
         assert_eq!(drops.get(), 5);
-        assert!(kept.refresh(), "a fired timeout can be refreshed");
+        assert!(
+            !kept.refresh(),
+            "a fired FnOnce timeout cannot be refreshed"
+        );
+        // Nor from inside its own callback.
+        let me: Rc<RefCell<Option<Timeout>>> = Rc::default();
+        let me2 = me.clone();
+        let refreshed = Rc::new(std::cell::Cell::new(None));
+        let r2 = refreshed.clone();
+        *me.borrow_mut() = Some({
+            let _g = el.enter();
+            set_timeout(MIN_DELAY, move || {
+                r2.set(Some(me2.borrow().as_ref().unwrap().refresh()));
+            })
+        });
         el.run().unwrap();
-        assert_eq!(drops.get(), 5, "its consumed callback does not run twice");
+        assert_eq!(refreshed.get(), Some(false));
+        drop(me.borrow_mut().take());
+        assert!(!kept.is_pending());
+        assert!(mut_kept.refresh(), "a fired FnMut timeout can");
+        el.run().unwrap();
+        assert_eq!(drops.get(), 5);
         drop((kept, mut_kept, interval));
         assert_eq!(drops.get(), 6, "a fired FnMut timeout kept for refresh");
         drop(el);

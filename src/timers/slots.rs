@@ -30,6 +30,7 @@
 //! the position updates a heap sift makes touch a compact array (16 per
 //! cache line) instead of scattered slots.
 
+use super::Kind;
 use crate::inline_fn::InlineFn;
 
 /// Position value meaning "not in the heap".
@@ -47,7 +48,8 @@ const WORDS: usize = CHUNK.div_ceil(64);
 
 /// Keeps the loop alive while armed.
 pub(super) const REFED: u8 = 1;
-/// A `Timeout`/`Interval` handle still exists for this slot.
+/// A `set_timeout_mut` timeout whose handle still exists: kept after it
+/// fires, so that `refresh` can run it again.
 pub(super) const HANDLE_ALIVE: u8 = 2;
 /// Its callback is running right now.
 pub(super) const RUNNING: u8 = 4;
@@ -71,13 +73,17 @@ pub(super) struct TimerSlot {
 
 impl TimerSlot {
     /// A slot for a new, armed timer.
-    pub(super) fn new(cb: InlineFn, delay_ns: u64, gen: u32, repeat: bool) -> Self {
+    pub(super) fn new(cb: InlineFn, delay_ns: u64, gen: u32, kind: Kind) -> Self {
         TimerSlot {
             cb: Some(cb),
             delay_ns,
             gen,
-            repeat,
-            flags: REFED | HANDLE_ALIVE,
+            repeat: kind == Kind::Interval,
+            flags: if kind == Kind::Refreshable {
+                REFED | HANDLE_ALIVE
+            } else {
+                REFED
+            },
         }
     }
 
@@ -325,7 +331,7 @@ mod tests {
     use super::*;
 
     fn slot() -> TimerSlot {
-        TimerSlot::new(InlineFn::new_mut(|| {}), 1, 7, false)
+        TimerSlot::new(InlineFn::new_mut(|| {}), 1, 7, Kind::Once)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::slots::{Slots, TimerSlot, CLEARED, HANDLE_ALIVE, NOT_ARMED, REFED, RUNNING};
-use super::MIN_DELAY;
+use super::{Kind, MIN_DELAY};
 use crate::inline_fn::InlineFn;
 
 /// An emptied timer store larger than this many slots gives its memory
@@ -64,13 +64,13 @@ impl TimerHeap {
         &mut self,
         cb: InlineFn,
         delay: Duration,
-        repeat: bool,
+        kind: Kind,
         now_ns: u64,
     ) -> (u32, u32) {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let delay_ns = delay_to_ns(delay);
-        let key = self.slots.insert(TimerSlot::new(cb, delay_ns, gen, repeat));
+        let key = self.slots.insert(TimerSlot::new(cb, delay_ns, gen, kind));
         // A new timer is ref'd.
         self.refed_armed += 1;
         self.push(key, now_ns.saturating_add(delay_ns));
@@ -180,8 +180,8 @@ impl TimerHeap {
         self.remove_slot(key).cb
     }
 
-    /// The handle was dropped: free the slot unless the timer is still armed
-    /// (fire and forget) or running.
+    /// The handle of a `Kind::Refreshable` timer was dropped: free the slot
+    /// unless the timer is still armed (fire and forget) or running.
     pub(crate) fn handle_dropped(&mut self, key: u32, gen: u32) -> Garbage {
         let slot = self.slot_mut(key, gen)?;
         slot.set(HANDLE_ALIVE, false);
@@ -192,13 +192,17 @@ impl TimerHeap {
     }
 
     /// Re-arms from `now_ns` with the same delay, behind any timer with the
-    /// same deadline. Works on a fired timeout too. Returns false if the
-    /// timer was cleared.
+    /// same deadline. Works on a fired `Kind::Refreshable` timeout too (a
+    /// fired `Kind::Once` one is gone). Returns false if the timer was
+    /// cleared, or is a `Kind::Once` whose callback is running.
     pub(crate) fn refresh(&mut self, key: u32, gen: u32, now_ns: u64) -> bool {
         let Some(slot) = self.slot_mut(key, gen) else {
             return false;
         };
-        if slot.has(CLEARED) {
+        // A `Kind::Once` timer (not an interval, no handle keeping it)
+        // whose `FnOnce` is running has nothing left to run again.
+        let once_spent = slot.has(RUNNING) && !slot.repeat && !slot.has(HANDLE_ALIVE);
+        if slot.has(CLEARED) || once_spent {
             return false;
         }
         let deadline = now_ns.saturating_add(slot.delay_ns);
@@ -400,10 +404,10 @@ mod tests {
     fn pops_in_deadline_then_insertion_order() {
         let mut h = TimerHeap::default();
         let d = |ms| Duration::from_millis(ms);
-        let a = h.insert(noop(), d(5), false, 0);
-        let b = h.insert(noop(), d(3), false, 0);
-        let c = h.insert(noop(), d(5), false, 0);
-        let e = h.insert(noop(), d(3), false, 0);
+        let a = h.insert(noop(), d(5), Kind::Refreshable, 0);
+        let b = h.insert(noop(), d(3), Kind::Refreshable, 0);
+        let c = h.insert(noop(), d(5), Kind::Refreshable, 0);
+        let e = h.insert(noop(), d(3), Kind::Refreshable, 0);
         h.check_invariants();
         let mut order = vec![];
         while let Some(due) = h.pop_due(u64::MAX - 1) {
@@ -423,7 +427,12 @@ mod tests {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            ids.push(h.insert(noop(), Duration::from_micros(x % 1_000_000), false, 0));
+            ids.push(h.insert(
+                noop(),
+                Duration::from_micros(x % 1_000_000),
+                Kind::Refreshable,
+                0,
+            ));
         }
         for (i, (k, g)) in ids.iter().enumerate() {
             if i % 2 == 0 {
@@ -453,7 +462,7 @@ mod tests {
     #[test]
     fn never_deadline_is_not_due() {
         let mut h = TimerHeap::default();
-        h.insert(noop(), Duration::MAX, false, 10);
+        h.insert(noop(), Duration::MAX, Kind::Once, 10);
         assert_eq!(h.next_deadline(), Some(u64::MAX));
         assert!(h.pop_due(u64::MAX).is_none());
         assert!(h.has_refed());
