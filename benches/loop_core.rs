@@ -369,15 +369,22 @@ fn main() {
         }
         return;
     }
-    println!("loop_core: n = {n}, medians of 3 rounds\n");
+    println!(
+        "loop_core: n = {n}, medians of 3 rounds (the timer rounds alternate evloop, tokio)\n"
+    );
 
     for (name, cancel) in [("timers", false), ("timers, half cancelled", true)] {
         // Each row is the median of its own three rounds (by the mean arm time).
-        let triples: Vec<_> = (0..3).map(|_| evloop_timers(n, cancel)).collect();
+        // Rounds alternate (evloop, tokio, evloop, ...), so that a change in
+        // the machine's speed (it is shared) hits both alike.
+        let (mut triples, mut tokio_pairs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            triples.push(evloop_timers(n, cancel));
+            tokio_pairs.push(tokio_timers(n, cancel));
+        }
         let e = median(triples.iter().map(|t| t.0).collect(), |f| f.arm_mean_ns);
         let ew = median(triples.iter().map(|t| t.1).collect(), |f| f.arm_mean_ns);
         let es = median(triples.iter().map(|t| t.2).collect(), |f| f.arm_mean_ns);
-        let tokio_pairs: Vec<_> = (0..3).map(|_| tokio_timers(n, cancel)).collect();
         let t = median(tokio_pairs.iter().map(|p| p.0).collect(), |f| f.arm_mean_ns);
         let ts = median(tokio_pairs.iter().map(|p| p.1).collect(), |f| f.arm_mean_ns);
         let want = if cancel { n - n / 2 } else { n };
