@@ -110,17 +110,22 @@ fn unhandled_rejection_strict_stops_the_loop() {
     let el = EventLoop::new().unwrap();
     el.set_unhandled_rejections(UnhandledRejections::Strict);
     el.run_main(move || {
-        set_timeout(
-            ms(1),
-            clone!(l => move || {
-                let _ = Promise::<()>::reject(Rejection::msg("fatal"));
-                // Same checkpoint: still runs, before the report.
-                Promise::resolve(()).then(clone!(l => move |()| l.push("microtask")));
-                l.push("timer 1");
-            }),
-        );
-        set_timeout(ms(20), l.rec("timer 2"));
-        evloop::set_immediate(l.rec("immediate"));
+        // Timer 1 is armed from the immediate: armed from here, it could be
+        // due before the first check phase on a slow machine (as in Node,
+        // a 1 ms timeout and an immediate from the main script race).
+        evloop::set_immediate(clone!(l => move || {
+            l.push("immediate");
+            set_timeout(
+                ms(1),
+                clone!(l => move || {
+                    let _ = Promise::<()>::reject(Rejection::msg("fatal"));
+                    // Same checkpoint: still runs, before the report.
+                    Promise::resolve(()).then(clone!(l => move |()| l.push("microtask")));
+                    l.push("timer 1");
+                }),
+            );
+        }));
+        set_timeout(ms(500), l.rec("timer 2"));
     })
     .unwrap();
     match el.run() {
