@@ -5,9 +5,10 @@
 # share is the syscalls, counted separately (strace -c in run.sh, or
 # SYSCALLS=1 here).
 #
-#   bash benches/servers/callgrind.sh                 # redis and http
+#   bash benches/servers/callgrind.sh                 # redis, http and echo
 #   WHAT=redis bash benches/servers/callgrind.sh      # mini_redis vs redis-server
 #   WHAT=http bash benches/servers/callgrind.sh       # http_hello(_async) vs mio
+#   WHAT=echo bash benches/servers/callgrind.sh       # echo servers: evloop, async, mio, tokio
 #   ANNOTATE=1 bash benches/servers/callgrind.sh      # + top functions of each
 #
 # Each server runs under `valgrind --tool=callgrind` (loopback only). After it
@@ -18,7 +19,9 @@
 #          DEPTH in 1 16, TEST in ping set get ("ping" is two tests,
 #          PING_INLINE and PING_MBULK: 2 x REQUESTS operations);
 #   http:  wrk -t1 -c$CONNECTIONS -d${HTTP_SECS}s; operations = the requests
-#          wrk counted.
+#          wrk counted;
+#   echo:  echo_load with $ECHO_CONNS connections, 64-byte messages, for
+#          $ECHO_SECS s; operations = the round trips it counted.
 # The server under valgrind is 20-50x slower than native, so the load
 # generators wait on it and every epoll_wait returns many events: the
 # per-wakeup share of the cost is smaller than in a native run. The figures
@@ -27,9 +30,9 @@
 # With SYSCALLS=1, each server (natively this time) is also loaded once
 # under `strace -c -f` (REQUESTS operations at -P 1) for syscalls per op.
 #
-# Environment: WHAT (redis, http or all; default all), REQUESTS (default
+# Environment: WHAT (redis, http, echo or all; default all), REQUESTS (default
 # 20000), CLIENTS (default 50), WARMUP (default 2000), CONNECTIONS (default
-# 100), HTTP_SECS (default 5), ANNOTATE (0), SYSCALLS (0), TOP (default 15),
+# 100), HTTP_SECS (default 5), ECHO_CONNS (default 100), ECHO_SECS (default 5), ANNOTATE (0), SYSCALLS (0), TOP (default 15),
 # KEEP (a directory to keep the callgrind dumps in, LABEL-CASE.callgrind, for
 # callgrind_annotate; none by default).
 # Needs valgrind (apt-get install valgrind), redis-server/redis-tools and
@@ -44,6 +47,8 @@ CLIENTS=${CLIENTS:-50}
 WARMUP=${WARMUP:-2000}
 CONNECTIONS=${CONNECTIONS:-100}
 HTTP_SECS=${HTTP_SECS:-5}
+ECHO_CONNS=${ECHO_CONNS:-100}
+ECHO_SECS=${ECHO_SECS:-5}
 ANNOTATE=${ANNOTATE:-0}
 SYSCALLS=${SYSCALLS:-0}
 TOP=${TOP:-15}
@@ -218,6 +223,45 @@ if [[ $WHAT == http || $WHAT == all ]]; then
   echo "| server | requests | Ir/req | vs mio |"
   echo "|---|---|---|---|"
   for s in "${HTTP[@]}"; do
+    read -r name _ <<<"$s"
+    v=$(per_op "${IR[$name]:-}" "${OPS[$name]:-0}")
+    echo "| $name | ${OPS[$name]:-n/a} | $v | $(rat "$v" "$floor") |"
+  done
+  echo
+fi
+
+# --- echo ----------------------------------------------------------------------
+if [[ $WHAT == echo || $WHAT == all ]]; then
+  build_examples echo_load echo_server echo_server_async mio_echo tokio_echo
+  ECHO=(
+    "echo_server 7090"
+    "echo_server_async 7091"
+    "mio_echo 7092"
+    "tokio_echo 7093"
+  )
+  for s in "${ECHO[@]}"; do
+    read -r name port <<<"$s"
+    [[ ${BUILT[$name]} == 1 && ${BUILT[echo_load]} == 1 ]] || continue
+    cg_start "$name" echo_answers "$port" "$EXAMPLES/$name" "127.0.0.1:$port" || continue
+    timeout 60 "$EXAMPLES/echo_load" "127.0.0.1:$port" "$ECHO_CONNS" 1 64 >/dev/null 2>&1 || true
+    ir=$(cg_measure "$name" echo timeout $((ECHO_SECS + 30)) "$EXAMPLES/echo_load" \
+      "127.0.0.1:$port" "$ECHO_CONNS" "$ECHO_SECS" 64)
+    n=$(tr ' ' '\n' <"$WORK/load-$name-echo.txt" | awk -F= '$1 == "round_trips" { print $2 }')
+    IR[$name]=$ir
+    OPS[$name]=${n:-0}
+    log "$name: $ir Ir / ${n:-0} round trips = $(per_op "$ir" "${n:-0}") Ir/round trip"
+    if [[ $ANNOTATE == 1 ]]; then
+      echo "$name, top functions (self Ir over ${n:-0} round trips):" >&2
+      top_functions "$WORK/dump-$name-echo" >&2
+    fi
+    stop_server "$SERVER_PID"
+  done
+  floor=$(per_op "${IR[mio_echo]:-}" "${OPS[mio_echo]:-0}")
+  echo "User-space instructions per round trip under callgrind, \`echo_load\` with $ECHO_CONNS connections and 64-byte messages for ${ECHO_SECS}s after a 1 s warm-up:"
+  echo
+  echo "| server | round trips | Ir/round trip | vs mio |"
+  echo "|---|---|---|---|"
+  for s in "${ECHO[@]}"; do
     read -r name _ <<<"$s"
     v=$(per_op "${IR[$name]:-}" "${OPS[$name]:-0}")
     echo "| $name | ${OPS[$name]:-n/a} | $v | $(rat "$v" "$floor") |"
