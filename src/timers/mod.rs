@@ -106,55 +106,64 @@ pub(crate) enum Kind {
 }
 
 /// What the two handle types share: a weak link to the loop and a
-/// generation-checked slot key.
+/// generation-checked slot key (16 bytes).
 struct TimerRef {
     inner: Weak<Inner>,
-    key: u32,
-    gen: u32,
-    /// `Kind::Refreshable`: the store keeps the slot until this handle is
+    /// The slot key, and in bit 31 (`REFRESHABLE`) whether the timer is a
+    /// `Kind::Refreshable`, whose slot the store keeps until this handle is
     /// dropped. For the other kinds, dropping the handle touches nothing
     /// but the weak count (the common fire-and-forget `set_timeout`).
-    refreshable: bool,
+    /// Keys stay below 2^31 (`slots.rs` checks).
+    key_kind: u32,
+    gen: u32,
 }
 
+/// Bit of `TimerRef::key_kind`: a `Kind::Refreshable` timer.
+const REFRESHABLE: u32 = 1 << 31;
+
 impl TimerRef {
+    /// The timer's slot key.
+    fn key(&self) -> u32 {
+        self.key_kind & !REFRESHABLE
+    }
+
     fn with<R>(&self, f: impl FnOnce(&Inner, &RefCell<TimerHeap>) -> R) -> Option<R> {
         let inner = self.inner.upgrade()?;
         Some(f(&inner, &inner.timers))
     }
 
     fn clear(&self) {
-        let garbage = self.with(|_, t| t.borrow_mut().clear(self.key, self.gen));
+        let garbage = self.with(|_, t| t.borrow_mut().clear(self.key(), self.gen));
         drop(garbage);
     }
 
     fn refresh(&self) -> bool {
         self.with(|inner, t| {
             let now = inner.update_now_ns();
-            t.borrow_mut().refresh(self.key, self.gen, now)
+            t.borrow_mut().refresh(self.key(), self.gen, now)
         })
         .unwrap_or(false)
     }
 
     fn set_ref(&self, refed: bool) {
-        self.with(|_, t| t.borrow_mut().set_ref(self.key, self.gen, refed));
+        self.with(|_, t| t.borrow_mut().set_ref(self.key(), self.gen, refed));
     }
 
     fn has_ref(&self) -> bool {
-        self.with(|_, t| t.borrow().has_ref(self.key, self.gen))
+        self.with(|_, t| t.borrow().has_ref(self.key(), self.gen))
             .unwrap_or(false)
     }
 
     fn is_armed(&self) -> bool {
-        self.with(|_, t| t.borrow().is_armed(self.key, self.gen))
+        self.with(|_, t| t.borrow().is_armed(self.key(), self.gen))
             .unwrap_or(false)
     }
 }
 
 impl Drop for TimerRef {
     fn drop(&mut self) {
-        if self.refreshable {
-            let garbage = self.with(|_, t| t.borrow_mut().handle_dropped(self.key, self.gen));
+        if self.key_kind & REFRESHABLE != 0 {
+            let garbage = self.with(|_, t| t.borrow_mut().handle_dropped(self.key(), self.gen));
             drop(garbage);
         }
     }
@@ -238,7 +247,7 @@ impl Interval {
 impl std::fmt::Debug for Timeout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timeout")
-            .field("key", &self.timer.key)
+            .field("key", &self.timer.key())
             .field("pending", &self.is_pending())
             .finish()
     }
@@ -247,7 +256,7 @@ impl std::fmt::Debug for Timeout {
 impl std::fmt::Debug for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Interval")
-            .field("key", &self.timer.key)
+            .field("key", &self.timer.key())
             .field("pending", &self.is_pending())
             .finish()
     }
@@ -258,11 +267,15 @@ fn add_timer(cb: InlineFn, delay: Duration, kind: Kind) -> TimerRef {
         let now = inner.update_now_ns();
         let (key, gen) = inner.timers.borrow_mut().insert(cb, delay, kind, now);
         log::trace!("arm {kind:?} #{key} in {delay:?}");
+        let refreshable = if kind == Kind::Refreshable {
+            REFRESHABLE
+        } else {
+            0
+        };
         TimerRef {
             inner: Rc::downgrade(inner),
-            key,
+            key_kind: key | refreshable,
             gen,
-            refreshable: kind == Kind::Refreshable,
         }
     })
 }
@@ -324,6 +337,10 @@ pub fn clear_interval(interval: &Interval) {
 pub const TIMER_OVERHEAD_BYTES: usize = store::BYTES_PER_TIMER;
 // The budget: at most 64 bytes of loop structures per pending timer.
 const _: () = assert!(TIMER_OVERHEAD_BYTES <= 64);
+
+// A handle is 16 bytes: the loop's `Weak`, the key (with its kind bit) and
+// the generation.
+const _: () = assert!(std::mem::size_of::<Timeout>() == 16);
 
 #[cfg(test)]
 mod tests {

@@ -226,8 +226,9 @@ impl Slots {
     fn grow(&mut self) {
         let c = self.chunks.len();
         assert!(
-            (c + 1) * CHUNK < NOT_ARMED as usize,
-            "more than 4 billion live timers"
+            // Keys stay below 2^31: handles keep a flag in bit 31.
+            (c + 1) * CHUNK <= 1 << 31,
+            "more than 2 billion live timers"
         );
         let Ok(positions) = vec![NOT_ARMED; CHUNK].into_boxed_slice().try_into() else {
             unreachable!("a chunk has CHUNK positions")
