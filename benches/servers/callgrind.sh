@@ -106,6 +106,34 @@ top_functions() { # dump file -> the TOP functions by inclusive-free (self) Ir
 declare -A IR OPS
 
 # --- redis ---------------------------------------------------------------------
+# record NAME CASE IR OPS OPS_LABEL PER_LABEL: keep a server's figures, log
+# them, show its top functions (ANNOTATE=1), and stop it.
+record() {
+  local name=$1 case=$2 ir=$3 n=${4:-0} ops_label=$5 per_label=$6
+  IR[$name]=$ir
+  OPS[$name]=$n
+  log "$name: $ir Ir / $n $ops_label = $(per_op "$ir" "$n") $per_label"
+  if [[ $ANNOTATE == 1 ]]; then
+    echo "$name, top functions (self Ir over $n $ops_label):" >&2
+    top_functions "$WORK/dump-$name-$case" >&2
+  fi
+  stop_server "$SERVER_PID"
+}
+
+# ir_table FLOOR OPS_LABEL PER_LABEL NAME...: the markdown table of Ir per
+# operation of each NAME, and its ratio to FLOOR's.
+ir_table() {
+  local floor_name=$1 ops_label=$2 per_label=$3 floor name v
+  shift 3
+  floor=$(per_op "${IR[$floor_name]:-}" "${OPS[$floor_name]:-0}")
+  echo "| server | $ops_label | $per_label | vs mio |"
+  echo "|---|---|---|---|"
+  for name in "$@"; do
+    v=$(per_op "${IR[$name]:-}" "${OPS[$name]:-0}")
+    echo "| $name | ${OPS[$name]:-n/a} | $v | $(rat "$v" "$floor") |"
+  done
+}
+
 redis_cmd() { # label -> sets the caller's port and cmd for that server
   if [[ $1 == mini_redis ]]; then
     port=$MINI_PORT
@@ -208,25 +236,11 @@ if [[ $WHAT == http || $WHAT == all ]]; then
     ir=$(cg_measure "$name" wrk timeout $((HTTP_SECS + 30)) wrk -t1 -c"$CONNECTIONS" \
       -d"${HTTP_SECS}s" "http://127.0.0.1:$port/")
     n=$(awk '/ requests in / { print $1 }' "$WORK/load-$name-wrk.txt")
-    IR[$name]=$ir
-    OPS[$name]=${n:-0}
-    log "$name: $ir Ir / ${n:-0} requests = $(per_op "$ir" "${n:-0}") Ir/req"
-    if [[ $ANNOTATE == 1 ]]; then
-      echo "$name, top functions (self Ir over ${n:-0} requests):" >&2
-      top_functions "$WORK/dump-$name-wrk" >&2
-    fi
-    stop_server "$SERVER_PID"
+    record "$name" wrk "$ir" "$n" requests Ir/req
   done
-  floor=$(per_op "${IR[mio_http_hello]:-}" "${OPS[mio_http_hello]:-0}")
   echo "User-space instructions per request under callgrind, \`wrk -t1 -c$CONNECTIONS -d${HTTP_SECS}s\` after a 1 s warm-up:"
   echo
-  echo "| server | requests | Ir/req | vs mio |"
-  echo "|---|---|---|---|"
-  for s in "${HTTP[@]}"; do
-    read -r name _ <<<"$s"
-    v=$(per_op "${IR[$name]:-}" "${OPS[$name]:-0}")
-    echo "| $name | ${OPS[$name]:-n/a} | $v | $(rat "$v" "$floor") |"
-  done
+  ir_table mio_http_hello requests Ir/req "${HTTP[@]%% *}"
   echo
 fi
 
@@ -247,24 +261,10 @@ if [[ $WHAT == echo || $WHAT == all ]]; then
     ir=$(cg_measure "$name" echo timeout $((ECHO_SECS + 30)) "$EXAMPLES/echo_load" \
       "127.0.0.1:$port" "$ECHO_CONNS" "$ECHO_SECS" 64)
     n=$(tr ' ' '\n' <"$WORK/load-$name-echo.txt" | awk -F= '$1 == "round_trips" { print $2 }')
-    IR[$name]=$ir
-    OPS[$name]=${n:-0}
-    log "$name: $ir Ir / ${n:-0} round trips = $(per_op "$ir" "${n:-0}") Ir/round trip"
-    if [[ $ANNOTATE == 1 ]]; then
-      echo "$name, top functions (self Ir over ${n:-0} round trips):" >&2
-      top_functions "$WORK/dump-$name-echo" >&2
-    fi
-    stop_server "$SERVER_PID"
+    record "$name" echo "$ir" "$n" "round trips" "Ir/round trip"
   done
-  floor=$(per_op "${IR[mio_echo]:-}" "${OPS[mio_echo]:-0}")
   echo "User-space instructions per round trip under callgrind, \`echo_load\` with $ECHO_CONNS connections and 64-byte messages for ${ECHO_SECS}s after a 1 s warm-up:"
   echo
-  echo "| server | round trips | Ir/round trip | vs mio |"
-  echo "|---|---|---|---|"
-  for s in "${ECHO[@]}"; do
-    read -r name _ <<<"$s"
-    v=$(per_op "${IR[$name]:-}" "${OPS[$name]:-0}")
-    echo "| $name | ${OPS[$name]:-n/a} | $v | $(rat "$v" "$floor") |"
-  done
+  ir_table mio_echo "round trips" "Ir/round trip" "${ECHO[@]%% *}"
   echo
 fi
