@@ -48,6 +48,31 @@ fn batched(n: usize, mut f: impl FnMut(std::ops::Range<usize>)) -> (f64, f64) {
     (per_item[per_item.len() / 2], mean)
 }
 
+/// What a round of arms is measured by besides its wall time: the thread's
+/// CPU time, its page faults and the live heap, read before the round.
+struct Meter {
+    cpu: Duration,
+    faults: u64,
+    live: isize,
+}
+
+impl Meter {
+    fn start() -> Meter {
+        Meter {
+            live: live(),
+            faults: minor_faults(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    /// Fills in `f`'s CPU, faults and bytes per item for `n` items.
+    fn finish(&self, f: &mut TimerFigures, n: usize) {
+        f.arm_cpu_ns = thread_cpu().saturating_sub(self.cpu).as_nanos() as f64 / n as f64;
+        f.faults_per_k = (minor_faults() - self.faults) as f64 * 1000.0 / n as f64;
+        f.bytes = (live() - self.live) as f64 / n as f64;
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct TimerFigures {
     /// Nanoseconds to arm one timer: the median over batches of `BATCH`
@@ -107,9 +132,7 @@ fn evloop_timer_round(el: &evloop::EventLoop, n: usize, cancel_half: bool) -> Ti
     let mut f = TimerFigures::default();
     let g = el.enter();
     let mut handles = Vec::with_capacity(if cancel_half { n } else { 0 });
-    let base = live();
-    let faults = minor_faults();
-    let cpu = thread_cpu();
+    let meter = Meter::start();
     let start = Instant::now();
     let mut max_armed_at = start;
     (f.arm_ns, f.arm_mean_ns) = batched(n, |range| {
@@ -125,9 +148,7 @@ fn evloop_timer_round(el: &evloop::EventLoop, n: usize, cancel_half: bool) -> Ti
             max_armed_at = at;
         }
     });
-    f.arm_cpu_ns = (thread_cpu() - cpu).as_nanos() as f64 / n as f64;
-    f.faults_per_k = (minor_faults() - faults) as f64 * 1000.0 / n as f64;
-    f.bytes = (live() - base) as f64 / n as f64;
+    meter.finish(&mut f, n);
     if cancel_half {
         // (The bench's own vector of handles was allocated before `base`:
         // it is not in `bytes`. It used to be subtracted as well, which
@@ -206,9 +227,7 @@ async fn tokio_timer_round(n: usize, cancel_half: bool) -> TimerFigures {
     let mut f = TimerFigures::default();
     let mut handles = Vec::with_capacity(if cancel_half { n } else { 0 });
     let mut max_armed_at = Instant::now();
-    let base = live();
-    let faults = minor_faults();
-    let cpu = thread_cpu();
+    let meter = Meter::start();
     let start = Instant::now();
     (f.arm_ns, f.arm_mean_ns) = batched(n, |range| {
         for i in range {
@@ -226,9 +245,7 @@ async fn tokio_timer_round(n: usize, cancel_half: bool) -> TimerFigures {
             }
         }
     });
-    f.arm_cpu_ns = thread_cpu().saturating_sub(cpu).as_nanos() as f64 / n as f64;
-    f.faults_per_k = (minor_faults() - faults) as f64 * 1000.0 / n as f64;
-    f.bytes = (live() - base) as f64 / n as f64;
+    meter.finish(&mut f, n);
     if cancel_half {
         // The vector of handles predates `base`: not in `bytes`.
         for (i, h) in handles.iter().enumerate() {
