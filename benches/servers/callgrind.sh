@@ -134,16 +134,6 @@ ir_table() {
   done
 }
 
-redis_cmd() { # label -> sets the caller's port and cmd for that server
-  if [[ $1 == mini_redis ]]; then
-    port=$MINI_PORT
-    cmd=("$EXAMPLES/mini_redis" "127.0.0.1:$port")
-  else
-    port=$REDIS_PORT
-    cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
-      --daemonize no --logfile '')
-  fi
-}
 redis_server() { # label
   local label=$1 port cmd depth t ir n csv
   redis_cmd "$label"

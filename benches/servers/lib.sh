@@ -242,3 +242,17 @@ median() {
   tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# redis_cmd LABEL: sets the caller's `port` and `cmd` for mini_redis (LABEL
+# mini_redis, on $MINI_PORT) or redis-server (any other LABEL, on
+# $REDIS_PORT: no persistence, in the foreground, logging to stdout).
+redis_cmd() {
+  if [[ $1 == mini_redis ]]; then
+    port=$MINI_PORT
+    cmd=("$EXAMPLES/mini_redis" "127.0.0.1:$port")
+  else
+    port=$REDIS_PORT
+    cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
+      --daemonize no --logfile '')
+  fi
+}

@@ -40,7 +40,6 @@ ensure_tool redis-cli redis-tools || { echo "redis-cli is needed" >&2; exit 1; }
 
 log "building example mini_redis (release)"
 timeout 900 cargo build --release --quiet --example mini_redis
-MINI="$EXAMPLES/mini_redis"
 
 answers() { timeout 2 redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
 
@@ -53,14 +52,7 @@ declare -A OPS_S P50 P99 RSS CPU_TICK CPU_NS STATUS
 
 run_server() { # server round
   local server=$1 round=$2 port cmd depth t t0 t1 n0 n1 out name rps tests_run ops
-  if [[ $server == mini_redis ]]; then
-    port=$MINI_PORT
-    cmd=("$MINI" "127.0.0.1:$port")
-  else
-    port=$REDIS_PORT
-    cmd=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
-      --daemonize no --logfile '')
-  fi
+  redis_cmd "$server"
   log "round $round, $server: starting on 127.0.0.1:$port"
   if ! start_server "$server" answers "$port" -- "${cmd[@]}"; then
     STATUS[$server]="failed: did not answer on port $port (or port busy)"
