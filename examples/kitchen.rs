@@ -80,8 +80,9 @@ fn main() {
         let supplier = Command::new(&exe)
             .arg("--supplier")
             .stdout(Stdio::Piped)
-            .spawn();
-        let pid = supplier.pid().unwrap_or(0);
+            .spawn()
+            .expect("spawn");
+        let pid = supplier.pid();
         log("chef", &format!("phones the supplier (pid {pid}) for fish"));
         let door = supplier.stdout.clone().expect("the supplier's pipe");
         door.on_data(move |bytes| {
@@ -139,7 +140,7 @@ fn main() {
 /// Orders pies from kitchen 2 and, once they come, closes its channel,
 /// which tells it to close too.
 fn order_pies(kitchen2: Worker, trouble: Rc<Cell<bool>>) {
-    let name = format!("kitchen 2 (pid {})", kitchen2.child().pid().unwrap_or(0));
+    let name = format!("kitchen 2 (pid {})", kitchen2.child().pid());
     log("chef", &format!("opens {name} and orders 2 pies"));
     let _ = kitchen2.send(b"2 apple pies");
     let k = kitchen2.clone();

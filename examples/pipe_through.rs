@@ -39,7 +39,8 @@ fn main() {
         let child = Command::new("cat")
             .stdin(Stdio::Piped)
             .stdout(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let stdin = child.stdin.clone().expect("piped stdin");
         let stdout = child.stdout.clone().expect("piped stdout");
         // Check each chunk as it arrives, against the same offset.

@@ -137,9 +137,10 @@ pub mod task;
 pub mod timers;
 pub mod trace;
 
-pub use error::{Error, PanicError};
+pub use error::{Error, Origin, PanicError};
 pub use event_loop::{
-    current_phase, has_current, now, run, stop, EnterGuard, EventLoop, Phase, Turn,
+    active_handles, clear_uncaught_exception, current_phase, has_current, now,
+    on_uncaught_exception, run, stop, EnterGuard, EventLoop, Phase, Turn,
 };
 pub use immediate::{clear_immediate, set_immediate, Immediate};
 pub use introspect::{HandleInfo, HandleKind};

@@ -138,7 +138,10 @@ fn an_uncaught_panic_handler_keeps_the_loop_running() {
     let el = EventLoop::new().unwrap();
     let caught = Rc::new(std::cell::RefCell::new(vec![]));
     let c = caught.clone();
-    el.on_uncaught_panic(move |p| {
+    el.on_uncaught_exception(move |e, _| {
+        let evloop::Error::Panicked(p) = e else {
+            panic!("{e}")
+        };
         c.borrow_mut()
             .push(format!("{}:{}", p.origin(), p.message()))
     });
@@ -265,9 +268,9 @@ fn a_panic_handler_can_remove_itself() {
     let el = Rc::new(EventLoop::new().unwrap());
     let calls = Rc::new(Cell::new(0));
     let (c, el2) = (calls.clone(), Rc::downgrade(&el));
-    el.on_uncaught_panic(move |_| {
+    el.on_uncaught_exception(move |_, _| {
         c.set(c.get() + 1);
-        el2.upgrade().unwrap().clear_uncaught_panic();
+        el2.upgrade().unwrap().clear_uncaught_exception();
     });
     {
         let _g = el.enter();
@@ -328,7 +331,10 @@ fn after_a_panicking_tick_the_queues_resume_at_the_next_callback() {
     let log = util::Log::new();
     let el = EventLoop::new().unwrap();
     let l = log.clone();
-    el.on_uncaught_panic(move |p| l.push(format!("caught {}", p.message())));
+    el.on_uncaught_exception(move |e, _| match e {
+        evloop::Error::Panicked(p) => l.push(format!("caught {}", p.message())),
+        other => panic!("{other}"),
+    });
     let l = log.clone();
     el.run_main(move || {
         let la = l.clone();

@@ -45,8 +45,11 @@ fn exit_code_is_reported() {
     let got = Rc::new(Cell::new(None));
     let g = got.clone();
     evloop::run(move || {
-        let child = Command::new("sh").args(["-c", "exit 3"]).spawn();
-        assert!(child.pid().is_some());
+        let child = Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .expect("spawn");
+        assert!(child.pid() > 0);
         child.on_exit(move |r| g.set(Some(r.unwrap().code())));
     })
     .unwrap();
@@ -59,7 +62,7 @@ fn kill_reports_the_signal_and_refuses_after_reaping() {
     let got = Rc::new(Cell::new(None));
     let g = got.clone();
     evloop::run(move || {
-        let child = Command::new("sleep").arg("30").spawn();
+        let child = Command::new("sleep").arg("30").spawn().expect("spawn");
         let c = child.clone();
         child.on_exit(move |r| {
             let status = r.unwrap();
@@ -75,26 +78,54 @@ fn kill_reports_the_signal_and_refuses_after_reaping() {
     assert_eq!(got.get(), Some(Signal::SIGTERM));
 }
 
+/// A program that cannot start is an error at the call (as `std`'s and
+/// tokio's `spawn`), in every style: `spawn()` returns it, `exec` calls
+/// back with it, `exec_promise` rejects with it, and a task gets it from
+/// `.await`. No `Child` without pipes is ever handed out.
 #[test]
-fn a_missing_program_is_not_found_through_callback_and_promise() {
+fn a_missing_program_is_not_found_in_every_style() {
     init_log();
+    const MISSING: &str = "/nonexistent/evloop-no-such-program";
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
-    let promise = evloop::EventLoop::new().unwrap();
-    let p = {
-        let _g = promise.enter();
-        let child = Command::new("/nonexistent/evloop-no-such-program").spawn();
-        assert_eq!(child.pid(), None);
+    evloop::run(move || {
+        let e = Command::new(MISSING)
+            .stdout(Stdio::Piped)
+            .spawn()
+            .expect_err("a missing program");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("evloop-no-such-program"), "{e}");
+        s.borrow_mut().push(("spawn", e.kind()));
         let s2 = s.clone();
-        child.on_exit(move |r| s2.borrow_mut().push(r.unwrap_err().kind()));
-        assert!(child.kill(Signal::SIGTERM).is_err());
-        child.wait()
-    };
-    promise.run().unwrap();
-    let r = p.peek().unwrap().unwrap_err();
-    assert_eq!(r.kind(), io::ErrorKind::NotFound);
-    assert!(r.to_string().contains("evloop-no-such-program"), "{r}");
-    assert_eq!(*seen.borrow(), vec![io::ErrorKind::NotFound]);
+        evloop::process::exec(&mut Command::new(MISSING), move |r| {
+            s2.borrow_mut()
+                .push(("exec callback", r.unwrap_err().kind()))
+        });
+        let s2 = s.clone();
+        evloop::process::exec_promise(&mut Command::new(MISSING))
+            .then(|_| ())
+            .catch(move |e| s2.borrow_mut().push(("exec promise", e.kind())));
+        let s2 = s.clone();
+        let _ = evloop::spawn(async move {
+            let e = evloop::process::exec_promise(&mut Command::new(MISSING))
+                .await
+                .expect_err("a missing program");
+            s2.borrow_mut().push(("exec await", e.kind()));
+        });
+    })
+    .unwrap();
+    let mut seen = seen.borrow().clone();
+    seen.sort();
+    let nf = io::ErrorKind::NotFound;
+    assert_eq!(
+        seen,
+        vec![
+            ("exec await", nf),
+            ("exec callback", nf),
+            ("exec promise", nf),
+            ("spawn", nf)
+        ]
+    );
 }
 
 #[test]
@@ -103,7 +134,7 @@ fn on_exit_after_the_end_still_runs() {
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
     evloop::run(move || {
-        let child = Command::new("true").spawn();
+        let child = Command::new("true").spawn().expect("spawn");
         let c = child.clone();
         child.on_exit(move |r| {
             assert!(r.unwrap().success());
@@ -135,7 +166,8 @@ fn one_mebibyte_through_cat_with_backpressure() {
         let child = Command::new("cat")
             .stdin(Stdio::Piped)
             .stdout(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let stdin = child.stdin.clone().unwrap();
         let stdout = child.stdout.clone().unwrap();
         stdout.on_data(move |bytes| b.borrow_mut().extend_from_slice(bytes));
@@ -187,6 +219,7 @@ fn many_children_exiting_at_once_are_all_reported() {
             Command::new("sh")
                 .args(["-c", &format!("exit {}", i % 7)])
                 .spawn()
+                .expect("spawn")
                 .on_exit(move |r| c.borrow_mut().push((i, r.unwrap().code().unwrap())));
         }
     })
@@ -251,8 +284,11 @@ fn a_dropped_child_is_still_reaped() {
     let pid = Rc::new(Cell::new(0));
     let p = pid.clone();
     evloop::run(move || {
-        let child = Command::new("sh").args(["-c", "exit 0"]).spawn();
-        p.set(child.pid().unwrap());
+        let child = Command::new("sh")
+            .args(["-c", "exit 0"])
+            .spawn()
+            .expect("spawn");
+        p.set(child.pid());
         // No handle kept, no callback: the loop still waits for it and
         // reaps it.
     })
@@ -266,9 +302,9 @@ fn children_running_when_the_loop_is_dropped_are_reaped() {
     let lp = evloop::EventLoop::new().unwrap();
     let pid = {
         let _g = lp.enter();
-        let child = Command::new("sleep").arg("0.2").spawn();
+        let child = Command::new("sleep").arg("0.2").spawn().expect("spawn");
         child.unref();
-        child.pid().unwrap()
+        child.pid()
     };
     lp.run().unwrap(); // returns at once: the child is unref'd
     drop(lp);
@@ -284,8 +320,8 @@ fn unref_child_does_not_keep_the_loop_alive() {
     let lp = evloop::EventLoop::new().unwrap();
     {
         let _g = lp.enter();
-        let child = Command::new("sleep").arg("5").spawn();
-        p.set(child.pid().unwrap());
+        let child = Command::new("sleep").arg("5").spawn().expect("spawn");
+        p.set(child.pid());
         child.unref();
     }
     lp.run().unwrap();
@@ -358,7 +394,11 @@ fn child_stdout_end_and_exit_both_arrive() {
     let log = util::Log::new();
     let l = log.clone();
     evloop::run(move || {
-        let child = Command::new("printf").arg("x").stdout(Stdio::Piped).spawn();
+        let child = Command::new("printf")
+            .arg("x")
+            .stdout(Stdio::Piped)
+            .spawn()
+            .expect("spawn");
         let out = child.stdout.clone().unwrap();
         let (l1, l2, l3) = (l.clone(), l.clone(), l.clone());
         out.on_data(move |b| l1.push(format!("data {}", String::from_utf8_lossy(b))));

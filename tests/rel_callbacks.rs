@@ -115,7 +115,10 @@ impl Ctx {
             "register socket" => {
                 let (me, e) = (self.clone(), self.expect());
                 evloop::net::connect_addr(self.addr.get().unwrap(), move |r| {
-                    me.streams.borrow_mut().push(r.expect("connect"));
+                    let s = r.expect("connect");
+                    // Resets are expected here: listen, or they are uncaught.
+                    s.on_error(|_| {});
+                    me.streams.borrow_mut().push(s);
                     e();
                 });
             }
@@ -167,6 +170,7 @@ impl Ctx {
                 Command::new("true")
                     .stdin(Stdio::Null)
                     .spawn()
+                    .expect("spawn")
                     .on_exit(move |r| {
                         assert!(r.unwrap().success());
                         e()
@@ -208,6 +212,7 @@ impl Ctx {
                 self.accept_waiters.borrow_mut().push_back(step);
                 evloop::net::connect_addr(addr, move |r| {
                     let s = r.unwrap();
+                    s.on_error(|_| {});
                     me.accepted.borrow_mut().push(s);
                 });
             }
@@ -264,6 +269,7 @@ impl Ctx {
                 Command::new("true")
                     .stdin(Stdio::Null)
                     .spawn()
+                    .expect("spawn")
                     .on_exit(move |_| step(&me, None));
             }
             "signal" => {
@@ -325,6 +331,8 @@ fn run_sequence(seq: &[(usize, usize)]) -> (usize, usize, usize, usize) {
             s.on_data(move |b| {
                 s2.write(b);
             });
+            // Clients close at will: a reset is expected, not uncaught.
+            s.on_error(|_| {});
             c2.accepted.borrow_mut().push(s.clone());
             let waiter = c2.accept_waiters.borrow_mut().pop_front();
             if let Some(step) = waiter {
@@ -602,7 +610,7 @@ fn t19_callback_panic_containment() {
             let caught = Rc::new(RefCell::new(Vec::new()));
             if handler {
                 let c = caught.clone();
-                el.on_uncaught_panic(move |e| c.borrow_mut().push(e.message().to_string()));
+                el.on_uncaught_exception(move |e, _| c.borrow_mut().push(panic_text(e)));
             }
             let later = Rc::new(Cell::new(0));
             {
@@ -614,7 +622,9 @@ fn t19_callback_panic_containment() {
                     "fs completion" => evloop::fs::metadata("Cargo.toml", |_| panic!("boom")),
                     "data" | "close" => {
                         let l = TcpListener::bind("127.0.0.1:0", |c| {
-                            c.unwrap().write(b"x");
+                            let s = c.unwrap();
+                            s.on_error(|_| {}); // the client resets it
+                            s.write(b"x");
                         })
                         .unwrap();
                         let l2 = l.clone();
@@ -637,6 +647,7 @@ fn t19_callback_panic_containment() {
                         Command::new("true")
                             .stdin(Stdio::Null)
                             .spawn()
+                            .expect("spawn")
                             .on_exit(|_| panic!("boom"));
                     }
                 }
@@ -732,7 +743,7 @@ fn t20_panic_in_drop_and_wake_during_unwind() {
     let el = EventLoop::new().unwrap();
     let caught = Rc::new(RefCell::new(Vec::<String>::new()));
     let c = caught.clone();
-    el.on_uncaught_panic(move |e| c.borrow_mut().push(e.message().to_string()));
+    el.on_uncaught_exception(move |e, _| c.borrow_mut().push(panic_text(e)));
     let rejected = Rc::new(RefCell::new(None));
     {
         let _g = el.enter();
@@ -816,4 +827,12 @@ fn t20_panic_in_drop_and_wake_during_unwind() {
     assert_eq!(spawned.get(), 1);
     assert!(grown < 64 << 10, "heap grew {grown} B");
     fds.assert_back("T20");
+}
+
+/// The text of an uncaught error: a panic's own message, else the error.
+fn panic_text(e: evloop::Error) -> String {
+    match e {
+        evloop::Error::Panicked(p) => p.message().to_string(),
+        other => other.to_string(),
+    }
 }

@@ -331,7 +331,8 @@ fn h6_short_reads_deliver_everything_in_order() {
         let child = Command::new("seq")
             .arg("20000")
             .stdout(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let so = child.stdout.clone().unwrap();
         so.on_data(move |d| o2.borrow_mut().extend_from_slice(d))
             .on_end(move || e2.set(true));
@@ -440,7 +441,8 @@ fn h6_short_writes_deliver_everything_in_order() {
         let child = Command::new("cat")
             .stdin(Stdio::Piped)
             .stdout(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let (i, o) = (child.stdin.clone().unwrap(), child.stdout.clone().unwrap());
         o.on_data(move |d| b2.borrow_mut().extend_from_slice(d));
         i.write(&sent2);
@@ -559,7 +561,11 @@ fn h6_spurious_readiness_every_poll_is_harmless() {
         // UDP: 200 numbered datagrams.
         udp_exchange(datagrams, udp.clone());
         // A child's stdout.
-        let child = Command::new("seq").arg("5000").stdout(Stdio::Piped).spawn();
+        let child = Command::new("seq")
+            .arg("5000")
+            .stdout(Stdio::Piped)
+            .spawn()
+            .expect("spawn");
         let (s3, s4) = (sn.clone(), sn.clone());
         child
             .stdout
@@ -794,15 +800,11 @@ fn h6_open_and_spawn_errors_same_three_ways() {
                     .push(("open promise", e.kind(), e.raw_os_error()))
             });
         let s = sn.clone();
-        Command::new("true").spawn().on_exit(move |r| {
-            let e = r.expect_err("spawn fails");
-            s.borrow_mut()
-                .push(("spawn callback", e.kind(), e.raw_os_error()));
-        });
+        let e = Command::new("true").spawn().expect_err("spawn fails");
+        s.borrow_mut()
+            .push(("spawn callback", e.kind(), e.raw_os_error()));
         let s = sn.clone();
-        Command::new("true")
-            .spawn()
-            .wait()
+        evloop::process::exec_promise(&mut Command::new("true"))
             .then(|_| panic!("spawn fails"))
             .catch(move |e| {
                 s.borrow_mut()
@@ -815,16 +817,19 @@ fn h6_open_and_spawn_errors_same_three_ways() {
                 .expect_err("open fails");
             s.borrow_mut()
                 .push(("open await", e.kind(), e.raw_os_error()));
-            let e = Command::new("true")
-                .spawn()
-                .wait()
+            let e = evloop::process::exec_promise(&mut Command::new("true"))
                 .await
                 .expect_err("spawn fails");
             s.borrow_mut()
                 .push(("spawn await", e.kind(), e.raw_os_error()));
             // The plan is used up: both work again.
             let opened = evloop::fs::promises::open(&p2, "r").await.is_ok();
-            let spawned = Command::new("true").spawn().wait().await.is_ok();
+            let spawned = Command::new("true")
+                .spawn()
+                .expect("spawn")
+                .wait()
+                .await
+                .is_ok();
             a2.set((opened, spawned));
         });
     })

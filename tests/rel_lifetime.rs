@@ -131,7 +131,8 @@ fn t15_ref_unref_matrix() {
                     .arg("30")
                     .stdin(Stdio::Null)
                     .stdout(Stdio::Null)
-                    .spawn(),
+                    .spawn()
+                    .expect("spawn"),
                 |h| h.kill(Signal::SIGKILL).unwrap()
             ),
         ),
@@ -319,8 +320,9 @@ fn t16_shutdown_with_live_resources() {
                 .arg("30")
                 .stdin(Stdio::Null)
                 .stdout(Stdio::Null)
-                .spawn();
-            pids.push(c.pid().expect("spawned"));
+                .spawn()
+                .expect("spawn");
+            pids.push(c.pid());
             let r = ran.clone();
             c.on_exit(move |_| r.set(r.get() + 1));
         }

@@ -49,7 +49,7 @@ fn t43_spawn_failures_and_argv() {
     std::fs::write(&noexec, "#!/bin/sh\necho hi\n").unwrap();
     // A warm-up child starts the process machinery before the fd baseline.
     evloop::run(|| {
-        Command::new("true").spawn();
+        Command::new("true").spawn().expect("spawn");
     })
     .unwrap();
     let fds0 = rel_b::fds();
@@ -68,24 +68,23 @@ fn t43_spawn_failures_and_argv() {
     util::run_strict(move || {
         let missing = "/nonexistent/evloop-rel-b-missing";
         let l1 = l.clone();
-        Command::new(missing)
-            .spawn()
-            .on_exit(move |r| l1.push(format!("callback: {:?}", r.unwrap_err().kind())));
+        // A program that cannot start is an error at the call; `exec`
+        // reports it in each style.
+        let e = Command::new(missing).spawn().unwrap_err();
+        l1.push(format!("callback: {:?}", e.kind()));
         let l2 = l.clone();
-        Command::new(missing)
-            .spawn()
-            .wait()
+        evloop::process::exec_promise(&mut Command::new(missing))
             .then(|_| unreachable!())
             .catch(move |e| l2.push(format!("promise: {:?}", e.kind())));
         let l3 = l.clone();
         let _ = evloop::spawn(async move {
-            let e = Command::new(missing).spawn().wait().await.unwrap_err();
+            let e = evloop::process::exec_promise(&mut Command::new(missing))
+                .await
+                .unwrap_err();
             l3.push(format!("await: {:?}", e.kind()));
         });
-        let l4 = l.clone();
-        Command::new(&nx)
-            .spawn()
-            .on_exit(move |r| l4.push(format!("not executable: {:?}", r.unwrap_err().kind())));
+        let e = Command::new(&nx).spawn().unwrap_err();
+        l.push(format!("not executable: {:?}", e.kind()));
         // argv verbatim: printf prints each argument between brackets.
         let l5 = l.clone();
         exec(Command::new("printf").arg("[%s]").args(tricky), move |r| {
@@ -97,16 +96,10 @@ fn t43_spawn_failures_and_argv() {
             ));
         });
         // NULs.
-        let l6 = l.clone();
-        Command::new("true")
-            .arg("a\0b")
-            .spawn()
-            .on_exit(move |r| l6.push(format!("NUL in arg: {:?}", r.unwrap_err().kind())));
-        let l7 = l.clone();
-        Command::new("true")
-            .env("K", "v\0w")
-            .spawn()
-            .on_exit(move |r| l7.push(format!("NUL in env: {:?}", r.unwrap_err().kind())));
+        let e = Command::new("true").arg("a\0b").spawn().unwrap_err();
+        l.push(format!("NUL in arg: {:?}", e.kind()));
+        let e = Command::new("true").env("K", "v\0w").spawn().unwrap_err();
+        l.push(format!("NUL in env: {:?}", e.kind()));
     })
     .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -151,7 +144,7 @@ fn t44_child_killed_by_signal() {
     let g = got.clone();
     evloop::run(move || {
         for sig in [Signal::SIGKILL, Signal::SIGTERM] {
-            let child = Command::new("sleep").arg("30").spawn();
+            let child = Command::new("sleep").arg("30").spawn().expect("spawn");
             let (g, c) = (g.clone(), child.clone());
             child.on_exit(move |r| {
                 let st = r.unwrap();
@@ -203,10 +196,13 @@ fn t45_simultaneous_exits() {
         evloop::run(move || {
             for i in 0..CHILDREN {
                 let c = c.clone();
-                Command::new("true").spawn().on_exit(move |r| {
-                    assert!(r.unwrap().success());
-                    c.borrow_mut()[i] += 1;
-                });
+                Command::new("true")
+                    .spawn()
+                    .expect("spawn")
+                    .on_exit(move |r| {
+                        assert!(r.unwrap().success());
+                        c.borrow_mut()[i] += 1;
+                    });
             }
         })
         .unwrap();
@@ -259,7 +255,8 @@ fn t46_piped_stdio_under_pressure() {
             ])
             .stdout(Stdio::Piped)
             .stderr(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         // A cheap order-sensitive checksum of each stream.
         let fold = |c: &Rc<Cell<Sum>>| {
             let c = c.clone();
@@ -287,7 +284,8 @@ fn t46_piped_stdio_under_pressure() {
         let closer = Command::new("sh")
             .args(["-c", "exec 0<&-; sleep 0.2"])
             .stdin(Stdio::Piped)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let stdin = closer.stdin.clone().unwrap();
         stdin.on_error(|_| {});
         evloop::set_timeout(Duration::from_millis(100), move || {

@@ -184,10 +184,13 @@ fn t49_mixed_soak() {
                 return;
             }
             let c2 = c.clone();
-            Command::new("true").spawn().on_exit(move |r| {
-                assert!(r.unwrap().success());
-                c2.children.set(c2.children.get() + 1);
-            });
+            Command::new("true")
+                .spawn()
+                .expect("spawn")
+                .on_exit(move |r| {
+                    assert!(r.unwrap().success());
+                    c2.children.set(c2.children.get() + 1);
+                });
         }));
         // Sampling, and the end.
         let (sm, st, hc) = (samples.clone(), stop.clone(), el_handles.clone());

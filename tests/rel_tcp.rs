@@ -130,7 +130,7 @@ fn t32_ten_thousand_loopback_echoes() {
     // with its pipe): start it before the baseline.
     {
         let _g = el.enter();
-        Command::new("true").spawn();
+        Command::new("true").spawn().expect("spawn");
     }
     el.run().unwrap();
     let fds0 = rel_b::fds();
@@ -167,7 +167,8 @@ fn t32_ten_thousand_loopback_echoes() {
             .env(T32_ADDR, server.local_addr().to_string())
             .env("REL_B_T32_N", n.to_string())
             .stdout(Stdio::Null)
-            .spawn();
+            .spawn()
+            .expect("spawn");
         let h = helper_ok.clone();
         child.on_exit(move |st| {
             h.set(Some(st.unwrap().success()));

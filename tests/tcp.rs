@@ -426,7 +426,7 @@ fn a_panicking_data_callback_keeps_its_place() {
     let _s = serial();
     std::panic::set_hook(Box::new(|_| {}));
     let el = evloop::EventLoop::new().unwrap();
-    el.on_uncaught_panic(|_| {});
+    el.on_uncaught_exception(|_, _| {});
     let chunks = Rc::new(Cell::new(0));
     let c = chunks.clone();
     el.run_main(move || {

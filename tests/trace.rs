@@ -77,7 +77,7 @@ fn json_file() {
         let m = w.channel().recv().await.unwrap();
         assert_eq!(m.as_deref(), Some(&b"hi"[..]));
         w.child().wait().await.unwrap();
-        w.child().pid().unwrap()
+        w.child().pid()
     })
     .unwrap();
     evloop::trace::stop().unwrap();

@@ -32,7 +32,9 @@ fn main() {
     // The process-wide signal pipe (two fds, kept for the life of the
     // process) exists after the first child: make it before the census.
     evloop::run(|| {
-        evloop::process::Command::new("true").spawn();
+        evloop::process::Command::new("true")
+            .spawn()
+            .expect("spawn");
     })
     .unwrap();
     let fds_before = util::fd_count();

@@ -13,6 +13,10 @@ mod http_common;
 /// Answers every request on `stream` until the client closes.
 pub fn serve(stream: &Stream) {
     let _ = stream.set_nodelay(true);
+    // A client that resets its connection is this connection's business
+    // only: without an error listener the error would be uncaught and stop
+    // the server (as in Node).
+    stream.on_error(|e| log::debug!("connection error: {e}"));
     // Bytes of a request head not complete yet, and the responses of one
     // read, reused across reads.
     let pending = Rc::new(RefCell::new(Vec::new()));

@@ -72,12 +72,13 @@ impl EventLoop {
             phase: Cell::new(Phase::Idle),
             iterations: Cell::new(0),
             fatal: RefCell::new(None),
+            interrupted: Cell::new(false),
             rejections: Default::default(),
             tasks: Default::default(),
             process: RefCell::new(None),
             trace_owner: trace::init_from_env(),
-            panic_hook: RefCell::new(None),
-            panic_hook_gen: Cell::new(0),
+            uncaught_hook: RefCell::new(None),
+            uncaught_hook_gen: Cell::new(0),
         });
         log::debug!(
             "event loop created (epoll fd {})",
@@ -182,31 +183,83 @@ impl EventLoop {
         self.inner.backend_timeout()
     }
 
-    /// Installs a handler for panics in callbacks (Node's
-    /// `process.on('uncaughtException')`): the loop hands it the panic and
-    /// keeps running instead of stopping. A handler that panics itself stops
-    /// the loop.
-    pub fn on_uncaught_panic(&self, handler: impl FnMut(PanicError) + 'static) {
-        self.replace_panic_hook(Some(Box::new(handler)));
+    /// Installs the uncaught-exception handler (Node's
+    /// `process.on('uncaughtException', (err, origin) => ..)`): an error that
+    /// nobody handled (a panicking callback, an unhandled rejection, an
+    /// error with no listener) is handed to it with its [`Origin`], and the
+    /// loop keeps running instead of stopping. A handler that panics itself
+    /// stops the loop. From inside the loop, use the free
+    /// [`on_uncaught_exception`](crate::on_uncaught_exception).
+    ///
+    /// ```
+    /// use evloop::{Error, EventLoop, Origin};
+    ///
+    /// let event_loop = EventLoop::new()?;
+    /// event_loop.on_uncaught_exception(|err: Error, origin: Origin| {
+    ///     eprintln!("caught ({origin}): {err}");
+    /// });
+    /// event_loop.run_main(|| {
+    ///     evloop::set_immediate(|| panic!("boom"));
+    /// })?;
+    /// event_loop.run()?; // the panic went to the handler
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn on_uncaught_exception(&self, handler: impl FnMut(Error, Origin) + 'static) {
+        self.inner.replace_uncaught_hook(Some(Box::new(handler)));
     }
 
-    /// Removes the handler: panics stop the loop again.
-    pub fn clear_uncaught_panic(&self) {
-        self.replace_panic_hook(None);
+    /// Removes the handler: uncaught errors stop the loop again.
+    pub fn clear_uncaught_exception(&self) {
+        self.inner.replace_uncaught_hook(None);
     }
 
-    #[allow(clippy::type_complexity)]
-    fn replace_panic_hook(&self, hook: Option<Box<dyn FnMut(PanicError)>>) {
-        let gen = &self.inner.panic_hook_gen;
-        gen.set(gen.get() + 1);
-        let old = std::mem::replace(&mut *self.inner.panic_hook.borrow_mut(), hook);
-        drop(old); // after the borrow: its captures may touch the loop
+    /// The loop that is current on this thread (the one running the calling
+    /// callback or task, or entered with [`enter`](EventLoop::enter)), as a
+    /// handle: to reach the settings of [`EventLoop`] from inside
+    /// [`crate::run`] or [`crate::run_async`]. `None` outside any loop.
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     let me = evloop::EventLoop::current().expect("inside run");
+    ///     me.on_uncaught_exception(|err, _| eprintln!("handled: {err}"));
+    ///     evloop::set_timeout(std::time::Duration::ZERO, || panic!("boom"));
+    /// })
+    /// .unwrap(); // the handler took the panic
+    /// ```
+    pub fn current() -> Option<EventLoop> {
+        let inner = CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()?;
+        Some(EventLoop { inner })
     }
 
     /// What is active on the loop, with a kind, a label and whether it keeps
     /// the loop alive: the answer to "why doesn't my program exit?".
     pub fn active_handles(&self) -> Vec<HandleInfo> {
-        let inner = &self.inner;
+        self.inner.active_handles()
+    }
+
+    /// Runs `main` as Node runs a script's top level: with this loop
+    /// current, followed by a microtask checkpoint (its `next_tick`s and
+    /// microtasks run before this returns; timers, immediates and I/O wait
+    /// for [`run`](EventLoop::run)). [`crate::run`] is `run_main` then `run`.
+    pub fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
+        if self.inner.running.get() || self.inner.phase.get() == Phase::Main {
+            return Err(Error::Reentrant);
+        }
+        let _guard = self.enter();
+        self.inner.phase.set(Phase::Main);
+        self.inner.call("main", main);
+        self.inner.checkpoint(&mut Turn::default());
+        self.inner.phase.set(Phase::Idle);
+        match self.inner.fatal.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Inner {
+    fn active_handles(&self) -> Vec<HandleInfo> {
+        let inner = self;
         let now = inner.now_ns.get();
         let mut out = Vec::new();
         for (repeat, delay, refed, deadline) in inner.timers.borrow().describe() {
@@ -259,25 +312,6 @@ impl EventLoop {
             });
         }
         out
-    }
-
-    /// Runs `main` as Node runs a script's top level: with this loop
-    /// current, followed by a microtask checkpoint (its `next_tick`s and
-    /// microtasks run before this returns; timers, immediates and I/O wait
-    /// for [`run`](EventLoop::run)). [`crate::run`] is `run_main` then `run`.
-    pub fn run_main(&self, main: impl FnOnce()) -> Result<(), Error> {
-        if self.inner.running.get() || self.inner.phase.get() == Phase::Main {
-            return Err(Error::Reentrant);
-        }
-        let _guard = self.enter();
-        self.inner.phase.set(Phase::Main);
-        self.inner.call("main", main);
-        self.inner.checkpoint(&mut Turn::default());
-        self.inner.phase.set(Phase::Idle);
-        match self.inner.fatal.borrow_mut().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 }
 
@@ -362,6 +396,55 @@ pub fn now() -> Instant {
 /// If no event loop is current on this thread.
 pub fn current_phase() -> Phase {
     with_current(|inner| inner.phase.get())
+}
+
+/// Installs the current loop's uncaught-exception handler (see
+/// [`EventLoop::on_uncaught_exception`]; Node's
+/// `process.on('uncaughtException')`), from anywhere inside the loop.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     evloop::on_uncaught_exception(|err, origin| eprintln!("{origin}: {err}"));
+///     evloop::set_timeout(Duration::ZERO, || panic!("handled, not fatal"));
+///     let _ = evloop::promise::Promise::<()>::reject(evloop::promise::Rejection::msg("handled too"));
+/// })
+/// .expect("the handler took both");
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn on_uncaught_exception(handler: impl FnMut(Error, Origin) + 'static) {
+    with_current(|inner| inner.replace_uncaught_hook(Some(Box::new(handler))))
+}
+
+/// Removes the current loop's uncaught-exception handler: an uncaught
+/// error stops the loop again.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn clear_uncaught_exception() {
+    with_current(|inner| inner.replace_uncaught_hook(None))
+}
+
+/// What is active on the current loop (see [`EventLoop::active_handles`]):
+/// Node's `process.getActiveResourcesInfo()`.
+///
+/// ```
+/// evloop::run(|| {
+///     let t = evloop::set_timeout(std::time::Duration::from_secs(1), || {});
+///     assert_eq!(evloop::active_handles().len(), 1);
+///     t.clear();
+///     assert!(evloop::active_handles().is_empty());
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn active_handles() -> Vec<HandleInfo> {
+    with_current(|inner| inner.active_handles())
 }
 
 /// Whether a loop is current on this thread.

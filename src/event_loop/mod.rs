@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, PanicError};
+use crate::error::{Error, Origin, PanicError};
 use crate::immediate::ImmediateQueue;
 use crate::introspect::{HandleInfo, HandleKind};
 use crate::microtasks::{Job, Microtasks};
@@ -26,7 +26,10 @@ use crate::trace;
 mod handle;
 mod phases;
 
-pub use handle::{current_phase, has_current, now, run, stop, EventLoop};
+pub use handle::{
+    active_handles, clear_uncaught_exception, current_phase, has_current, now,
+    on_uncaught_exception, run, stop, EventLoop,
+};
 
 thread_local! {
     /// The loop that the free functions (`set_timeout`, ...) act on.
@@ -41,17 +44,35 @@ const NO_LOOP: &str = "no evloop event loop is current on this thread: \
 ///
 /// # Panics
 /// If there is none (see [`NO_LOOP`]).
+///
+/// No borrow of the thread's slot is held while `f` runs (`f` may run user
+/// code that enters another loop: a task's first poll calling `block_on`).
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_ref().expect(NO_LOOP)))
+    let inner = CURRENT.with(|c| c.borrow().clone());
+    f(inner.as_ref().expect(NO_LOOP))
 }
 
 /// Runs `f` with the thread's current loop, or returns `None` if there is
 /// none (for code that may run while a loop is being dropped).
 pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|c| c.borrow().as_ref().map(f))
+    let inner = CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
         .ok()
-        .flatten()
+        .flatten()?;
+    Some(f(&inner))
+}
+
+/// Reports an error nobody listens for to the current loop (see
+/// [`Inner::report_uncaught`]); with no loop current, it is logged.
+pub(crate) fn report_uncaught(err: Error) {
+    let mut err = Some(err);
+    try_with_current(|i| {
+        let e = err.take().expect("once");
+        i.report_uncaught(e, Origin::UncaughtException)
+    });
+    if let Some(e) = err {
+        log::warn!("uncaught error with no loop current: {e}");
+    }
 }
 
 /// The thread's current loop, for layers that keep a reference.
@@ -93,6 +114,15 @@ impl LoopRef {
     pub(crate) fn checkpoint_now(&self) {
         if let Some(i) = self.0.upgrade() {
             i.checkpoint_now();
+        }
+    }
+
+    /// Reports an error nobody listens for (see [`Inner::report_uncaught`]);
+    /// with the loop gone, it is logged.
+    pub(crate) fn report_uncaught(&self, err: Error) {
+        match self.0.upgrade() {
+            Some(i) => i.report_uncaught(err, Origin::UncaughtException),
+            None => log::warn!("uncaught error after the loop ended: {err}"),
         }
     }
 }
@@ -178,9 +208,12 @@ pub(crate) struct Inner {
     running: Cell<bool>,
     phase: Cell<Phase>,
     iterations: Cell<u64>,
-    /// What stops the loop: an uncaught panic, or an unhandled rejection
-    /// in strict mode.
+    /// What stops the loop: an uncaught error nobody handled.
     fatal: RefCell<Option<Error>>,
+    /// A panicking `next_tick` (taken by the uncaught handler) cut a drain
+    /// short: the rest waits for the next callback, and poll must not block
+    /// meanwhile (Node's uncaught path queues an empty immediate for this).
+    interrupted: Cell<bool>,
     /// Rejected promises waiting for the end of a checkpoint to be
     /// reported unhandled, and the reporting policy.
     pub(crate) rejections: crate::promise::unhandled::Tracker,
@@ -192,12 +225,16 @@ pub(crate) struct Inner {
     /// This loop started tracing from `EVLOOP_TRACE`, and ends it when
     /// dropped.
     trace_owner: bool,
-    #[allow(clippy::type_complexity)]
-    panic_hook: RefCell<Option<Box<dyn FnMut(PanicError)>>>,
+    /// The uncaught-exception handler (Node's
+    /// `process.on('uncaughtException')`).
+    uncaught_hook: RefCell<Option<UncaughtHook>>,
     /// Bumped whenever the handler is set or cleared, so a handler that
     /// replaces or clears itself while running is not put back.
-    panic_hook_gen: Cell<u64>,
+    uncaught_hook_gen: Cell<u64>,
 }
+
+/// An uncaught-exception handler.
+pub(crate) type UncaughtHook = Box<dyn FnMut(Error, Origin)>;
 
 impl Inner {
     // ---- time ----
@@ -348,6 +385,7 @@ impl Inner {
     /// libuv's `uv_backend_timeout`: how long poll may block.
     fn backend_timeout(&self) -> Option<Duration> {
         if self.stop_flag.get()
+            || self.interrupted.get()
             || !self.pending.borrow().is_empty()
             || !self.closing.borrow().is_empty()
             || self.immediates.borrow().refed() > 0
@@ -366,43 +404,74 @@ impl Inner {
 
     // ---- calling user code ----
 
-    /// Calls user code at the dispatch boundary, catching a panic.
-    pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) {
+    /// Calls user code at the dispatch boundary, catching a panic. Returns
+    /// whether it returned normally.
+    pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) -> bool {
         let span = trace::begin();
         let r = catch_unwind(AssertUnwindSafe(f));
         trace::end(span, origin, "callback", None);
-        if let Err(payload) = r {
-            self.report_panic(PanicError::from_payload(&*payload, origin));
-            // The payload's own Drop could panic; don't let that escape.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        match r {
+            Ok(()) => true,
+            Err(payload) => {
+                self.report_panic(PanicError::from_payload(&*payload, origin));
+                // The payload's own Drop could panic; don't let that escape.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                false
+            }
         }
     }
 
-    /// Routes a caught panic to the user's handler, or records it so the
-    /// loop stops (Node's default for an uncaught exception).
-    fn report_panic(&self, err: PanicError) {
-        log::debug!("{err}");
-        let hook = self.panic_hook.borrow_mut().take();
-        match hook {
-            Some(mut hook) => {
-                let gen = self.panic_hook_gen.get();
-                let r = catch_unwind(AssertUnwindSafe(|| hook(err)));
-                if self.panic_hook_gen.get() == gen {
-                    *self.panic_hook.borrow_mut() = Some(hook);
-                } else {
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(hook)));
-                }
-                if let Err(p) = r {
-                    // A panicking handler is fatal, as a throw inside
-                    // Node's 'uncaughtException' listener is.
-                    let e = PanicError::from_payload(&*p, "uncaught-panic handler");
-                    self.fatal.borrow_mut().get_or_insert(Error::Panicked(e));
-                }
-            }
-            None => {
-                self.fatal.borrow_mut().get_or_insert(Error::Panicked(err));
-            }
+    /// The checkpoint after a callback, unless it panicked: then (with an
+    /// uncaught handler that took the panic) the queues it left drain
+    /// after the *next* callback, as Node skips the drain of a callback
+    /// that threw (a due timer, immediate or I/O callback runs first).
+    #[inline]
+    fn checkpoint_after(&self, returned: bool, turn: &mut Turn) {
+        if returned {
+            self.checkpoint(turn);
         }
+    }
+
+    /// Routes a caught panic to the uncaught-exception handler, or records
+    /// it so the loop stops (Node's default for an uncaught exception).
+    fn report_panic(&self, err: PanicError) {
+        self.report_uncaught(Error::Panicked(err), Origin::UncaughtException);
+    }
+
+    /// An error nobody handled (a panic, an unhandled rejection, an error
+    /// with no listener): the uncaught-exception handler gets it and the
+    /// loop goes on; without a handler the loop stops and `run` returns it
+    /// (the first one wins), as Node exits on an uncaught exception.
+    pub(crate) fn report_uncaught(&self, err: Error, origin: Origin) {
+        log::debug!("uncaught ({origin}): {err}");
+        // Take, then call: the handler may set or clear the handler.
+        let hook = self.uncaught_hook.borrow_mut().take();
+        let Some(mut hook) = hook else {
+            self.set_fatal(err);
+            return;
+        };
+        let gen = self.uncaught_hook_gen.get();
+        let r = catch_unwind(AssertUnwindSafe(|| hook(err, origin)));
+        if self.uncaught_hook_gen.get() == gen {
+            *self.uncaught_hook.borrow_mut() = Some(hook);
+        } else {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(hook)));
+        }
+        if let Err(p) = r {
+            // A panicking handler is fatal, as a throw inside Node's
+            // 'uncaughtException' listener is.
+            let e = PanicError::from_payload(&*p, "uncaught-exception handler");
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
+            self.set_fatal(Error::Panicked(e));
+        }
+    }
+
+    /// Sets (or with `None` clears) the uncaught-exception handler.
+    pub(crate) fn replace_uncaught_hook(&self, hook: Option<UncaughtHook>) {
+        let gen = &self.uncaught_hook_gen;
+        gen.set(gen.get() + 1);
+        let old = std::mem::replace(&mut *self.uncaught_hook.borrow_mut(), hook);
+        drop(old); // after the borrow: its captures may touch the loop
     }
 
     /// Records what stops the loop (the first one wins).
@@ -410,9 +479,8 @@ impl Inner {
         self.fatal.borrow_mut().get_or_insert(e);
     }
 
-    /// Whether the loop must stop: a panic nobody handled, or a strict-mode
-    /// unhandled rejection.
-    fn has_panicked(&self) -> bool {
+    /// Whether the loop must stop: an uncaught error nobody handled.
+    pub(crate) fn has_failed(&self) -> bool {
         self.fatal.borrow().is_some()
     }
 
@@ -444,12 +512,13 @@ impl Inner {
     #[inline(never)]
     fn checkpoint_slow(&self, turn: &mut Turn) {
         loop {
-            if self.has_panicked() {
+            if self.has_failed() {
                 return;
             }
             if !self.micro.is_empty() && !self.drain_queues(turn) {
                 return;
             }
+            self.interrupted.set(false);
             if self.rejections.is_idle() {
                 return;
             }
@@ -477,7 +546,11 @@ impl Inner {
                     // Node: after a throw in a microtask V8 drains on; after
                     // a throw in a tick, the queues resume only at the next
                     // callback boundary.
-                    if self.has_panicked() || from_tick {
+                    if self.has_failed() {
+                        return false;
+                    }
+                    if from_tick {
+                        self.interrupted.set(true);
                         return false;
                     }
                 }
@@ -592,8 +665,9 @@ impl Drop for Running<'_> {
 
 /// Makes a loop the thread's current one until dropped; see
 /// [`EventLoop::enter`]. Guards nest and must be dropped in reverse order
-/// of creation (dropping one out of order panics, as tokio's do: the
-/// alternative is a loop that stays current, and alive, forever).
+/// of creation. Dropping one out of order is a bug in the caller: it is
+/// reported on stderr (not a panic: a `Drop` that panics while unwinding
+/// aborts the process), and the loop the guard replaced is current again.
 #[must_use = "the loop is current only while the guard lives"]
 pub struct EnterGuard {
     prev: Option<Rc<Inner>>,
@@ -618,8 +692,12 @@ impl Drop for EnterGuard {
             _ => true,
         };
         drop(old);
-        if !in_order && !std::thread::panicking() {
-            panic!("evloop EnterGuards were dropped out of order (drop the newest first)");
+        if !in_order {
+            // A `Drop` must not panic (a panic while unwinding aborts the
+            // process): say so loudly instead. The loop this guard entered
+            // is no longer current; the one it replaced is again.
+            log::error!("evloop EnterGuards were dropped out of order (drop the newest first)");
+            eprintln!("evloop: EnterGuards were dropped out of order (drop the newest first)");
         }
     }
 }

@@ -6,15 +6,19 @@ use super::*;
 impl Inner {
     /// One run of `uv_run` (libuv >= 1.45, as in Node 20).
     pub(super) fn run_mode(self: &Rc<Self>, mode: Mode) -> Result<Turn, Error> {
-        if self.running.get() {
+        if self.is_busy() {
             return Err(Error::Reentrant);
         }
         let _running = Running::enter(self);
         let mut turn = Turn::default();
 
-        // Work left queued by a panic that stopped the previous run.
-        self.checkpoint(&mut turn);
-
+        // Work queued from outside any callback (an embedder's code, the
+        // first poll of `block_on`'s task) drains now. What a panicking
+        // `next_tick` interrupted waits for the first callback instead, as
+        // in Node: a due timer runs first.
+        if !self.interrupted.replace(false) || !self.alive() {
+            self.checkpoint(&mut turn);
+        }
         let mut alive = self.alive();
         if !alive {
             self.update_now_ns();
@@ -25,7 +29,7 @@ impl Inner {
             self.traced("timers", &mut turn, |me, turn| me.run_timers(turn));
         }
 
-        while alive && !self.stop_flag.get() && !self.has_panicked() {
+        while alive && !self.stop_flag.get() && !self.has_failed() {
             let n = self.iterations.get() + 1;
             self.iterations.set(n);
             turn.iterations += 1;
@@ -47,7 +51,7 @@ impl Inner {
             // Completions that arrived during poll run now, a bounded number
             // of rounds so a flood cannot starve the other phases.
             for _ in 0..8 {
-                if self.pending.borrow().is_empty() || self.has_panicked() {
+                if self.pending.borrow().is_empty() || self.has_failed() {
                     break;
                 }
                 self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
@@ -97,13 +101,13 @@ impl Inner {
         self.phase.set(Phase::Timers);
         let now = self.now_ns.get();
         log::trace!("phase timers ({} armed)", self.timers.borrow().armed());
-        while !self.has_panicked() {
+        while !self.has_failed() {
             // Pop one at a time: a callback may clear a timer that is due.
             let Some(mut due) = self.timers.borrow_mut().pop_due(now) else {
                 break;
             };
             log::trace!("dispatch timer #{}", due.key);
-            self.call("timer", || due.cb.call());
+            let mut ok = self.call("timer", || due.cb.call());
             turn.timers += 1;
             let garbage = self
                 .timers
@@ -111,9 +115,9 @@ impl Inner {
                 .finish(due, || self.update_now_ns());
             // Dropping user captures is user code too: it may panic.
             if let Some(garbage) = garbage {
-                self.call("timer", move || drop(garbage));
+                ok &= self.call("timer", move || drop(garbage));
             }
-            self.checkpoint(turn);
+            self.checkpoint_after(ok, turn);
         }
     }
 
@@ -141,15 +145,15 @@ impl Inner {
         let n = self.pending.borrow().len();
         log::trace!("phase pending ({n} queued)");
         for _ in 0..n {
-            if self.has_panicked() {
+            if self.has_failed() {
                 break;
             }
             let Some(job) = self.pending.borrow_mut().pop_front() else {
                 break;
             };
-            self.call("pending", job);
+            let ok = self.call("pending", job);
             turn.pending += 1;
-            self.checkpoint(turn);
+            self.checkpoint_after(ok, turn);
         }
     }
 
@@ -201,12 +205,12 @@ impl Inner {
         } else {
             "io"
         };
-        self.call(label, || cb(ready));
+        let mut ok = self.call(label, || cb(ready));
         turn.io += 1;
         if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
-            self.call("io", move || drop(garbage));
+            ok &= self.call("io", move || drop(garbage));
         }
-        self.checkpoint(turn);
+        self.checkpoint_after(ok, turn);
     }
 
     /// `Poll::poll`, retried on `EINTR` with the *remaining* timeout.
@@ -226,17 +230,21 @@ impl Inner {
 
     fn run_check(&self, turn: &mut Turn) {
         self.phase.set(Phase::Check);
+        // Queues left by a panic (taken by the uncaught handler) drain
+        // here at the latest, before the first immediate, as in Node. A
+        // no-op otherwise: every callback is followed by a checkpoint.
+        self.checkpoint(turn);
         // Only immediates queued before this phase began run now.
         let end = self.immediates.borrow().snapshot();
         log::trace!("phase check ({} queued)", self.immediates.borrow().live());
-        while !self.has_panicked() {
+        while !self.has_failed() {
             let Some(cb) = self.immediates.borrow_mut().pop_before(end) else {
                 break;
             };
             log::trace!("dispatch immediate");
-            self.call("immediate", cb);
+            let ok = self.call("immediate", cb);
             turn.immediates += 1;
-            self.checkpoint(turn);
+            self.checkpoint_after(ok, turn);
         }
     }
 
@@ -247,15 +255,15 @@ impl Inner {
             log::trace!("phase close ({n} closing)");
         }
         for _ in 0..n {
-            if self.has_panicked() {
+            if self.has_failed() {
                 break;
             }
             let Some(job) = self.closing.borrow_mut().pop_front() else {
                 break;
             };
-            self.call("close", job);
+            let ok = self.call("close", job);
             turn.closes += 1;
-            self.checkpoint(turn);
+            self.checkpoint_after(ok, turn);
         }
     }
 }

@@ -46,7 +46,10 @@ type ReadDone = Box<dyn FnOnce(io::Result<Option<Vec<u8>>>)>;
 /// It takes over the stream's `on_data`, `on_end` and `on_error` callbacks
 /// and pauses the stream after each chunk, so bytes that arrive between
 /// reads wait in the kernel (backpressure). Don't mix it with your own
-/// `on_data` on the same stream.
+/// `on_data` on the same stream. An error while a read waits rejects that
+/// read; an error while none waits is uncaught (see
+/// [`crate::on_uncaught_exception`]), as a stream's `'error'` with no
+/// listener is.
 pub fn read(stream: &Stream) -> Promise<Option<Vec<u8>>> {
     promisify(|done: ReadDone| {
         if stream.read_finished() {
@@ -68,10 +71,14 @@ pub fn read(stream: &Stream) -> Promise<Option<Vec<u8>>> {
                     done(Ok(None));
                 }
             })
-            .on_error(move |e| {
-                if let Some(done) = on_error.take() {
-                    done(Err(e));
-                }
+            .on_error(move |e| match on_error.take() {
+                Some(done) => done(Err(e)),
+                // No read waits: nobody listens for the error, which is
+                // then uncaught, as after Node's `once(stream, 'data')`.
+                None => crate::event_loop::report_uncaught(crate::Error::UnhandledError {
+                    emitter: "stream",
+                    error: e,
+                }),
             });
         stream.resume();
     })

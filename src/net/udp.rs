@@ -105,7 +105,11 @@ impl UdpSocket {
     }
 
     /// Calls `cb` with receive errors (for example an ICMP port unreachable
-    /// on a connected socket). The socket stays open.
+    /// on a connected socket). The socket stays open. Without it a receive
+    /// error is an uncaught error, as Node's `'error'` with no listener: the
+    /// [uncaught-exception handler](crate::on_uncaught_exception) gets it,
+    /// or the loop stops with
+    /// [`Error::UnhandledError`](crate::Error::UnhandledError).
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
         let old = self.inner.on_error.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
@@ -343,7 +347,11 @@ impl Inner {
                                 *slot = Some(cb);
                             }
                         }
-                        None => log::debug!("udp receive error: {e}"),
+                        // Node's 'error' with no listener: uncaught.
+                        None => self.lp.report_uncaught(crate::Error::UnhandledError {
+                            emitter: "udp socket",
+                            error: e,
+                        }),
                     }
                 }
             }

@@ -162,50 +162,36 @@ impl Command {
         &self.program
     }
 
-    /// Starts the child. Failure to start (a program that does not exist
-    /// gives `NotFound`) is not returned here but reported through
-    /// [`Child::on_exit`] / [`Child::wait`], from the next pending phase,
-    /// as Node reports it through the `'error'` event.
+    /// Starts the child, or returns why it cannot start (a program that
+    /// does not exist gives `NotFound`), as `std` and tokio do: a child that
+    /// never started is an error at the call, not a `Child` without pipes.
     ///
     /// ```
     /// use evloop::process::{Command, Stdio};
     /// evloop::run(|| {
     ///     let child = Command::new("echo").arg("hi").stdout(Stdio::Piped).spawn();
+    ///     let child = child.expect("echo starts");
     ///     let out = child.stdout.clone().unwrap();
     ///     out.on_data(|bytes| assert_eq!(bytes, b"hi\n"));
     ///     child.on_exit(|status| assert!(status.unwrap().success()));
+    ///
+    ///     let missing = Command::new("no-such-program").spawn();
+    ///     assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
     /// })
     /// .unwrap();
     /// ```
     ///
+    /// # Errors
+    /// The error of `fork`/`exec` (with the program's name in its message
+    /// for a missing program), or of setting up its pipes.
+    ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub fn spawn(&mut self) -> Child {
-        let lp = LoopRef::current();
-        match self.try_spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                log::debug!("spawn {}: {e}", self.program);
-                let inner = Rc::new(ChildInner {
-                    pid: None,
-                    proc: RefCell::new(None),
-                    outcome: RefCell::new(Some(Outcome::Failed(
-                        e.kind(),
-                        format!("spawn {}: {e}", self.program),
-                    ))),
-                    listeners: RefCell::default(),
-                    refed: Cell::new(false),
-                    hub: Weak::new(),
-                    lp,
-                });
-                Child {
-                    inner,
-                    stdin: None,
-                    stdout: None,
-                    stderr: None,
-                }
-            }
-        }
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        self.try_spawn().map_err(|e| {
+            log::debug!("spawn {}: {e}", self.program);
+            io::Error::new(e.kind(), format!("spawn {}: {e}", self.program))
+        })
     }
 
     fn try_spawn(&mut self) -> io::Result<Child> {
@@ -244,7 +230,7 @@ impl Command {
             None => None,
         };
         let inner = Rc::new(ChildInner {
-            pid: Some(pid),
+            pid,
             proc: RefCell::new(Some(proc)),
             outcome: RefCell::new(None),
             listeners: RefCell::default(),
@@ -313,7 +299,7 @@ impl Outcome {
 }
 
 pub(crate) struct ChildInner {
-    pid: Option<u32>,
+    pid: u32,
     /// std's handle, for `try_wait`; `None` once reaped.
     proc: RefCell<Option<std::process::Child>>,
     outcome: RefCell<Option<Outcome>>,
@@ -334,16 +320,16 @@ impl ChildInner {
             Ok(None) => return None,
             // ECHILD: someone else reaped it (a `waitpid(-1)` elsewhere, or
             // SIGCHLD set to SIG_IGN); its status is lost.
-            Err(e) => Outcome::Failed(e.kind(), format!("waitpid {:?}: {e}", self.pid)),
+            Err(e) => Outcome::Failed(e.kind(), format!("waitpid {}: {e}", self.pid)),
         };
         *proc = None;
         Some(outcome)
     }
 
     fn finish(&self, outcome: Outcome, hub: &Hub) {
-        log::debug!("pid {:?} ended: {}", self.pid, describe(&outcome));
+        log::debug!("pid {} ended: {}", self.pid, describe(&outcome));
         if crate::trace::is_enabled() {
-            let what = format!("pid {:?} ended: {}", self.pid, describe(&outcome));
+            let what = format!("pid {} ended: {}", self.pid, describe(&outcome));
             crate::trace::instant(&what, "process");
         }
         *self.outcome.borrow_mut() = Some(outcome.clone());
@@ -441,8 +427,8 @@ pub struct Child {
 }
 
 impl Child {
-    /// Its process id; `None` if it failed to start.
-    pub fn pid(&self) -> Option<u32> {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
         self.inner.pid
     }
 
@@ -471,14 +457,6 @@ impl Child {
         })
     }
 
-    /// The error that kept the child from starting, if one did.
-    pub(crate) fn spawn_error(&self) -> Option<io::Error> {
-        match &*self.inner.outcome.borrow() {
-            Some(o @ Outcome::Failed(..)) if self.inner.pid.is_none() => o.to_result().err(),
-            _ => None,
-        }
-    }
-
     /// The exit status, if the child has exited and been reaped.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         match &*self.inner.outcome.borrow() {
@@ -488,14 +466,13 @@ impl Child {
     }
 
     /// Sends `sig` to the child. Fails with `ESRCH` once it has been
-    /// reaped (its pid may then belong to another process) or if it never
-    /// started.
+    /// reaped (its pid may then belong to another process).
     pub fn kill(&self, sig: Signal) -> io::Result<()> {
         let running = self.inner.proc.borrow().is_some();
         match self.inner.pid {
             // Not yet reaped: even if it has exited, the pid is still ours
             // (a zombie's pid is not reused).
-            Some(pid) if running => super::signal::kill(pid, sig),
+            pid if running => super::signal::kill(pid, sig),
             _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
         }
     }

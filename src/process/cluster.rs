@@ -192,7 +192,7 @@ impl Cluster {
             .slots
             .borrow()
             .iter()
-            .filter_map(|s| s.worker.as_ref()?.child().pid())
+            .filter_map(|s| Some(s.worker.as_ref()?.child().pid()))
             .collect()
     }
 
@@ -253,7 +253,7 @@ impl ClusterInner {
                 return;
             }
         };
-        let pid = worker.child().pid().expect("a started worker has a pid");
+        let pid = worker.child().pid();
         let me = self.clone();
         worker
             .child()

@@ -38,7 +38,14 @@ pub fn exec(cmd: &mut Command, cb: impl FnOnce(io::Result<Output>) + 'static) {
     }
     cmd.stdout(Stdio::Piped).stderr(Stdio::Piped);
     let limit = cmd.max_output;
-    let child = cmd.spawn();
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            // Node's exec calls back with the spawn error, never at once.
+            crate::event_loop::LoopRef::current().defer_pending(Box::new(move || cb(Err(e))));
+            return;
+        }
+    };
     let job = Rc::new(Collect {
         out: RefCell::default(),
         err: RefCell::default(),
@@ -64,6 +71,9 @@ pub fn exec(cmd: &mut Command, cb: impl FnOnce(io::Result<Output>) + 'static) {
             }
             buf.extend_from_slice(bytes);
         });
+        // A read error fails the whole exec (never a truncated `Ok`).
+        let j = job.clone();
+        stream.on_error(move |e| j.fail(e));
         let j = job.clone();
         stream.on_close(move |_| j.one_done());
     }

@@ -163,7 +163,9 @@ impl Channel {
 
     /// Calls `cb` once when the channel has closed: `Ok` when the peer
     /// ended it or [`close`](Channel::close) was called, the error when a
-    /// failure or a malformed frame closed it.
+    /// failure or a malformed frame closed it. Without it, such an error is
+    /// an uncaught error (see [`crate::on_uncaught_exception`]), as Node's
+    /// `'error'` with no listener.
     pub fn on_close(&self, cb: impl FnOnce(io::Result<()>) + 'static) -> &Self {
         if self.inner.closed.get() {
             let r = self.inner.result();
@@ -378,8 +380,16 @@ impl ChannelInner {
             resolve(None);
         }
         let cb = self.on_close.borrow_mut().take();
-        if let Some(cb) = cb {
-            cb(self.result());
+        match (cb, self.result()) {
+            (Some(cb), r) => cb(r),
+            // An error nobody listens for is uncaught, as Node's 'error'.
+            (None, Err(error)) => {
+                crate::event_loop::report_uncaught(crate::Error::UnhandledError {
+                    emitter: "ipc channel",
+                    error,
+                })
+            }
+            (None, Ok(())) => {}
         }
         // Break the cycle through the message callback's captures.
         drop(self.on_message.borrow_mut().take());

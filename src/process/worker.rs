@@ -88,9 +88,7 @@ impl Worker {
         let child = cmd.spawn();
         // Our copy of their end: the child has its own now.
         drop(theirs);
-        if let Some(e) = child.spawn_error() {
-            return Err(e);
-        }
+        let child = child?;
         ours.set_nonblocking(true)?;
         let stream = Stream::register(Box::new(mio::net::UnixStream::from_std(ours)), false)?;
         log::debug!("worker {entry:?} started as pid {:?}", child.pid());

@@ -35,7 +35,9 @@
 //! | a `throw` inside a callback | returning `Err(..)`; a panic is caught and rejects too |
 //! | `util.promisify`, `util.callbackify` | [`promisify`], [`callbackify`] |
 //! | `timers/promises` `setTimeout` | [`delay`] |
-//! | `process.on('unhandledRejection')` | [`EventLoop::on_unhandled_rejection`](crate::EventLoop::on_unhandled_rejection) |
+//! | `process.on('unhandledRejection')` | [`on_unhandled_rejection`] |
+//! | `process.on('uncaughtException')` | [`crate::on_uncaught_exception`] |
+//! | `--unhandled-rejections=throw/strict/warn/none` | [`set_unhandled_rejections`] |
 //!
 //! ## Values are cloned
 //!
@@ -47,19 +49,20 @@
 //! ## Unhandled rejections
 //!
 //! A promise rejected with no handler attached by the end of the microtask
-//! checkpoint is reported: by default as a `log::warn!` (Node's
-//! `--unhandled-rejections=warn`); [`UnhandledRejections::Strict`] stops
-//! the loop and `run()` returns [`Error::UnhandledRejection`]; a hook set
-//! with [`EventLoop::on_unhandled_rejection`] receives it instead. A
-//! handler attached later is reported through
-//! [`EventLoop::on_rejection_handled`].
+//! checkpoint is reported as Node 20 reports it (its default,
+//! `--unhandled-rejections=throw`): the hook set with
+//! [`on_unhandled_rejection`] gets it if there is one; otherwise it is an
+//! uncaught error, which the [uncaught-exception
+//! handler](crate::on_uncaught_exception) gets, or which stops the loop:
+//! `run()` returns [`Error::UnhandledRejection`]. So a rejection never
+//! vanishes: handle it, or the program ends with it. The other modes
+//! ([`UnhandledRejections`]) are Node's `strict`, `warn` and `none`. A
+//! handler attached later is reported through [`on_rejection_handled`].
 //!
 //! Pending promises keep nothing alive: the loop ends when its handles and
 //! requests do, as Node's does.
 //!
 //! [`Error::UnhandledRejection`]: crate::Error::UnhandledRejection
-//! [`EventLoop::on_unhandled_rejection`]: crate::EventLoop::on_unhandled_rejection
-//! [`EventLoop::on_rejection_handled`]: crate::EventLoop::on_rejection_handled
 
 mod combinators;
 mod promisify;
@@ -74,7 +77,10 @@ use std::rc::Rc;
 
 pub use promisify::{callbackify, delay, promisify, queue_work};
 pub use rejection::Rejection;
-pub use unhandled::UnhandledRejections;
+pub use unhandled::{
+    clear_rejection_hooks, on_rejection_handled, on_unhandled_rejection, set_unhandled_rejections,
+    UnhandledRejections,
+};
 
 use crate::error::PanicError;
 use state::{reaction, Core, Outcome};

@@ -85,6 +85,9 @@ impl Rejection {
     }
 
     /// The error's text (what `Display` prints): JavaScript's `.message`.
+    /// For a caught panic, the panic's own text (`"boom"` for
+    /// `panic!("boom")`); where it panicked is
+    /// [`as_panic`](Rejection::as_panic)`().origin()`.
     pub fn message(&self) -> String {
         self.to_string()
     }
@@ -161,7 +164,7 @@ impl fmt::Display for Rejection {
             Repr::Io(e) => fmt::Display::fmt(e, f),
             Repr::Message(m) => f.write_str(m),
             Repr::User(e) => fmt::Display::fmt(e, f),
-            Repr::Panic(p) => write!(f, "panicked: {}", p.message()),
+            Repr::Panic(p) => f.write_str(p.message()),
             Repr::Cycle => f.write_str("Chaining cycle detected for promise"),
             Repr::Aggregate(_) => f.write_str("All promises were rejected"),
             Repr::Aborted => f.write_str("The operation was aborted"),

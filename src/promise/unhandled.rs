@@ -15,21 +15,43 @@ use std::rc::Rc;
 
 use super::state::Tracked;
 use super::Rejection;
-use crate::error::Error;
-use crate::event_loop::{EventLoop, Inner};
+use crate::error::{Error, Origin};
+use crate::event_loop::{with_current, EventLoop, Inner};
+
+/// The warning of the `warn` and `strict` modes, on stderr as Node's.
+fn warn(reason: &Rejection) {
+    log::warn!("unhandled promise rejection: {reason}");
+    eprintln!(
+        "evloop: unhandled promise rejection: {reason} \
+         (attach a catch, or set a hook with evloop::promise::on_unhandled_rejection)"
+    );
+}
 
 /// What the loop does with a promise rejected and left without a handler
-/// (Node's `--unhandled-rejections`).
+/// (Node's `--unhandled-rejections`). Set it with
+/// [`set_unhandled_rejections`] (or [`EventLoop::set_unhandled_rejections`]).
+///
+/// In every mode a rejection of an aborted task
+/// ([`Rejection::is_aborted`]) is never reported by itself, and a promise
+/// reported unhandled that gets a handler later is reported to the
+/// [`on_rejection_handled`] hook.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnhandledRejections {
-    /// Log a warning through `log::warn!` and go on (Node's `warn`). A hook
-    /// set with [`EventLoop::on_unhandled_rejection`] replaces the warning.
+    /// Node 20's default (`throw`): the [`on_unhandled_rejection`] hook gets
+    /// it if one is set; otherwise it is raised as an uncaught error, which
+    /// the [uncaught-exception handler](crate::on_uncaught_exception) gets
+    /// (with [`Origin::UnhandledRejection`](crate::Origin)), or which stops
+    /// the loop: `run()` returns [`Error::UnhandledRejection`].
     #[default]
-    Warn,
-    /// Stop the loop: `run()` returns [`Error::UnhandledRejection`] (Node's
-    /// `strict`, and its default `throw` when nothing listens). The hook, if
-    /// set, is called first.
+    Throw,
+    /// Raise it as an uncaught error whether or not a hook is set (Node's
+    /// `strict`); then the hook, if set, is called, else a warning is
+    /// printed on stderr.
     Strict,
+    /// Print a warning on stderr, and call the hook if one is set (Node's
+    /// `warn`). The loop goes on.
+    Warn,
     /// Report nothing, except to the hook if one is set (Node's `none`).
     None,
 }
@@ -71,38 +93,55 @@ impl Tracker {
             self.call_hook(&self.on_handled, inner, "rejection-handled hook", &reason);
         }
         let round = std::mem::take(&mut *self.pending.borrow_mut());
-        for (promise, reason) in round {
-            if promise.is_handled() {
+        let mut round = round.into_iter();
+        for (promise, reason) in round.by_ref() {
+            if promise.is_handled() || reason.is_aborted() {
                 continue;
             }
             promise.mark_warned();
             log::trace!("unhandled rejection: {reason}");
             let hooked = self.on_unhandled.borrow().is_some();
-            match self.mode.get() {
-                UnhandledRejections::Strict => {
-                    if hooked {
-                        self.call_hook(
-                            &self.on_unhandled,
-                            inner,
-                            "unhandled-rejection hook",
-                            &reason,
-                        );
-                    }
-                    inner.set_fatal(Error::UnhandledRejection(reason));
-                    return;
-                }
-                _ if hooked => self.call_hook(
+            let hook = || {
+                self.call_hook(
                     &self.on_unhandled,
                     inner,
                     "unhandled-rejection hook",
                     &reason,
+                )
+            };
+            match self.mode.get() {
+                UnhandledRejections::Throw if hooked => hook(),
+                UnhandledRejections::Throw => inner.report_uncaught(
+                    Error::UnhandledRejection(reason.clone()),
+                    Origin::UnhandledRejection,
                 ),
-                UnhandledRejections::Warn => log::warn!(
-                    "unhandled promise rejection: {reason} \
-                     (attach a catch, or set a hook with EventLoop::on_unhandled_rejection)"
-                ),
-                UnhandledRejections::None => {}
+                UnhandledRejections::Strict => {
+                    inner.report_uncaught(
+                        Error::UnhandledRejection(reason.clone()),
+                        Origin::UnhandledRejection,
+                    );
+                    if hooked {
+                        hook();
+                    } else {
+                        warn(&reason);
+                    }
+                }
+                UnhandledRejections::Warn => {
+                    hook();
+                    warn(&reason);
+                }
+                UnhandledRejections::None => hook(),
             }
+            if inner.has_failed() {
+                break;
+            }
+        }
+        // The loop stops: what is left is reported when it runs again.
+        let rest: Vec<_> = round.collect();
+        if !rest.is_empty() {
+            let mut pending = self.pending.borrow_mut();
+            let newer = std::mem::replace(&mut *pending, rest);
+            pending.extend(newer);
         }
     }
 
@@ -128,16 +167,19 @@ impl Tracker {
 
 impl EventLoop {
     /// Chooses what happens to a promise rejected with no handler by the end
-    /// of a microtask checkpoint (default: [`UnhandledRejections::Warn`]).
+    /// of a microtask checkpoint (default: [`UnhandledRejections::Throw`],
+    /// as Node 20). From inside the loop, use the free
+    /// [`set_unhandled_rejections`].
     pub fn set_unhandled_rejections(&self, mode: UnhandledRejections) {
         self.inner.rejections.mode.set(mode);
     }
 
     /// Calls `hook` with the reason of each promise rejected with no handler
     /// by the end of a microtask checkpoint (Node's
-    /// `process.on('unhandledRejection')`), instead of the warning. The hook
-    /// runs on the loop thread and may use the loop. A panic in it is an
-    /// uncaught panic.
+    /// `process.on('unhandledRejection')`): in the default mode, the hook
+    /// takes the rejection and the loop goes on. The hook runs on the loop
+    /// thread and may use the loop. A panic in it is an uncaught panic.
+    /// From inside the loop, use the free [`on_unhandled_rejection`].
     ///
     /// ```
     /// use evloop::promise::{Promise, Rejection};
@@ -154,19 +196,95 @@ impl EventLoop {
     /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn on_unhandled_rejection(&self, hook: impl FnMut(&Rejection) + 'static) {
-        *self.inner.rejections.on_unhandled.borrow_mut() = Some(Box::new(hook));
+        self.inner
+            .rejections
+            .set_unhandled_hook(Some(Box::new(hook)));
     }
 
     /// Calls `hook` when a promise already reported unhandled gets a handler
     /// (Node's `process.on('rejectionHandled')`), at the end of the
     /// checkpoint after the one that attached it.
     pub fn on_rejection_handled(&self, hook: impl FnMut(&Rejection) + 'static) {
-        *self.inner.rejections.on_handled.borrow_mut() = Some(Box::new(hook));
+        self.inner.rejections.set_handled_hook(Some(Box::new(hook)));
     }
 
     /// Removes both rejection hooks.
     pub fn clear_rejection_hooks(&self) {
-        self.inner.rejections.on_unhandled.borrow_mut().take();
-        self.inner.rejections.on_handled.borrow_mut().take();
+        self.inner.rejections.clear_hooks();
     }
+}
+
+impl Tracker {
+    fn set_unhandled_hook(&self, hook: Option<Hook>) {
+        let old = std::mem::replace(&mut *self.on_unhandled.borrow_mut(), hook);
+        drop(old); // after the borrow: its captures may touch the loop
+    }
+
+    fn set_handled_hook(&self, hook: Option<Hook>) {
+        let old = std::mem::replace(&mut *self.on_handled.borrow_mut(), hook);
+        drop(old);
+    }
+
+    fn clear_hooks(&self) {
+        self.set_unhandled_hook(None);
+        self.set_handled_hook(None);
+    }
+}
+
+/// Chooses the current loop's unhandled-rejection mode (see
+/// [`EventLoop::set_unhandled_rejections`]; Node's
+/// `--unhandled-rejections`), from anywhere inside the loop.
+///
+/// ```
+/// use evloop::promise::{self, Promise, UnhandledRejections};
+///
+/// evloop::run(|| {
+///     promise::set_unhandled_rejections(UnhandledRejections::None);
+///     let _ = Promise::<()>::reject(evloop::promise::Rejection::msg("ignored"));
+/// })
+/// .expect("nothing is reported in None mode");
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn set_unhandled_rejections(mode: UnhandledRejections) {
+    with_current(|inner| inner.rejections.mode.set(mode))
+}
+
+/// Sets the current loop's unhandled-rejection hook (see
+/// [`EventLoop::on_unhandled_rejection`]; Node's
+/// `process.on('unhandledRejection')`), from anywhere inside the loop.
+///
+/// ```
+/// use evloop::promise::{self, Promise};
+///
+/// evloop::run(|| {
+///     promise::on_unhandled_rejection(|e| eprintln!("unhandled: {e}"));
+///     let _ = Promise::<()>::reject(evloop::promise::Rejection::msg("reported to the hook"));
+/// })
+/// .expect("the hook took it");
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn on_unhandled_rejection(hook: impl FnMut(&Rejection) + 'static) {
+    with_current(|inner| inner.rejections.set_unhandled_hook(Some(Box::new(hook))))
+}
+
+/// Sets the current loop's rejection-handled hook (see
+/// [`EventLoop::on_rejection_handled`]; Node's
+/// `process.on('rejectionHandled')`).
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn on_rejection_handled(hook: impl FnMut(&Rejection) + 'static) {
+    with_current(|inner| inner.rejections.set_handled_hook(Some(Box::new(hook))))
+}
+
+/// Removes the current loop's two rejection hooks.
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn clear_rejection_hooks() {
+    with_current(|inner| inner.rejections.clear_hooks())
 }

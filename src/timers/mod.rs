@@ -33,10 +33,12 @@
 //!   (Node refreshes libuv's clock in `setTimeout`), so a timer never fires
 //!   early.
 //! * Equal deadlines fire in the order they were armed (`seq`).
-//! * A delay below 1 ms is clamped to 1 ms, as in Node. A delay too large for
-//!   the clock saturates to "never" (Node would clamp to 1 ms; a Rust
-//!   `Duration` is deliberate, so we honour it). A ref'd "never" timer keeps
-//!   the loop alive until it is cleared.
+//! * A delay below 1 ms is clamped to 1 ms, as in Node. A delay over
+//!   [`TIMEOUT_MAX`] (2^31 - 1 ms, about 24.8 days) becomes 1 ms, with a
+//!   `TimeoutOverflowWarning` on stderr, as in Node: `Duration::MAX` does
+//!   not mean "never" (a timer that never fires would keep the loop alive
+//!   for ever, with no word). This holds for every face of a timer:
+//!   `set_timeout`, `set_interval`, [`delay`] and `task::sleep`.
 //! * A timer cleared while it is already due in the current timers pass does
 //!   not run: the pass pops one timer at a time, it never pre-collects.
 //! * An interval is re-armed *after* its callback, `delay` from the moment
@@ -67,6 +69,15 @@ pub use crate::promise::delay;
 
 /// The smallest delay, as in Node: `setTimeout(f, 0)` means 1 ms.
 pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
+
+/// The longest delay a timer takes: 2^31 - 1 ms (about 24.8 days), Node's
+/// `TIMEOUT_MAX`. A longer one becomes 1 ms, with a warning on stderr.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(evloop::timers::TIMEOUT_MAX, Duration::from_millis(2_147_483_647));
+/// ```
+pub const TIMEOUT_MAX: Duration = Duration::from_millis(2_147_483_647);
 
 // ---------------------------------------------------------------------------
 // The public API: handles and free functions.

@@ -367,11 +367,30 @@ pub(crate) fn duration_to_ns(d: Duration) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// A timer's delay in nanoseconds: at least `MIN_DELAY`, "never" if too
-/// large for the clock.
+/// A timer's delay in nanoseconds: at least `MIN_DELAY`; a delay over
+/// [`TIMEOUT_MAX`](super::TIMEOUT_MAX) becomes `MIN_DELAY`, with a warning,
+/// as in Node.
 #[inline]
 fn delay_to_ns(delay: Duration) -> u64 {
-    duration_to_ns(delay).max(MIN_DELAY.as_nanos() as u64)
+    let ns = duration_to_ns(delay);
+    if ns > super::TIMEOUT_MAX.as_nanos() as u64 {
+        return overflowed(delay);
+    }
+    ns.max(MIN_DELAY.as_nanos() as u64)
+}
+
+/// Node's `TimeoutOverflowWarning`: the delay does not fit, the timer fires
+/// after 1 ms, and stderr says so (each time, as Node's warning does).
+#[cold]
+#[inline(never)]
+fn overflowed(delay: Duration) -> u64 {
+    log::warn!("timer delay {delay:?} is over TIMEOUT_MAX: set to 1 ms");
+    eprintln!(
+        "evloop: TimeoutOverflowWarning: {delay:?} does not fit into a 32-bit signed \
+         integer of milliseconds (TIMEOUT_MAX, about 24.8 days). \
+         Timeout duration was set to 1 ms."
+    );
+    MIN_DELAY.as_nanos() as u64
 }
 
 /// How much to grow the heap when it is full: double while small, then by
@@ -460,11 +479,24 @@ mod tests {
     }
 
     #[test]
-    fn never_deadline_is_not_due() {
+    fn a_delay_over_timeout_max_becomes_one_ms() {
         let mut h = TimerHeap::default();
+        let one_ms = MIN_DELAY.as_nanos() as u64;
         h.insert(noop(), Duration::MAX, Kind::Once, 10);
-        assert_eq!(h.next_deadline(), Some(u64::MAX));
-        assert!(h.pop_due(u64::MAX).is_none());
-        assert!(h.has_refed());
+        assert_eq!(h.next_deadline(), Some(10 + one_ms));
+        let over = super::super::TIMEOUT_MAX + Duration::from_nanos(1);
+        h.insert(noop(), over, Kind::Once, 10);
+        h.insert(noop(), super::super::TIMEOUT_MAX, Kind::Once, 10);
+        let mut due = 0;
+        while h.pop_due(10 + one_ms).is_some() {
+            due += 1;
+        }
+        assert_eq!(due, 2, "MAX and TIMEOUT_MAX + 1 ns fire after 1 ms");
+        let max_ns = super::super::TIMEOUT_MAX.as_nanos() as u64;
+        assert_eq!(
+            h.next_deadline(),
+            Some(10 + max_ns),
+            "TIMEOUT_MAX itself is kept"
+        );
     }
 }

@@ -265,9 +265,12 @@ pub fn echo_thread_server() -> std::net::SocketAddr {
 pub fn warm_process_machinery() {
     let el = evloop::EventLoop::new().unwrap();
     let _g = el.enter();
-    evloop::process::Command::new("true").spawn().on_exit(|r| {
-        r.unwrap();
-    });
+    evloop::process::Command::new("true")
+        .spawn()
+        .expect("spawn")
+        .on_exit(|r| {
+            r.unwrap();
+        });
     let s = evloop::process::on_signal(evloop::process::Signal::SIGWINCH, |_| {}).unwrap();
     s.close();
     drop(_g);

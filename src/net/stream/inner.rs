@@ -457,6 +457,7 @@ impl StreamInner {
         // Deregister before closing the fd (the watch contract).
         self.watch.close();
         let io = self.io.borrow_mut().take();
+        let emitter = io.as_ref().map_or("stream", |io| io.kind());
         drop(io);
         let me = self.clone();
         self.lp.defer_close(Box::new(move || {
@@ -473,8 +474,10 @@ impl StreamInner {
             }
             let had_error = err.is_some();
             if let Some(e) = err {
-                if !call_error(&me.cbs.error, e) {
-                    log::debug!("stream error with no on_error handler");
+                if let Err(e) = call_error(&me.cbs.error, e) {
+                    // Node's 'error' with no listener: an uncaught error.
+                    me.lp
+                        .report_uncaught(crate::Error::UnhandledError { emitter, error: e });
                 }
             }
             let close = me.cbs.close.borrow_mut().take();

@@ -229,14 +229,15 @@ pub struct Stream {
 
 /// Calls the error callback (take, call, put back unless the user replaced
 /// it meanwhile); false if there is none.
-fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> bool {
+/// Calls the error listener; without one, hands the error back.
+fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> Result<(), io::Error> {
     let cb = slot.borrow_mut().take();
     match cb {
         Some(cb) => {
             call_and_restore(slot, cb, |cb| cb(arg));
-            true
+            Ok(())
         }
-        None => false,
+        None => Err(arg),
     }
 }
 
@@ -352,8 +353,11 @@ impl Stream {
     }
 
     /// Calls `cb` with the error that closes the stream (Node's `'error'`);
-    /// `on_close` follows. Without it the error is only logged and
-    /// `on_close` gets `true`.
+    /// `on_close` follows. Without it the error is an uncaught error, as an
+    /// `'error'` event with no listener is in Node: the [uncaught-exception
+    /// handler](crate::on_uncaught_exception) gets it, or the loop stops
+    /// and `run()` returns [`Error::UnhandledError`](crate::Error::UnhandledError);
+    /// `on_close` still gets `true`.
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
         let old = self.inner.cbs.error.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
