@@ -75,16 +75,22 @@ impl Microtasks {
 
     /// Drains both queues in Node's order; returns how many jobs ran. A
     /// panicking job unwinds out of here with the rest still queued (the
-    /// caller catches it and decides whether to resume).
-    pub(crate) fn drain(&self, ran: &mut usize) {
+    /// caller catches it and decides whether to resume). With
+    /// `micro_first` (resuming after a panicking microtask) the microtask
+    /// queue drains before the ticks, as V8 finishes its queue first.
+    pub(crate) fn drain(&self, ran: &mut usize, micro_first: bool) {
+        let mut skip_ticks = micro_first;
         loop {
             // Take, then call: the borrow ends before the job runs.
-            while let Some(job) = pop(&self.ticks) {
-                *ran += 1;
-                self.in_tick.set(true);
-                job();
-                self.in_tick.set(false);
+            if !skip_ticks {
+                while let Some(job) = pop(&self.ticks) {
+                    *ran += 1;
+                    self.in_tick.set(true);
+                    job();
+                    self.in_tick.set(false);
+                }
             }
+            skip_ticks = false;
             let mut any = false;
             while let Some(job) = pop(&self.micro) {
                 any = true;

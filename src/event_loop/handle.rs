@@ -31,16 +31,19 @@ use super::*;
 /// still active; ref/unref are flags, not counters. Queued microtasks alone
 /// keep nothing alive.
 ///
-/// # Panics in callbacks
+/// # Uncaught errors
 ///
 /// A panicking callback does not corrupt the loop: the panic is caught at
 /// the dispatch boundary. By default (Node's uncaught exception) the loop
 /// stops after that callback (the poll phase first finishes its batch, as
 /// readiness edges would otherwise be lost) and `run` returns
-/// [`Error::Panicked`]. Everything else stays queued: the loop can be run
-/// again or dropped, which releases all it holds. With
-/// [`on_uncaught_panic`](EventLoop::on_uncaught_panic) the handler gets the
-/// panic and the loop goes on.
+/// [`Error::Panicked`]; an unhandled rejection and an error with no
+/// listener stop it the same way ([`Error::UnhandledRejection`],
+/// [`Error::UnhandledError`]). Everything else stays queued: the loop can
+/// be run again or dropped, which releases all it holds. With
+/// [`on_uncaught_exception`](EventLoop::on_uncaught_exception) the handler
+/// gets the error and the loop goes on; the `next_tick`s and microtasks a
+/// panicking callback queued then run after the next callback, as in Node.
 pub struct EventLoop {
     pub(crate) inner: Rc<Inner>,
 }
@@ -351,9 +354,13 @@ impl fmt::Debug for EventLoop {
 /// Runs `main` as Node runs a script: on a new loop, then a microtask
 /// checkpoint, then the loop until nothing keeps it alive.
 ///
-/// Returns [`Error::Panicked`] if `main` or any callback panicked (and no
-/// [uncaught-panic handler](EventLoop::on_uncaught_panic) was installed);
-/// the loop is dropped either way, releasing everything it held.
+/// Returns the first uncaught error ([`Error::Panicked`] if `main` or any
+/// callback panicked, [`Error::UnhandledRejection`],
+/// [`Error::UnhandledError`]) if no [uncaught-exception
+/// handler](on_uncaught_exception) was installed; the loop is dropped
+/// either way, releasing everything it held. Called from inside another
+/// loop's callback or task, it runs a separate loop (see
+/// [`block_on`](crate::block_on)).
 ///
 /// ```
 /// use std::time::Duration;

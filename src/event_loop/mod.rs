@@ -529,10 +529,13 @@ impl Inner {
     /// Drains the `next_tick` and microtask queues. Returns false if a panic
     /// means the rest must wait for the next callback boundary.
     fn drain_queues(&self, turn: &mut Turn) -> bool {
+        // After a panicking microtask, the microtask queue drains on before
+        // the ticks (V8 finishes its queue; Node's tick loop then resumes).
+        let mut micro_first = false;
         loop {
             let mut ran = 0;
             let span = trace::begin();
-            let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran)));
+            let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran, micro_first)));
             if ran > 0 {
                 trace::end(span, "microtasks", "checkpoint", Some(("jobs", ran)));
             }
@@ -553,6 +556,7 @@ impl Inner {
                         self.interrupted.set(true);
                         return false;
                     }
+                    micro_first = true;
                 }
             }
         }

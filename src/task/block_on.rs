@@ -21,15 +21,24 @@ use crate::promise::Rejection;
 /// work on the loop runs meanwhile, and what is left when `fut` completes
 /// stays queued.
 ///
+/// **Inside a loop.** One rule for `block_on`, [`run_async`] and
+/// [`crate::run`]: called from inside a callback, a microtask or a task of
+/// a running loop (before or after its first `.await`), they run a
+/// *separate*, fresh loop, which blocks the outer one until it ends (as
+/// they would on any other thread). A loop itself is never re-entered:
+/// `EventLoop::run*` on the running loop return [`Error::Reentrant`].
+/// Prefer `.await` inside a task.
+///
 /// # Errors
 /// - [`Error::Panicked`] if `fut` panicked (the task's promise was rejected
 ///   with the panic), or a callback on the loop panicked with no
-///   uncaught-panic handler;
+///   uncaught-exception handler;
 /// - [`Error::Stalled`] if `fut` is still pending but nothing keeps the loop
 ///   alive, so nothing could ever wake it (it would hang in Rust; Node
 ///   would just exit). The task is aborted;
-/// - [`Error::UnhandledRejection`] in strict mode, and [`Error::Io`] if
-///   the loop could not be created or polled.
+/// - [`Error::UnhandledRejection`] or [`Error::UnhandledError`] if an
+///   error on the loop was not handled (see [`crate::on_uncaught_exception`]),
+///   and [`Error::Io`] if the loop could not be created or polled.
 ///
 /// A future that fails by returning an `Err` is not an error of `block_on`:
 /// its output is returned as is (`Ok(Err(e))`).
@@ -78,12 +87,13 @@ where
 /// # Errors
 /// - [`Error::Panicked`] if `fut` panicked: the loop stops at the end of
 ///   that iteration (Node exits on an async main's unhandled rejection),
-///   or if a callback on the loop panicked with no uncaught-panic handler;
+///   or if a callback on the loop panicked with no uncaught-exception handler;
 /// - [`Error::Stalled`] if the loop ended with `fut` still pending: nothing
 ///   could wake it any more (Node exits with code 13, "unsettled top-level
 ///   await");
-/// - [`Error::UnhandledRejection`] in strict mode, [`Error::Io`] if the loop
-///   could not be created or polled.
+/// - [`Error::UnhandledRejection`] or [`Error::UnhandledError`] if an
+///   error on the loop was not handled, [`Error::Io`] if the loop could not
+///   be created or polled.
 ///
 /// ```
 /// use std::cell::Cell;
