@@ -270,3 +270,74 @@ fn c3_a_throwing_microtask_does_not_stop_the_drain() {
         ]
     );
 }
+
+// (b2) setTimeout(() => { log('T1(1ms) throws'); process.nextTick(() => log('tick from T1'));
+//        queueMicrotask(() => log('micro from T1')); throw new Error('T1'); }, 1);
+//      setTimeout(() => { log('T2(2ms)'); process.nextTick(() => log('tick from T2')); }, 2);
+//      setTimeout(() => log('T3(3ms)'), 3); setImmediate(() => log('imm')); busy(10);
+// node: T1(1ms) throws, UE(T1), tick from T1, micro from T1, T2(2ms), tick from T2,
+//       T3(3ms), imm (a timer of another delay is another list: a drain before it)
+#[test]
+fn b2_a_timer_of_another_delay_gets_a_drain_first() {
+    let got = node_order(|l| {
+        let la = l.clone();
+        set_timeout(ms(1), move || {
+            la.push("T1(1ms) throws");
+            next_tick(la.rec("tick from T1"));
+            queue_microtask(la.rec("micro from T1"));
+            panic!("T1")
+        });
+        let la = l.clone();
+        set_timeout(ms(2), move || {
+            la.push("T2(2ms)");
+            next_tick(la.rec("tick from T2"));
+        });
+        set_timeout(ms(3), l.rec("T3(3ms)"));
+        set_immediate(l.rec("imm"));
+        spin(ms(10));
+    });
+    assert_eq!(
+        got,
+        [
+            "T1(1ms) throws",
+            "UE(T1)",
+            "tick from T1",
+            "micro from T1",
+            "T2(2ms)",
+            "tick from T2",
+            "T3(3ms)",
+            "imm"
+        ]
+    );
+}
+
+// (b6) setTimeout(() => { log('T1 throws'); process.nextTick(() => log('tick from T1'));
+//        queueMicrotask(() => log('micro from T1')); throw new Error('T1'); }, 1);
+//      setImmediate(() => log('imm1')); setImmediate(() => log('imm2')); busy(10);
+// node: T1 throws, UE(T1), tick from T1, micro from T1, imm1, imm2
+#[test]
+fn b6_the_only_timer_throws_the_drain_ends_the_timers_phase() {
+    let got = node_order(|l| {
+        let la = l.clone();
+        set_timeout(ms(1), move || {
+            la.push("T1 throws");
+            next_tick(la.rec("tick from T1"));
+            queue_microtask(la.rec("micro from T1"));
+            panic!("T1")
+        });
+        set_immediate(l.rec("imm1"));
+        set_immediate(l.rec("imm2"));
+        spin(ms(10));
+    });
+    assert_eq!(
+        got,
+        [
+            "T1 throws",
+            "UE(T1)",
+            "tick from T1",
+            "micro from T1",
+            "imm1",
+            "imm2"
+        ]
+    );
+}

@@ -27,6 +27,10 @@ fn main() {
         ("backpressure_both_ways", backpressure),
         ("recv_and_send_promise_in_async", async_style),
         ("an_oversized_frame_closes_the_channel", oversized_frame),
+        (
+            "a_channel_error_nobody_listens_for_is_uncaught",
+            unlistened_channel_error,
+        ),
         ("bad_input_is_an_error_not_a_panic", bad_input),
     ];
     // The process-wide signal pipe (two fds, kept for the life of the
@@ -275,6 +279,37 @@ fn oversized_frame() {
     // The good message before the bad frame still arrived.
     assert_eq!(*got.borrow(), vec![b"fine".to_vec()]);
     assert_eq!(*err.borrow(), Some(io::ErrorKind::InvalidData));
+}
+
+/// A channel closed by an error with no `on_close` listener: an uncaught
+/// error (Node's `'error'` with no listener). With no handler `run`
+/// returns it; with one, the handler gets it once and the loop goes on.
+fn unlistened_channel_error() {
+    let r = evloop::run(|| {
+        let w = Worker::spawn("garbage").unwrap();
+        w.on_message(|_| {});
+    });
+    match r {
+        Err(evloop::Error::UnhandledError { emitter, error }) => {
+            assert_eq!(emitter, "ipc channel");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        }
+        other => panic!("{other:?}"),
+    }
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let later = Rc::new(Cell::new(false));
+    let (s, l) = (seen.clone(), later.clone());
+    evloop::run(move || {
+        evloop::on_uncaught_exception(move |e, o| s.borrow_mut().push(format!("{o}: {e}")));
+        let w = Worker::spawn("garbage").unwrap();
+        w.on_message(|_| {});
+        evloop::set_timeout(Duration::from_millis(50), move || l.set(true));
+    })
+    .unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("uncaughtException: "), "{seen:?}");
+    assert!(later.get());
 }
 
 fn bad_input() {

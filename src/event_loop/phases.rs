@@ -101,13 +101,28 @@ impl Inner {
         self.phase.set(Phase::Timers);
         let now = self.now_ns.get();
         log::trace!("phase timers ({} armed)", self.timers.borrow().armed());
+        // The delay of a timer that panicked (its checkpoint skipped).
+        let mut panicked: Option<u64> = None;
         while !self.has_failed() {
+            if let Some(delay) = panicked.take() {
+                // Node drains before a timer of another list (delay), and
+                // at the end of the phase; one of the same list runs
+                // first, then the drain.
+                if self.timers.borrow().due_delay(now) != Some(delay) {
+                    self.checkpoint(turn);
+                }
+            }
             // Pop one at a time: a callback may clear a timer that is due.
             let Some(mut due) = self.timers.borrow_mut().pop_due(now) else {
                 break;
             };
             log::trace!("dispatch timer #{}", due.key);
             let mut ok = self.call("timer", || due.cb.call());
+            let delay = if ok {
+                0
+            } else {
+                self.timers.borrow().delay_of(due.key)
+            };
             turn.timers += 1;
             let garbage = self
                 .timers
@@ -116,6 +131,9 @@ impl Inner {
             // Dropping user captures is user code too: it may panic.
             if let Some(garbage) = garbage {
                 ok &= self.call("timer", move || drop(garbage));
+            }
+            if !ok {
+                panicked = Some(delay);
             }
             self.checkpoint_after(ok, turn);
         }

@@ -217,17 +217,31 @@ impl Command {
         let pid = proc.id();
         log::debug!("spawned {} as pid {pid}", self.program);
         crate::trace::instant(&format!("spawn {} (pid {pid})", self.program), "process");
-        let stdin = match proc.stdin.take() {
-            Some(p) => Some(pipe_out(mio::unix::pipe::Sender::from(p), "child stdin")?),
-            None => None,
-        };
-        let stdout = match proc.stdout.take() {
-            Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stdout")?),
-            None => None,
-        };
-        let stderr = match proc.stderr.take() {
-            Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stderr")?),
-            None => None,
+        let pipes = (|| {
+            let stdin = match proc.stdin.take() {
+                Some(p) => Some(pipe_out(mio::unix::pipe::Sender::from(p), "child stdin")?),
+                None => None,
+            };
+            let stdout = match proc.stdout.take() {
+                Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stdout")?),
+                None => None,
+            };
+            let stderr = match proc.stderr.take() {
+                Some(p) => Some(pipe_in(mio::unix::pipe::Receiver::from(p), "child stderr")?),
+                None => None,
+            };
+            io::Result::Ok((stdin, stdout, stderr))
+        })();
+        let (stdin, stdout, stderr) = match pipes {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                // The child runs, but we cannot talk to it: end it and reap
+                // it here (it has just started), rather than leave it
+                // running untracked.
+                let _ = proc.kill();
+                let _ = proc.wait();
+                return Err(e);
+            }
         };
         let inner = Rc::new(ChildInner {
             pid,

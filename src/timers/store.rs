@@ -139,6 +139,18 @@ impl TimerHeap {
         })
     }
 
+    /// The delay of the timer in slot `key` (one being fired).
+    pub(crate) fn delay_of(&self, key: u32) -> u64 {
+        self.slots.at(key).delay_ns
+    }
+
+    /// The delay of the next due timer, if one is due at `now_ns`: Node
+    /// groups timers by delay in lists, which matters after a throw.
+    pub(crate) fn due_delay(&self, now_ns: u64) -> Option<u64> {
+        let top = self.heap.first()?;
+        (top.deadline <= now_ns).then(|| self.slots.at(top.key).delay_ns)
+    }
+
     /// Called after a due timer's callback returned: puts the callback back,
     /// re-arms an interval, or frees the slot. Returns the closure if it is
     /// to be dropped.
