@@ -15,6 +15,8 @@
 use std::fmt;
 use std::ops::Range;
 
+pub use crate::args::Args;
+
 /// The largest bulk string accepted (Redis's `proto-max-bulk-len`).
 pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
@@ -89,6 +91,18 @@ impl Parser {
             args: Vec::new(),
             pos: 0,
             need: 0,
+        }
+    }
+
+    /// How many bytes the current frame needs before it can progress,
+    /// counted from its start: once a bulk string's header is read, the
+    /// end of that string, so a buffer can be sized for it exactly.
+    /// Zero between frames.
+    pub fn need(&self) -> usize {
+        if self.state == State::Done {
+            0
+        } else {
+            self.need
         }
     }
 
@@ -214,10 +228,7 @@ impl Parser {
     /// The arguments of the frame just completed, as slices of `frame` (the
     /// buffer given to [`parse`](Parser::parse)).
     pub fn args<'a>(&'a self, frame: &'a [u8]) -> Args<'a> {
-        Args {
-            buf: frame,
-            ranges: &self.args,
-        }
+        Args::new(frame, &self.args)
     }
 }
 
@@ -349,36 +360,6 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         Some(n)
     } else {
         n.checked_neg()
-    }
-}
-
-/// The arguments of one request, borrowed from the read buffer.
-#[derive(Clone, Copy)]
-pub struct Args<'a> {
-    buf: &'a [u8],
-    ranges: &'a [Range<usize>],
-}
-
-impl<'a> Args<'a> {
-    /// How many arguments (the command name included).
-    pub fn len(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Whether the request was empty (a blank line, `*0`).
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// Argument `i`; 0 is the command name.
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        &self.buf[self.ranges[i].clone()]
-    }
-
-    /// Arguments `from..` in order.
-    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let buf = self.buf;
-        self.ranges[from..].iter().map(move |r| &buf[r.clone()])
     }
 }
 
