@@ -282,15 +282,15 @@ fn deadline(n: i64, unit_ms: i64) -> Option<Instant> {
     }
 }
 
-fn get(db: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+fn get(db: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     match db.get(args.get(1)) {
         Some(v) => resp::bulk(out, v),
-        None => resp::null(out),
+        None => resp::null(out, s.resp3()),
     }
     After::KeepReading
 }
 
-fn set(db: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+fn set(db: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     let (key, value) = (args.get(1), args.get(2));
     let mut expires = None;
     let (mut nx, mut xx, mut keep_ttl, mut get) = (false, false, false, false);
@@ -341,12 +341,12 @@ fn set(db: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     if get {
         match db.get(key) {
             Some(v) => resp::bulk(out, v),
-            None => resp::null(out),
+            None => resp::null(out, s.resp3()),
         }
     }
     if (nx || xx) && db.exists(key) != xx {
         if !get {
-            resp::null(out);
+            resp::null(out, s.resp3());
         }
         return After::KeepReading;
     }
@@ -372,12 +372,12 @@ fn ping(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     After::KeepReading
 }
 
-fn mget(db: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+fn mget(db: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     resp::array(out, args.len() - 1);
     for key in args.iter_from(1) {
         match db.get(key) {
             Some(v) => resp::bulk(out, v),
-            None => resp::null(out),
+            None => resp::null(out, s.resp3()),
         }
     }
     After::KeepReading
@@ -524,7 +524,7 @@ fn select(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`, `COMMAND INFO`: clients ask
 /// at startup. An empty list means "no documentation", which `redis-cli`
 /// and `redis-benchmark` accept.
-fn command(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+fn command(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     if args.len() == 1 {
         resp::array(out, 0);
         return After::KeepReading;
@@ -533,12 +533,16 @@ fn command(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After 
     if sub.eq_ignore_ascii_case(b"COUNT") && args.len() == 2 {
         resp::integer(out, COMMANDS.len() as i64);
     } else if sub.eq_ignore_ascii_case(b"DOCS") {
-        resp::array(out, 0);
+        resp::map(out, 0, s.resp3());
     } else if sub.eq_ignore_ascii_case(b"INFO") {
         // One null per name: "no such command" as far as a client knows.
         resp::array(out, args.len() - 2);
         for _ in 2..args.len() {
-            out.extend_from_slice(b"*-1\r\n");
+            if s.resp3() {
+                resp::null(out, true);
+            } else {
+                out.extend_from_slice(b"*-1\r\n");
+            }
         }
     } else {
         let msg = format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", shown(sub));
@@ -558,9 +562,10 @@ const CONFIG: &[(&str, &str)] = &[
     ("client-query-buffer-limit", "1073741824"),
 ];
 
-/// `CONFIG GET name...`: the matching pairs as a flat array (RESP2's map);
+/// `CONFIG GET name...`: the matching pairs as a map (in RESP2, a flat
+/// array);
 /// a name may be `*`. Other subcommands are refused.
-fn config(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+fn config(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
     if !args.get(1).eq_ignore_ascii_case(b"GET") {
         let sub = shown(args.get(1));
         resp::error(
@@ -580,7 +585,7 @@ fn config(_: &mut Db, _: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
                 .any(|p| p == b"*" || p.eq_ignore_ascii_case(name.as_bytes()))
         })
         .collect();
-    resp::array(out, matches.len() * 2);
+    resp::map(out, matches.len(), s.resp3());
     for (name, value) in matches {
         resp::bulk(out, name.as_bytes());
         resp::bulk(out, value.as_bytes());

@@ -1,24 +1,32 @@
-//! A Redis-protocol (RESP2) server on one evloop thread, in callback style.
+//! A Redis-protocol server on one evloop thread, in callback style. It
+//! speaks RESP2, and RESP3 to a client that asks with `HELLO 3` (as
+//! redis-py 8 does by default).
 //!
 //! `cargo run --release --example mini_redis [ADDR]` (default
 //! 127.0.0.1:6380), then `redis-cli -p 6380` (or `nc 127.0.0.1 6380` and
-//! type inline commands such as `SET k v`), or load it with
-//! `redis-benchmark -p 6380 -t ping,set,get -P 16`.
+//! type inline commands such as `SET k v`), a client library such as
+//! redis-py, or load it with `redis-benchmark -p 6380 -t ping,set,get -P 16`.
 //! `bash benches/servers/redis.sh` measures it against `redis-server`.
 //!
 //! Commands: `PING`, `ECHO`, `SET` (`EX`, `PX`, `NX`, `XX`, `KEEPTTL`,
 //! `GET`), `GET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
 //! `EXPIRE` and `PEXPIRE` (`NX`, `XX`, `GT`, `LT`), `TTL`, `PTTL`,
-//! `PERSIST`, `MGET`, `MSET`, `DBSIZE`, `FLUSHDB`, `FLUSHALL`, `SELECT 0`,
+//! `PERSIST`, `MGET`, `MSET`, `TYPE`, `KEYS`, `SCAN` (`MATCH`, `COUNT`,
+//! `TYPE`), `DBSIZE`, `FLUSHDB`, `FLUSHALL`, `SELECT 0`, `MULTI`, `EXEC`,
+//! `DISCARD`, `HELLO`, `CLIENT` (`ID`, `GETNAME`, `SETNAME`, `SETINFO`),
 //! `QUIT`, and just enough `COMMAND`, `CONFIG GET` and `INFO` for
 //! `redis-cli` and `redis-benchmark`. Errors read as Redis's do.
 //!
 //! How it works: every read goes through the parser (`resp.rs`) straight
 //! from the loop's read buffer; all complete frames are executed in order
-//! and their replies go out in one write. Only the incomplete tail of a
-//! read is copied, to wait for the rest. A malformed frame gets
-//! `-ERR Protocol error: ...` and the connection is closed, as Redis does;
-//! other clients never notice. Keys expire through one loop timer (`db.rs`).
+//! (`commands.rs`, `keyspace.rs`, `session.rs`) and their replies go out
+//! in one write. Only the incomplete tail of a read is copied, to wait for
+//! the rest, into a buffer sized for the whole frame once its length is
+//! known; a large value then keeps that buffer rather than being copied
+//! again, so a 64 MiB `SET` costs 64 MiB, as in redis-server. A malformed
+//! frame gets `-ERR Protocol error: ...` and the connection is closed, as
+//! Redis does; other clients never notice. Keys expire through one loop
+//! timer (`db.rs`).
 
 mod args;
 mod commands;

@@ -397,9 +397,22 @@ pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the null bulk string, `$-1\r\n` (a missing key).
-pub fn null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"$-1\r\n");
+/// Appends the null reply (a missing key): RESP2's null bulk string,
+/// `$-1\r\n`, or RESP3's null, `_\r\n`.
+pub fn null(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
+}
+
+/// Appends the header of a map of `n` pairs (which follow, name then
+/// value): RESP3's `%n`, or in RESP2 a flat array of `2n` replies.
+pub fn map(out: &mut Vec<u8>, n: usize, resp3: bool) {
+    if resp3 {
+        out.push(b'%');
+        push_i64(out, n as i64);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        array(out, 2 * n);
+    }
 }
 
 /// Appends the header of an array of `n` replies (which follow).
@@ -646,11 +659,14 @@ mod tests {
         integer(&mut out, -12);
         integer(&mut out, i64::MIN);
         bulk(&mut out, b"hi");
-        null(&mut out);
+        null(&mut out, false);
         array(&mut out, 2);
+        null(&mut out, true);
+        map(&mut out, 2, false);
+        map(&mut out, 2, true);
         assert_eq!(
             out,
-            b"+OK\r\n-ERR bad  thing\r\n:-12\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*2\r\n"
+            b"+OK\r\n-ERR bad  thing\r\n:-12\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*2\r\n_\r\n*4\r\n%2\r\n"
         );
     }
 }

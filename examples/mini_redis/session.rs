@@ -21,13 +21,12 @@ use crate::After;
 /// reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The protocol version this server speaks.
-const PROTOCOL: i64 = 2;
-
 /// One client's state.
 #[derive(Debug)]
 pub struct Session {
     id: u64,
+    /// Whether the client asked for RESP3 (`HELLO 3`); RESP2 otherwise.
+    resp3: bool,
     /// Set by `CLIENT SETNAME` or `HELLO ... SETNAME`; empty for none.
     name: Vec<u8>,
     /// Between `MULTI` and `EXEC`: the queued commands.
@@ -53,9 +52,16 @@ impl Session {
     pub fn new() -> Session {
         Session {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            resp3: false,
             name: Vec::new(),
             multi: None,
         }
+    }
+
+    /// Whether replies are to be in RESP3 (which differs from RESP2, for
+    /// the replies this server gives, in nulls and maps).
+    pub fn resp3(&self) -> bool {
+        self.resp3
     }
 
     /// Queues `args` if a transaction is open and the command is one to
@@ -148,10 +154,12 @@ fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
-/// `HELLO [protover [AUTH user pass] [SETNAME name]]`: the server's
-/// description, for protocol 2 only (RESP3 is not spoken here), as RESP2
-/// shows a map: a flat array of names and values.
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches to
+/// protocol 2 or 3 (RESP3), and answers the server's description as a
+/// map (in RESP2, a flat array of names and values). RESP3 is what
+/// redis-py 8 asks for by default, without falling back to RESP2.
 pub fn hello(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> After {
+    let mut version = None;
     if args.len() >= 2 {
         match resp::parse_i64(args.get(1)) {
             None => {
@@ -161,7 +169,7 @@ pub fn hello(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> Afte
                 );
                 return After::KeepReading;
             }
-            Some(PROTOCOL) => {}
+            Some(v @ (2 | 3)) => version = Some(v),
             Some(_) => {
                 resp::error(out, "NOPROTO sorry, this protocol version is not supported");
                 return After::KeepReading;
@@ -198,13 +206,16 @@ pub fn hello(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> Afte
             return After::KeepReading;
         }
     }
-    resp::array(out, 14);
+    if let Some(v) = version {
+        s.resp3 = v == 3;
+    }
+    resp::map(out, 7, s.resp3);
     for (field, value) in [("server", "redis"), ("version", crate::commands::VERSION)] {
         resp::bulk(out, field.as_bytes());
         resp::bulk(out, value.as_bytes());
     }
     resp::bulk(out, b"proto");
-    resp::integer(out, PROTOCOL);
+    resp::integer(out, if s.resp3 { 3 } else { 2 });
     resp::bulk(out, b"id");
     resp::integer(out, s.id as i64);
     for (field, value) in [("mode", "standalone"), ("role", "master")] {
@@ -254,7 +265,7 @@ pub fn client(_: &mut Db, s: &mut Session, args: Args, out: &mut Vec<u8>) -> Aft
     match is("getname", 2) {
         (true, true) => return arity_error("getname", out),
         (true, false) if s.name.is_empty() => {
-            resp::null(out);
+            resp::null(out, s.resp3);
             return After::KeepReading;
         }
         (true, false) => {
