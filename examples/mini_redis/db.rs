@@ -197,7 +197,14 @@ impl Db {
     /// A new key.
     fn insert(&mut self, key: &[u8], value: Value, expires: Option<Instant>) {
         let k: Rc<[u8]> = Rc::from(key);
-        let slot = match self.free.pop() {
+        // Free places past the end (the list was trimmed) are dropped.
+        let free = loop {
+            match self.free.pop() {
+                Some(s) if s >= self.slots.len() => continue,
+                other => break other,
+            }
+        };
+        let slot = match free {
             Some(s) => {
                 self.slots[s] = Some(k.clone());
                 s
@@ -245,10 +252,25 @@ impl Db {
         }
     }
 
-    /// Frees the place of a deleted key.
+    /// Frees the place of a deleted key. Free places at the end are
+    /// trimmed, so the list shrinks with the keyspace (their entries in
+    /// `free` are dropped when popped: a place is only pushed anew once
+    /// `free` is empty, so a stale entry never names a live place).
     fn free_slot(&mut self, slot: usize) {
         self.slots[slot] = None;
         self.free.push(slot);
+        if slot + 1 == self.slots.len() {
+            while self.slots.last().is_some_and(Option::is_none) {
+                self.slots.pop();
+            }
+            if self.slots.capacity() > 2 * self.slots.len() + 1024 {
+                self.slots
+                    .shrink_to(self.slots.len() + self.slots.len() / 2);
+            }
+        }
+        if self.free.capacity() > 2 * self.free.len() + 1024 {
+            self.free.shrink_to(self.free.len() + self.free.len() / 2);
+        }
     }
 
     /// Deletes `key`; returns whether it existed (and was live).

@@ -130,6 +130,40 @@ fn scan_returns_every_key_once() {
         c.cmd(&["SCAN", "0", "TYPE", "list", "COUNT", "100000"]),
         Array(Some(vec![bulk("0"), Array(Some(vec![]))]))
     );
+    // Deleting every key (the last places first, so the place list
+    // shrinks) and adding new ones: a scan finds exactly the new ones.
+    let Array(Some(all)) = c.cmd(&["KEYS", "*"]) else {
+        panic!("KEYS * is not an array");
+    };
+    for k in all.iter().rev() {
+        let Bulk(Some(k)) = k else {
+            panic!("KEYS gave {k:?}");
+        };
+        assert_eq!(c.cmd(&["DEL", std::str::from_utf8(k).unwrap()]), Int(1));
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Int(0));
+    for i in 0..50 {
+        assert_eq!(c.cmd(&["SET", &format!("again:{i}"), "v"]), ok());
+    }
+    let (mut cursor, mut found) = ("0".to_string(), Vec::new());
+    loop {
+        let Array(Some(parts)) = c.cmd(&["SCAN", &cursor, "COUNT", "3"]) else {
+            panic!("SCAN is not an array");
+        };
+        let [Bulk(Some(next)), Array(Some(keys))] = &parts[..] else {
+            panic!("SCAN gave {parts:?}");
+        };
+        found.extend(keys.iter().map(|k| format!("{k:?}")));
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    found.sort();
+    assert_eq!(found.len(), 50);
+    found.dedup();
+    assert_eq!(found.len(), 50, "no key twice");
+
     // A cursor past the end is the end.
     assert_eq!(
         c.cmd(&["SCAN", "18446744073709551615"]),
