@@ -1,204 +1,24 @@
 //! `examples/mini_redis` as a black box: each test builds the example
 //! (once), starts it on a free loopback port, speaks RESP to it with a
-//! plain `std::net::TcpStream`, and kills it by its PID at the end.
+//! plain `std::net::TcpStream` (`mini_redis_parts/harness.rs`), or
+//! with real clients (`redis-cli`, redis-py), and kills it by its PID at
+//! the end.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+#[path = "mini_redis_parts/clients.rs"]
+mod clients;
+#[path = "mini_redis_parts/harness.rs"]
+mod harness;
+#[path = "mini_redis_parts/keyspace.rs"]
+mod keyspace;
+#[path = "mini_redis_parts/sessions.rs"]
+mod sessions;
+
+use std::io::Write;
+use std::net::Shutdown;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Generous: the machine is shared and slow at times.
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Builds the example with the profile of this test binary and returns its
-/// path. Examples have no `CARGO_BIN_EXE_*`, hence the explicit build.
-fn binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/mini_redis-<hash> -> target/<profile>
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build
-            .args(["build", "--example", "mini_redis", "--quiet"])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example mini_redis failed");
-        let bin = profile_dir.join("examples").join("mini_redis");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-}
-
-/// A running server, killed (by PID) and reaped on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Server {
-        let bin = binary();
-        // A port that was free a moment ago; if another process takes it
-        // in between, the server exits and we try another.
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let child = Command::new(bin)
-                .arg(format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start mini_redis");
-            let mut server = Server { child, port };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // exited: the port was taken
-                }
-                // A probe that connected to itself (TCP simultaneous open:
-                // the port is in the ephemeral range and the kernel can
-                // pick it as the source port) proves nothing; nor does one
-                // answered while our server is exiting because another
-                // process holds the port.
-                if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
-                    let self_connect = probe.local_addr().ok() == probe.peer_addr().ok();
-                    if !self_connect && matches!(server.child.try_wait(), Ok(None)) {
-                        return server;
-                    }
-                }
-                sleep(Duration::from_millis(20));
-            }
-            // `server` drops here: killed and reaped before the next try.
-        }
-        panic!("mini_redis did not start");
-    }
-
-    fn connect(&self) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-use Reply::*;
-
-fn ok() -> Reply {
-    Simple("OK".into())
-}
-
-fn bulk(s: &str) -> Reply {
-    Bulk(Some(s.as_bytes().to_vec()))
-}
-
-fn err(s: &str) -> Reply {
-    Error(s.into())
-}
-
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-/// `args` as one multibulk frame.
-fn frame(args: &[&[u8]]) -> Vec<u8> {
-    let mut f = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        f.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        f.extend_from_slice(a);
-        f.extend_from_slice(b"\r\n");
-    }
-    f
-}
-
-impl Client {
-    fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).expect("write");
-    }
-
-    /// Sends one command and reads its reply.
-    fn cmd(&mut self, args: &[&str]) -> Reply {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.send(&frame(&args));
-        self.reply()
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("read a reply line");
-        assert!(line.ends_with("\r\n"), "truncated reply line {line:?}");
-        line.truncate(line.len() - 2);
-        line
-    }
-
-    fn reply(&mut self) -> Reply {
-        let line = self.line();
-        let (kind, rest) = line.split_at(1);
-        match kind {
-            "+" => Simple(rest.into()),
-            "-" => Error(rest.into()),
-            ":" => Int(rest.parse().expect("integer reply")),
-            "$" => {
-                let n: i64 = rest.parse().expect("bulk length");
-                if n < 0 {
-                    return Bulk(None);
-                }
-                let mut data = vec![0; n as usize + 2];
-                self.r.read_exact(&mut data).expect("bulk body");
-                assert_eq!(&data[n as usize..], b"\r\n");
-                data.truncate(n as usize);
-                Bulk(Some(data))
-            }
-            "*" => {
-                let n: i64 = rest.parse().expect("array length");
-                if n < 0 {
-                    return Array(None);
-                }
-                Array(Some((0..n).map(|_| self.reply()).collect()))
-            }
-            _ => panic!("not a RESP reply: {line:?}"),
-        }
-    }
-
-    /// Everything until the server closes the connection.
-    fn read_to_end(&mut self) -> Vec<u8> {
-        let mut rest = Vec::new();
-        self.r.read_to_end(&mut rest).expect("read until EOF");
-        rest
-    }
-}
+use harness::*;
 
 #[test]
 fn each_command() {
@@ -466,50 +286,4 @@ fn clients_that_vanish_mid_frame() {
     drop(c);
     assert_eq!(bystander.cmd(&["SET", "after", "ok"]), ok());
     assert_eq!(bystander.cmd(&["EXISTS", "k", "after"]), Int(1));
-}
-
-#[test]
-fn redis_cli_as_a_client() {
-    let Ok(out) = Command::new("redis-cli").arg("--version").output() else {
-        println!("note: redis-cli is not on PATH; skipping the real-client test");
-        return;
-    };
-    assert!(out.status.success());
-    let server = Server::start();
-    let port = server.port.to_string();
-    let cli = |args: &[&str]| -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &port])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?} failed");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    assert_eq!(cli(&["PING"]), "PONG\n");
-    assert_eq!(cli(&["SET", "cli", "hello world"]), "OK\n");
-    assert_eq!(cli(&["GET", "cli"]), "hello world\n");
-    assert_eq!(cli(&["INCR", "ctr"]), "1\n");
-    assert_eq!(cli(&["MGET", "cli", "nope"]), "hello world\n\n");
-    // (redis-cli prints an error with a blank line after it.)
-    assert_eq!(
-        cli(&["GET"]).trim_end(),
-        "ERR wrong number of arguments for 'get' command"
-    );
-    // Commands on stdin, as a script would pipe them.
-    let mut child = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run redis-cli");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"SET piped 7\nINCRBY piped 3\nGET piped\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "OK\n10\n10\n");
 }

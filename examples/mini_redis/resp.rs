@@ -15,6 +15,8 @@
 use std::fmt;
 use std::ops::Range;
 
+pub use crate::args::Args;
+
 /// The largest bulk string accepted (Redis's `proto-max-bulk-len`).
 pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
@@ -89,6 +91,18 @@ impl Parser {
             args: Vec::new(),
             pos: 0,
             need: 0,
+        }
+    }
+
+    /// How many bytes the current frame needs before it can progress,
+    /// counted from its start: once a bulk string's header is read, the
+    /// end of that string, so a buffer can be sized for it exactly.
+    /// Zero between frames.
+    pub fn need(&self) -> usize {
+        if self.state == State::Done {
+            0
+        } else {
+            self.need
         }
     }
 
@@ -214,10 +228,7 @@ impl Parser {
     /// The arguments of the frame just completed, as slices of `frame` (the
     /// buffer given to [`parse`](Parser::parse)).
     pub fn args<'a>(&'a self, frame: &'a [u8]) -> Args<'a> {
-        Args {
-            buf: frame,
-            ranges: &self.args,
-        }
+        Args::new(frame, &self.args)
     }
 }
 
@@ -352,36 +363,6 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
-/// The arguments of one request, borrowed from the read buffer.
-#[derive(Clone, Copy)]
-pub struct Args<'a> {
-    buf: &'a [u8],
-    ranges: &'a [Range<usize>],
-}
-
-impl<'a> Args<'a> {
-    /// How many arguments (the command name included).
-    pub fn len(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Whether the request was empty (a blank line, `*0`).
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// Argument `i`; 0 is the command name.
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        &self.buf[self.ranges[i].clone()]
-    }
-
-    /// Arguments `from..` in order.
-    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let buf = self.buf;
-        self.ranges[from..].iter().map(move |r| &buf[r.clone()])
-    }
-}
-
 /// Appends `+s\r\n` (`s` must hold no CR or LF).
 pub fn simple(out: &mut Vec<u8>, s: &str) {
     out.push(b'+');
@@ -416,9 +397,22 @@ pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the null bulk string, `$-1\r\n` (a missing key).
-pub fn null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"$-1\r\n");
+/// Appends the null reply (a missing key): RESP2's null bulk string,
+/// `$-1\r\n`, or RESP3's null, `_\r\n`.
+pub fn null(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
+}
+
+/// Appends the header of a map of `n` pairs (which follow, name then
+/// value): RESP3's `%n`, or in RESP2 a flat array of `2n` replies.
+pub fn map(out: &mut Vec<u8>, n: usize, resp3: bool) {
+    if resp3 {
+        out.push(b'%');
+        push_i64(out, n as i64);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        array(out, 2 * n);
+    }
 }
 
 /// Appends the header of an array of `n` replies (which follow).
@@ -665,11 +659,14 @@ mod tests {
         integer(&mut out, -12);
         integer(&mut out, i64::MIN);
         bulk(&mut out, b"hi");
-        null(&mut out);
+        null(&mut out, false);
         array(&mut out, 2);
+        null(&mut out, true);
+        map(&mut out, 2, false);
+        map(&mut out, 2, true);
         assert_eq!(
             out,
-            b"+OK\r\n-ERR bad  thing\r\n:-12\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*2\r\n"
+            b"+OK\r\n-ERR bad  thing\r\n:-12\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*2\r\n_\r\n*4\r\n%2\r\n"
         );
     }
 }
