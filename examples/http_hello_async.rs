@@ -7,47 +7,104 @@
 //! with `wrk -t1 -c100 -d10s http://127.0.0.1:8080/`.
 //!
 //! The request framing is the benchmark servers' own (`http_common.rs`),
-//! so it does exactly the work the callback version does.
+//! so it does exactly the work the callback version does, and so does
+//! the rest:
+//!
+//! - **Backpressure**: the responses of one read are written (`write_all`
+//!   awaited) before the next read, so a client that pipelines and never
+//!   reads costs one read's worth of responses.
+//! - **Deadlines** (`http_common::Timeouts`, with `task::timeout`): a
+//!   request head must be complete within 10 s of its first byte (else
+//!   `408`), a connection idle for 5 s is closed, and so is one whose
+//!   client takes none of a response for 5 s. The timers go with the
+//!   futures that armed them.
+//! - **Bad requests**: `400`, `431` or `501`, then close.
+//! - **Closing** sends FIN after the last response and reads (and drops)
+//!   what the client still sends for up to `LINGER`, so that an error
+//!   response is not lost to a reset caused by unread request bytes.
 
 #[path = "../benches/servers/http_common.rs"]
 mod http_common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use evloop::task::net::{TcpListener, TcpStream};
+use evloop::task::timeout;
 
-/// Serves one connection until the client closes it or asks to.
+/// How long a closing connection waits for the client to close too.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Serves one connection until the client closes it, a request asks to
+/// close, or a deadline passes.
 async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
+    let limits = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
     // read, reused across reads: no allocation per request.
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = Vec::new();
     let mut out = Vec::new();
+    let mut framer = http_common::Framer::default();
+    // When the head being received must be complete (the first one: from
+    // the connection); `None` between requests.
+    let mut head_due = Some(Instant::now() + limits.head);
     loop {
-        let n = conn.read(&mut buf).await?;
+        let wait = match head_due {
+            Some(due) => due.saturating_duration_since(Instant::now()),
+            None => limits.idle,
+        };
+        let n = match timeout(wait, conn.read(&mut buf)).await {
+            Ok(n) => n?,
+            Err(_) if head_due.is_some() => {
+                // Best effort: a client that is not reading gets no 408.
+                let _ = timeout(limits.idle, conn.write_all(http_common::TIMEOUT)).await;
+                return linger(conn).await;
+            }
+            Err(_) => return linger(conn).await,
+        };
         if n == 0 {
             return Ok(()); // the client closed
         }
         out.clear();
         let parsed = if pending.is_empty() {
-            let p = http_common::answer(&buf[..n], &mut out);
+            let p = framer.answer(&buf[..n], &mut out);
             pending.extend_from_slice(&buf[p.consumed..n]);
             p
         } else {
             pending.extend_from_slice(&buf[..n]);
-            let p = http_common::answer(&pending, &mut out);
+            let p = framer.answer(&pending, &mut out);
             pending.drain(..p.consumed);
             p
         };
         if !out.is_empty() {
-            conn.write_all(&out).await?;
+            // A client that takes nothing for the idle timeout is dropped.
+            timeout(limits.idle, conn.write_all(&out)).await??;
         }
-        if parsed.close || pending.len() > http_common::MAX_HEAD {
-            return conn.shutdown().await;
+        if parsed.close {
+            return linger(conn).await;
         }
+        head_due = if pending.is_empty() {
+            None
+        } else if parsed.consumed > 0 || head_due.is_none() {
+            Some(Instant::now() + limits.head) // a new head began
+        } else {
+            head_due // more of the same head: same deadline
+        };
     }
+}
+
+/// Sends FIN, then drops what the client still sends until it closes too
+/// (or [`LINGER`] passes).
+async fn linger(mut conn: TcpStream) -> std::io::Result<()> {
+    conn.shutdown().await?;
+    let _ = timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        while conn.read(&mut buf).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
