@@ -194,9 +194,11 @@ impl Framer {
             self.scanned = buf.len();
             return partial(buf.len());
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(buf) {
+        // Left uninitialised: httparse writes the ones it returns (no 2 KB
+        // memset per request).
+        let mut headers = [std::mem::MaybeUninit::<httparse::Header>::uninit(); MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => {
                 self.scanned = buf.len();
