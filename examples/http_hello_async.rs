@@ -84,7 +84,7 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
         if parsed.close {
             return linger(conn).await;
         }
-        head_due = if pending.is_empty() {
+        head_due = if pending.is_empty() || framer.in_body() {
             None
         } else if parsed.consumed > 0 || head_due.is_none() {
             Some(Instant::now() + limits.head) // a new head began

@@ -13,10 +13,11 @@
 //!   header line), an HTTP/1.1 request without exactly one `Host`, a
 //!   `Content-Length` that is not a number or two that differ, or
 //!   `Transfer-Encoding` together with `Content-Length`: `400`, then close;
-//! - any `Transfer-Encoding` (chunked bodies are not decoded here): `501`,
-//!   then close;
-//! - otherwise the fixed [`RESPONSE`]; a `Content-Length` body is skipped,
-//!   never parsed as further requests. `Connection: close`, or an HTTP/1.0
+//! - a `Transfer-Encoding` other than a lone `chunked` (`gzip, chunked`,
+//!   ...): `501`, then close; one in an HTTP/1.0 request: `400`;
+//! - otherwise the fixed [`RESPONSE`]; the body, by `Content-Length` or
+//!   `chunked` (a bad chunk line is a `400`), is skipped, never parsed as
+//!   further requests. `Connection: close`, or an HTTP/1.0
 //!   request without `Connection: keep-alive`, closes after the response.
 //!
 //! Line endings: a bare LF is accepted wherever CRLF is, as `httparse` and
@@ -102,11 +103,32 @@ pub struct Parsed {
     pub close: bool,
 }
 
+/// The longest chunk-size line (with extensions) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Where a connection is in the body it is skipping.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Body {
+    /// No body: the next bytes are a head.
+    #[default]
+    None,
+    /// `Content-Length` bytes still to skip.
+    Length(u64),
+    /// Chunked: at a chunk-size line.
+    ChunkSize,
+    /// Chunked: data bytes of the chunk still to skip.
+    ChunkData(u64),
+    /// Chunked: at the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Chunked: at the trailer section after the last chunk.
+    Trailers,
+}
+
 /// The framing state of one connection.
 #[derive(Default)]
 pub struct Framer {
-    /// Body bytes still to skip.
-    body_left: u64,
+    /// The body being skipped.
+    body: Body,
     /// Bytes at the front of the unconsumed input known to hold no
     /// complete head: a partial head is parsed again only once a blank line
     /// may have arrived, so a head sent a byte at a time costs linear, not
@@ -135,15 +157,16 @@ impl Refusal {
 struct Head {
     /// Its length in bytes.
     len: usize,
-    body: u64,
+    body: Body,
     close: bool,
 }
 
 impl Framer {
-    /// Whether a body is being skipped (its bytes are not a head).
+    /// Whether a body is being skipped: unconsumed bytes are not the
+    /// start of a head (no head deadline for them).
     #[allow(dead_code)]
     pub fn in_body(&self) -> bool {
-        self.body_left > 0
+        self.body != Body::None
     }
 
     /// Answers every complete request at the front of `buf` (the bytes
@@ -152,10 +175,17 @@ impl Framer {
     pub fn answer(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Parsed {
         let mut start = 0;
         loop {
-            let skip = self.body_left.min((buf.len() - start) as u64);
-            self.body_left -= skip;
-            start += skip as usize;
-            if start == buf.len() {
+            match self.skip_body(&buf[start..]) {
+                Ok(n) => start += n,
+                Err(refusal) => {
+                    out.extend_from_slice(refusal.response());
+                    return Parsed {
+                        consumed: buf.len(),
+                        close: true,
+                    };
+                }
+            }
+            if self.body != Body::None || start == buf.len() {
                 break;
             }
             match self.head(&buf[start..]) {
@@ -163,7 +193,7 @@ impl Framer {
                 Ok(Some(head)) => {
                     out.extend_from_slice(RESPONSE);
                     start += head.len;
-                    self.body_left = head.body;
+                    self.body = head.body;
                     if head.close {
                         return Parsed {
                             consumed: start,
@@ -214,7 +244,8 @@ impl Framer {
         let http11 = req.version == Some(1);
         let mut hosts = 0;
         let mut length: Option<u64> = None;
-        let mut chunked_or_other = false;
+        let mut encodings = 0;
+        let mut chunked = false;
         let mut close = !http11;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
@@ -230,7 +261,8 @@ impl Framer {
                     length = Some(n);
                 }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                chunked_or_other = true;
+                encodings += 1;
+                chunked = trim(h.value).eq_ignore_ascii_case(b"chunked");
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for tok in h.value.split(|&b| b == b',').map(trim) {
                     if tok.eq_ignore_ascii_case(b"close") {
@@ -244,20 +276,94 @@ impl Framer {
         if (http11 && hosts != 1) || hosts > 1 {
             return Err(Refusal::Bad);
         }
-        if chunked_or_other {
-            // With Content-Length too it is a smuggling attempt (RFC 9112
-            // §6.1); alone it is a body this framing cannot delimit.
-            return Err(if length.is_some() {
-                Refusal::Bad
-            } else {
-                Refusal::NotImplemented
-            });
+        let body = if encodings > 0 {
+            // With Content-Length too it is a smuggling attempt, and HTTP/1.0
+            // has no transfer codings (RFC 9112 §6.1).
+            if length.is_some() || !http11 {
+                return Err(Refusal::Bad);
+            }
+            // Only a lone `chunked` is decoded (enough to skip the body);
+            // `gzip, chunked` and the like are not.
+            if encodings > 1 || !chunked {
+                return Err(Refusal::NotImplemented);
+            }
+            Body::ChunkSize
+        } else {
+            match length {
+                None | Some(0) => Body::None,
+                Some(n) => Body::Length(n),
+            }
+        };
+        Ok(Some(Head { len, body, close }))
+    }
+
+    /// Skips body bytes at the front of `buf`: how many, stopping where the
+    /// body ends or the input does. Chunk framing needs CRLF line ends
+    /// (`httparse`'s chunk-size parser); trailers are parsed as headers.
+    fn skip_body(&mut self, buf: &[u8]) -> Result<usize, Refusal> {
+        let mut at = 0;
+        loop {
+            let rest = &buf[at..];
+            match self.body {
+                Body::None => return Ok(at),
+                Body::Length(left) | Body::ChunkData(left) => {
+                    let n = left.min(rest.len() as u64);
+                    at += n as usize;
+                    let left = left - n;
+                    self.body = match (self.body, left) {
+                        (Body::Length(_), 0) => Body::None,
+                        (Body::Length(_), _) => Body::Length(left),
+                        (_, 0) => Body::ChunkEnd,
+                        _ => Body::ChunkData(left),
+                    };
+                    if left > 0 {
+                        return Ok(at);
+                    }
+                }
+                Body::ChunkSize => {
+                    // httparse takes an empty size as 0: one hex digit first.
+                    match rest.first() {
+                        None => return Ok(at),
+                        Some(b) if !b.is_ascii_hexdigit() => return Err(Refusal::Bad),
+                        Some(_) => {}
+                    }
+                    match httparse::parse_chunk_size(rest) {
+                        Ok(httparse::Status::Complete((n, size))) => {
+                            at += n;
+                            self.body = if size == 0 {
+                                Body::Trailers
+                            } else {
+                                Body::ChunkData(size)
+                            };
+                        }
+                        Ok(httparse::Status::Partial) if rest.len() <= MAX_CHUNK_LINE => {
+                            return Ok(at)
+                        }
+                        _ => return Err(Refusal::Bad),
+                    }
+                }
+                Body::ChunkEnd => match rest {
+                    [b'\r', b'\n', ..] => {
+                        at += 2;
+                        self.body = Body::ChunkSize;
+                    }
+                    [] | [b'\r'] => return Ok(at),
+                    _ => return Err(Refusal::Bad),
+                },
+                Body::Trailers => {
+                    let mut trailers = [httparse::EMPTY_HEADER; 16];
+                    match httparse::parse_headers(rest, &mut trailers) {
+                        Ok(httparse::Status::Complete((n, _))) => {
+                            at += n;
+                            self.body = Body::None;
+                        }
+                        Ok(httparse::Status::Partial) => return partial(rest.len()).map(|_| at),
+                        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+                        Err(_) => return Err(Refusal::Bad),
+                    }
+                }
+            }
         }
-        Ok(Some(Head {
-            len,
-            body: length.unwrap_or(0),
-            close,
-        }))
     }
 }
 

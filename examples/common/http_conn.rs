@@ -125,7 +125,7 @@ impl Conn {
         };
         if parsed.close {
             self.close();
-        } else if self.pending.borrow().is_empty() {
+        } else if !self.head_pending() {
             self.progress();
         } else if parsed.consumed > 0 || self.deadline() != Some(Deadline::Head) {
             // A new head began: it has the head timeout from now. (More
@@ -136,9 +136,15 @@ impl Conn {
 
     /// Bytes moved without a head pending: the idle deadline starts again.
     fn progress(self: &Rc<Self>) {
-        if self.deadline() != Some(Deadline::Head) || self.pending.borrow().is_empty() {
+        if self.deadline() != Some(Deadline::Head) || !self.head_pending() {
             self.arm(Deadline::Idle);
         }
+    }
+
+    /// Whether the unconsumed bytes are part of a request head (not of a
+    /// chunk-size line in a body).
+    fn head_pending(&self) -> bool {
+        !self.pending.borrow().is_empty() && !self.framer.borrow().in_body()
     }
 
     fn on_timeout(self: &Rc<Self>, deadline: Deadline) {
