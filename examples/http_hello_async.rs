@@ -46,9 +46,9 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let mut pending = Vec::new();
     let mut out = Vec::new();
     let mut framer = http_common::Framer::default();
-    // When the head being received must be complete (the first one: from
-    // the connection); `None` between requests.
-    let mut head_due = Some(Instant::now() + limits.head);
+    // When the head being received must be complete (the deadline starts
+    // with its first byte); `None` between requests, and before the first.
+    let mut head_due: Option<Instant> = None;
     loop {
         let wait = match head_due {
             Some(due) => due.saturating_duration_since(Instant::now()),

@@ -455,6 +455,19 @@ fn header_and_idle_timeouts_close_connections() {
             took < Duration::from_secs(5),
             "{name}: slow head lasted {took:?}"
         );
+        // A connection that sends nothing is closed, silently, after the
+        // idle timeout.
+        let mut s = server.connect();
+        let started = Instant::now();
+        assert!(
+            read_to_eof(&mut s).is_empty(),
+            "{name}: nothing for nothing"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+            "{name}: silent connection closed after {took:?}"
+        );
         // A head that arrives in time, after the connection was idle for
         // less than the idle timeout, is answered; then, idle, the
         // connection is closed.

@@ -61,10 +61,11 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 64;
 
 /// The per-connection deadlines of evloop's servers (the anchors have no
-/// timers): a request head must arrive within `head` of its first byte (of
-/// the connection, for the first one), and a connection with nothing to do
-/// for `idle` (no request bytes read, no response bytes taken by a client
-/// that stopped reading) is closed. Node's `headersTimeout` and
+/// timers): a request head must arrive within `head` of its first byte
+/// (else `408` and close), and a connection with nothing to do for `idle`
+/// (no request bytes read, no response bytes taken by a client that
+/// stopped reading; a new connection that sends nothing) is closed
+/// without a word. Node's `headersTimeout` and
 /// `keepAliveTimeout`; set with `HTTP_HEADER_TIMEOUT_MS` (default 10000) and
 /// `HTTP_IDLE_TIMEOUT_MS` (default 5000).
 #[allow(dead_code)]

@@ -75,8 +75,10 @@ pub fn serve(stream: &Stream) {
         timer: RefCell::new(None),
         closing: Cell::new(false),
     });
-    // The first head is due within the head timeout of the connection.
-    conn.arm(Deadline::Head);
+    // Nothing received yet: idle (a client that opens connections and
+    // sends nothing has them closed; the head deadline starts with the
+    // first byte of a head).
+    conn.arm(Deadline::Idle);
     // The stream's callbacks hold the connection (a cycle the stream
     // breaks when it closes, by dropping them); its timer only a weak
     // reference.
