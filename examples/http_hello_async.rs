@@ -7,47 +7,175 @@
 //! with `wrk -t1 -c100 -d10s http://127.0.0.1:8080/`.
 //!
 //! The request framing is the benchmark servers' own (`http_common.rs`),
-//! so it does exactly the work the callback version does.
+//! so it does exactly the work the callback version does, and so does
+//! the rest:
+//!
+//! - **Backpressure**: the responses of one read are written (`write_all`
+//!   awaited) before the next read, so a client that pipelines and never
+//!   reads costs one read's worth of responses.
+//! - **Deadlines** (`http_common::Timeouts`): a request head must be
+//!   complete within 10 s of its first byte (else `408`), a connection
+//!   idle for 5 s is closed, and so is one whose client takes none of a
+//!   response for as long. One [`Watchdog`] per connection races each
+//!   read and write against one `Sleep`; a read only sets a flag that the
+//!   watchdog checks when its sleep ends (then it sleeps again), so an idle
+//!   connection is closed 5 to 10 s after its last activity and a request
+//!   costs no timer operation (a `task::timeout` per read costs more than
+//!   parsing the request).
+//! - **Bad requests**: `400`, `431` or `501`, then close.
+//! - **Closing** sends FIN after the last response and reads (and drops)
+//!   what the client still sends for up to `LINGER`, so that an error
+//!   response is not lost to a reset caused by unread request bytes.
 
 #[path = "../benches/servers/http_common.rs"]
 mod http_common;
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use evloop::task::net::{TcpListener, TcpStream};
+use evloop::task::{sleep, sleep_until, timeout, Sleep};
 
-/// Serves one connection until the client closes it or asks to.
+/// How long a closing connection waits for the client to close too.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Why a [`Watchdog`] ended an operation.
+enum Expired {
+    /// The head being received is late: `408`.
+    Head,
+    /// Nothing moved for an idle period.
+    Idle,
+}
+
+/// A connection's deadlines, on one `Sleep` at a time.
+struct Watchdog {
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+    /// Bytes moved since the sleep began.
+    active: bool,
+    /// When the head being received must be complete (the deadline starts
+    /// with its first byte); `None` between requests and before the first.
+    head_due: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new(idle: Duration) -> Watchdog {
+        Watchdog {
+            idle,
+            sleep: Box::pin(sleep(idle)),
+            active: false,
+            head_due: None,
+        }
+    }
+
+    /// Sets (or, with `None`, lifts) the head deadline.
+    fn head_due(&mut self, due: Option<Instant>) {
+        self.head_due = due;
+        if let Some(due) = due {
+            if self.sleep.deadline().map_or(true, |d| d > due) {
+                self.sleep = Box::pin(sleep_until(due));
+            }
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            let next = match self.head_due {
+                Some(due) if Instant::now() >= due => return Poll::Ready(Expired::Head),
+                Some(due) => sleep_until(due),
+                None if std::mem::take(&mut self.active) => sleep(self.idle),
+                None => return Poll::Ready(Expired::Idle),
+            };
+            self.sleep = Box::pin(next);
+        }
+        Poll::Pending
+    }
+
+    /// Runs `op` unless a deadline passes first; a completed `op` counts as
+    /// activity.
+    async fn guard<T>(&mut self, op: impl Future<Output = T>) -> Result<T, Expired> {
+        let mut op = pin!(op);
+        let out = poll_fn(|cx| {
+            if let Poll::Ready(v) = op.as_mut().poll(cx) {
+                return Poll::Ready(Ok(v));
+            }
+            self.poll_expired(cx).map(Err)
+        })
+        .await;
+        self.active |= out.is_ok();
+        out
+    }
+}
+
+/// Serves one connection until the client closes it, a request asks to
+/// close, or a deadline passes.
 async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
+    let limits = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
     // read, reused across reads: no allocation per request.
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = Vec::new();
     let mut out = Vec::new();
+    let mut framer = http_common::Framer::default();
+    let mut dog = Watchdog::new(limits.idle);
     loop {
-        let n = conn.read(&mut buf).await?;
+        let n = match dog.guard(conn.read(&mut buf)).await {
+            Ok(n) => n?,
+            Err(Expired::Head) => {
+                // Best effort: a client that is not reading gets no 408.
+                dog.head_due(None);
+                let _ = dog.guard(conn.write_all(http_common::TIMEOUT)).await;
+                return linger(conn).await;
+            }
+            Err(Expired::Idle) => return linger(conn).await,
+        };
         if n == 0 {
             return Ok(()); // the client closed
         }
         out.clear();
         let parsed = if pending.is_empty() {
-            let p = http_common::answer(&buf[..n], &mut out);
+            let p = framer.answer(&buf[..n], &mut out);
             pending.extend_from_slice(&buf[p.consumed..n]);
             p
         } else {
             pending.extend_from_slice(&buf[..n]);
-            let p = http_common::answer(&pending, &mut out);
+            let p = framer.answer(&pending, &mut out);
             pending.drain(..p.consumed);
             p
         };
         if !out.is_empty() {
-            conn.write_all(&out).await?;
+            // A client that takes nothing for an idle period is dropped.
+            match dog.guard(conn.write_all(&out)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            }
         }
-        if parsed.close || pending.len() > http_common::MAX_HEAD {
-            return conn.shutdown().await;
+        if parsed.close {
+            return linger(conn).await;
         }
+        if pending.is_empty() || framer.in_body() {
+            dog.head_due(None);
+        } else if parsed.consumed > 0 || dog.head_due.is_none() {
+            dog.head_due(Some(Instant::now() + limits.head)); // a new head began
+        } // else more of the same head: same deadline
     }
+}
+
+/// Sends FIN, then drops what the client still sends until it closes too
+/// (or [`LINGER`] passes).
+async fn linger(mut conn: TcpStream) -> std::io::Result<()> {
+    conn.shutdown().await?;
+    let _ = timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        while conn.read(&mut buf).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

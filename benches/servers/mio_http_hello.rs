@@ -26,6 +26,8 @@ struct Conn {
     stream: TcpStream,
     /// Bytes of a request head not yet complete.
     rbuf: Vec<u8>,
+    /// Request framing state (a body being skipped, a partial head).
+    framer: http_common::Framer,
     /// Responses not yet taken by the kernel, from `wpos`.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -101,6 +103,7 @@ fn accept_all(poll: &Poll, listener: &TcpListener, conns: &mut Slab<Conn>) {
                     entry.insert(Conn {
                         stream,
                         rbuf: Vec::new(),
+                        framer: http_common::Framer::default(),
                         wbuf: Vec::with_capacity(4096),
                         wpos: 0,
                         want_write: false,
@@ -129,9 +132,7 @@ fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
                 conn.closing = true;
             }
             Ok(n) => {
-                if !consume(conn, &scratch[..n]) {
-                    return false;
-                }
+                consume(conn, &scratch[..n]);
                 if n < scratch.len() {
                     // A short read emptied the socket: new data brings a
                     // new edge, so no read that ends in `WouldBlock`.
@@ -146,25 +147,23 @@ fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
     true
 }
 
-/// Frames `data` (after any partial head kept from before). `false`: drop.
-fn consume(conn: &mut Conn, data: &[u8]) -> bool {
+/// Frames `data` (after any partial head kept from before): a bad or
+/// oversized request gets its error response and closes the connection.
+fn consume(conn: &mut Conn, data: &[u8]) {
     let parsed;
     if conn.rbuf.is_empty() {
         // Fast path: parse straight from the read buffer, keep only a tail.
-        parsed = http_common::answer(data, &mut conn.wbuf);
+        parsed = conn.framer.answer(data, &mut conn.wbuf);
         conn.rbuf.extend_from_slice(&data[parsed.consumed..]);
     } else {
         conn.rbuf.extend_from_slice(data);
-        parsed = http_common::answer(&conn.rbuf, &mut conn.wbuf);
+        parsed = conn.framer.answer(&conn.rbuf, &mut conn.wbuf);
         conn.rbuf.drain(..parsed.consumed);
     }
     if parsed.close {
         conn.closing = true;
         conn.rbuf.clear();
-    } else if conn.rbuf.len() > http_common::MAX_HEAD {
-        return false;
     }
-    true
 }
 
 /// Writes until done or `WouldBlock`, toggling `WRITABLE` interest.

@@ -41,6 +41,7 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut len = 0; // bytes of a partial head kept at the front of rbuf
     let mut wbuf = Vec::with_capacity(4096);
+    let mut framer = http_common::Framer::default();
     loop {
         if len == rbuf.len() {
             if len > http_common::MAX_HEAD {
@@ -53,7 +54,7 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
             return Ok(());
         }
         len += n;
-        let parsed = http_common::answer(&rbuf[..len], &mut wbuf);
+        let parsed = framer.answer(&rbuf[..len], &mut wbuf);
         rbuf.copy_within(parsed.consumed..len, 0);
         len -= parsed.consumed;
         if !wbuf.is_empty() {
