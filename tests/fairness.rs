@@ -104,9 +104,9 @@ fn a_flooded_callback_stream_reads_a_bounded_batch_per_iteration() {
     assert!(max.get() <= 2 * 32, "{} reads in one iteration", max.get());
 }
 
-/// A task whose reads never wait yields after its budget: it cannot do more
-/// than one budget of operations per iteration (and an immediate queued
-/// before it started runs long before it is done).
+/// A task whose reads never wait yields after its budget: it does at most
+/// a budget of operations per poll, so a few per iteration (and an
+/// immediate queued before it started runs long before it is done).
 #[test]
 fn a_task_whose_reads_never_wait_yields_after_its_budget() {
     util::init_log();
@@ -139,9 +139,11 @@ fn a_task_whose_reads_never_wait_yields_after_its_budget() {
     .unwrap();
     assert_eq!(total, 16 << 20);
     eprintln!("most reads of one task in one iteration: {}", max.get());
+    // One budget in the pending phase (where a yielded task resumes), and
+    // at most one more if a readiness event wakes it in the poll phase.
     let budget = evloop::task::TASK_BUDGET as usize;
     assert!(
-        max.get() <= budget + 1,
+        max.get() <= 2 * budget + 1,
         "{} reads in one iteration",
         max.get()
     );

@@ -45,27 +45,25 @@ pub(super) fn restore(prev: u32) {
     BUDGET.with(|b| b.set(prev));
 }
 
-/// Whether the polling task may try one more operation. When its budget is
-/// spent it is woken again in the next iteration, and must return
-/// `Pending` now.
+/// The polling task's budget left, or `None` when it is spent: then the
+/// task is woken again in the next iteration, and must return `Pending`
+/// now. Hand what is left to [`spend`] when the operation completes.
 #[inline]
-pub(super) fn proceed(cx: &Context<'_>) -> bool {
-    if BUDGET.with(Cell::get) > 0 {
-        return true;
+pub(super) fn proceed(cx: &Context<'_>) -> Option<u32> {
+    let left = BUDGET.with(Cell::get);
+    if left > 0 {
+        return Some(left);
     }
     yield_to_loop(cx);
-    false
+    None
 }
 
-/// An operation completed: one unit of the budget is spent.
+/// An operation completed: one unit of the budget `left` is spent (outside
+/// a task's poll, the unlimited budget loses one of its 2^32 units, which
+/// changes nothing).
 #[inline]
-pub(super) fn spend() {
-    BUDGET.with(|b| {
-        let n = b.get();
-        if n != UNLIMITED {
-            b.set(n.saturating_sub(1));
-        }
-    });
+pub(super) fn spend(left: u32) {
+    BUDGET.with(|b| b.set(left - 1));
 }
 
 #[cold]

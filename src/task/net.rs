@@ -194,9 +194,9 @@ impl<T: AsRawFd> PollIo<T> {
             return Poll::Pending;
         }
         // Ready, but the task may have had its share of this turn.
-        if !super::coop::proceed(cx) {
+        let Some(budget) = super::coop::proceed(cx) else {
             return Poll::Pending;
-        }
+        };
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -205,7 +205,7 @@ impl<T: AsRawFd> PollIo<T> {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 r => {
-                    super::coop::spend();
+                    super::coop::spend(budget);
                     return Poll::Ready(r);
                 }
             }
