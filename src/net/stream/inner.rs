@@ -119,7 +119,8 @@ impl StreamInner {
         if self.deliver_early() {
             return;
         }
-        for _ in 0..READS_PER_TURN {
+        let batch = self.st.borrow().read_batch;
+        for _ in 0..batch {
             if !self.can_read() {
                 return;
             }

@@ -21,7 +21,7 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
 
 /// Reads per readiness event or loop iteration before yielding to the
 /// other sources (libuv's `uv__read` reads at most 32 times too).
-const READS_PER_TURN: usize = 32;
+const READS_PER_TURN: u32 = 32;
 
 /// How much a stream reads ahead before it has a data callback (Node's
 /// readable high-water mark); past it, data waits in the kernel.
@@ -144,6 +144,8 @@ struct State {
     read_scheduled: bool,
     /// A short read means the fd is drained ([`StreamIo::short_read_drains`]).
     short_read_drains: bool,
+    /// Reads per batch ([`Stream::set_read_batch`]).
+    read_batch: u32,
     /// Bytes read before a data callback existed (at most `EARLY_LIMIT`).
     early: Vec<u8>,
     end_requested: bool,
@@ -296,6 +298,7 @@ impl Stream {
                 write_closed: !write_side,
                 connecting,
                 short_read_drains,
+                read_batch: READS_PER_TURN,
                 high_water_mark: DEFAULT_HIGH_WATER_MARK,
                 max_write_queue: None,
                 ..State::default()
@@ -443,6 +446,30 @@ impl Stream {
     /// test T36).
     pub fn set_max_write_queue(&self, bytes: Option<usize>) -> &Self {
         self.inner.st.borrow_mut().max_write_queue = bytes;
+        self
+    }
+
+    /// How many reads (of up to 64 KiB each) the stream makes in one batch
+    /// while data keeps coming; the rest waits for the next loop iteration,
+    /// after the other sources had their turn. The default, 32, is libuv's.
+    /// A server whose work per byte is heavy (a pipelined protocol that
+    /// runs a command per few bytes) can lower it so that one busy client
+    /// delays the others less; 0 counts as 1.
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     let server = evloop::net::TcpListener::bind("127.0.0.1:0", |conn| {
+    ///         if let Ok(stream) = conn {
+    ///             stream.set_read_batch(1); // 64 KiB per iteration at most
+    ///         }
+    ///     })
+    ///     .unwrap();
+    ///     server.close();
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn set_read_batch(&self, reads: u32) -> &Self {
+        self.inner.st.borrow_mut().read_batch = reads.max(1);
         self
     }
 
