@@ -409,6 +409,16 @@ fn reads_and_writes_do_not_allocate() {
         for i in 0..100 {
             round(&mut c, i).await; // warm up queues and buffers
         }
+        // And the queues a task uses when it yields after its budget
+        // (writes that complete at once use it up every 128).
+        for i in 0..300u32 {
+            c.write_all(&i.to_le_bytes()).await.unwrap();
+        }
+        while echoed.get() < 4 * 100 + 4 * 300 {
+            sleep(Duration::from_millis(5)).await;
+        }
+        let mut back = vec![0; 4 * 300];
+        c.read_exact(&mut back).await.unwrap();
 
         // 1,000 writes that complete at once (4 kB fits the buffers).
         let before = counting::allocs();
@@ -420,7 +430,7 @@ fn reads_and_writes_do_not_allocate() {
         // Let the echo arrive (on loopback, echoed bytes are in our receive
         // queue once the echo's write returns), then 1,000 reads of data
         // already there. (A fixed sleep was not enough on a loaded machine.)
-        while echoed.get() < 4 * 100 + 4 * 1000 {
+        while echoed.get() < 4 * 100 + 4 * 300 + 4 * 1000 {
             sleep(Duration::from_millis(5)).await;
         }
         // One more poll phase, so the socket's readiness event is seen.

@@ -31,6 +31,17 @@ use super::*;
 /// still active; ref/unref are flags, not counters. Queued microtasks alone
 /// keep nothing alive.
 ///
+/// # Fairness
+///
+/// No source gets more than a bounded batch per iteration; what is left
+/// waits for the next one, after a poll has served every other source:
+/// a readable stream reads at most 32 times (64 KiB each) per readiness
+/// event or turn (as libuv's `uv__read`), a listener accepts at most 128
+/// connections, a UDP socket receives at most 64 datagrams, and a task
+/// completes at most [`TASK_BUDGET`](crate::task::TASK_BUDGET) socket
+/// operations per poll before it yields. Completions from the pool and
+/// other threads run in at most 9 pending rounds per iteration.
+///
 /// # Uncaught errors
 ///
 /// A panicking callback does not corrupt the loop: the panic is caught at
@@ -63,6 +74,7 @@ impl EventLoop {
             remote: Arc::new(Shared::new(waker)),
             remote_buf: RefCell::default(),
             pending: RefCell::default(),
+            next_turn: RefCell::default(),
             closing: RefCell::default(),
             requests: Cell::new(0),
             pool: RefCell::new(None),
@@ -300,7 +312,7 @@ impl Inner {
                 refed: true,
             });
         }
-        for _ in 0..inner.pending.borrow().len() {
+        for _ in 0..inner.pending.borrow().len() + inner.next_turn.borrow().len() {
             out.push(HandleInfo {
                 kind: HandleKind::Pending,
                 label: "pending callback".into(),

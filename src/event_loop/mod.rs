@@ -111,6 +111,12 @@ impl LoopRef {
         }
     }
 
+    pub(crate) fn defer_next_turn(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.defer_next_turn(job);
+        }
+    }
+
     pub(crate) fn checkpoint_now(&self) {
         if let Some(i) = self.0.upgrade() {
             i.checkpoint_now();
@@ -193,6 +199,10 @@ pub(crate) struct Inner {
     remote: Arc<Shared>,
     remote_buf: RefCell<Vec<RemoteJob>>,
     pending: RefCell<VecDeque<Job>>,
+    /// Work a busy source left for the next iteration (a stream that read
+    /// its batch and is still readable): moved to `pending` when the next
+    /// iteration begins, so the poll in between serves every other source.
+    next_turn: RefCell<Vec<Job>>,
     closing: RefCell<VecDeque<Job>>,
     /// Requests in flight (pool jobs, ...): they keep the loop alive.
     requests: Cell<usize>,
@@ -287,6 +297,24 @@ impl Inner {
         self.checkpoint_slow(&mut Turn::default());
     }
 
+    /// Queues `job` for the pending phase of the *next* iteration, after
+    /// one more poll: how a source that used up its batch for this turn
+    /// (reads, accepts, datagrams) waits its turn, as libuv's bounded read
+    /// loops wait for the next poll.
+    pub(crate) fn defer_next_turn(&self, job: Job) {
+        self.next_turn.borrow_mut().push(job);
+    }
+
+    /// Starts an iteration's pending queue with the work left for it.
+    fn take_next_turn(&self) {
+        if self.next_turn.borrow().is_empty() {
+            return;
+        }
+        // Drained, not taken: both queues keep their memory.
+        let mut next = self.next_turn.borrow_mut();
+        self.pending.borrow_mut().extend(next.drain(..));
+    }
+
     /// Queues a close callback: it always runs later, in the close phase.
     pub(crate) fn defer_close(&self, job: Job) {
         self.closing.borrow_mut().push_back(job);
@@ -379,6 +407,7 @@ impl Inner {
             || self.reactor.has_refed()
             || self.requests.get() > 0
             || !self.pending.borrow().is_empty()
+            || !self.next_turn.borrow().is_empty()
             || !self.closing.borrow().is_empty()
     }
 
@@ -387,6 +416,7 @@ impl Inner {
         if self.stop_flag.get()
             || self.interrupted.get()
             || !self.pending.borrow().is_empty()
+            || !self.next_turn.borrow().is_empty()
             || !self.closing.borrow().is_empty()
             || self.immediates.borrow().refed() > 0
             || self.remote.is_notified()
@@ -601,6 +631,12 @@ impl Inner {
                 pending.len(),
                 Box::new(move || drop(pending)),
             );
+            let next = std::mem::take(&mut *self.next_turn.borrow_mut());
+            release(
+                "next-turn callbacks",
+                next.len(),
+                Box::new(move || drop(next)),
+            );
             let closing = std::mem::take(&mut *self.closing.borrow_mut());
             release(
                 "close callbacks",
@@ -635,6 +671,7 @@ impl Drop for Inner {
         drop(self.micro.drain_all());
         drop(self.reactor.drain_all());
         drop(std::mem::take(self.pending.get_mut()));
+        drop(std::mem::take(self.next_turn.get_mut()));
         drop(std::mem::take(self.closing.get_mut()));
         if self.trace_owner {
             if let Err(e) = trace::stop() {

@@ -35,6 +35,7 @@ impl Inner {
             turn.iterations += 1;
             log::trace!("iteration {n} begins");
 
+            self.take_next_turn();
             let can_sleep = self.pending.borrow().is_empty();
             self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
 

@@ -18,6 +18,10 @@ use crate::reactor::{watch_kind, WatchSlot};
 /// for 511; we ask for 1024 (the kernel caps it at `somaxconn`).
 const BACKLOG: i32 = 1024;
 
+/// Connections accepted per readiness turn (TCP and Unix listeners); a
+/// listener with more waiting goes on in the next iteration.
+pub(super) const ACCEPTS_PER_TURN: usize = 128;
+
 /// How long accepting pauses after the process ran out of fds.
 pub(crate) const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -172,7 +176,7 @@ impl ListenerInner {
         if self.backoff.get() {
             return;
         }
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             let r = {
                 let io = self.io.borrow();
                 match io.as_ref() {
@@ -228,6 +232,10 @@ impl ListenerInner {
                 }
             }
         }
+        // A full batch: the rest of the backlog waits for the next
+        // iteration, so a connection flood cannot starve the other sources.
+        let me = self.clone();
+        current_inner().defer_next_turn(Box::new(move || me.accept_all()));
     }
 
     /// Out of fds: closes the reserve fd, then accepts and at once closes

@@ -358,7 +358,7 @@ impl Inner {
         }
         // More may be waiting: continue next turn instead of starving others.
         let me = self.clone();
-        self.lp.defer_pending(Box::new(move || me.recv_all()));
+        self.lp.defer_next_turn(Box::new(move || me.recv_all()));
     }
 }
 

@@ -87,7 +87,7 @@ impl Inner {
         if self.backoff.get() {
             return;
         }
-        loop {
+        for _ in 0..super::tcp::ACCEPTS_PER_TURN {
             let r = {
                 let io = self.io.borrow();
                 match io.as_ref() {
@@ -140,6 +140,10 @@ impl Inner {
                 return;
             }
         }
+        // A full batch: the rest of the backlog waits for the next
+        // iteration, so a connection flood cannot starve the other sources.
+        let me = self.clone();
+        current_inner().defer_next_turn(Box::new(move || me.accept_all()));
     }
 }
 

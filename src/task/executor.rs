@@ -176,6 +176,9 @@ pub(crate) struct Tasks {
     /// somewhere else, or dropped): deliver there instead of polling the
     /// task, or (`None`) do nothing. Almost always empty.
     redirects: RefCell<Vec<Redirect>>,
+    /// Tasks that spent their budget (see `coop`), to be polled in the
+    /// next iteration's pending phase by one [`poll_yielded`] job.
+    yielded: RefCell<Vec<TaskId>>,
 }
 
 /// A task id in 8 bytes, as the poll and resume queues and a resuming
@@ -313,9 +316,11 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
     let waker = Waker::from(task_waker.clone());
     let prev = CURRENT_TASK.with(|c| c.replace(Some(id)));
     let prev_waker = CURRENT_WAKER.with(|c| c.replace(&waker));
+    let budget = super::coop::start();
     let r = catch_unwind(AssertUnwindSafe(|| {
         fut.as_mut().poll(&mut Context::from_waker(&waker))
     }));
+    super::coop::restore(budget);
     CURRENT_WAKER.with(|c| c.set(prev_waker));
     CURRENT_TASK.with(|c| c.set(prev));
     drop(waker);
@@ -506,6 +511,38 @@ fn deliver_queued() {
             job.deliver();
         }
     }
+}
+
+/// The task being polled spent its budget: poll it again in the next
+/// iteration, after a poll of the reactor. Returns false outside a task's
+/// poll. Allocates nothing once warm (the job captures nothing).
+pub(crate) fn yield_current(inner: &Inner) -> bool {
+    let Some(id) = current_task() else {
+        return false;
+    };
+    let mut yielded = inner.tasks.yielded.borrow_mut();
+    if yielded.is_empty() {
+        inner.defer_next_turn(Box::new(poll_yielded));
+    }
+    yielded.push(id);
+    true
+}
+
+/// Schedules the tasks that yielded in the last iteration.
+fn poll_yielded() {
+    try_with_current(|inner| {
+        let ids = std::mem::take(&mut *inner.tasks.yielded.borrow_mut());
+        for &id in &ids {
+            schedule(inner, id);
+        }
+        // Give the list's memory back for the next round.
+        let mut ids = ids;
+        ids.clear();
+        let mut yielded = inner.tasks.yielded.borrow_mut();
+        if yielded.is_empty() {
+            *yielded = ids;
+        }
+    });
 }
 
 /// A wake on the loop thread: queue a microtask that polls the task, unless

@@ -53,6 +53,7 @@
 mod await_promise;
 mod block_on;
 mod boxed;
+mod coop;
 mod executor;
 pub mod net;
 mod stdio;
@@ -65,6 +66,7 @@ use std::rc::{Rc, Weak};
 
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
+pub use coop::TASK_BUDGET;
 pub(crate) use executor::Tasks;
 pub use stdio::{stderr, stdin, stdout, Stdin, Stdout};
 pub use time::{

@@ -180,7 +180,8 @@ impl<T: AsRawFd> PollIo<T> {
 
     /// Runs `op` until it does not return `WouldBlock` (parking the task
     /// when it does) or `Interrupted`. Parks without calling `op` while
-    /// `dir` is known to be drained.
+    /// `dir` is known to be drained, and yields without calling it when the
+    /// task has spent its [budget](super::TASK_BUDGET) for this poll.
     fn poll_op<R>(
         &self,
         cx: &Context<'_>,
@@ -192,6 +193,10 @@ impl<T: AsRawFd> PollIo<T> {
             half.park(cx);
             return Poll::Pending;
         }
+        // Ready, but the task may have had its share of this turn.
+        if !super::coop::proceed(cx) {
+            return Poll::Pending;
+        }
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -199,7 +204,10 @@ impl<T: AsRawFd> PollIo<T> {
                     return Poll::Pending;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                r => return Poll::Ready(r),
+                r => {
+                    super::coop::spend();
+                    return Poll::Ready(r);
+                }
             }
         }
     }

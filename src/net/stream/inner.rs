@@ -74,6 +74,12 @@ impl StreamInner {
     }
 
     pub(super) fn schedule_read(self: &Rc<Self>) {
+        self.schedule_read_in(false);
+    }
+
+    /// Reads in the pending phase: of this iteration, or with `next_turn`
+    /// of the next one, after a poll has served the other sources.
+    fn schedule_read_in(self: &Rc<Self>, next_turn: bool) {
         {
             let mut st = self.st.borrow_mut();
             if st.read_scheduled || st.destroyed {
@@ -82,10 +88,15 @@ impl StreamInner {
             st.read_scheduled = true;
         }
         let me = self.clone();
-        self.lp.defer_pending(Box::new(move || {
+        let job: crate::microtasks::Job = Box::new(move || {
             me.st.borrow_mut().read_scheduled = false;
             me.do_read();
-        }));
+        });
+        if next_turn {
+            self.lp.defer_next_turn(job);
+        } else {
+            self.lp.defer_pending(job);
+        }
     }
 
     pub(super) fn has_data_cb(&self) -> bool {
@@ -124,9 +135,11 @@ impl StreamInner {
                 return;
             }
         }
-        // Still readable after a full turn: let other sources run first.
+        // Still readable after a full batch: the rest waits for the next
+        // iteration, after a poll has served every other source (libuv
+        // reads at most 32 times per event, too).
         if self.can_read() {
-            self.schedule_read();
+            self.schedule_read_in(true);
         }
     }
 

@@ -19,7 +19,8 @@ mod inner;
 /// The default high-water mark of a stream's write queue (Node's 16 KiB).
 pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
 
-/// Reads per readiness turn before yielding to other sources.
+/// Reads per readiness event or loop iteration before yielding to the
+/// other sources (libuv's `uv__read` reads at most 32 times too).
 const READS_PER_TURN: usize = 32;
 
 /// How much a stream reads ahead before it has a data callback (Node's
@@ -328,7 +329,10 @@ impl Stream {
     }
 
     /// Calls `cb` with each chunk read, and starts reading (Node's
-    /// `'data'` listener, which switches a socket to flowing mode).
+    /// `'data'` listener, which switches a socket to flowing mode). A chunk
+    /// is at most 64 KiB, and a stream reads at most 32 chunks per loop
+    /// iteration: a peer that sends faster than that waits for the next
+    /// iteration, so it cannot starve the loop's other sources.
     pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
         let old = self.inner.cbs.data.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
