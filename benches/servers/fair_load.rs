@@ -29,7 +29,8 @@
 //! A probe with no complete reply within `TIMEOUT_MS` (default 3000) is
 //! *missed*: it is printed on its own line, counted in the percentiles at
 //! `TIMEOUT_MS` (a lower bound on what it would have taken), and the probe
-//! reconnects (its old connection is out of step). So the run is bounded by
+//! reconnects (its old connection is out of step). A reply that completes
+//! just past the timeout is counted as missed too, at its real time. So the run is bounded by
 //! `WARMUP_MS + SECONDS + TIMEOUT_MS`, plus connecting.
 //!
 //! Output on stdout: one line of `key=value` pairs:
@@ -196,7 +197,15 @@ fn run(cfg: &Config) -> io::Result<bool> {
         let sent = Instant::now();
         next = sent + cfg.interval;
         match round_trip(&mut probe, &msg, &reply, &mut buf, sent + cfg.timeout) {
-            Ok(true) => lat_ns.push(sent.elapsed().as_nanos() as u64),
+            Ok(true) => {
+                let took = sent.elapsed();
+                // A reply that completed past the timeout (the last read
+                // returned just after it) is late too, though in step.
+                if took > cfg.timeout {
+                    missed.push((lat_ns.len(), (sent - probe_start).as_secs_f64()));
+                }
+                lat_ns.push(took.as_nanos() as u64);
+            }
             Ok(false) => {
                 missed.push((lat_ns.len(), (sent - probe_start).as_secs_f64()));
                 lat_ns.push(cfg.timeout.as_nanos() as u64);
