@@ -11,7 +11,10 @@
 # 3. TCP echo, 1 and 100 connections (echo.sh): evloop callback and async,
 #    raw mio floor, tokio current_thread;
 # 4. mini_redis vs redis-server under redis-benchmark -P1/-P16 (redis.sh);
-# 5. the micro-benchmarks (cargo bench --bench loop_core, promise, task,
+# 5. fairness (fairness.sh): a probe's round trips while 1 and 4 flooders
+#    keep the server busy, evloop's echo servers against mio and tokio,
+#    mini_redis against redis-server;
+# 6. the micro-benchmarks (cargo bench --bench loop_core, promise, task,
 #    echo, ipc; full size, or `-- --quick` with MICRO=quick) and the issue's
 #    targets checked against them.
 # Each server runs alone, pinned to core 0 with its load on core 1, is
@@ -24,6 +27,8 @@
 # (default 3), HTTP_ROUNDS and ECHO_ROUNDS (default 3: medians of
 # alternating rounds),
 # REDIS_REQUESTS (default 100000), REDIS_ROUNDS (default 3),
+# FAIR_DURATION (s of probing per fairness run, default 5), FAIR_ROUNDS
+# (default 3),
 # MICRO (full or quick, default full), OUT (default BENCHMARKS.md), PRIO
 # (rt: servers and load generators under SCHED_FIFO, see lib.sh).
 set -euo pipefail
@@ -36,6 +41,8 @@ REDIS_REQUESTS=${REDIS_REQUESTS:-100000}
 REDIS_ROUNDS=${REDIS_ROUNDS:-3}
 HTTP_ROUNDS=${HTTP_ROUNDS:-3}
 ECHO_ROUNDS=${ECHO_ROUNDS:-3}
+FAIR_DURATION=${FAIR_DURATION:-5}
+FAIR_ROUNDS=${FAIR_ROUNDS:-3}
 MICRO=${MICRO:-full}
 OUT=${OUT:-BENCHMARKS.md}
 T0=$(date +%s)
@@ -59,6 +66,9 @@ progress "TCP echo (echo.sh, ${DURATION}s per server and setting, medians of $EC
 DURATION=$DURATION ROUNDS=$ECHO_ROUNDS timeout 1800 bash benches/servers/echo.sh >"$WORK/echo.md"
 progress "redis (redis.sh, -n $REDIS_REQUESTS, $REDIS_ROUNDS rounds)"
 REQUESTS=$REDIS_REQUESTS ROUNDS=$REDIS_ROUNDS timeout 1200 bash benches/servers/redis.sh >"$WORK/redis.md"
+progress "fairness (fairness.sh, ${FAIR_DURATION}s per server and flooder count, medians of $FAIR_ROUNDS rounds)"
+DURATION=$FAIR_DURATION ROUNDS=$FAIR_ROUNDS timeout 900 bash benches/servers/fairness.sh >"$WORK/fair.md" ||
+  echo "(fairness.sh failed or timed out)" >>"$WORK/fair.md"
 
 # --- micro-benchmarks ---------------------------------------------------------
 MICRO_ARGS=()
@@ -163,6 +173,10 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo
   cat "$WORK/redis.md"
   echo
+  echo "## Fairness: a probe among flooders (\`benches/servers/fairness.sh\`)"
+  echo
+  cat "$WORK/fair.md"
+  echo
   echo "## Micro-benchmarks (\`cargo bench\`, ${MICRO} size)"
   echo
   echo "### Targets (issue 8)"
@@ -190,10 +204,11 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "## How to reproduce"
   echo
   echo '```'
-  echo "bash benches/servers/all.sh                          # everything, ~15 min, writes BENCHMARKS.md"
+  echo "bash benches/servers/all.sh                          # everything, ~20 min, writes BENCHMARKS.md"
   echo "DURATION=$DURATION bash benches/servers/run.sh      # HTTP only (table on stdout)"
   echo "DURATION=$DURATION bash benches/servers/echo.sh     # TCP echo only"
   echo "REQUESTS=$REDIS_REQUESTS ROUNDS=$REDIS_ROUNDS bash benches/servers/redis.sh"
+  echo "DURATION=$FAIR_DURATION ROUNDS=$FAIR_ROUNDS bash benches/servers/fairness.sh   # fairness only"
   echo "cargo bench --bench loop_core   # and promise, task, echo, ipc (-- --quick: smaller)"
   echo '```'
   echo
