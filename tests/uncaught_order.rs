@@ -341,3 +341,32 @@ fn b6_the_only_timer_throws_the_drain_ends_the_timers_phase() {
         ]
     );
 }
+
+// (b9) like a4, but the only other work is a timer far away: Node's
+// uncaught path queues an empty immediate, so the rest drains in the next
+// check phase, not once poll has waited for the far timer.
+// const far = setTimeout(() => log('far'), 5000);
+// process.nextTick(() => { log('t1 throws'); throw new Error('t1'); });
+// process.nextTick(() => { log('t2'); clearTimeout(far); }); log('main end');
+// node: main end, t1 throws, UE(t1), t2 (at once, not after 5 s)
+#[test]
+fn after_an_interrupted_drain_poll_does_not_block() {
+    let start = std::time::Instant::now();
+    let got = node_order(|l| {
+        let far = set_timeout(std::time::Duration::from_secs(5), l.rec("far"));
+        let la = l.clone();
+        next_tick(move || {
+            la.push("t1 throws");
+            panic!("t1")
+        });
+        let la = l.clone();
+        next_tick(move || {
+            la.push("t2");
+            far.clear();
+        });
+        l.push("main end");
+    });
+    assert_eq!(got, ["main end", "t1 throws", "UE(t1)", "t2"]);
+    // Had poll blocked, the run would have lasted the far timer's 5 s.
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -16,7 +16,9 @@ impl Inner {
         // first poll of `block_on`'s task) drains now. What a panicking
         // `next_tick` interrupted waits for the first callback instead, as
         // in Node: a due timer runs first.
-        if !self.interrupted.replace(false) || !self.alive() {
+        // (`interrupted` stays set until a checkpoint completes, so poll
+        // does not block meanwhile.)
+        if !self.interrupted.get() || !self.alive() {
             self.checkpoint(&mut turn);
         }
         let mut alive = self.alive();
