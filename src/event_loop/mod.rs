@@ -1,7 +1,8 @@
-//! The loop itself: its state (`Inner`), liveness, calling user code, and
-//! the thread's current loop. The phases of a tick are in `phases.rs` (read
-//! [`Inner::run_mode`] top to bottom to see one tick); the public
-//! [`EventLoop`] handle and the free functions are in `handle.rs`.
+//! The loop itself: its state (`Inner`), liveness, teardown, and the
+//! thread's current loop. The phases of a tick are in `phases.rs` (read
+//! [`Inner::run_mode`] top to bottom to see one tick); calling user code,
+//! uncaught errors and the microtask checkpoint in `dispatch.rs`; the
+//! public [`EventLoop`] handle and the free functions in `handle.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use crate::remote::{Remote, RemoteJob, Shared};
 use crate::timers::TimerHeap;
 use crate::trace;
 
+mod dispatch;
 mod handle;
 mod phases;
 
@@ -429,166 +431,6 @@ impl Inner {
             Some(deadline) => Some(Duration::from_nanos(
                 deadline.saturating_sub(self.now_ns.get()),
             )),
-        }
-    }
-
-    // ---- calling user code ----
-
-    /// Calls user code at the dispatch boundary, catching a panic. Returns
-    /// whether it returned normally.
-    pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) -> bool {
-        let span = trace::begin();
-        let r = catch_unwind(AssertUnwindSafe(f));
-        trace::end(span, origin, "callback", None);
-        match r {
-            Ok(()) => true,
-            Err(payload) => {
-                self.report_panic(PanicError::from_payload(&*payload, origin));
-                // The payload's own Drop could panic; don't let that escape.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                false
-            }
-        }
-    }
-
-    /// The checkpoint after a callback, unless it panicked: then (with an
-    /// uncaught handler that took the panic) the queues it left drain
-    /// after the *next* callback, as Node skips the drain of a callback
-    /// that threw (a due timer, immediate or I/O callback runs first).
-    #[inline]
-    fn checkpoint_after(&self, returned: bool, turn: &mut Turn) {
-        if returned {
-            self.checkpoint(turn);
-        }
-    }
-
-    /// Routes a caught panic to the uncaught-exception handler, or records
-    /// it so the loop stops (Node's default for an uncaught exception).
-    fn report_panic(&self, err: PanicError) {
-        self.report_uncaught(Error::Panicked(err), Origin::UncaughtException);
-    }
-
-    /// An error nobody handled (a panic, an unhandled rejection, an error
-    /// with no listener): the uncaught-exception handler gets it and the
-    /// loop goes on; without a handler the loop stops and `run` returns it
-    /// (the first one wins), as Node exits on an uncaught exception.
-    pub(crate) fn report_uncaught(&self, err: Error, origin: Origin) {
-        log::debug!("uncaught ({origin}): {err}");
-        // Take, then call: the handler may set or clear the handler.
-        let hook = self.uncaught_hook.borrow_mut().take();
-        let Some(mut hook) = hook else {
-            self.set_fatal(err);
-            return;
-        };
-        let gen = self.uncaught_hook_gen.get();
-        let r = catch_unwind(AssertUnwindSafe(|| hook(err, origin)));
-        if self.uncaught_hook_gen.get() == gen {
-            *self.uncaught_hook.borrow_mut() = Some(hook);
-        } else {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(hook)));
-        }
-        if let Err(p) = r {
-            // A panicking handler is fatal, as a throw inside Node's
-            // 'uncaughtException' listener is.
-            let e = PanicError::from_payload(&*p, "uncaught-exception handler");
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
-            self.set_fatal(Error::Panicked(e));
-        }
-    }
-
-    /// Sets (or with `None` clears) the uncaught-exception handler.
-    pub(crate) fn replace_uncaught_hook(&self, hook: Option<UncaughtHook>) {
-        let gen = &self.uncaught_hook_gen;
-        gen.set(gen.get() + 1);
-        let old = std::mem::replace(&mut *self.uncaught_hook.borrow_mut(), hook);
-        drop(old); // after the borrow: its captures may touch the loop
-    }
-
-    /// Records what stops the loop (the first one wins).
-    pub(crate) fn set_fatal(&self, e: Error) {
-        self.fatal.borrow_mut().get_or_insert(e);
-    }
-
-    /// Whether the loop must stop: an uncaught error nobody handled.
-    pub(crate) fn has_failed(&self) -> bool {
-        self.fatal.borrow().is_some()
-    }
-
-    /// The microtask checkpoint: all `next_tick`s, then all microtasks,
-    /// until both are empty; then the promises rejected with no handler are
-    /// reported, and if that queued more work, around again (Node's
-    /// `processTicksAndRejections`). Runs after every callback.
-    ///
-    /// Inline and short for the common case (nothing queued): it runs twice
-    /// per request on a busy server, and the full body, out of line, costs
-    /// ~45 instructions per call in register saves alone (callgrind,
-    /// benches/servers/callgrind.sh).
-    #[inline]
-    pub(crate) fn checkpoint(&self, turn: &mut Turn) {
-        if self.checkpoint_idle() {
-            return;
-        }
-        self.checkpoint_slow(turn);
-    }
-
-    /// Nothing for a checkpoint to do: no tick, no microtask, no rejection
-    /// to report (whether or not a panic stopped the loop, the checkpoint
-    /// would then return at once).
-    #[inline]
-    fn checkpoint_idle(&self) -> bool {
-        self.micro.is_empty() && self.rejections.is_idle()
-    }
-
-    #[inline(never)]
-    fn checkpoint_slow(&self, turn: &mut Turn) {
-        loop {
-            if self.has_failed() {
-                return;
-            }
-            if !self.micro.is_empty() && !self.drain_queues(turn) {
-                return;
-            }
-            self.interrupted.set(false);
-            if self.rejections.is_idle() {
-                return;
-            }
-            self.rejections.process(self);
-        }
-    }
-
-    /// Drains the `next_tick` and microtask queues. Returns false if a panic
-    /// means the rest must wait for the next callback boundary.
-    fn drain_queues(&self, turn: &mut Turn) -> bool {
-        // After a panicking microtask, the microtask queue drains on before
-        // the ticks (V8 finishes its queue; Node's tick loop then resumes).
-        let mut micro_first = false;
-        loop {
-            let mut ran = 0;
-            let span = trace::begin();
-            let r = catch_unwind(AssertUnwindSafe(|| self.micro.drain(&mut ran, micro_first)));
-            if ran > 0 {
-                trace::end(span, "microtasks", "checkpoint", Some(("jobs", ran)));
-            }
-            turn.microtasks += ran;
-            match r {
-                Ok(()) => return true,
-                Err(payload) => {
-                    let from_tick = self.micro.take_tick_panic();
-                    let origin = if from_tick { "next_tick" } else { "microtask" };
-                    self.report_panic(PanicError::from_payload(&*payload, origin));
-                    // Node: after a throw in a microtask V8 drains on; after
-                    // a throw in a tick, the queues resume only at the next
-                    // callback boundary.
-                    if self.has_failed() {
-                        return false;
-                    }
-                    if from_tick {
-                        self.interrupted.set(true);
-                        return false;
-                    }
-                    micro_first = true;
-                }
-            }
         }
     }
 }
