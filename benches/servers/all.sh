@@ -13,7 +13,8 @@
 # 4. mini_redis vs redis-server under redis-benchmark -P1/-P16 (redis.sh);
 # 5. fairness (fairness.sh): a probe's round trips while 1 and 4 flooders
 #    keep the server busy, evloop's echo servers against mio and tokio,
-#    mini_redis against redis-server;
+#    mini_redis against redis-server, evloop's HTTP servers against mio and
+#    tokio;
 # 6. the micro-benchmarks (cargo bench --bench loop_core, promise, task,
 #    echo, ipc; full size, or `-- --quick` with MICRO=quick) and the issue's
 #    targets checked against them.
@@ -27,7 +28,7 @@
 # (default 3), HTTP_ROUNDS and ECHO_ROUNDS (default 3: medians of
 # alternating rounds),
 # REDIS_REQUESTS (default 100000), REDIS_ROUNDS (default 3),
-# FAIR_DURATION (s of probing per fairness run, default 5), FAIR_ROUNDS
+# FAIR_DURATION (s of probing per fairness run, default 4), FAIR_ROUNDS
 # (default 3),
 # MICRO (full or quick, default full), OUT (default BENCHMARKS.md), PRIO
 # (rt: servers and load generators under SCHED_FIFO, see lib.sh).
@@ -41,7 +42,7 @@ REDIS_REQUESTS=${REDIS_REQUESTS:-100000}
 REDIS_ROUNDS=${REDIS_ROUNDS:-3}
 HTTP_ROUNDS=${HTTP_ROUNDS:-3}
 ECHO_ROUNDS=${ECHO_ROUNDS:-3}
-FAIR_DURATION=${FAIR_DURATION:-5}
+FAIR_DURATION=${FAIR_DURATION:-4}
 FAIR_ROUNDS=${FAIR_ROUNDS:-3}
 MICRO=${MICRO:-full}
 OUT=${OUT:-BENCHMARKS.md}

@@ -25,6 +25,14 @@
 //!   `+PONG\r\n`; each flooder write is as many whole RESP PINGs as fit in
 //!   `SIZE` bytes (at least one), pipelined.
 //! - `redis-inline`: the same with inline `PING\r\n`.
+//! - `http`: HTTP/1.1 keep-alive. Each flooder write is as many whole
+//!   `GET / HTTP/1.1\r\nHost: x\r\n\r\n` requests (27 bytes) as fit in
+//!   `SIZE` bytes (at least one), pipelined; the responses are read and
+//!   discarded. The probe sends one such `GET` and waits for one complete
+//!   response: the head up to its blank line, then `Content-Length` bytes
+//!   of body. It must be a `200` with a `Content-Length` and the body
+//!   `Hello, World!` (what the benchmark's HTTP servers answer), with
+//!   nothing after it.
 //!
 //! A probe with no complete reply within `TIMEOUT_MS` (default 3000) is
 //! *missed*: it is printed on its own line, counted in the percentiles at
@@ -57,6 +65,111 @@ enum Mode {
     Echo,
     Redis,
     RedisInline,
+    Http,
+}
+
+/// The request the `http` mode sends, the probe and the flooders alike.
+const HTTP_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// The body every response to it must carry.
+const HTTP_BODY: &[u8] = b"Hello, World!";
+
+/// The largest response head the probe accepts.
+const HTTP_MAX_HEAD: usize = 4096;
+
+/// What the probe waits for.
+enum Expect {
+    /// These bytes, exactly.
+    Exact(Vec<u8>),
+    /// One complete HTTP response (head and `Content-Length` body).
+    Http,
+}
+
+impl Expect {
+    /// The most bytes a reply can take (the probe's read buffer size).
+    fn max_len(&self) -> usize {
+        match self {
+            Expect::Exact(r) => r.len(),
+            Expect::Http => HTTP_MAX_HEAD + HTTP_BODY.len(),
+        }
+    }
+
+    /// Whether `got`, the bytes read so far, is the whole reply: an error
+    /// if it cannot be (a wrong byte, a bad response, bytes after it).
+    fn complete(&self, got: &[u8]) -> Result<bool, String> {
+        match self {
+            Expect::Exact(r) => {
+                if got != &r[..got.len()] {
+                    return Err(format!(
+                        "unexpected reply to the probe: {:?}",
+                        String::from_utf8_lossy(got)
+                    ));
+                }
+                Ok(got.len() == r.len())
+            }
+            Expect::Http => {
+                let Some((head, end)) = http_response_end(got)? else {
+                    if got.len() >= HTTP_MAX_HEAD {
+                        return Err(format!(
+                            "no end of the response head in {HTTP_MAX_HEAD} bytes"
+                        ));
+                    }
+                    return Ok(false);
+                };
+                if got.len() < end {
+                    return Ok(false);
+                }
+                if got.len() > end {
+                    return Err(format!(
+                        "{} bytes after the response to the probe's one request",
+                        got.len() - end
+                    ));
+                }
+                if &got[head..] != HTTP_BODY {
+                    return Err(format!(
+                        "unexpected response body: {:?}",
+                        String::from_utf8_lossy(&got[head..])
+                    ));
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Where the head of the HTTP response at the start of `b` ends (after its
+/// blank line) and where the response ends (the head plus its
+/// `Content-Length`), or `None` while the head is incomplete. Anything but
+/// a `200` with one valid `Content-Length` is an error.
+fn http_response_end(b: &[u8]) -> Result<Option<(usize, usize)>, String> {
+    let Some(head_len) = b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&b[..head_len])
+        .map_err(|_| "a response head that is not UTF-8".to_string())?;
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let status = lines.next().unwrap_or("");
+    if !status.starts_with("HTTP/1.1 200 ") {
+        return Err(format!("unexpected status line: {status:?}"));
+    }
+    let mut len = None;
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad response header line: {line:?}"))?;
+        if name.eq_ignore_ascii_case("content-length") {
+            let v: usize = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad Content-Length: {value:?}"))?;
+            if len.is_some_and(|l| l != v) {
+                return Err("two different Content-Lengths".to_string());
+            }
+            len = Some(v);
+        }
+    }
+    let len = len.ok_or_else(|| "a response without Content-Length".to_string())?;
+    Ok(Some((head_len, head_len + len)))
 }
 
 impl Mode {
@@ -65,6 +178,7 @@ impl Mode {
             "echo" => Some(Mode::Echo),
             "redis" => Some(Mode::Redis),
             "redis-inline" => Some(Mode::RedisInline),
+            "http" => Some(Mode::Http),
             _ => None,
         }
     }
@@ -74,13 +188,16 @@ impl Mode {
             Mode::Echo => "echo",
             Mode::Redis => "redis",
             Mode::RedisInline => "redis-inline",
+            Mode::Http => "http",
         }
     }
 
-    /// One PING in this mode's framing (redis modes only).
+    /// One request in this mode's framing: a PING (redis modes) or a GET
+    /// (http; not used in echo mode).
     fn ping(self) -> &'static [u8] {
         match self {
             Mode::RedisInline => b"PING\r\n",
+            Mode::Http => HTTP_GET,
             _ => b"*1\r\n$4\r\nPING\r\n",
         }
     }
@@ -98,13 +215,14 @@ impl Mode {
     }
 
     /// The probe's message and the reply it waits for.
-    fn probe(self) -> (Vec<u8>, Vec<u8>) {
+    fn probe(self) -> (Vec<u8>, Expect) {
         match self {
             Mode::Echo => {
                 let m = b"probe: is anyone listening?....\n".to_vec();
-                (m.clone(), m)
+                (m.clone(), Expect::Exact(m))
             }
-            _ => (self.ping().to_vec(), b"+PONG\r\n".to_vec()),
+            Mode::Http => (self.ping().to_vec(), Expect::Http),
+            _ => (self.ping().to_vec(), Expect::Exact(b"+PONG\r\n".to_vec())),
         }
     }
 }
@@ -122,7 +240,7 @@ struct Config {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fair_load ADDR echo|redis|redis-inline FLOODERS SECONDS \
+        "usage: fair_load ADDR echo|redis|redis-inline|http FLOODERS SECONDS \
          [SIZE [INTERVAL_MS [TIMEOUT_MS [WARMUP_MS]]]]"
     );
     std::process::exit(2);
@@ -161,7 +279,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
     // The probe first: connected and answering before the flood starts.
     let (msg, reply) = cfg.mode.probe();
     let mut probe = connect_probe(cfg.addr, cfg.timeout)?;
-    let mut buf = vec![0u8; 256];
+    let mut buf = vec![0u8; reply.max_len()];
     if !round_trip(
         &mut probe,
         &msg,
@@ -275,11 +393,12 @@ fn connect_probe(addr: SocketAddr, timeout: Duration) -> io::Result<std::net::Tc
 }
 
 /// Sends `msg` and reads until `reply` has come back whole: `Ok(true)`;
-/// `Ok(false)` if `by` passed first. A different reply is an error.
+/// `Ok(false)` if `by` passed first. A different reply is an error. `buf`
+/// holds at least `reply.max_len()` bytes.
 fn round_trip(
     s: &mut std::net::TcpStream,
     msg: &[u8],
-    reply: &[u8],
+    reply: &Expect,
     buf: &mut [u8],
     by: Instant,
 ) -> io::Result<bool> {
@@ -295,32 +414,34 @@ fn round_trip(
         }
         Err(e) => return Err(e),
     }
+    let limit = reply.max_len().min(buf.len());
     let mut got = 0;
-    while got < reply.len() {
+    loop {
+        if reply
+            .complete(&buf[..got])
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?
+        {
+            return Ok(true);
+        }
+        if got == limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a reply to the probe longer than {limit} bytes"),
+            ));
+        }
         let left = by.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(false);
         }
         s.set_read_timeout(Some(left))?;
-        match s.read(&mut buf[..reply.len() - got]) {
+        match s.read(&mut buf[got..limit]) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the server closed the probe's connection",
                 ))
             }
-            Ok(k) => {
-                if buf[..k] != reply[got..got + k] {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "unexpected reply to the probe: {:?}",
-                            String::from_utf8_lossy(&buf[..k])
-                        ),
-                    ));
-                }
-                got += k;
-            }
+            Ok(k) => got += k,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -330,7 +451,6 @@ fn round_trip(
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
 }
 
 /// Sets the calling thread's niceness (Linux: `setpriority` on a thread id

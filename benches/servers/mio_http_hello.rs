@@ -3,10 +3,12 @@
 //! (see `http_common.rs`), with nothing in between but mio.
 //!
 //! Edge-triggered: on readiness it reads until `WouldBlock` or a short read
-//! (which means the socket is drained), answers every
-//! complete request (pipelining), writes until `WouldBlock`, and only then
-//! asks for `WRITABLE` interest to flush the rest. Keep-alive by default;
-//! `Connection: close` closes after the response.
+//! (which means the socket is drained), answering every complete request of
+//! each read (pipelining) and writing the responses until `WouldBlock`;
+//! what the kernel does not take is flushed on `WRITABLE`, and reading stops
+//! until it is (backpressure, as `mio_echo`: a client that pipelines
+//! requests without reading the responses cannot grow the server's memory).
+//! Keep-alive by default; `Connection: close` closes after the response.
 //!
 //! `cargo run --release --example mio_http_hello [ADDR]` (default
 //! 127.0.0.1:8081). Driven by `bash benches/servers/run.sh`.
@@ -35,6 +37,9 @@ struct Conn {
     want_write: bool,
     /// Close once `wbuf` is flushed (`Connection: close`, EOF, bad request).
     closing: bool,
+    /// Reading stopped on responses pending (the socket may hold more
+    /// requests): read on once `wbuf` is flushed.
+    read_stalled: bool,
 }
 
 fn main() -> io::Result<()> {
@@ -74,8 +79,19 @@ fn main() -> io::Result<()> {
                 continue;
             };
             let mut keep = true;
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                keep = on_readable(conn, &mut scratch);
+            if conn.read_stalled
+                && (event.is_writable() || event.is_write_closed() || event.is_error())
+            {
+                // Flush first: if the client took everything, read on.
+                keep = flush(conn, &poll, key);
+            }
+            if keep
+                && (event.is_readable()
+                    || event.is_read_closed()
+                    || event.is_error()
+                    || conn.read_stalled)
+            {
+                keep = on_readable(conn, &mut scratch, &poll, key);
             }
             if keep {
                 keep = flush(conn, &poll, key);
@@ -108,6 +124,7 @@ fn accept_all(poll: &Poll, listener: &TcpListener, conns: &mut Slab<Conn>) {
                         wpos: 0,
                         want_write: false,
                         closing: false,
+                        read_stalled: false,
                     });
                 }
             }
@@ -122,10 +139,12 @@ fn accept_all(poll: &Poll, listener: &TcpListener, conns: &mut Slab<Conn>) {
     }
 }
 
-/// Reads until `WouldBlock` or a short read and queues the responses.
-/// `false`: drop now.
-fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
-    while !conn.closing {
+/// Reads until `WouldBlock` or a short read and writes the responses;
+/// stops early (`read_stalled`) while responses are pending. `false`: drop
+/// now.
+fn on_readable(conn: &mut Conn, scratch: &mut [u8], poll: &Poll, key: usize) -> bool {
+    conn.read_stalled = !conn.wbuf.is_empty();
+    while !conn.closing && !conn.read_stalled {
         match conn.stream.read(scratch) {
             Ok(0) => {
                 // Peer finished sending: answer what we have, then close.
@@ -133,6 +152,11 @@ fn on_readable(conn: &mut Conn, scratch: &mut [u8]) -> bool {
             }
             Ok(n) => {
                 consume(conn, &scratch[..n]);
+                if !flush(conn, poll, key) {
+                    return false;
+                }
+                // Backpressure: the kernel did not take every response.
+                conn.read_stalled = !conn.wbuf.is_empty();
                 if n < scratch.len() {
                     // A short read emptied the socket: new data brings a
                     // new edge, so no read that ends in `WouldBlock`.
