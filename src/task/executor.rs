@@ -520,6 +520,13 @@ pub(crate) fn yield_current(inner: &Inner) -> bool {
     let Some(id) = current_task() else {
         return false;
     };
+    // Marked scheduled: a readiness wake before the next iteration (in
+    // this one's poll phase) must not poll it again, or it would get a
+    // second budget in one iteration.
+    match inner.tasks.slab.borrow_mut().get_mut(id.key) {
+        Some(slot) if slot.gen() == id.gen => slot.set(SCHEDULED, true),
+        _ => return false,
+    }
     let mut yielded = inner.tasks.yielded.borrow_mut();
     if yielded.is_empty() {
         inner.defer_next_turn(Box::new(poll_yielded));
@@ -528,12 +535,22 @@ pub(crate) fn yield_current(inner: &Inner) -> bool {
     true
 }
 
-/// Schedules the tasks that yielded in the last iteration.
+/// Queues the polls of the tasks that yielded in the last iteration.
 fn poll_yielded() {
     try_with_current(|inner| {
         let ids = std::mem::take(&mut *inner.tasks.yielded.borrow_mut());
         for &id in &ids {
-            schedule(inner, id);
+            // Still there, and not polled since it yielded (its scheduled
+            // mark is cleared only by the poll microtask).
+            let live = inner
+                .tasks
+                .slab
+                .borrow()
+                .get(id.key)
+                .is_some_and(|s| s.gen() == id.gen && s.is(SCHEDULED));
+            if live {
+                queue_poll(inner, id);
+            }
         }
         // Give the list's memory back for the next round.
         let mut ids = ids;
