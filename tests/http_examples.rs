@@ -20,6 +20,7 @@ use proptest::prelude::*;
 #[path = "../benches/servers/http_common.rs"]
 #[allow(dead_code)]
 mod http_common;
+mod util;
 
 /// Generous: the machine is shared and slow at times.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -90,20 +91,8 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
             let mut server = Server { name, child, port };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // exited: the port was taken
-                }
-                // A probe connected to itself (TCP simultaneous open)
-                // proves nothing.
-                if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
-                    let self_connect = probe.local_addr().ok() == probe.peer_addr().ok();
-                    if !self_connect && matches!(server.child.try_wait(), Ok(None)) {
-                        return server;
-                    }
-                }
-                sleep(Duration::from_millis(20));
+            if util::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
+                return server;
             }
         }
         panic!("{name} did not start");

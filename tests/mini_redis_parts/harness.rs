@@ -8,8 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Generous: the machine is shared and slow at times.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,23 +71,8 @@ impl Server {
                 .spawn()
                 .expect("start mini_redis");
             let mut server = Server { child, port };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // exited: the port was taken
-                }
-                // A probe that connected to itself (TCP simultaneous open:
-                // the port is in the ephemeral range and the kernel can
-                // pick it as the source port) proves nothing; nor does one
-                // answered while our server is exiting because another
-                // process holds the port.
-                if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
-                    let self_connect = probe.local_addr().ok() == probe.peer_addr().ok();
-                    if !self_connect && matches!(server.child.try_wait(), Ok(None)) {
-                        return server;
-                    }
-                }
-                sleep(Duration::from_millis(20));
+            if crate::util::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
+                return server;
             }
             // `server` drops here: killed and reaped before the next try.
         }

@@ -91,3 +91,26 @@ pub fn still_connected(c: &std::net::TcpStream) -> Option<bool> {
         Err(e) => panic!("client read: {e}"),
     }
 }
+
+/// Waits (up to `within`) until the server process `child` answers on
+/// 127.0.0.1:`port`. False if it exited first (the port was taken) or never
+/// answered. A probe that connected to itself (TCP simultaneous open: the
+/// port is in the ephemeral range and the kernel can pick it as the source
+/// port) proves nothing; nor does one answered while our server is exiting
+/// because another process holds the port.
+pub fn wait_listening(child: &mut std::process::Child, port: u16, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(probe) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let self_connect = probe.local_addr().ok() == probe.peer_addr().ok();
+            if !self_connect && matches!(child.try_wait(), Ok(None)) {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
