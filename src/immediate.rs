@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use crate::event_loop::{with_current, Inner};
+use crate::event_loop::{with_current, LoopState};
 
 struct Entry {
     id: u64,
@@ -133,7 +133,7 @@ impl ImmediateQueue {
 /// A handle to a queued immediate; Node's `Immediate`. Dropping it does not
 /// cancel the callback.
 pub struct Immediate {
-    inner: Weak<Inner>,
+    inner: Weak<LoopState>,
     id: u64,
 }
 
@@ -194,7 +194,7 @@ impl std::fmt::Debug for Immediate {
 /// .unwrap();
 /// ```
 pub fn set_immediate(cb: impl FnOnce() + 'static) -> Immediate {
-    with_current(|inner: &Rc<Inner>| {
+    with_current(|inner: &Rc<LoopState>| {
         let id = inner.immediates.borrow_mut().push(Box::new(cb));
         log::trace!("queue immediate #{id}");
         Immediate {

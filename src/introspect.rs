@@ -6,6 +6,7 @@ use std::fmt;
 
 /// What kind of thing an active handle is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HandleKind {
     /// A [`set_timeout`](crate::set_timeout) timer.
     Timeout,
@@ -21,6 +22,11 @@ pub enum HandleKind {
     Pending,
     /// A close callback waiting for the close phase.
     Closing,
+    /// An active idle, prepare or check watcher (see
+    /// [`watchers`](crate::watchers)).
+    Watcher,
+    /// An open [`AsyncHandle`](crate::AsyncHandle).
+    Async,
 }
 
 /// One active handle.

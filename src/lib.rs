@@ -138,6 +138,7 @@ pub mod timers;
 pub mod trace;
 
 pub use error::{Error, Origin, PanicError};
+pub use event_loop::watchers;
 pub use event_loop::{
     active_handles, clear_uncaught_exception, current_phase, has_current, now,
     on_uncaught_exception, run, stop, EnterGuard, EventLoop, Phase, Turn,
@@ -148,7 +149,7 @@ pub use microtasks::{next_tick, queue_microtask};
 pub use mio::Interest;
 pub use pool::{queue_work, queue_work_cancelable, Work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
-pub use remote::{LoopClosed, Remote};
+pub use remote::{AsyncClosed, AsyncHandle, AsyncSender, LoopClosed, Remote};
 pub use task::{block_on, run_async, spawn};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,

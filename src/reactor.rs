@@ -36,7 +36,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use slab::Slab;
 
-use crate::event_loop::{with_current, Inner};
+use crate::event_loop::{with_current, LoopState};
 
 /// The generation bits kept: all 32, or 8 in the `narrow-generation` test
 /// build.
@@ -360,7 +360,7 @@ fn closed() -> io::Error {
 /// Like libuv's `uv_poll_t`, the fd must stay open while the watch is
 /// active: close the watch first, then the fd.
 pub struct Watch {
-    inner: Weak<Inner>,
+    inner: Weak<LoopState>,
     key: usize,
     gen: u32,
 }
@@ -530,7 +530,7 @@ pub(crate) fn watch_kind(
     kind: &'static str,
     cb: IoCallback,
 ) -> io::Result<Watch> {
-    with_current(|inner: &Rc<Inner>| {
+    with_current(|inner: &Rc<LoopState>| {
         let (key, gen) = inner.reactor.register(fd, interest, kind, cb)?;
         log::debug!("watch {kind} fd {fd} as #{key} (gen {gen}) for {interest:?}");
         Ok(Watch {

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Inner {
+impl LoopState {
     /// Calls user code at the dispatch boundary, catching a panic. Returns
     /// whether it returned normally.
     pub(crate) fn call(&self, origin: &'static str, f: impl FnOnce()) -> bool {
@@ -86,8 +86,9 @@ impl Inner {
     }
 
     /// The microtask checkpoint: all `next_tick`s, then all microtasks,
-    /// until both are empty; then the promises rejected with no handler are
-    /// reported, and if that queued more work, around again (Node's
+    /// until both are empty; then the end-of-checkpoint hooks (the promise
+    /// layer reports the promises rejected with no handler there), and if
+    /// that queued more work, around again (Node's
     /// `processTicksAndRejections`). Runs after every callback.
     ///
     /// Inline and short for the common case (nothing queued): it runs twice
@@ -102,12 +103,12 @@ impl Inner {
         self.checkpoint_slow(turn);
     }
 
-    /// Nothing for a checkpoint to do: no tick, no microtask, no rejection
-    /// to report (whether or not a panic stopped the loop, the checkpoint
-    /// would then return at once).
+    /// Nothing for a checkpoint to do: no tick, no microtask, no
+    /// end-of-checkpoint hook due (whether or not a panic stopped the loop,
+    /// the checkpoint would then return at once).
     #[inline]
     pub(super) fn checkpoint_idle(&self) -> bool {
-        self.micro.is_empty() && self.rejections.is_idle()
+        self.micro.is_empty() && !self.watchers.checkpoint_due.get()
     }
 
     #[inline(never)]
@@ -120,10 +121,12 @@ impl Inner {
                 return;
             }
             self.interrupted.set(false);
-            if self.rejections.is_idle() {
+            // The end-of-checkpoint hooks (unhandled rejections): a hook
+            // that still has work asks again.
+            if !self.watchers.checkpoint_due.replace(false) {
                 return;
             }
-            self.rejections.process(self);
+            self.run_checkpoint_end();
         }
     }
 

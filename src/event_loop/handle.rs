@@ -56,7 +56,7 @@ use super::*;
 /// gets the error and the loop goes on; the `next_tick`s and microtasks a
 /// panicking callback queued then run after the next callback, as in Node.
 pub struct EventLoop {
-    pub(crate) inner: Rc<Inner>,
+    pub(crate) inner: Rc<LoopState>,
 }
 
 impl EventLoop {
@@ -66,35 +66,7 @@ impl EventLoop {
         crate::process::sys::ignore_sigxfsz();
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        let inner = Rc::new(Inner {
-            timers: RefCell::default(),
-            immediates: RefCell::default(),
-            micro: Microtasks::default(),
-            reactor: Reactor::new(poll),
-            remote: Arc::new(Shared::new(waker)),
-            remote_buf: RefCell::default(),
-            pending: RefCell::default(),
-            next_turn: RefCell::default(),
-            closing: RefCell::default(),
-            requests: Cell::new(0),
-            pool: RefCell::new(None),
-            work: RefCell::default(),
-            next_work_id: Cell::new(0),
-            epoch: Instant::now(),
-            now_ns: Cell::new(0),
-            stop_flag: Cell::new(false),
-            running: Cell::new(false),
-            phase: Cell::new(Phase::Idle),
-            iterations: Cell::new(0),
-            fatal: RefCell::new(None),
-            interrupted: Cell::new(false),
-            rejections: Default::default(),
-            tasks: Default::default(),
-            process: RefCell::new(None),
-            trace_owner: trace::init_from_env(),
-            uncaught_hook: RefCell::new(None),
-            uncaught_hook_gen: Cell::new(0),
-        });
+        let inner = Rc::new(LoopState::new(Reactor::new(poll), RemoteQueue::new(waker)));
         log::debug!(
             "event loop created (epoll fd {})",
             inner.reactor.poll.borrow().as_raw_fd()
@@ -151,7 +123,7 @@ impl EventLoop {
     /// Threads in this loop's pool: 0 until the first
     /// [`queue_work`](crate::queue_work) starts it.
     pub fn threadpool_threads(&self) -> usize {
-        self.inner.pool.borrow().as_ref().map_or(0, Pool::threads)
+        self.inner.jobs.threads()
     }
 
     /// Iterations run so far.
@@ -163,12 +135,6 @@ impl EventLoop {
     /// (sockets, pipes, watched fds; each reuse of a slab key counts).
     pub fn registrations(&self) -> u64 {
         self.inner.reactor.registrations()
-    }
-
-    /// Spawned `async` tasks that have not finished yet (see
-    /// [`spawn`](crate::spawn)). Pending tasks keep nothing alive.
-    pub fn tasks(&self) -> usize {
-        self.inner.tasks.len()
     }
 
     /// The phase the loop is in.
@@ -272,10 +238,10 @@ impl EventLoop {
     }
 }
 
-impl Inner {
+impl LoopState {
     fn active_handles(&self) -> Vec<HandleInfo> {
         let inner = self;
-        let now = inner.now_ns.get();
+        let now = inner.clock.cached_ns();
         let mut out = Vec::new();
         for (repeat, delay, refed, deadline) in inner.timers.borrow().describe() {
             let (kind, name) = if repeat {
@@ -305,7 +271,21 @@ impl Inner {
                 refed,
             });
         }
-        for _ in 0..inner.requests.get() {
+        for (kind, refed) in inner.watchers.describe() {
+            out.push(HandleInfo {
+                kind: HandleKind::Watcher,
+                label: format!("{kind} watcher"),
+                refed,
+            });
+        }
+        for (label, refed) in crate::remote::describe_async(inner) {
+            out.push(HandleInfo {
+                kind: HandleKind::Async,
+                label,
+                refed,
+            });
+        }
+        for _ in 0..inner.jobs.in_flight() {
             out.push(HandleInfo {
                 kind: HandleKind::Request,
                 label: "request in flight".into(),
@@ -333,7 +313,7 @@ impl Inner {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         // The last owner tears down with the loop current (see
-        // `Inner::teardown`); `Inner::drop` then releases what is left (the
+        // `LoopState::teardown`); `LoopState::drop` then releases what is left (the
         // pool, signal registrations) as before. Not while the thread's
         // locals are being destroyed, when the loop cannot be made current.
         if Rc::strong_count(&self.inner) == 1 && CURRENT.try_with(|_| ()).is_ok() {
@@ -357,7 +337,7 @@ impl fmt::Debug for EventLoop {
             .field("sources", &i.reactor.len())
             .field("pending", &i.pending.borrow().len())
             .field("closing", &i.closing.borrow().len())
-            .field("requests", &i.requests.get())
+            .field("requests", &i.jobs.in_flight())
             .field("alive", &i.alive())
             .finish()
     }

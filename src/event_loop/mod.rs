@@ -1,6 +1,6 @@
-//! The loop itself: its state (`Inner`), liveness, teardown, and the
+//! The loop itself: its state (`LoopState`), liveness, teardown, and the
 //! thread's current loop. The phases of a tick are in `phases.rs` (read
-//! [`Inner::run_mode`] top to bottom to see one tick); calling user code,
+//! [`LoopState::run_mode`] top to bottom to see one tick); calling user code,
 //! uncaught errors and the microtask checkpoint in `dispatch.rs`; the
 //! public [`EventLoop`] handle and the free functions in `handle.rs`.
 
@@ -18,15 +18,22 @@ use crate::error::{Error, Origin, PanicError};
 use crate::immediate::ImmediateQueue;
 use crate::introspect::{HandleInfo, HandleKind};
 use crate::microtasks::{Job, Microtasks};
-use crate::pool::{configured_size, DoneCallback, Pool};
+use crate::pool::Jobs;
 use crate::reactor::{split, Reactor, WAKER_TOKEN};
-use crate::remote::{Remote, RemoteJob, Shared};
+use crate::remote::{Remote, RemoteJob, RemoteQueue};
 use crate::timers::TimerHeap;
 use crate::trace;
 
+mod clock;
 mod dispatch;
 mod handle;
 mod phases;
+pub(crate) mod slots;
+pub mod watchers;
+
+pub(crate) use clock::{duration_to_ns, Clock};
+use slots::Slots;
+use watchers::Watchers;
 
 pub use handle::{
     active_handles, clear_uncaught_exception, current_phase, has_current, now,
@@ -35,7 +42,7 @@ pub use handle::{
 
 thread_local! {
     /// The loop that the free functions (`set_timeout`, ...) act on.
-    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<LoopState>>> = const { RefCell::new(None) };
 }
 
 const NO_LOOP: &str = "no evloop event loop is current on this thread: \
@@ -49,14 +56,14 @@ const NO_LOOP: &str = "no evloop event loop is current on this thread: \
 ///
 /// No borrow of the thread's slot is held while `f` runs (`f` may run user
 /// code that enters another loop: a task's first poll calling `block_on`).
-pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<LoopState>) -> R) -> R {
     let inner = CURRENT.with(|c| c.borrow().clone());
     f(inner.as_ref().expect(NO_LOOP))
 }
 
 /// Runs `f` with the thread's current loop, or returns `None` if there is
 /// none (for code that may run while a loop is being dropped).
-pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<LoopState>) -> R) -> Option<R> {
     let inner = CURRENT
         .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
         .ok()
@@ -65,7 +72,7 @@ pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> 
 }
 
 /// Reports an error nobody listens for to the current loop (see
-/// [`Inner::report_uncaught`]); with no loop current, it is logged.
+/// [`LoopState::report_uncaught`]); with no loop current, it is logged.
 pub(crate) fn report_uncaught(err: Error) {
     let mut err = Some(err);
     try_with_current(|i| {
@@ -81,7 +88,7 @@ pub(crate) fn report_uncaught(err: Error) {
 ///
 /// # Panics
 /// If there is none.
-pub(crate) fn current_inner() -> Rc<Inner> {
+pub(crate) fn current_inner() -> Rc<LoopState> {
     with_current(Rc::clone)
 }
 
@@ -90,7 +97,7 @@ pub(crate) fn current_inner() -> Rc<Inner> {
 /// reactor, and the loop could never be dropped while one is open. Every
 /// method does nothing once the loop is gone.
 #[derive(Clone)]
-pub(crate) struct LoopRef(std::rc::Weak<Inner>);
+pub(crate) struct LoopRef(std::rc::Weak<LoopState>);
 
 impl LoopRef {
     /// The thread's current loop.
@@ -125,7 +132,7 @@ impl LoopRef {
         }
     }
 
-    /// Reports an error nobody listens for (see [`Inner::report_uncaught`]);
+    /// Reports an error nobody listens for (see [`LoopState::report_uncaught`]);
     /// with the loop gone, it is logged.
     pub(crate) fn report_uncaught(&self, err: Error) {
         match self.0.upgrade() {
@@ -177,6 +184,8 @@ pub struct Turn {
     pub immediates: usize,
     /// Close callbacks run.
     pub closes: usize,
+    /// Idle, prepare and check watcher callbacks run (see [`watchers`]).
+    pub hooks: usize,
     /// `next_tick` and microtask jobs run.
     pub microtasks: usize,
     /// Whether the loop still has work that keeps it alive (libuv's
@@ -187,18 +196,29 @@ pub struct Turn {
 impl Turn {
     /// Total callbacks run, microtasks included.
     pub fn callbacks(&self) -> usize {
-        self.timers + self.pending + self.io + self.immediates + self.closes + self.microtasks
+        self.timers
+            + self.pending
+            + self.io
+            + self.immediates
+            + self.closes
+            + self.hooks
+            + self.microtasks
     }
 }
 
 /// The loop's state. Every field is behind its own `RefCell`/`Cell`, and no
 /// borrow is ever held while user code runs ("take, then call").
-pub(crate) struct Inner {
+///
+/// The loop core's own queues are fields; the layers above keep theirs in
+/// per-loop [`slots`](slots::LoopLocal) (the task executor, the
+/// unhandled-rejection tracker, the signal registry) and plug into the
+/// tick through [hooks](watchers).
+pub(crate) struct LoopState {
     pub(crate) timers: RefCell<TimerHeap>,
     pub(crate) immediates: RefCell<ImmediateQueue>,
     pub(crate) micro: Microtasks,
     pub(crate) reactor: Reactor,
-    remote: Arc<Shared>,
+    remote: Arc<RemoteQueue>,
     remote_buf: RefCell<Vec<RemoteJob>>,
     pending: RefCell<VecDeque<Job>>,
     /// Work a busy source left for the next iteration (a stream that read
@@ -206,16 +226,14 @@ pub(crate) struct Inner {
     /// iteration begins, so the poll in between serves every other source.
     next_turn: RefCell<Vec<Job>>,
     closing: RefCell<VecDeque<Job>>,
-    /// Requests in flight (pool jobs, ...): they keep the loop alive.
-    requests: Cell<usize>,
-    /// The thread pool, started on first use.
-    pool: RefCell<Option<Pool>>,
-    /// `done` callbacks of pool jobs in flight, by job key.
-    work: RefCell<slab::Slab<DoneCallback>>,
-    /// The id of the next pool job (never reused, unlike slab keys).
-    next_work_id: Cell<u64>,
-    epoch: Instant,
-    now_ns: Cell<u64>,
+    /// The thread pool's jobs in flight (they keep the loop alive).
+    pub(crate) jobs: Jobs,
+    /// The loop's cached time (`uv_now`).
+    pub(crate) clock: Clock,
+    /// Idle, prepare and check watchers, and the end-of-checkpoint hooks.
+    pub(crate) watchers: Watchers,
+    /// The layers' per-loop values.
+    slots: Slots,
     stop_flag: Cell<bool>,
     running: Cell<bool>,
     phase: Cell<Phase>,
@@ -226,14 +244,6 @@ pub(crate) struct Inner {
     /// short: the rest waits for the next callback, and poll must not block
     /// meanwhile (Node's uncaught path queues an empty immediate for this).
     interrupted: Cell<bool>,
-    /// Rejected promises waiting for the end of a checkpoint to be
-    /// reported unhandled, and the reporting policy.
-    pub(crate) rejections: crate::promise::unhandled::Tracker,
-    /// Spawned `async` tasks that have not finished (see [`crate::task`]).
-    pub(crate) tasks: crate::task::Tasks,
-    /// Signal handlers and child processes, created on first use (see
-    /// [`crate::process`]).
-    pub(crate) process: RefCell<Option<Rc<crate::process::signal::Hub>>>,
     /// This loop started tracing from `EVLOOP_TRACE`, and ends it when
     /// dropped.
     trace_owner: bool,
@@ -248,19 +258,46 @@ pub(crate) struct Inner {
 /// An uncaught-exception handler.
 pub(crate) type UncaughtHook = Box<dyn FnMut(Error, Origin)>;
 
-impl Inner {
+impl LoopState {
+    /// A loop's state around its poll instance and cross-thread queue.
+    fn new(reactor: Reactor, remote: RemoteQueue) -> LoopState {
+        LoopState {
+            timers: RefCell::default(),
+            immediates: RefCell::default(),
+            micro: Microtasks::default(),
+            reactor,
+            remote: Arc::new(remote),
+            remote_buf: RefCell::default(),
+            pending: RefCell::default(),
+            next_turn: RefCell::default(),
+            closing: RefCell::default(),
+            jobs: Jobs::default(),
+            clock: Clock::new(),
+            watchers: Watchers::default(),
+            slots: Slots::default(),
+            stop_flag: Cell::new(false),
+            running: Cell::new(false),
+            phase: Cell::new(Phase::Idle),
+            iterations: Cell::new(0),
+            fatal: RefCell::new(None),
+            interrupted: Cell::new(false),
+            trace_owner: trace::init_from_env(),
+            uncaught_hook: RefCell::new(None),
+            uncaught_hook_gen: Cell::new(0),
+        }
+    }
+
     // ---- time ----
 
     /// Reads the clock into the cached `now`; returns it as nanoseconds
     /// since the loop's epoch.
+    #[inline]
     pub(crate) fn update_now_ns(&self) -> u64 {
-        let ns = crate::timers::duration_to_ns(self.epoch.elapsed());
-        self.now_ns.set(ns);
-        ns
+        self.clock.update()
     }
 
     fn now(&self) -> Instant {
-        self.epoch + Duration::from_nanos(self.now_ns.get())
+        self.clock.cached()
     }
 
     // ---- hooks for the layers above ----
@@ -322,83 +359,6 @@ impl Inner {
         self.closing.borrow_mut().push_back(job);
     }
 
-    /// A pool job starts: remember its `done`, count it as a request.
-    pub(crate) fn work_started(&self, done: DoneCallback) -> (usize, Remote) {
-        let key = self.work.borrow_mut().insert(done);
-        self.requests.set(self.requests.get() + 1);
-        let remote = Remote {
-            shared: self.remote.clone(),
-        };
-        (key, remote)
-    }
-
-    /// Hands a job to the pool, starting the pool on first use. If its
-    /// threads cannot be started, the job's `done` gets the error.
-    /// Returns the job's id, for [`Inner::cancel_work`].
-    pub(crate) fn submit_work(&self, key: usize, job: Box<dyn FnOnce() + Send>) -> u64 {
-        let id = self.next_work_id.get();
-        self.next_work_id.set(id + 1);
-        let mut pool = self.pool.borrow_mut();
-        if pool.is_none() {
-            match Pool::start(configured_size()) {
-                Ok(p) => *pool = Some(p),
-                Err(e) => {
-                    drop(pool);
-                    drop(job);
-                    log::debug!("thread pool failed to start: {e}");
-                    let msg = io::Error::other(format!("cannot start the thread pool: {e}"));
-                    self.defer_pending(Box::new(move || {
-                        let done = with_current(|inner| inner.work_finished(key));
-                        if let Some(done) = done {
-                            done(Err(msg));
-                        }
-                    }));
-                    return id;
-                }
-            }
-        }
-        pool.as_ref().expect("started above").submit(id, job);
-        id
-    }
-
-    /// Cancels queued job `id` (slab key `key`): its `done` runs in the
-    /// pending phase with `ECANCELED`. `EBUSY` if it has started or ended.
-    pub(crate) fn cancel_work(&self, id: u64, key: usize) -> io::Result<()> {
-        let removed = match self.pool.borrow().as_ref() {
-            Some(pool) => pool.cancel(id),
-            None => false,
-        };
-        if !removed {
-            return Err(io::Error::from_raw_os_error(libc::EBUSY));
-        }
-        // The job never ran, so nothing was posted for it: its `done` is
-        // still in the slab under `key`, and the request still counts.
-        self.defer_pending(Box::new(move || {
-            let done = with_current(|inner| inner.work_finished(key));
-            if let Some(done) = done {
-                done(Err(crate::pool::canceled_error()));
-            }
-        }));
-        Ok(())
-    }
-
-    /// A result a pool worker posted has reached the loop: the pool may
-    /// start another job (see `pool::MAX_UNDELIVERED`).
-    pub(crate) fn work_delivered(&self) {
-        if let Some(pool) = self.pool.borrow().as_ref() {
-            pool.delivered();
-        }
-    }
-
-    /// A pool job finished: its `done`, to be called by the caller.
-    pub(crate) fn work_finished(&self, key: usize) -> Option<DoneCallback> {
-        let done = self.work.borrow_mut().try_remove(key);
-        if done.is_some() {
-            self.requests.set(self.requests.get() - 1);
-        }
-        done
-    }
-
     // ---- liveness ----
 
     /// libuv's `uv__loop_alive`: ref'd active handles, requests, pending
@@ -407,7 +367,8 @@ impl Inner {
         self.timers.borrow().has_refed()
             || self.immediates.borrow().refed() > 0
             || self.reactor.has_refed()
-            || self.requests.get() > 0
+            || self.watchers.has_refed()
+            || self.jobs.in_flight() > 0
             || !self.pending.borrow().is_empty()
             || !self.next_turn.borrow().is_empty()
             || !self.closing.borrow().is_empty()
@@ -421,6 +382,7 @@ impl Inner {
             || !self.next_turn.borrow().is_empty()
             || !self.closing.borrow().is_empty()
             || self.immediates.borrow().refed() > 0
+            || self.watchers.has_idle()
             || self.remote.is_notified()
             || !self.alive()
         {
@@ -429,92 +391,103 @@ impl Inner {
         match self.timers.borrow().next_deadline() {
             None | Some(u64::MAX) => None,
             Some(deadline) => Some(Duration::from_nanos(
-                deadline.saturating_sub(self.now_ns.get()),
+                deadline.saturating_sub(self.clock.cached_ns()),
             )),
         }
     }
 }
 
-impl Inner {
-    /// Drops every stored closure and task while the loop is still current,
-    /// round after round until nothing is left (at most 16 rounds). A
-    /// destructor may use the loop: a future whose `Drop` spawns a task or
-    /// sets a timer would otherwise panic with "no loop is current" inside
-    /// `Inner::drop`, a panic during cleanup that aborts the process (found
-    /// by the reliability test T16). What such destructors create is dropped
-    /// in the next round, and a destructor that panics is caught and logged,
-    /// so the rest is still released.
-    fn teardown(&self) {
-        drop(self.remote.close());
+// ---- teardown ----
+
+/// What one release round hands over: a name, how many things, and a
+/// closure that drops them.
+type Garbage<'a> = (&'static str, usize, Box<dyn FnOnce() + 'a>);
+
+impl LoopState {
+    /// The one list of everything the loop holds of user code, in the
+    /// order it is released: the layers' per-loop values first (tasks:
+    /// dropping a future may release timers and sources), then the pool's
+    /// callbacks, the watchers, and the core's queues.
+    fn release_round(&self, release: &mut dyn FnMut(Garbage<'_>)) {
+        self.slots.release_each(|r| {
+            if let Some(garbage) = r.garbage {
+                release((r.what, r.count, Box::new(move || drop(garbage))));
+            }
+        });
+        let done = self.jobs.take_callbacks();
+        release(("pool callbacks", done.len(), Box::new(move || drop(done))));
+        let watchers = self.watchers.release();
+        release(("watchers", watchers.len(), Box::new(move || drop(watchers))));
+        let timers = self.timers.borrow_mut().drain_all();
+        release(("timers", timers.len(), Box::new(move || drop(timers))));
+        let imm = self.immediates.borrow_mut().drain_all();
+        release(("immediates", imm.len(), Box::new(move || drop(imm))));
+        let micro = self.micro.drain_all();
+        let n = micro.0.len() + micro.1.len();
+        release(("microtasks", n, Box::new(move || drop(micro))));
+        let io = self.reactor.drain_all();
+        release(("sources", io.len(), Box::new(move || drop(io))));
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let n = pending.len();
+        release(("pending callbacks", n, Box::new(move || drop(pending))));
+        let next = std::mem::take(&mut *self.next_turn.borrow_mut());
+        let n = next.len();
+        release(("next-turn callbacks", n, Box::new(move || drop(next))));
+        let closing = std::mem::take(&mut *self.closing.borrow_mut());
+        let n = closing.len();
+        release(("close callbacks", n, Box::new(move || drop(closing))));
+    }
+
+    /// Releases everything, round after round until nothing is left (at
+    /// most 16 rounds): what a destructor creates is released in the next
+    /// round, and a destructor that panics is caught and logged, so the
+    /// rest is still released.
+    fn release_all(&self) {
         for _ in 0..16 {
             let mut dropped = 0;
-            let mut release = |what: &str, n: usize, garbage: Box<dyn FnOnce() + '_>| {
+            self.release_round(&mut |(what, n, garbage)| {
                 dropped += n;
                 if catch_unwind(AssertUnwindSafe(garbage)).is_err() {
                     log::warn!("a destructor panicked while the loop dropped its {what}");
                 }
-            };
-            let tasks = self.tasks.drain_all();
-            release("tasks", tasks.len(), Box::new(move || drop(tasks)));
-            let work = std::mem::take(&mut *self.work.borrow_mut());
-            release("pool callbacks", work.len(), Box::new(move || drop(work)));
-            let timers = self.timers.borrow_mut().drain_all();
-            release("timers", timers.len(), Box::new(move || drop(timers)));
-            let imm = self.immediates.borrow_mut().drain_all();
-            release("immediates", imm.len(), Box::new(move || drop(imm)));
-            let micro = self.micro.drain_all();
-            let n = micro.0.len() + micro.1.len();
-            release("microtasks", n, Box::new(move || drop(micro)));
-            let io = self.reactor.drain_all();
-            release("sources", io.len(), Box::new(move || drop(io)));
-            let pending = std::mem::take(&mut *self.pending.borrow_mut());
-            release(
-                "pending callbacks",
-                pending.len(),
-                Box::new(move || drop(pending)),
-            );
-            let next = std::mem::take(&mut *self.next_turn.borrow_mut());
-            release(
-                "next-turn callbacks",
-                next.len(),
-                Box::new(move || drop(next)),
-            );
-            let closing = std::mem::take(&mut *self.closing.borrow_mut());
-            release(
-                "close callbacks",
-                closing.len(),
-                Box::new(move || drop(closing)),
-            );
+            });
             if dropped == 0 {
                 return;
             }
         }
         log::warn!("destructors kept creating work while the loop was dropped");
     }
+
+    /// Drops every stored closure and task while the loop is still current.
+    /// A destructor may use the loop: a future whose `Drop` spawns a task or
+    /// sets a timer would otherwise panic with "no loop is current" inside
+    /// the loop's `Drop`, a panic during cleanup that aborts the process
+    /// (found by the reliability test T16).
+    fn teardown(&self) {
+        drop(self.remote.close());
+        self.release_all();
+    }
 }
 
-impl Drop for Inner {
+impl Drop for LoopState {
     fn drop(&mut self) {
         log::debug!("event loop dropped");
-        // Refuse further cross-thread posts, then drop every stored closure.
-        // Handles hold `Weak`s, so a closure's captures that touch the loop
-        // in their `Drop` find it gone and do nothing.
+        // Refuse further cross-thread posts, then drop every stored closure
+        // (the same list as `teardown`; usually empty by now). Handles hold
+        // `Weak`s, so a closure's captures that touch the loop in their
+        // `Drop` find it gone and do nothing.
         drop(self.remote.close());
-        // Tasks first: dropping a future may release timers and sources.
-        drop(self.tasks.drain_all());
-        // Leave the signal registry; hand running children to a reaper.
-        drop(self.process.get_mut().take());
+        self.release_all();
+        // The layers' values, newest first (the signal registry hands its
+        // running children to a reaper).
+        self.slots.drop_all(|value| {
+            if catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+                log::warn!("a destructor panicked while the loop dropped a layer's state");
+            }
+        });
         // Join the pool: jobs not started are discarded, running ones
         // finish and their results are dropped on the worker (posts fail).
-        drop(self.pool.get_mut().take());
-        drop(std::mem::take(self.work.get_mut()));
-        drop(self.timers.get_mut().drain_all());
-        drop(self.immediates.get_mut().drain_all());
-        drop(self.micro.drain_all());
-        drop(self.reactor.drain_all());
-        drop(std::mem::take(self.pending.get_mut()));
-        drop(std::mem::take(self.next_turn.get_mut()));
-        drop(std::mem::take(self.closing.get_mut()));
+        self.jobs.shut_down();
         if self.trace_owner {
             if let Err(e) = trace::stop() {
                 log::warn!("trace: {e}");
@@ -525,12 +498,12 @@ impl Drop for Inner {
 
 /// Marks the loop running and current for the length of a `run_*` call.
 struct Running<'a> {
-    inner: &'a Inner,
+    inner: &'a LoopState,
     _enter: EnterGuard,
 }
 
 impl<'a> Running<'a> {
-    fn enter(inner: &'a Rc<Inner>) -> Self {
+    fn enter(inner: &'a Rc<LoopState>) -> Self {
         inner.running.set(true);
         Running {
             inner,
@@ -553,12 +526,12 @@ impl Drop for Running<'_> {
 /// aborts the process), and the loop the guard replaced is current again.
 #[must_use = "the loop is current only while the guard lives"]
 pub struct EnterGuard {
-    prev: Option<Rc<Inner>>,
-    mine: *const Inner,
+    prev: Option<Rc<LoopState>>,
+    mine: *const LoopState,
 }
 
 impl EnterGuard {
-    fn new(inner: Rc<Inner>) -> Self {
+    fn new(inner: Rc<LoopState>) -> Self {
         let mine = Rc::as_ptr(&inner);
         let prev = CURRENT.with(|c| c.borrow_mut().replace(inner));
         EnterGuard { prev, mine }

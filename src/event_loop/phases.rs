@@ -1,9 +1,10 @@
 //! The phases of one loop run, in the order Node 20 runs them (libuv's
-//! `uv_run`): read [`Inner::run_mode`] top to bottom to see one tick.
+//! `uv_run`): read [`LoopState::run_mode`] top to bottom to see one tick.
 
+use super::watchers::Kind;
 use super::*;
 
-impl Inner {
+impl LoopState {
     /// One run of `uv_run` (libuv >= 1.45, as in Node 20).
     pub(super) fn run_mode(self: &Rc<Self>, mode: Mode) -> Result<Turn, Error> {
         if self.is_busy() {
@@ -40,6 +41,12 @@ impl Inner {
             self.take_next_turn();
             let can_sleep = self.pending.borrow().is_empty();
             self.traced("pending", &mut turn, |me, turn| me.run_pending(turn));
+            self.traced("idle", &mut turn, |me, turn| {
+                me.run_watchers(Kind::Idle, turn)
+            });
+            self.traced("prepare", &mut turn, |me, turn| {
+                me.run_watchers(Kind::Prepare, turn)
+            });
 
             let timeout = if (mode == Mode::Once && can_sleep) || mode == Mode::Default {
                 self.backend_timeout()
@@ -102,7 +109,7 @@ impl Inner {
 
     fn run_timers(&self, turn: &mut Turn) {
         self.phase.set(Phase::Timers);
-        let now = self.now_ns.get();
+        let now = self.clock.cached_ns();
         log::trace!("phase timers ({} armed)", self.timers.borrow().armed());
         // The delay of a timer that panicked (its checkpoint skipped).
         let mut panicked: Option<u64> = None;
@@ -179,6 +186,12 @@ impl Inner {
     }
 
     fn poll(&self, timeout: Option<Duration>, turn: &mut Turn) -> io::Result<()> {
+        // An uncaught error earlier in this iteration (a pending callback,
+        // a watcher) stops the loop: no poll, which might block, and no
+        // more callbacks. Events not fetched stay queued in the kernel.
+        if self.has_failed() {
+            return Ok(());
+        }
         self.phase.set(Phase::Poll);
         log::trace!("phase poll (timeout {timeout:?})");
         let mut events = self
@@ -255,6 +268,9 @@ impl Inner {
         // here at the latest, before the first immediate, as in Node. A
         // no-op otherwise: every callback is followed by a checkpoint.
         self.checkpoint(turn);
+        // Check watchers, then the immediates (Node's own check handle is
+        // the oldest, and libuv runs the newest first).
+        self.run_watchers(Kind::Check, turn);
         // Only immediates queued before this phase began run now.
         let end = self.immediates.borrow().snapshot();
         log::trace!("phase check ({} queued)", self.immediates.borrow().live());

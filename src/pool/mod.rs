@@ -35,8 +35,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::PanicError;
 use crate::event_loop::with_current;
 
+mod jobs;
 mod workers;
 
+pub(crate) use jobs::Jobs;
 pub(crate) use workers::{Pool, PoolJob};
 
 /// The default number of pool threads (libuv's too).
@@ -126,7 +128,7 @@ where
         })
     });
     with_current(|inner| {
-        let (key, remote) = inner.work_started(done);
+        let (key, remote) = inner.jobs.started(inner, done);
         let job: PoolJob = Box::new(move || {
             let r: WorkResult = catch_unwind(AssertUnwindSafe(work))
                 .map(|v| Box::new(v) as Box<dyn Any + Send>)
@@ -137,7 +139,7 @@ where
             // If the loop is gone the post is refused and `r` is dropped here.
             let _ = remote.post(move || complete(key, r));
         });
-        let id = inner.submit_work(key, job);
+        let id = inner.jobs.submit(inner, key, job);
         Work { id, key }
     })
 }
@@ -167,7 +169,7 @@ impl Work {
     /// # Panics
     /// If no event loop is current on this thread.
     pub fn cancel(&self) -> io::Result<()> {
-        with_current(|inner| inner.cancel_work(self.id, self.key))
+        with_current(|inner| inner.jobs.cancel(inner, self.id, self.key))
     }
 }
 
@@ -179,8 +181,8 @@ pub(crate) fn canceled_error() -> io::Error {
 /// Loop side of a finished job: find its `done` and call it.
 fn complete(key: usize, r: WorkResult) {
     let done = with_current(|inner| {
-        inner.work_delivered();
-        inner.work_finished(key)
+        inner.jobs.delivered();
+        inner.jobs.finished(key)
     });
     if let Some(done) = done {
         done(r);

@@ -35,7 +35,8 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::event_loop::with_current;
+use crate::event_loop::slots::{LoopLocal, PerLoop};
+use crate::event_loop::{with_current, LoopState};
 use crate::promise::{Promise, WithResolvers};
 use crate::reactor::{watch_kind, WatchSlot};
 use crate::Interest;
@@ -257,6 +258,19 @@ impl Registry {
 
 // ---- hop 3: the loop's hub ----
 
+/// The loop's hub, created on first use (a per-loop slot). Dropped with the
+/// loop: it leaves the registry and hands running children to a reaper.
+#[derive(Default)]
+struct HubSlot(RefCell<Option<Rc<Hub>>>);
+
+impl PerLoop for HubSlot {
+    fn new(_: &LoopState) -> Self {
+        HubSlot::default()
+    }
+}
+
+static HUB: LoopLocal<HubSlot> = LoopLocal::new();
+
 /// A loop's process machinery: its registry slot and wake-up pipe, its
 /// signal handlers, and its child processes. Created on first use and
 /// kept by the loop.
@@ -289,11 +303,12 @@ impl Hub {
     /// If no event loop is current on this thread.
     pub(crate) fn current() -> io::Result<Rc<Hub>> {
         with_current(|inner| {
-            if let Some(hub) = inner.process.borrow().as_ref() {
+            let slot = HUB.get(inner);
+            if let Some(hub) = slot.0.borrow().as_ref() {
                 return Ok(hub.clone());
             }
             let hub = Hub::new()?;
-            *inner.process.borrow_mut() = Some(hub.clone());
+            *slot.0.borrow_mut() = Some(hub.clone());
             Ok(hub)
         })
     }

@@ -16,6 +16,7 @@ use std::cell::Cell;
 use std::mem;
 use std::rc::Rc;
 
+use super::unhandled::Tracker;
 use super::Rejection;
 use crate::event_loop::try_with_current;
 use crate::microtasks::{MicroJob, Microtask};
@@ -261,7 +262,7 @@ impl<T: Clone + 'static> Core<T> {
                 if !self.handled.get() {
                     let me: Rc<dyn Tracked> = self.clone();
                     let e = e.clone();
-                    try_with_current(|inner| inner.rejections.track(me, e));
+                    try_with_current(|inner| Tracker::track(inner, me, e));
                 }
             }
             *state = State::Settled(outcome);
@@ -329,7 +330,7 @@ impl<T: Clone + 'static> Core<T> {
         let first = !self.handled.replace(true);
         if let (true, true, Err(e)) = (first, self.warned.get(), outcome) {
             let e = e.clone();
-            try_with_current(|inner| inner.rejections.handled_late(e));
+            try_with_current(|inner| Tracker::handled_late(inner, e));
         }
     }
 

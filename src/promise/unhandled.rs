@@ -16,7 +16,8 @@ use std::rc::Rc;
 use super::state::Tracked;
 use super::Rejection;
 use crate::error::{Error, Origin};
-use crate::event_loop::{with_current, EventLoop, Inner};
+use crate::event_loop::slots::{LoopLocal, PerLoop, Released};
+use crate::event_loop::{with_current, EventLoop, LoopState};
 
 /// The warning of the `warn` and `strict` modes, on stderr as Node's.
 fn warn(reason: &Rejection) {
@@ -58,7 +59,8 @@ pub enum UnhandledRejections {
 
 type Hook = Box<dyn FnMut(&Rejection)>;
 
-/// The loop's list of rejections waiting for the end of the checkpoint.
+/// The loop's list of rejections waiting for the end of the checkpoint (a
+/// per-loop slot, run by the loop's end-of-checkpoint hook).
 #[derive(Default)]
 pub(crate) struct Tracker {
     /// Rejected with no handler, in rejection order.
@@ -70,23 +72,56 @@ pub(crate) struct Tracker {
     on_handled: RefCell<Option<Hook>>,
 }
 
-impl Tracker {
-    pub(crate) fn track(&self, promise: Rc<dyn Tracked>, reason: Rejection) {
-        self.pending.borrow_mut().push((promise, reason));
+impl PerLoop for Tracker {
+    fn new(state: &LoopState) -> Self {
+        state.on_checkpoint_end(|state| Tracker::of(state).process(state));
+        Tracker::default()
     }
 
-    pub(crate) fn handled_late(&self, reason: Rejection) {
-        self.handled_late.borrow_mut().push(reason);
+    fn release(&self) -> Released {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let late = std::mem::take(&mut *self.handled_late.borrow_mut());
+        let n = pending.len() + late.len();
+        Released::new("tracked rejections", n, (pending, late))
+    }
+}
+
+static TRACKER: LoopLocal<Tracker> = LoopLocal::new();
+
+impl Tracker {
+    /// The loop's tracker.
+    #[inline]
+    pub(crate) fn of(state: &LoopState) -> &Tracker {
+        TRACKER.get(state)
+    }
+
+    /// A promise was rejected with no handler: report it at the end of
+    /// the checkpoint unless it gets one by then.
+    pub(crate) fn track(state: &LoopState, promise: Rc<dyn Tracked>, reason: Rejection) {
+        Tracker::of(state)
+            .pending
+            .borrow_mut()
+            .push((promise, reason));
+        state.request_checkpoint_end();
+    }
+
+    /// A promise reported unhandled got a handler.
+    pub(crate) fn handled_late(state: &LoopState, reason: Rejection) {
+        Tracker::of(state).handled_late.borrow_mut().push(reason);
+        state.request_checkpoint_end();
     }
 
     /// Nothing to report.
-    pub(crate) fn is_idle(&self) -> bool {
+    fn is_idle(&self) -> bool {
         self.pending.borrow().is_empty() && self.handled_late.borrow().is_empty()
     }
 
     /// One round of reports (Node's `processPromiseRejections`): first the
     /// late handlers, then the rejections still unhandled.
-    pub(crate) fn process(&self, inner: &Inner) {
+    fn process(&self, inner: &LoopState) {
+        if self.is_idle() {
+            return;
+        }
         let late = std::mem::take(&mut *self.handled_late.borrow_mut());
         for reason in late {
             log::debug!("rejection handled late: {reason}");
@@ -143,6 +178,9 @@ impl Tracker {
             let newer = std::mem::replace(&mut *pending, rest);
             pending.extend(newer);
         }
+        if !self.is_idle() {
+            inner.request_checkpoint_end();
+        }
     }
 
     /// Take, then call: the hook is out of its slot while it runs, and put
@@ -150,7 +188,7 @@ impl Tracker {
     fn call_hook(
         &self,
         slot: &RefCell<Option<Hook>>,
-        inner: &Inner,
+        inner: &LoopState,
         origin: &'static str,
         reason: &Rejection,
     ) {
@@ -171,7 +209,7 @@ impl EventLoop {
     /// as Node 20). From inside the loop, use the free
     /// [`set_unhandled_rejections`].
     pub fn set_unhandled_rejections(&self, mode: UnhandledRejections) {
-        self.inner.rejections.mode.set(mode);
+        Tracker::of(&self.inner).mode.set(mode);
     }
 
     /// Calls `hook` with the reason of each promise rejected with no handler
@@ -196,21 +234,19 @@ impl EventLoop {
     /// # Ok::<(), evloop::Error>(())
     /// ```
     pub fn on_unhandled_rejection(&self, hook: impl FnMut(&Rejection) + 'static) {
-        self.inner
-            .rejections
-            .set_unhandled_hook(Some(Box::new(hook)));
+        Tracker::of(&self.inner).set_unhandled_hook(Some(Box::new(hook)));
     }
 
     /// Calls `hook` when a promise already reported unhandled gets a handler
     /// (Node's `process.on('rejectionHandled')`), at the end of the
     /// checkpoint after the one that attached it.
     pub fn on_rejection_handled(&self, hook: impl FnMut(&Rejection) + 'static) {
-        self.inner.rejections.set_handled_hook(Some(Box::new(hook)));
+        Tracker::of(&self.inner).set_handled_hook(Some(Box::new(hook)));
     }
 
     /// Removes both rejection hooks.
     pub fn clear_rejection_hooks(&self) {
-        self.inner.rejections.clear_hooks();
+        Tracker::of(&self.inner).clear_hooks();
     }
 }
 
@@ -248,7 +284,7 @@ impl Tracker {
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn set_unhandled_rejections(mode: UnhandledRejections) {
-    with_current(|inner| inner.rejections.mode.set(mode))
+    with_current(|inner| Tracker::of(inner).mode.set(mode))
 }
 
 /// Sets the current loop's unhandled-rejection hook (see
@@ -268,7 +304,7 @@ pub fn set_unhandled_rejections(mode: UnhandledRejections) {
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn on_unhandled_rejection(hook: impl FnMut(&Rejection) + 'static) {
-    with_current(|inner| inner.rejections.set_unhandled_hook(Some(Box::new(hook))))
+    with_current(|inner| Tracker::of(inner).set_unhandled_hook(Some(Box::new(hook))))
 }
 
 /// Sets the current loop's rejection-handled hook (see
@@ -278,7 +314,7 @@ pub fn on_unhandled_rejection(hook: impl FnMut(&Rejection) + 'static) {
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn on_rejection_handled(hook: impl FnMut(&Rejection) + 'static) {
-    with_current(|inner| inner.rejections.set_handled_hook(Some(Box::new(hook))))
+    with_current(|inner| Tracker::of(inner).set_handled_hook(Some(Box::new(hook))))
 }
 
 /// Removes the current loop's two rejection hooks.
@@ -286,5 +322,5 @@ pub fn on_rejection_handled(hook: impl FnMut(&Rejection) + 'static) {
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn clear_rejection_hooks() {
-    with_current(|inner| inner.rejections.clear_hooks())
+    with_current(|inner| Tracker::of(inner).clear_hooks())
 }

@@ -38,7 +38,8 @@ use slab::Slab;
 
 use super::boxed::{drop_quietly, reject_quietly, running, TaskFuture};
 use super::waker::TaskWaker;
-use crate::event_loop::{try_with_current, Inner};
+use crate::event_loop::slots::{LoopLocal, PerLoop, Released};
+use crate::event_loop::{try_with_current, EventLoop, LoopState};
 use crate::promise::{panic_rejection, Rejection};
 
 thread_local! {
@@ -142,7 +143,7 @@ impl Slot {
 /// At most this many finished tasks' waker states are kept for reuse.
 const SPARE_WAKERS: usize = 1024;
 
-/// The loop's tasks (a field of the loop's `Inner`).
+/// The loop's tasks (a per-loop slot: [`Tasks::of`]).
 #[derive(Default)]
 pub(crate) struct Tasks {
     slab: RefCell<Slab<Slot>>,
@@ -262,23 +263,40 @@ pub(crate) trait Deliver {
     fn deliver(&self);
 }
 
+impl PerLoop for Tasks {
+    fn new(_: &LoopState) -> Self {
+        Tasks::default()
+    }
+
+    /// Every task (dropping a future may release timers and sources, so
+    /// the loop releases this slot first).
+    fn release(&self) -> Released {
+        let tasks = std::mem::take(&mut *self.slab.borrow_mut());
+        Released::new("tasks", tasks.len(), tasks)
+    }
+}
+
+static TASKS: LoopLocal<Tasks> = LoopLocal::new();
+
 impl Tasks {
+    /// The loop's tasks.
+    #[inline]
+    pub(crate) fn of(state: &LoopState) -> &Tasks {
+        TASKS.get(state)
+    }
+
     /// Tasks not finished.
     pub(crate) fn len(&self) -> usize {
         self.slab.borrow().len()
     }
-
-    /// On loop drop: every task, to be dropped by the caller.
-    pub(crate) fn drain_all(&self) -> Slab<Slot> {
-        std::mem::take(&mut *self.slab.borrow_mut())
-    }
 }
 
 /// Inserts a task and polls it once, synchronously.
-pub(crate) fn spawn_future(inner: &Rc<Inner>, fut: TaskFuture) -> TaskId {
+pub(crate) fn spawn_future(inner: &Rc<LoopState>, fut: TaskFuture) -> TaskId {
+    let tasks = Tasks::of(inner);
     let gen = NEXT_GEN.fetch_add(1, Ordering::Relaxed);
     let id = {
-        let mut slab = inner.tasks.slab.borrow_mut();
+        let mut slab = tasks.slab.borrow_mut();
         let entry = slab.vacant_entry();
         let id = TaskId {
             key: entry.key(),
@@ -295,9 +313,10 @@ pub(crate) fn spawn_future(inner: &Rc<Inner>, fut: TaskFuture) -> TaskId {
 /// Polls task `id` now. Returns false if there is no such task (finished,
 /// or of another loop). A task already being polled is marked to be polled
 /// again afterwards instead.
-pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
+pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
+    let tasks = Tasks::of(inner);
     let (mut fut, task_waker) = {
-        let mut slab = inner.tasks.slab.borrow_mut();
+        let mut slab = tasks.slab.borrow_mut();
         let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen() == id.gen) else {
             return false;
         };
@@ -326,7 +345,7 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
     drop(waker);
     match r {
         Ok(Poll::Pending) => {
-            let mut slab = inner.tasks.slab.borrow_mut();
+            let mut slab = tasks.slab.borrow_mut();
             let slot = slab
                 .get_mut(id.key)
                 .expect("a running task stays in its slot");
@@ -354,14 +373,14 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
             }
         }
         Ok(Poll::Ready(())) => {
-            let slot = inner.tasks.slab.borrow_mut().remove(id.key);
+            let slot = tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} finished", id.key);
             drop(slot);
             drop_quietly(fut);
             keep_spare(inner, task_waker, id);
         }
         Err(payload) => {
-            let slot = inner.tasks.slab.borrow_mut().remove(id.key);
+            let slot = tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} panicked", id.key);
             drop(slot);
             reject_quietly(fut, panic_rejection(payload, "task"), false);
@@ -373,8 +392,9 @@ pub(crate) fn run(inner: &Inner, id: TaskId, from_microtask: bool) -> bool {
 
 /// A waker state for one poll of task `id`: a spare one rewritten for it,
 /// or a new one.
-fn lend_waker(inner: &Inner, id: TaskId) -> Arc<TaskWaker> {
-    let spare = inner.tasks.spare.borrow_mut().pop();
+fn lend_waker(inner: &LoopState, id: TaskId) -> Arc<TaskWaker> {
+    let tasks = Tasks::of(inner);
+    let spare = tasks.spare.borrow_mut().pop();
     match spare.map(|w| super::waker::reuse(w, id)) {
         Some(Ok(w)) => w,
         _ => super::waker::new(id, inner.remote_handle()),
@@ -384,11 +404,12 @@ fn lend_waker(inner: &Inner, id: TaskId) -> Arc<TaskWaker> {
 /// Keeps a waker state for reuse if nothing else holds it (its key and
 /// generation are rewritten when it is lent again, so a stale wake can
 /// never reach it: nothing can wake it at all).
-fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
+fn keep_spare(inner: &LoopState, waker: Arc<TaskWaker>, id: TaskId) {
+    let tasks = Tasks::of(inner);
     if Arc::strong_count(&waker) != 1 {
         return;
     }
-    let mut spare = inner.tasks.spare.borrow_mut();
+    let mut spare = tasks.spare.borrow_mut();
     if spare.len() < SPARE_WAKERS {
         if let Ok(w) = super::waker::reuse(waker, id) {
             spare.push(w);
@@ -402,9 +423,10 @@ fn keep_spare(inner: &Inner, waker: Arc<TaskWaker>, id: TaskId) {
 /// has not started, the task joins it instead: polling both tasks in one
 /// microtask is what two microtasks in a row would do, and a million
 /// tasks woken in a row take one queue entry, not a million.
-fn queue_poll(inner: &Inner, id: TaskId) {
-    inner.tasks.queued.borrow_mut().push_back(Queued::new(id));
-    inner.tasks.poll_runs.add(&inner.micro, poll_queued);
+fn queue_poll(inner: &LoopState, id: TaskId) {
+    let tasks = Tasks::of(inner);
+    tasks.queued.borrow_mut().push_back(Queued::new(id));
+    tasks.poll_runs.add(&inner.micro, poll_queued);
 }
 
 /// The microtask [`queue_poll`] queues: polls the first tasks of the list,
@@ -416,13 +438,14 @@ fn poll_queued() {
     let Some(inner) = try_with_current(Rc::clone) else {
         return;
     };
-    for _ in 0..inner.tasks.poll_runs.start() {
-        let q = inner.tasks.queued.borrow_mut().pop_front();
+    let tasks = Tasks::of(&inner);
+    for _ in 0..tasks.poll_runs.start() {
+        let q = tasks.queued.borrow_mut().pop_front();
         debug_assert!(q.is_some(), "a poll run shorter than its count");
         let Some(q) = q else {
             return;
         };
-        if let Some(id) = q.find(&inner.tasks) {
+        if let Some(id) = q.find(tasks) {
             run(&inner, id, true);
         }
     }
@@ -433,7 +456,7 @@ fn poll_queued() {
 /// Returns the microtask for the caller to push, right after, onto the
 /// same loop's queue (with none current, the caller drops it too).
 pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJob {
-    try_with_current(|inner| inner.tasks.deliveries.borrow_mut().push_back(job));
+    try_with_current(|inner| Tasks::of(inner).deliveries.borrow_mut().push_back(job));
     Box::new(deliver_queued)
 }
 
@@ -444,14 +467,14 @@ pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJo
 /// allocated: the await keeps the outcome itself.
 pub(crate) fn queue_resume(id: TaskId) -> Option<u64> {
     try_with_current(|inner| {
-        let ticket = inner.tasks.tickets.get() + 1;
-        inner.tasks.tickets.set(ticket);
-        inner
-            .tasks
+        let tasks = Tasks::of(inner);
+        let ticket = tasks.tickets.get() + 1;
+        tasks.tickets.set(ticket);
+        tasks
             .resumes
             .borrow_mut()
             .push_back((Queued::new(id), ticket));
-        inner.tasks.resume_runs.add(&inner.micro, resume_queued);
+        tasks.resume_runs.add(&inner.micro, resume_queued);
         ticket
     })
 }
@@ -462,8 +485,9 @@ fn resume_queued() {
     let Some(inner) = try_with_current(Rc::clone) else {
         return;
     };
-    for _ in 0..inner.tasks.resume_runs.start() {
-        let first = inner.tasks.resumes.borrow_mut().pop_front();
+    let tasks = Tasks::of(&inner);
+    for _ in 0..tasks.resume_runs.start() {
+        let first = tasks.resumes.borrow_mut().pop_front();
         debug_assert!(first.is_some(), "a resume run shorter than its count");
         let Some((q, ticket)) = first else {
             return;
@@ -473,16 +497,17 @@ fn resume_queued() {
 }
 
 /// One resume of [`resume_queued`].
-fn resume(inner: &Inner, q: Queued, ticket: u64) {
-    inner.tasks.resumed.set(ticket);
+fn resume(inner: &LoopState, q: Queued, ticket: u64) {
+    let tasks = Tasks::of(inner);
+    tasks.resumed.set(ticket);
     let redirect = {
-        let mut r = inner.tasks.redirects.borrow_mut();
+        let mut r = tasks.redirects.borrow_mut();
         let i = r.iter().position(|(t, _)| *t == ticket);
         i.map(|i| r.swap_remove(i).1)
     };
     match redirect {
         None => {
-            if let Some(id) = q.find(&inner.tasks) {
+            if let Some(id) = q.find(tasks) {
                 run(inner, id, false);
             }
         }
@@ -493,19 +518,19 @@ fn resume(inner: &Inner, q: Queued, ticket: u64) {
 
 /// Whether the microtask of `ticket` (from [`queue_resume`]) has run.
 pub(crate) fn has_resumed(ticket: u64) -> bool {
-    try_with_current(|inner| ticket <= inner.tasks.resumed.get()).unwrap_or(false)
+    try_with_current(|inner| ticket <= Tasks::of(inner).resumed.get()).unwrap_or(false)
 }
 
 /// Makes the microtask of `ticket`, not run yet, deliver to `to` instead of
 /// polling its task (`None`: do nothing).
 pub(crate) fn redirect_resume(ticket: u64, to: Option<Rc<dyn Deliver>>) {
-    try_with_current(|inner| inner.tasks.redirects.borrow_mut().push((ticket, to)));
+    try_with_current(|inner| Tasks::of(inner).redirects.borrow_mut().push((ticket, to)));
 }
 
 /// The microtask of [`queue_delivery`]: runs the first delivery.
 fn deliver_queued() {
     if let Some(inner) = try_with_current(Rc::clone) {
-        let job = inner.tasks.deliveries.borrow_mut().pop_front();
+        let job = Tasks::of(&inner).deliveries.borrow_mut().pop_front();
         debug_assert!(job.is_some(), "a delivery microtask without its job");
         if let Some(job) = job {
             job.deliver();
@@ -516,18 +541,19 @@ fn deliver_queued() {
 /// The task being polled spent its budget: poll it again in the next
 /// iteration, after a poll of the reactor. Returns false outside a task's
 /// poll. Allocates nothing once warm (the job captures nothing).
-pub(crate) fn yield_current(inner: &Inner) -> bool {
+pub(crate) fn yield_current(inner: &LoopState) -> bool {
+    let tasks = Tasks::of(inner);
     let Some(id) = current_task() else {
         return false;
     };
     // Marked scheduled: a readiness wake before the next iteration (in
     // this one's poll phase) must not poll it again, or it would get a
     // second budget in one iteration.
-    match inner.tasks.slab.borrow_mut().get_mut(id.key) {
+    match tasks.slab.borrow_mut().get_mut(id.key) {
         Some(slot) if slot.gen() == id.gen => slot.set(SCHEDULED, true),
         _ => return false,
     }
-    let mut yielded = inner.tasks.yielded.borrow_mut();
+    let mut yielded = tasks.yielded.borrow_mut();
     if yielded.is_empty() {
         inner.defer_next_turn(Box::new(poll_yielded));
     }
@@ -538,12 +564,12 @@ pub(crate) fn yield_current(inner: &Inner) -> bool {
 /// Queues the polls of the tasks that yielded in the last iteration.
 fn poll_yielded() {
     try_with_current(|inner| {
-        let ids = std::mem::take(&mut *inner.tasks.yielded.borrow_mut());
+        let tasks = Tasks::of(inner);
+        let ids = std::mem::take(&mut *tasks.yielded.borrow_mut());
         for &id in &ids {
             // Still there, and not polled since it yielded (its scheduled
             // mark is cleared only by the poll microtask).
-            let live = inner
-                .tasks
+            let live = tasks
                 .slab
                 .borrow()
                 .get(id.key)
@@ -555,7 +581,7 @@ fn poll_yielded() {
         // Give the list's memory back for the next round.
         let mut ids = ids;
         ids.clear();
-        let mut yielded = inner.tasks.yielded.borrow_mut();
+        let mut yielded = tasks.yielded.borrow_mut();
         if yielded.is_empty() {
             *yielded = ids;
         }
@@ -565,8 +591,9 @@ fn poll_yielded() {
 /// A wake on the loop thread: queue a microtask that polls the task, unless
 /// one is queued already, the task is gone, or it is running (then it is
 /// polled again after its current poll).
-pub(crate) fn schedule(inner: &Inner, id: TaskId) {
-    let mut slab = inner.tasks.slab.borrow_mut();
+pub(crate) fn schedule(inner: &LoopState, id: TaskId) {
+    let tasks = Tasks::of(inner);
+    let mut slab = tasks.slab.borrow_mut();
     let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen() == id.gen) else {
         return;
     };
@@ -584,8 +611,9 @@ pub(crate) fn schedule(inner: &Inner, id: TaskId) {
 /// Aborts `id`: drops its future now and rejects its promise; a task being
 /// polled is dropped right after its current poll. A finished task is
 /// left alone.
-pub(crate) fn abort(inner: &Inner, id: TaskId) {
-    let mut slab = inner.tasks.slab.borrow_mut();
+pub(crate) fn abort(inner: &LoopState, id: TaskId) {
+    let tasks = Tasks::of(inner);
+    let mut slab = tasks.slab.borrow_mut();
     let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen() == id.gen) else {
         return;
     };
@@ -601,11 +629,19 @@ pub(crate) fn abort(inner: &Inner, id: TaskId) {
 }
 
 /// Whether `id` is still a live task of `inner`.
-pub(crate) fn is_alive(inner: &Inner, id: TaskId) -> bool {
-    inner
-        .tasks
+pub(crate) fn is_alive(inner: &LoopState, id: TaskId) -> bool {
+    let tasks = Tasks::of(inner);
+    tasks
         .slab
         .borrow()
         .get(id.key)
         .is_some_and(|s| s.gen() == id.gen)
+}
+
+impl EventLoop {
+    /// Spawned `async` tasks that have not finished yet (see
+    /// [`spawn`](crate::spawn)). Pending tasks keep nothing alive.
+    pub fn tasks(&self) -> usize {
+        Tasks::of(&self.inner).len()
+    }
 }

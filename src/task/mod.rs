@@ -67,14 +67,14 @@ use std::rc::{Rc, Weak};
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
 pub use coop::TASK_BUDGET;
-pub(crate) use executor::Tasks;
+
 pub use stdio::{stderr, stdin, stdout, Stdin, Stdout};
 pub use time::{
     interval, sleep, sleep_until, timeout, yield_now, Elapsed, Interval, Sleep, WithTimeout,
     YieldNow,
 };
 
-use crate::event_loop::{with_current, Inner};
+use crate::event_loop::{with_current, LoopState};
 use crate::promise::state::Core;
 use crate::promise::{Promise, Rejection, Settlement};
 use executor::TaskId;
@@ -167,7 +167,7 @@ where
 /// not abort the task.
 #[derive(Clone)]
 pub struct AbortHandle {
-    inner: Weak<Inner>,
+    inner: Weak<LoopState>,
     id: TaskId,
 }
 

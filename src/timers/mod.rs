@@ -55,13 +55,13 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use crate::event_loop::{with_current, Inner};
+use crate::event_loop::{with_current, LoopState};
 use crate::inline_fn::InlineFn;
 
 mod slots;
 mod store;
 
-pub(crate) use store::{duration_to_ns, TimerHeap};
+pub(crate) use store::TimerHeap;
 
 /// A promise fulfilled after a delay (Node's `timers/promises`
 /// `setTimeout`); it lives in the promise layer.
@@ -119,7 +119,7 @@ pub(crate) enum Kind {
 /// What the two handle types share: a weak link to the loop and a
 /// generation-checked slot key (16 bytes).
 struct TimerRef {
-    inner: Weak<Inner>,
+    inner: Weak<LoopState>,
     /// The slot key, and in bit 31 (`REFRESHABLE`) whether the timer is a
     /// `Kind::Refreshable`, whose slot the store keeps until this handle is
     /// dropped. For the other kinds, dropping the handle touches nothing
@@ -138,7 +138,7 @@ impl TimerRef {
         self.key_kind & !REFRESHABLE
     }
 
-    fn with<R>(&self, f: impl FnOnce(&Inner, &RefCell<TimerHeap>) -> R) -> Option<R> {
+    fn with<R>(&self, f: impl FnOnce(&LoopState, &RefCell<TimerHeap>) -> R) -> Option<R> {
         let inner = self.inner.upgrade()?;
         Some(f(&inner, &inner.timers))
     }
@@ -274,7 +274,7 @@ impl std::fmt::Debug for Interval {
 }
 
 fn add_timer(cb: InlineFn, delay: Duration, kind: Kind) -> TimerRef {
-    with_current(|inner: &Rc<Inner>| {
+    with_current(|inner: &Rc<LoopState>| {
         let now = inner.update_now_ns();
         let (key, gen) = inner.timers.borrow_mut().insert(cb, delay, kind, now);
         log::trace!("arm {kind:?} #{key} in {delay:?}");

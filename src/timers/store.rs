@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::slots::{Slots, TimerSlot, CLEARED, HANDLE_ALIVE, NOT_ARMED, REFED, RUNNING};
 use super::{Kind, MIN_DELAY};
+use crate::event_loop::duration_to_ns;
 use crate::inline_fn::InlineFn;
 
 /// An emptied timer store larger than this many slots gives its memory
@@ -368,15 +369,6 @@ impl TimerHeap {
             .count();
         assert_eq!(refed, self.refed_armed);
     }
-}
-
-/// Converts a duration to nanoseconds, saturating at "never".
-#[inline]
-pub(crate) fn duration_to_ns(d: Duration) -> u64 {
-    d.as_secs()
-        .checked_mul(1_000_000_000)
-        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
-        .unwrap_or(u64::MAX)
 }
 
 /// A timer's delay in nanoseconds: at least `MIN_DELAY`; a delay over

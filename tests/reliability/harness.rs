@@ -120,6 +120,7 @@ impl Metrics {
                 K::Request => m.requests += 1,
                 K::Pending => m.pending += 1,
                 K::Closing => m.closing += 1,
+                _ => {}
             }
         }
         m

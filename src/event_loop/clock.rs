@@ -1,0 +1,51 @@
+//! The loop's clock: libuv's cached `uv_now`. It is read once per
+//! iteration (after poll, before the timers) and when a timer is set, and
+//! kept as nanoseconds since the loop was created, the unit of the timer
+//! store's deadlines.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// A monotonic clock read on demand and cached between reads.
+pub(crate) struct Clock {
+    epoch: Instant,
+    now_ns: Cell<u64>,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub(crate) fn new() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+            now_ns: Cell::new(0),
+        }
+    }
+
+    /// Reads the clock into the cache; returns nanoseconds since the epoch.
+    #[inline]
+    pub(crate) fn update(&self) -> u64 {
+        let ns = duration_to_ns(self.epoch.elapsed());
+        self.now_ns.set(ns);
+        ns
+    }
+
+    /// The cached time, in nanoseconds since the epoch.
+    #[inline]
+    pub(crate) fn cached_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+
+    /// The cached time as an `Instant`.
+    pub(crate) fn cached(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.now_ns.get())
+    }
+}
+
+/// Converts a duration to nanoseconds, saturating at "never" (`u64::MAX`).
+#[inline]
+pub(crate) fn duration_to_ns(d: Duration) -> u64 {
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
+}
