@@ -113,14 +113,14 @@
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in three places: process/sys.rs (the FFI for signals and fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
+#![deny(unsafe_code)] // allowed in three places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
 
 mod error;
-// Callback-style file operations on the loop's thread pool (`fs::read_file`,
-// `fs::File::open`, ...), as in Node's `fs` module.
 mod event_loop;
 #[doc(hidden)]
 pub mod fault;
+// Callback-style file operations on the loop's thread pool (`fs::read_file`,
+// `fs::File::open`, ...), as in Node's `fs` module.
 pub mod fs;
 mod immediate;
 mod inline_fn;
@@ -133,6 +133,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
+mod sys;
 pub mod task;
 pub mod timers;
 pub mod trace;
