@@ -94,7 +94,7 @@
 //! |---|---|
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
 //! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
-//! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`timers::delay`], [`promise::queue_work`] |
+//! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`promise::delay`], [`promise::queue_work`] |
 //! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`] |
 //! | beyond one thread ([`process`]) | child processes with piped stdio ([`process::Command`]), signals on the loop thread ([`process::on_signal`]), worker processes with an IPC channel ([`process::Worker`]), a cluster sharing a port ([`process::Cluster`]); each in callback and promise form |
 //!
@@ -113,14 +113,14 @@
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in three places: process/sys.rs (the FFI for signals and fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
+#![deny(unsafe_code)] // allowed in three places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
 
 mod error;
-// Callback-style file operations on the loop's thread pool (`fs::read_file`,
-// `fs::File::open`, ...), as in Node's `fs` module.
 mod event_loop;
 #[doc(hidden)]
 pub mod fault;
+// Callback-style file operations on the loop's thread pool (`fs::read_file`,
+// `fs::File::open`, ...), as in Node's `fs` module.
 pub mod fs;
 mod immediate;
 mod inline_fn;
@@ -133,6 +133,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
+mod sys;
 pub mod task;
 pub mod timers;
 pub mod trace;

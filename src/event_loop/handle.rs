@@ -63,7 +63,7 @@ impl EventLoop {
     /// Creates a loop: an epoll instance, its waker and empty queues. No
     /// thread is started.
     pub fn new() -> io::Result<EventLoop> {
-        crate::process::sys::ignore_sigxfsz();
+        crate::sys::ignore_sigxfsz();
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let inner = Rc::new(LoopState::new(Reactor::new(poll), RemoteQueue::new(waker)));

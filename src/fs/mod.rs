@@ -97,88 +97,7 @@ pub use std::fs::{FileType, Metadata, OpenOptions, Permissions};
 // Errors
 // ---------------------------------------------------------------------------
 
-/// What failed in a file operation: the operation, its path(s) and the
-/// original OS error.
-///
-/// Callbacks receive it inside an [`io::Error`] of the same
-/// [`kind`](io::Error::kind); see [the module docs](self#errors-kind-os-code-and-path).
-/// Its [`Display`](fmt::Display) is `"{op} '{path}': {source}"` (or
-/// `"{op} '{path}' -> '{dest}': {source}"` for two-path operations).
-#[derive(Debug)]
-pub struct FsError {
-    op: &'static str,
-    path: PathBuf,
-    dest: Option<PathBuf>,
-    source: io::Error,
-}
-
-impl FsError {
-    /// The `FsError` inside an error received from this module, if any.
-    pub fn of(e: &io::Error) -> Option<&FsError> {
-        e.get_ref()
-            .and_then(|inner| inner.downcast_ref::<FsError>())
-    }
-
-    /// The operation that failed, e.g. `"open"`, `"read"`, `"rename"`.
-    pub fn op(&self) -> &'static str {
-        self.op
-    }
-
-    /// The path the operation was given (the source of a rename or copy).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The destination of a [`rename`] or [`copy_file`]; `None` otherwise.
-    pub fn dest(&self) -> Option<&Path> {
-        self.dest.as_deref()
-    }
-
-    /// The OS error code (`errno`), if the failure came from the OS.
-    pub fn os_error(&self) -> Option<i32> {
-        self.source.raw_os_error()
-    }
-
-    /// The kind of the original error (the outer `io::Error` has the same).
-    pub fn kind(&self) -> io::ErrorKind {
-        self.source.kind()
-    }
-
-    /// The original error, as `std::fs` returned it.
-    pub fn io_error(&self) -> &io::Error {
-        &self.source
-    }
-}
-
-impl fmt::Display for FsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} '{}'", self.op, self.path.display())?;
-        if let Some(dest) = &self.dest {
-            write!(f, " -> '{}'", dest.display())?;
-        }
-        write!(f, ": {}", self.source)
-    }
-}
-
-impl std::error::Error for FsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// The OS error code of an error from this module: the error's own
-/// [`raw_os_error`](io::Error::raw_os_error) if it has one, else that of the
-/// [`FsError`] inside it.
-pub fn raw_os_error(e: &io::Error) -> Option<i32> {
-    e.raw_os_error()
-        .or_else(|| FsError::of(e).and_then(FsError::os_error))
-}
-
-/// The path named by an error from this module (the source path of a
-/// rename or copy), or `None` for an error that did not come from here.
-pub fn error_path(e: &io::Error) -> Option<&Path> {
-    FsError::of(e).map(FsError::path)
-}
+pub use crate::error::fs::{error_path, raw_os_error, FsError};
 
 /// What an operation needs to describe its own failure.
 #[derive(Clone)]
@@ -208,12 +127,7 @@ impl Ctx {
     fn wrap(self, source: io::Error) -> io::Error {
         io::Error::new(
             source.kind(),
-            FsError {
-                op: self.op,
-                path: self.path,
-                dest: self.dest,
-                source,
-            },
+            FsError::new(self.op, self.path, self.dest, source),
         )
     }
 }

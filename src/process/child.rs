@@ -204,10 +204,10 @@ impl Command {
             .stdout(o.unwrap_or(Stdio::Inherit))
             .stderr(e.unwrap_or(Stdio::Inherit));
         if !self.pass_fds.is_empty() {
-            super::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
+            crate::sys::inherit_fds(&mut self.std, self.pass_fds.clone());
         }
         if !self.sigxfsz_reset {
-            self.sigxfsz_reset = super::sys::restore_sigxfsz_in_child(&mut self.std);
+            self.sigxfsz_reset = crate::sys::restore_sigxfsz_in_child(&mut self.std);
         }
         if let Some(vars) = crate::trace::child_env() {
             self.std.envs(vars);

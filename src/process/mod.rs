@@ -22,7 +22,6 @@ pub mod cluster;
 mod exec;
 pub mod ipc;
 pub mod signal;
-pub(crate) mod sys;
 pub mod worker;
 
 pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};

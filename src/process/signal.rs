@@ -39,10 +39,10 @@ use crate::event_loop::slots::{LoopLocal, PerLoop};
 use crate::event_loop::{with_current, LoopState};
 use crate::promise::{Promise, WithResolvers};
 use crate::reactor::{watch_kind, WatchSlot};
+use crate::sys;
 use crate::Interest;
 
 use super::child::Children;
-use super::sys;
 
 /// A POSIX signal number, such as [`Signal::SIGINT`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -149,7 +149,7 @@ pub fn parent_channel() -> io::Result<Channel> {
 }
 
 /// Takes the inherited fd whose number the environment variable `var`
-/// holds (see [`sys::take_inherited_fd`](super::sys::take_inherited_fd));
+/// holds (see [`sys::take_inherited_fd`](crate::sys::take_inherited_fd));
 /// `NotFound` when it is not set, as in a process that is not `what`.
 pub(crate) fn take_fd_from_env(var: &str, what: &str) -> io::Result<std::os::fd::OwnedFd> {
     let fd: i32 = std::env::var(var)
@@ -161,5 +161,5 @@ pub(crate) fn take_fd_from_env(var: &str, what: &str) -> io::Result<std::os::fd:
                 format!("not {what} ({var} is not set)"),
             )
         })?;
-    super::sys::take_inherited_fd(fd)
+    crate::sys::take_inherited_fd(fd)
 }

@@ -66,7 +66,6 @@
 
 mod combinators;
 mod promisify;
-mod rejection;
 pub(crate) mod state;
 pub(crate) mod unhandled;
 
@@ -75,8 +74,8 @@ use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
+pub use crate::error::Rejection;
 pub use promisify::{callbackify, delay, promisify, queue_work};
-pub use rejection::Rejection;
 pub use unhandled::{
     clear_rejection_hooks, on_rejection_handled, on_unhandled_rejection, set_unhandled_rejections,
     UnhandledRejections,

@@ -1,7 +1,8 @@
 //! Timers: `set_timeout`, `set_interval`, and the heap that orders them.
 //!
 //! The functions are also at the crate root (`evloop::set_timeout`, as
-//! Node's are global); [`delay`] is the promise form.
+//! Node's are global); [`promise::delay`](crate::promise::delay) is the
+//! promise form.
 //!
 //! # Data structure
 //!
@@ -38,7 +39,8 @@
 //!   `TimeoutOverflowWarning` on stderr, as in Node: `Duration::MAX` does
 //!   not mean "never" (a timer that never fires would keep the loop alive
 //!   for ever, with no word). This holds for every face of a timer:
-//!   `set_timeout`, `set_interval`, [`delay`] and `task::sleep`.
+//!   `set_timeout`, `set_interval`, [`promise::delay`](crate::promise::delay)
+//!   and `task::sleep`.
 //! * A timer cleared while it is already due in the current timers pass does
 //!   not run: the pass pops one timer at a time, it never pre-collects.
 //! * An interval is re-armed *after* its callback, `delay` from the moment
@@ -62,10 +64,6 @@ mod slots;
 mod store;
 
 pub(crate) use store::TimerHeap;
-
-/// A promise fulfilled after a delay (Node's `timers/promises`
-/// `setTimeout`); it lives in the promise layer.
-pub use crate::promise::delay;
 
 /// The smallest delay, as in Node: `setTimeout(f, 0)` means 1 ms.
 pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);

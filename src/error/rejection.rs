@@ -1,4 +1,5 @@
-//! Why a promise was rejected.
+//! Why a promise was rejected (public as
+//! [`evloop::promise::Rejection`](crate::promise::Rejection)).
 //!
 //! JavaScript rejects with any value; Rust needs one type that every
 //! promise can carry, that several subscribers can each receive (so it is
@@ -13,7 +14,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::error::PanicError;
+use super::fs::raw_os_error;
+use super::PanicError;
 
 /// The reason a promise was rejected: an `io::Error` (its kind and OS error
 /// code kept), a user error, a plain message, a panic caught in a promise
@@ -104,7 +106,7 @@ impl Rejection {
     /// [`fs`](crate::fs) that carry their path.
     pub fn raw_os_error(&self) -> Option<i32> {
         match &*self.0 {
-            Repr::Io(e) => crate::fs::raw_os_error(e),
+            Repr::Io(e) => raw_os_error(e),
             _ => None,
         }
     }

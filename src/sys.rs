@@ -1,6 +1,13 @@
-//! The crate's only `unsafe` code: the libc calls behind signals, `kill`
-//! and fd inheritance, each with the reason it holds. Everything above this
-//! module is safe Rust.
+//! The ground floor's FFI: every libc call the crate makes (signal
+//! handlers and dispositions, `kill`, fd inheritance across exec, SIGXFSZ),
+//! each `unsafe` block with the reason it holds. It imports no layer; the
+//! loop (`ignore_sigxfsz`) and `process/` (signals, children, workers)
+//! call it.
+//!
+//! This is the crate's only foreign code, but not its only `unsafe`: two
+//! more places use it for pointer work that is not FFI, `inline_fn.rs`
+//! (timer callbacks stored inline, type-erased by hand) and `task/boxed.rs`
+//! (one pin projection). The rest of the crate is `deny(unsafe_code)`.
 #![allow(unsafe_code)]
 
 use std::io;

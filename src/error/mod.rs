@@ -1,13 +1,28 @@
-//! The loop's own error type.
+//! The ground floor's error types, which every layer uses and which import
+//! no layer.
 //!
-//! I/O failures reach callbacks as plain [`std::io::Error`]s; this type is for
-//! what goes wrong with *running the loop*: an error nobody handled (an
-//! uncaught panic, an unhandled rejection, an `error` with no listener), a
-//! re-entrant `run`, or the poll itself failing.
+//! [`Error`] is the loop's own error type. I/O failures reach callbacks as
+//! plain [`std::io::Error`]s; `Error` is for what goes wrong with *running
+//! the loop*: an error nobody handled (an uncaught panic, an unhandled
+//! rejection, an `error` with no listener), a re-entrant `run`, or the poll
+//! itself failing.
+//!
+//! Beside it: [`Rejection`], why a promise was rejected (public as
+//! [`evloop::promise::Rejection`](crate::promise::Rejection)), and
+//! [`FsError`](fs::FsError), what failed in a file operation (public in
+//! [`evloop::fs`](crate::fs)). They live here rather than in their layers
+//! so that `Error::UnhandledRejection` can hold a `Rejection`, and a
+//! `Rejection` can read an fs error's OS code, without the loop core
+//! importing the layers above it.
 
 use std::any::Any;
 use std::fmt;
 use std::io;
+
+pub(crate) mod fs;
+mod rejection;
+
+pub use rejection::Rejection;
 
 /// Why [`EventLoop::run`](crate::EventLoop::run) (or [`crate::run`]) returned
 /// an error.
@@ -36,7 +51,7 @@ pub enum Error {
     /// handler took it (Node 20's default, `--unhandled-rejections=throw`).
     /// A spawned task that panics or returns `Err` with nobody awaiting it
     /// ends here too, as an `async` function's throw does in Node.
-    UnhandledRejection(crate::promise::Rejection),
+    UnhandledRejection(Rejection),
     /// An operation failed with nobody listening for its error: a stream, a
     /// socket, a child process or a channel with no error listener (Node's
     /// `'error'` event with no listener, which throws).
