@@ -1,12 +1,16 @@
 //! Reliability harness H6: faults injected by the fault shim
-//! (`src/fault.rs`, the `fault-injection` feature) between the runtime and
-//! its syscalls. Run with
-//! `cargo test --features fault-injection --test rel_faults -- --nocapture`;
-//! each test prints `FIGURE H6-...:` lines.
+//! (`src/fault.rs`, built with the test-only `--cfg evloop_fault_injection`
+//! flag) between the runtime and its syscalls. Run with
+//! `RUSTFLAGS="--cfg evloop_fault_injection" CARGO_TARGET_DIR=target/cfg-test
+//! cargo test --test rel_faults -- --nocapture` (`.ci/run` adds
+//! `--cfg evloop_narrow_generation` to share one build with T02); each test
+//! prints `FIGURE H6-...:` lines. Without the flag this file compiles to
+//! nothing.
 //!
 //! The plan is per thread: each test sets it on its own thread, which runs
 //! the loop. The peers (clients, readers) are plain blocking std sockets on
 //! helper threads, which the plan does not touch.
+#![cfg(evloop_fault_injection)]
 
 #[path = "reliability/harness.rs"]
 mod harness;

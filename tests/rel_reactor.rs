@@ -143,10 +143,11 @@ fn t01_stale_event_after_key_reuse_tcp() {
 fn t02_token_churn_no_cross_delivery() {
     let t = Test::start("T02", Duration::from_secs(180));
     let fds = FdCensus::new();
-    // The `narrow-generation` build (8-bit generations, run by .ci/run)
+    // The `--cfg evloop_narrow_generation` build (8-bit generations, run
+    // by .ci/run)
     // does the catalogue's 200,000 cycles, so that the generation wraps
     // over 700 times; the normal build does 20,000.
-    let narrow = cfg!(feature = "narrow-generation");
+    let narrow = cfg!(evloop_narrow_generation);
     let cycles = count(if narrow { 200_000 } else { 20_000 });
     let registrations;
     const CONC: usize = 64;
