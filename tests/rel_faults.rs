@@ -12,8 +12,7 @@
 //! helper threads, which the plan does not touch.
 #![cfg(evloop_fault_injection)]
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -26,7 +25,7 @@ use evloop::fault::{self, Op};
 use evloop::net::{Stream, TcpListener, UdpSocket};
 use evloop::process::{Command, Stdio};
 use evloop::EventLoop;
-use harness::{CpuMeter, FdCensus, Test};
+use support::{cpu::CpuMeter, fds::FdCensus, watchdog::Test};
 
 const EINTR: i32 = libc::EINTR;
 const EAGAIN: i32 = libc::EAGAIN;

@@ -4,8 +4,7 @@
 //! `tests/reactor.rs::bad_registrations_are_errors_and_leak_nothing`; the
 //! socket-layer double closes are added here.
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use evloop::net::{Stream, TcpListener, UdpSocket};
 use evloop::{set_timeout, watch, EventLoop, Interest};
-use harness::{count, CpuMeter, FdCensus, Metrics, Test};
+use support::{cpu::CpuMeter, fds::FdCensus, figures::count, metrics::Metrics, watchdog::Test};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -664,10 +663,14 @@ fn t07_cross_thread_waker_storm() {
     const PER: usize = 250_000;
     let mut worst_last = Duration::ZERO;
     let mut max_iters = 0;
-    let fds0 = harness::fd_count();
+    let fds0 = support::fds::fd_count();
     let el = EventLoop::new().unwrap();
     let remotes: Vec<_> = (0..100).map(|_| el.remote()).collect();
-    assert_eq!(harness::fd_count(), fds0 + 2, "epoll fd + one waker fd");
+    assert_eq!(
+        support::fds::fd_count(),
+        fds0 + 2,
+        "epoll fd + one waker fd"
+    );
     drop(remotes);
     for _ in 0..repeats {
         let seen = Arc::new(Mutex::new(Vec::<usize>::new()));
