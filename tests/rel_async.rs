@@ -1,5 +1,6 @@
-//! Reliability suite, section E: microtasks, promises, async (T21–T26 of
-//! `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section E: microtasks, promises, async (T21–T26 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: resolving twice and rejecting
 //! after resolve (`tests/promise_aplus.rs::a2_1_2_*`, `a2_1_3_*`), resolving

@@ -1,5 +1,6 @@
-//! Reliability suite, section D: callbacks, re-entrancy, panics (T17–T20
-//! of `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section D: callbacks, re-entrancy, panics (T17–T20 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: the scheduling APIs (timers,
 //! intervals, immediates, ticks, microtasks, raw watches) from timer,
@@ -12,7 +13,7 @@
 //! panicking task rejects its promise (`tests/task.rs::panic_rejects_like_throw`).
 //!
 //! T17's random sequences: `EVLOOP_T17_CASES` sets how many (default 250,
-//! about 10 s in a debug build on 2 cores; `TESTS.md` asks for 10,000:
+//! about 10 s in a debug build on 2 cores; the catalogue asks for 10,000:
 //! `EVLOOP_T17_CASES=10000`, or `EVLOOP_REL_SCALE` multiplies the default).
 
 mod support;

@@ -1,5 +1,6 @@
-//! Reliability suite, section C: loop lifetime, ref/unref, shutdown (T15,
-//! T16 of `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section C: loop lifetime, ref/unref, shutdown (T15, T16
+//! of the reliability catalogue, TESTS.md in the team's shared docs). Figures
+//! are printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: `run()` on an empty loop
 //! (`tests/run_modes.rs::run_on_an_empty_loop_returns_at_once`), `stop()`

@@ -1,9 +1,9 @@
-//! Reliability tests T27–T31 (`/work/shared/reliability/TESTS.md`, section
-//! F): the thread pool and files under saturation, panics, a dropped loop
-//! and bad input. Already covered elsewhere and not repeated here:
-//! `tests/pool.rs` (a panicking job's `done`, dropping the loop while jobs
-//! are queued, 10,000 jobs exactly once) and `tests/fs.rs` (bad paths,
-//! use after close, no descriptor leaks).
+//! Reliability tests T27–T31 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section F): the thread pool and files under saturation, panics,
+//! a dropped loop and bad input. Already covered elsewhere and not repeated
+//! here: `tests/pool.rs` (a panicking job's `done`, dropping the loop while
+//! jobs are queued, 10,000 jobs exactly once) and `tests/fs.rs` (bad paths, use
+//! after close, no descriptor leaks).
 
 mod support;
 
@@ -174,7 +174,7 @@ fn t28_completion_storm() {
         seen.borrow().iter().all(|&n| n == 1),
         "an op did not complete exactly once"
     );
-    // Batched: fewer wakeups than ops (TESTS.md). Once the backlog bound is
+    // Batched: fewer wakeups than ops (the catalogue). Once the backlog bound is
     // reached (pool::MAX_UNDELIVERED), the loop keeps pace with the workers
     // and each wake delivers a few results (about 2 in release, 4 in
     // debug), not thousands.
@@ -182,7 +182,7 @@ fn t28_completion_storm() {
         iterations < N as u64,
         "{iterations} iterations for {N} ops: not batched"
     );
-    // TESTS.md: <= 100 MiB. The queued jobs are small closures; finished
+    // The catalogue: <= 100 MiB. The queued jobs are small closures; finished
     // results are bounded by the pool's backpressure (at most 1,024 wait
     // for the loop), so the 4 KiB buffers never pile up.
     assert!(peak < 100 << 20, "heap peak {peak} bytes");

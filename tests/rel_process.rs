@@ -1,6 +1,6 @@
-//! Reliability tests T43–T48 (`/work/shared/reliability/TESTS.md`,
-//! sections I and J): child processes and signals. Children and signal
-//! dispositions are process-wide, so every test here holds
+//! Reliability tests T43–T48 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, sections I and J): child processes and signals. Children and
+//! signal dispositions are process-wide, so every test here holds
 //! `support::watchdog::serial()`. What `tests/process.rs` and `tests/signal.rs`
 //! already check is cited at each test and not repeated.
 
@@ -212,7 +212,7 @@ fn t45_simultaneous_exits() {
             counts.borrow()
         );
         total += CHILDREN;
-        // 2 s in TESTS.md; slack for a loaded machine.
+        // 2 s in the catalogue; slack for a loaded machine.
         assert!(
             took < Duration::from_secs(10),
             "round {round} took {took:?}"

@@ -1,6 +1,7 @@
-//! Reliability suite, section A: reactor, tokens and the slab (T01–T08 of
-//! `TESTS.md`). Figures are printed as `FIGURE Tnn: ...` (run with
-//! `--nocapture` to see them). T06 is covered by
+//! Reliability suite, section A: reactor, tokens and the slab (T01–T08 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...` (run with `--nocapture` to see them). T06 is
+//! covered by
 //! `tests/reactor.rs::bad_registrations_are_errors_and_leak_nothing`; the
 //! socket-layer double closes are added here.
 

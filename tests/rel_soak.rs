@@ -1,7 +1,7 @@
-//! T49, the mixed soak (`/work/shared/reliability/TESTS.md`, section J):
-//! not part of a plain `cargo test` (it is `#[ignore]`d); run it with
-//! `scripts/soak.sh [SECONDS]` (60 s by default; 600 for TESTS.md's 10
-//! minutes). One loop runs, at once:
+//! T49, the mixed soak (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section J): not part of a plain `cargo test` (it is
+//! `#[ignore]`d); run it with `scripts/soak.sh [SECONDS]` (60 s by default; 600
+//! for the catalogue's 10 minutes). One loop runs, at once:
 //!
 //! * 500 echo connections that churn (each does one round trip, closes,
 //!   and a new one connects in its place a second later);

@@ -1,7 +1,7 @@
-//! Reliability tests T32–T40 (`/work/shared/reliability/TESTS.md`, section
-//! G: TCP), on loopback only. What `tests/tcp.rs`, `tests/emfile.rs`,
-//! `tests/task_net.rs` and `tests/promise_io.rs` already check is cited at
-//! each test and not repeated.
+//! Reliability tests T32–T40 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section G: TCP), on loopback only. What `tests/tcp.rs`,
+//! `tests/emfile.rs`, `tests/task_net.rs` and `tests/promise_io.rs` already
+//! check is cited at each test and not repeated.
 
 mod support;
 
@@ -22,7 +22,7 @@ use evloop::EventLoop;
 const T32_ADDR: &str = "REL_B_T32_ADDR";
 const T32_BYTES: usize = 16 * 1024;
 
-/// The number of connections: 10,000 (TESTS.md), or `REL_B_T32_N`.
+/// The number of connections: 10,000 (the catalogue), or `REL_B_T32_N`.
 fn t32_n() -> usize {
     std::env::var("REL_B_T32_N")
         .ok()
@@ -216,7 +216,7 @@ fn t32_ten_thousand_loopback_echoes() {
 ///
 /// Deliberate difference: evloop does not use libuv's reserve-fd trick
 /// (accept and close to shed the backlog); connections wait in the
-/// kernel's backlog and are served once fds free up, so (b) of TESTS.md
+/// kernel's backlog and are served once fds free up, so (b) of the catalogue
 /// does not apply.
 #[test]
 fn t33_accept_under_emfile_200_clients() {
@@ -341,7 +341,7 @@ fn t33_accept_under_emfile_200_clients() {
         cpu_per_s < Duration::from_millis(100),
         "{cpu_per_s:?} CPU per second while starved"
     );
-    // TESTS.md asks for 100 ms; the check runs every 50 ms, and a noisy
+    // The catalogue asks for 100 ms; the check runs every 50 ms, and a noisy
     // machine gets slack.
     assert!(
         recovery < Duration::from_secs(2),
@@ -517,7 +517,7 @@ fn t34_max_connections_and_idle_timeout() {
         IDLE,
         "every idle connection timed out, no active one"
     );
-    // Idle time from accept to close: TESTS.md asks for <= 2.5 s; slack
+    // Idle time from accept to close: the catalogue asks for <= 2.5 s; slack
     // for a noisy machine.
     let last = *to.iter().max().unwrap();
     assert!(

@@ -1,5 +1,6 @@
-//! Reliability suite, section B: timers (T09–T14 of `TESTS.md`). Figures
-//! are printed as `FIGURE Tnn: ...` (run with `--nocapture`).
+//! Reliability suite, section B: timers (T09–T14 of the reliability
+//! catalogue, TESTS.md in the team's shared docs). Figures are printed as
+//! `FIGURE Tnn: ...` (run with `--nocapture`).
 //!
 //! Already covered elsewhere, not repeated: mixed deadlines in deadline
 //! order (`tests/order.rs::mixed_deadlines_fire_in_deadline_order`), a timer

@@ -1,7 +1,8 @@
-//! Reliability tests T41–T42 (`/work/shared/reliability/TESTS.md`,
-//! section H: UDP), on loopback. `tests/unix_udp.rs::udp_bad_input_is_an_error_not_a_panic`
-//! already checks a bad address, AddrInUse and that a 70,000-byte datagram
-//! fails in its callback.
+//! Reliability tests T41–T42 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section H: UDP), on loopback.
+//! `tests/unix_udp.rs::udp_bad_input_is_an_error_not_a_panic` already checks a
+//! bad address, AddrInUse and that a 70,000-byte datagram fails in its
+//! callback.
 
 mod support;
 
@@ -249,7 +250,7 @@ fn t42_udp_flood_fairness() {
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), DATAGRAMS);
     assert!(received.get() > 0);
     assert!(pings.get() > 0, "no echo during the flood");
-    // TESTS.md: 50 ms. A noisy shared machine gets slack here; the figure
+    // The catalogue: 50 ms. A noisy shared machine gets slack here; the figure
     // below is the measured one.
     assert!(
         timer_late.get() < Duration::from_millis(500),
