@@ -4,7 +4,7 @@
 # for growth. Run before a release.
 #
 #   scripts/soak.sh            # 60 s
-#   scripts/soak.sh 600        # TESTS.md's 10 minutes
+#   scripts/soak.sh 600        # the reliability catalogue's 10 minutes
 #   SAMPLE=5 scripts/soak.sh 30
 #
 # Builds in release mode, then runs the soak under a hard timeout (the

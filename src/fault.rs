@@ -1,8 +1,9 @@
-//! Test-only fault injection (reliability harness H6; the
-//! `fault-injection` cargo feature, off by default).
+//! Test-only fault injection (reliability harness H6; built only with
+//! `RUSTFLAGS="--cfg evloop_fault_injection"`, a cfg flag rather than a
+//! cargo feature, so no crate in a dependency graph can switch it on).
 //!
 //! A thin layer between the runtime and the syscalls it makes. With the
-//! feature on, each hook consults a **per-thread plan** (the loop thread's:
+//! flag on, each hook consults a **per-thread plan** (the loop thread's:
 //! a test sets it on the thread that runs the loop) and may, instead of or
 //! around the real call:
 //!
@@ -40,18 +41,18 @@
 //! Not hooked: the async sockets of `task::net` (their own syscalls), Unix
 //! listeners, the other fs operations, blocking stdout writes.
 //!
-//! With the feature off, every hook is an `#[inline(always)]` pass-through
+//! With the flag off, every hook is an `#[inline(always)]` pass-through
 //! and this module has no public items: zero cost.
 //!
-//! Tests: `tests/rel_faults.rs` (`cargo test --features fault-injection
-//! --test rel_faults`).
+//! Tests: `tests/rel_faults.rs` (`RUSTFLAGS="--cfg evloop_fault_injection"
+//! CARGO_TARGET_DIR=target/cfg-test cargo test --test rel_faults`).
 
-#[cfg(feature = "fault-injection")]
+#[cfg(evloop_fault_injection)]
 pub use imp::*;
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(evloop_fault_injection))]
 pub(crate) use off::*;
 
-#[cfg(feature = "fault-injection")]
+#[cfg(evloop_fault_injection)]
 mod imp {
     use std::cell::RefCell;
     use std::collections::{HashMap, HashSet, VecDeque};
@@ -314,9 +315,9 @@ mod imp {
     }
 }
 
-/// The hooks with the feature off: pass-throughs that compile to the call
+/// The hooks with the flag off: pass-throughs that compile to the call
 /// itself.
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(evloop_fault_injection))]
 mod off {
     use std::io;
     use std::time::Duration;

@@ -10,9 +10,10 @@
 //! (mio#219, libuv's `uv__platform_invalidate_fd`).
 //!
 //! The generation is one counter for the whole loop, so a `(key, gen)` pair
-//! comes back only after 2^32 registrations. The `narrow-generation` cargo
-//! feature (for tests only) keeps 8 bits of it, so that it wraps every 256
-//! registrations and the wrap itself is exercised (T02 in RELIABILITY.md).
+//! comes back only after 2^32 registrations. The test-only cfg flag
+//! `evloop_narrow_generation` (`RUSTFLAGS="--cfg evloop_narrow_generation"`)
+//! keeps 8 bits of it, so that it wraps every 256 registrations and the
+//! wrap itself is exercised (T02 in RELIABILITY.md).
 //!
 //! # Edge triggering
 //!
@@ -38,9 +39,9 @@ use slab::Slab;
 
 use crate::event_loop::{with_current, LoopState};
 
-/// The generation bits kept: all 32, or 8 in the `narrow-generation` test
-/// build.
-const GEN_MASK: u32 = if cfg!(feature = "narrow-generation") {
+/// The generation bits kept: all 32, or 8 in the test build with
+/// `--cfg evloop_narrow_generation`.
+const GEN_MASK: u32 = if cfg!(evloop_narrow_generation) {
     0xFF
 } else {
     u32::MAX
@@ -81,7 +82,7 @@ impl Ready {
     }
 
     /// Readable and writable: a spurious event of the fault shim.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(evloop_fault_injection)]
     pub(crate) fn readable_writable() -> Ready {
         Ready {
             bits: Self::READABLE | Self::WRITABLE,
@@ -336,7 +337,7 @@ impl Reactor {
     }
 
     /// Every registered source as `(key, gen, fd)`, for the fault shim.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(evloop_fault_injection)]
     pub(crate) fn tokens(&self) -> Vec<(usize, u32, RawFd)> {
         let sources = self.sources.borrow();
         sources.iter().map(|(k, s)| (k, s.gen, s.fd)).collect()

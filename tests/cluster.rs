@@ -4,7 +4,7 @@
 //! Without libtest's harness (see Cargo.toml): the binary is its own
 //! worker, and the tests run one after the other on the main thread.
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use evloop::process::{kill, worker_entry, Cluster, ClusterEvent, ClusterWorker, Signal};
 
 fn main() {
-    util::init_log();
+    support::init_log();
     match worker_entry().as_deref() {
         Some("pid") => return pid_worker(),
         Some("crash") => std::process::exit(3),

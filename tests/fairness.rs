@@ -9,7 +9,7 @@
 //!
 //! The latency figures are a benchmark's job (benches/servers/fairness.sh).
 
-mod util;
+mod support;
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -63,7 +63,7 @@ fn flood(addr: SocketAddr, total: usize) -> thread::JoinHandle<()> {
 /// the eight extra pending rounds it could take before.
 #[test]
 fn a_flooded_callback_stream_reads_a_bounded_batch_per_iteration() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let reads = Rc::new(Cell::new(0));
     let max = Rc::new(Cell::new(0));
@@ -109,7 +109,7 @@ fn a_flooded_callback_stream_reads_a_bounded_batch_per_iteration() {
 /// immediate queued before it started runs long before it is done).
 #[test]
 fn a_task_whose_reads_never_wait_yields_after_its_budget() {
-    util::init_log();
+    support::init_log();
     let ops = Rc::new(Cell::new(0));
     let max = Rc::new(Cell::new(0));
     let done = Rc::new(Cell::new(false));
@@ -197,7 +197,7 @@ async fn echo(mut s: AsyncStream) {
 /// round trips are all answered.
 #[test]
 fn a_probe_is_served_while_another_client_floods() {
-    util::init_log();
+    support::init_log();
     for style in [Style::Callbacks, Style::Async] {
         let el = EventLoop::new().unwrap();
         let addr = {

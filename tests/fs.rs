@@ -1,7 +1,7 @@
 //! `evloop::fs`: file operations on the thread pool, their errors, open
 //! files, concurrency and descriptor hygiene.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
@@ -17,7 +17,7 @@ use evloop::fs;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    util::init_log();
+    support::init_log();
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 

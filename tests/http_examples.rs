@@ -20,7 +20,7 @@ use proptest::prelude::*;
 #[path = "../benches/servers/http_common.rs"]
 #[allow(dead_code)]
 mod http_common;
-mod util;
+mod support;
 
 /// Generous: the machine is shared and slow at times.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -91,7 +91,7 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
             let mut server = Server { name, child, port };
-            if util::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
+            if support::net::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
                 return server;
             }
         }

@@ -1,6 +1,6 @@
 //! An idle loop sleeps in poll: about zero CPU and a handful of iterations.
 
-mod util;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use evloop::{set_timeout, EventLoop};
 
 #[test]
 fn an_idle_loop_with_one_far_timer_uses_about_zero_cpu() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     {
         let _g = el.enter();
@@ -16,11 +16,11 @@ fn an_idle_loop_with_one_far_timer_uses_about_zero_cpu() {
         // After a second of idling, clear the far timer so run() returns.
         let _ = set_timeout(Duration::from_secs(1), move || far.clear());
     }
-    let cpu = util::cpu_time();
+    let cpu = support::cpu::cpu_time();
     let start = Instant::now();
     el.run().unwrap();
     let wall = start.elapsed();
-    let cpu = util::cpu_time() - cpu;
+    let cpu = support::cpu::cpu_time() - cpu;
     assert!(wall >= Duration::from_secs(1));
     // One iteration waits ~1 s; allow a few for clock rounding.
     assert!(el.iterations() <= 4, "{} iterations", el.iterations());

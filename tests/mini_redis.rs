@@ -12,7 +12,7 @@ mod harness;
 mod keyspace;
 #[path = "mini_redis_parts/sessions.rs"]
 mod sessions;
-mod util;
+mod support;
 
 use std::io::Write;
 use std::net::Shutdown;

@@ -7,14 +7,14 @@
 //! - `EventLoop::{run, run_once, run_nowait, run_main}` on the loop that is
 //!   running return `Error::Reentrant`.
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use evloop::task::sleep;
 use evloop::{Error, EventLoop};
-use util::ms;
+use support::ms;
 
 /// Runs every entry point and returns what each gave, as text.
 fn try_every_entry_point(outer: &EventLoop) -> Vec<String> {
@@ -55,7 +55,7 @@ const WANT: [&str; 4] = [
 
 #[test]
 fn every_entry_point_from_every_context() {
-    util::init_log();
+    support::init_log();
     for place in [
         "main",
         "callback",

@@ -1,7 +1,7 @@
 //! Ordering parity with Node 20. Each test carries the Node script whose
 //! output it reproduces; run the script with `node` to see the same lines.
 
-mod util;
+mod support;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -11,7 +11,7 @@ use evloop::{
     clear_timeout, next_tick, queue_microtask, set_immediate, set_interval, set_timeout,
     set_timeout_mut, watch, Interest,
 };
-use util::{ms, spin, Log};
+use support::{ms, spin, Log};
 
 // console.log('sync');
 // setTimeout(() => console.log('timeout'), 0);

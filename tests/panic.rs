@@ -3,7 +3,7 @@
 //! (live bytes), fds with a census of /proc/self/fd. The tests in this file
 //! take one lock so that their measurements do not see each other.
 
-mod util;
+mod support;
 
 use std::cell::Cell;
 use std::io::Write;
@@ -15,11 +15,12 @@ use evloop::{
     next_tick, queue_microtask, set_immediate, set_interval, set_timeout, watch, Error, EventLoop,
     Interest,
 };
-use util::ms;
+use support::alloc::live;
+use support::ms;
 
-#[path = "../benches/common/counting_alloc.rs"]
-mod counting_alloc;
-use counting_alloc::live;
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -190,7 +191,7 @@ fn dropping_a_loop_after_a_panic_leaks_nothing() {
     };
     round(); // warm up: thread-locals, lazy statics, logger
     std::thread::sleep(ms(50)); // let the helper thread from "pending" exit
-    let fds = util::fd_count();
+    let fds = support::fds::fd_count();
     let before = live();
     for _ in 0..5 {
         round();
@@ -198,21 +199,21 @@ fn dropping_a_loop_after_a_panic_leaks_nothing() {
     std::thread::sleep(ms(50));
     let grown = live() - before;
     assert!(grown < 16 * 1024, "live heap grew by {grown} bytes");
-    assert_eq!(util::fd_count(), fds, "fd leak");
+    assert_eq!(support::fds::fd_count(), fds, "fd leak");
 }
 
 #[test]
 fn closing_the_loop_closes_its_fds() {
     let _s = serial();
-    util::init_log();
-    let before = util::fd_count();
+    support::init_log();
+    let before = support::fds::fd_count();
     for _ in 0..100 {
         let el = EventLoop::new().unwrap();
         let _g = el.enter();
         let (a, _b) = UnixStream::pair().unwrap();
         let _w = watch(&a, Interest::READABLE, |_| {}).unwrap();
     }
-    assert_eq!(util::fd_count(), before);
+    assert_eq!(support::fds::fd_count(), before);
 }
 
 /// A closure whose captures panic when dropped (the loop drops a watch's
@@ -328,7 +329,7 @@ fn a_panic_while_dropping_a_fired_timer_is_contained() {
 fn after_a_panicking_tick_the_queues_resume_at_the_next_callback() {
     let _s = serial();
     quiet_panics();
-    let log = util::Log::new();
+    let log = support::Log::new();
     let el = EventLoop::new().unwrap();
     let l = log.clone();
     el.on_uncaught_exception(move |e, _| match e {
@@ -345,7 +346,7 @@ fn after_a_panicking_tick_the_queues_resume_at_the_next_callback() {
             queue_microtask(la.rec("p1"));
         });
         let _ = set_timeout(ms(1), l.rec("B"));
-        util::spin(ms(5));
+        support::spin(ms(5));
     })
     .unwrap();
     el.run().unwrap();

@@ -1,6 +1,6 @@
 //! The thread pool: `queue_work`, parallelism, panics, shutdown.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,7 +12,7 @@ use evloop::{queue_work, EventLoop, HandleKind};
 
 #[test]
 fn done_runs_on_the_loop_thread_and_the_job_keeps_the_loop_alive() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     assert_eq!(el.threadpool_threads(), 0, "the pool must start lazily");
     let got = Rc::new(Cell::new(0u64));
@@ -46,7 +46,7 @@ fn done_runs_on_the_loop_thread_and_the_job_keeps_the_loop_alive() {
 /// once. On a serial pool they could never all arrive.
 #[test]
 fn jobs_run_in_parallel() {
-    util::init_log();
+    support::init_log();
     let arrived = Arc::new(AtomicUsize::new(0));
     let met = Rc::new(Cell::new(0));
     let m = met.clone();
@@ -81,8 +81,8 @@ fn jobs_run_in_parallel() {
 
 #[test]
 fn a_panicking_job_reaches_done_as_an_error_and_the_pool_lives_on() {
-    util::init_log();
-    let log = util::Log::new();
+    support::init_log();
+    let log = support::Log::new();
     let l = log.clone();
     let el = EventLoop::new().unwrap();
     el.run_main(move || {
@@ -110,7 +110,7 @@ fn a_panicking_job_reaches_done_as_an_error_and_the_pool_lives_on() {
 /// running ones, and never calls their `done`.
 #[test]
 fn dropping_the_loop_joins_the_pool_and_discards_pending_jobs() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let started = Arc::new(AtomicUsize::new(0));
     let dones = Rc::new(Cell::new(0));
@@ -154,7 +154,7 @@ fn dropping_the_loop_joins_the_pool_and_discards_pending_jobs() {
 
 #[test]
 fn many_jobs_all_complete_exactly_once() {
-    util::init_log();
+    support::init_log();
     let sum = Rc::new(RefCell::new(0u64));
     let s = sum.clone();
     evloop::run(move || {
@@ -172,7 +172,7 @@ fn finished_results_are_bounded_while_the_loop_is_busy() {
     // One callback queues 5,000 jobs and then keeps the loop busy: the pool
     // may finish at most 1,024 (pool::MAX_UNDELIVERED) before the loop runs
     // their `done`s, so finished results cannot pile up without bound.
-    util::init_log();
+    support::init_log();
     const N: usize = 5_000;
     let started = Arc::new(AtomicUsize::new(0));
     let started_while_busy = Rc::new(Cell::new(usize::MAX));

@@ -1,7 +1,7 @@
 //! Child processes: exit codes and signals, kill, spawn failures, piped
 //! stdio with backpressure, exec, many exits at once, reaping and fds.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop::process::{exec, exec_promise, exit_signal, Command, Signal, Stdio};
-use util::init_log;
+use support::init_log;
 
 /// Whether `pid` is gone (reaped): no /proc entry, or one that is not ours
 /// any more. A zombie still has its entry, in state `Z`.
@@ -391,7 +391,7 @@ fn cloexec_fds() -> BTreeSet<i32> {
 #[test]
 fn child_stdout_end_and_exit_both_arrive() {
     init_log();
-    let log = util::Log::new();
+    let log = support::Log::new();
     let l = log.clone();
     evloop::run(move || {
         let child = Command::new("printf")

@@ -2,7 +2,7 @@
 //! hooks, panics in callbacks, the combinators, promisify / callbackify,
 //! `delay` and `queue_work`, memory (no `Rc` cycles) and clone counts.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -13,7 +13,7 @@ use std::time::Instant;
 use evloop::promise::UnhandledRejections;
 use evloop::promise::{callbackify, promisify, Promise, PromiseState, Rejection};
 use evloop::{set_timeout, Error, EventLoop};
-use util::{ms, Log};
+use support::{ms, Log};
 
 macro_rules! clone {
     ($($name:ident),+ => $closure:expr) => {{

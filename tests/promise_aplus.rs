@@ -5,14 +5,14 @@
 //! only be called once, there are no foreign thenables); those say so and
 //! check what is left of the rule.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use evloop::promise::{Promise, PromiseState, Rejection};
 use evloop::{set_timeout, EventLoop};
-use util::{ms, Log};
+use support::{ms, Log};
 
 macro_rules! clone {
     ($($name:ident),+ => $closure:expr) => {{

@@ -1,7 +1,7 @@
 //! The promise forms of the I/O operations: the same data and the same
 //! errors as their callback forms.
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::io;
@@ -31,11 +31,11 @@ fn read_until(stream: evloop::net::Stream, mut got: Vec<u8>, want: usize) -> Pro
 
 #[test]
 fn connect_write_and_read_through_promises_against_an_echo_server() {
-    util::init_log();
+    support::init_log();
     type Echo = (Vec<u8>, Option<Vec<u8>>);
     let out: Rc<RefCell<Option<Result<Echo, Rejection>>>> = Rc::default();
     let o = out.clone();
-    util::run_strict(move || {
+    support::run_strict(move || {
         let server = TcpListener::bind("127.0.0.1:0", |conn| {
             let stream = conn.unwrap();
             let s = stream.clone();
@@ -78,7 +78,7 @@ fn connect_write_and_read_through_promises_against_an_echo_server() {
 
 #[test]
 fn a_refused_connection_rejects_with_the_callbacks_error() {
-    util::init_log();
+    support::init_log();
     // A port that was just free: bind, note it, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -88,7 +88,7 @@ fn a_refused_connection_rejects_with_the_callbacks_error() {
     let addr = format!("127.0.0.1:{port}");
     let got: Seen = Rc::default();
     let g = got.clone();
-    util::run_strict(move || {
+    support::run_strict(move || {
         let g2 = g.clone();
         evloop::net::connect(&addr, move |r| {
             let e = r.expect_err("refused");
@@ -111,15 +111,15 @@ fn a_refused_connection_rejects_with_the_callbacks_error() {
 
 #[test]
 fn fs_promises_round_trip_and_report_errors_as_the_callbacks_do() {
-    util::init_log();
+    support::init_log();
     let dir = std::env::temp_dir().join(format!("evloop-promise-io-{}", std::process::id()));
     let file = dir.join("a.txt");
-    let log = util::Log::new();
+    let log = support::Log::new();
     let l = log.clone();
     let missing = dir.join("missing");
     let both: Rc<RefCell<Option<Seen>>> = Rc::default();
     let b = both.clone();
-    util::run_strict(move || {
+    support::run_strict(move || {
         let (f1, f2, f3) = (file.clone(), file.clone(), file.clone());
         let d = dir.clone();
         let l2 = l.clone();

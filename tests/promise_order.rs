@@ -5,7 +5,7 @@
 //! `clone!(a, b => move || ..)` hands the closure its own clones of `a` and
 //! `b` (JS closures capture by reference; ours must own what they use).
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use evloop::promise::{Promise, Rejection, WithResolvers};
 use evloop::{next_tick, queue_microtask, set_immediate, set_timeout, EventLoop};
-use util::{ms, spin, Log};
+use support::{ms, spin, Log};
 
 macro_rules! clone {
     ($($name:ident),+ => $closure:expr) => {{

@@ -1,6 +1,6 @@
 //! The reactor: generation tokens, bad registrations, cross-thread posts.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Write};
@@ -20,7 +20,7 @@ type Slot = Rc<RefCell<Option<Watch>>>;
 /// other's event, still in the batch, must not reach C (nor the closed one).
 #[test]
 fn stale_event_after_slab_key_reuse_is_dropped() {
-    util::init_log();
+    support::init_log();
     let mut reused = 0;
     for _ in 0..1000 {
         let el = EventLoop::new().unwrap();
@@ -87,7 +87,7 @@ fn stale_event_after_slab_key_reuse_is_dropped() {
 
 #[test]
 fn bad_registrations_are_errors_and_leak_nothing() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let _g = el.enter();
     let file = std::fs::File::open("Cargo.toml").unwrap();
@@ -120,7 +120,7 @@ fn bad_registrations_are_errors_and_leak_nothing() {
 
 #[test]
 fn unrefd_watch_lets_the_loop_exit() {
-    util::init_log();
+    support::init_log();
     let (a, _b) = UnixStream::pair().unwrap();
     let w = Rc::new(RefCell::new(None));
     let w2 = w.clone();
@@ -136,7 +136,7 @@ fn unrefd_watch_lets_the_loop_exit() {
 
 #[test]
 fn posts_from_four_threads_all_run_exactly_once_on_the_loop_thread() {
-    util::init_log();
+    support::init_log();
     const PER_THREAD: usize = 100_000;
     let el = EventLoop::new().unwrap();
     let seen = Rc::new(Cell::new(0usize));

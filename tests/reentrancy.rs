@@ -1,7 +1,7 @@
 //! Re-entrant scheduling and cancelling from every kind of callback: no
 //! `RefCell` borrow panic, and every effect happens.
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -12,7 +12,7 @@ use evloop::{
     clear_immediate, clear_interval, clear_timeout, next_tick, queue_microtask, set_immediate,
     set_interval, set_timeout, watch, EventLoop, Interest, Timeout, Watch,
 };
-use util::{ms, Log};
+use support::{ms, Log};
 
 /// Calls every scheduling API, cancels some of what it scheduled, and
 /// records what must still happen: eight records per call.

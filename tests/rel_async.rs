@@ -1,5 +1,6 @@
-//! Reliability suite, section E: microtasks, promises, async (T21–T26 of
-//! `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section E: microtasks, promises, async (T21–T26 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: resolving twice and rejecting
 //! after resolve (`tests/promise_aplus.rs::a2_1_2_*`, `a2_1_3_*`), resolving
@@ -10,8 +11,7 @@
 //! a waker used after its task finished and after the loop was dropped,
 //! once (`tests/task.rs::wake_after_finish_and_after_loop_drop_is_harmless`).
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -21,7 +21,11 @@ use std::time::{Duration, Instant};
 
 use evloop::promise::{Promise, Rejection, UnhandledRejections};
 use evloop::{next_tick, queue_microtask, set_immediate, set_timeout, EventLoop};
-use harness::{count, live, FdCensus, Metrics, Test};
+use support::{alloc::live, fds::FdCensus, figures::count, metrics::Metrics, watchdog::Test};
+
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -353,7 +357,7 @@ fn starvation_case(hog: impl FnOnce(Rc<Cell<bool>>) + 'static) -> (Duration, Dur
     let timer_at = Rc::new(Cell::new(Duration::ZERO));
     let echo_took = Rc::new(Cell::new(Duration::ZERO));
     let (s2, ta, et) = (stop.clone(), timer_at.clone(), echo_took.clone());
-    let echo_addr = harness::echo_thread_server();
+    let echo_addr = support::net::echo_thread_server();
     evloop::run(move || {
         hog(s2.clone());
         let start = Instant::now();

@@ -1,5 +1,6 @@
-//! Reliability suite, section D: callbacks, re-entrancy, panics (T17–T20
-//! of `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section D: callbacks, re-entrancy, panics (T17–T20 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: the scheduling APIs (timers,
 //! intervals, immediates, ticks, microtasks, raw watches) from timer,
@@ -12,11 +13,10 @@
 //! panicking task rejects its promise (`tests/task.rs::panic_rejects_like_throw`).
 //!
 //! T17's random sequences: `EVLOOP_T17_CASES` sets how many (default 250,
-//! about 10 s in a debug build on 2 cores; `TESTS.md` asks for 10,000:
+//! about 10 s in a debug build on 2 cores; the catalogue asks for 10,000:
 //! `EVLOOP_T17_CASES=10000`, or `EVLOOP_REL_SCALE` multiplies the default).
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -31,7 +31,11 @@ use evloop::net::{Stream, TcpListener};
 use evloop::process::{on_signal, Command, Signal, Stdio};
 use evloop::promise::Promise;
 use evloop::{set_immediate, set_timeout, EventLoop, Phase};
-use harness::{count, live, FdCensus, Test};
+use support::{alloc::live, fds::FdCensus, figures::count, watchdog::Test};
+
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -410,7 +414,7 @@ fn t17_reentrancy_matrix() {
     // each further case (scripts/full_counts.sh runs 10,000).
     let budget = 300 + u64::from(cases.saturating_sub(250)) / 4;
     let t = Test::start("T17", Duration::from_secs(budget));
-    harness::warm_process_machinery();
+    support::setup::warm_process_machinery();
     let fds = FdCensus::new();
     let mut cells = 0;
     for (kind, kind_name) in KINDS.iter().enumerate() {
@@ -592,11 +596,11 @@ fn t18_close_inside_callbacks() {
 #[test]
 fn t19_callback_panic_containment() {
     let t = Test::start("T19", Duration::from_secs(60));
-    harness::warm_process_machinery();
+    support::setup::warm_process_machinery();
     let fds = FdCensus::new();
     let sites = ["fs completion", "data", "close", "child exit"];
     let mut report = Vec::new();
-    harness::quiet_booms();
+    support::setup::quiet_booms();
     let mut base = live();
     // The first pass warms up what lives for the process (the thread-local
     // read buffer, ...); the next two are measured.
@@ -736,7 +740,7 @@ impl Drop for WakeAndSpawn {
 #[test]
 fn t20_panic_in_drop_and_wake_during_unwind() {
     let t = Test::start("T20", Duration::from_secs(60));
-    harness::quiet_booms();
+    support::setup::quiet_booms();
     let fds = FdCensus::new();
     let base = live();
     // 1. Panics in poll and in drop.

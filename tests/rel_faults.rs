@@ -1,15 +1,18 @@
 //! Reliability harness H6: faults injected by the fault shim
-//! (`src/fault.rs`, the `fault-injection` feature) between the runtime and
-//! its syscalls. Run with
-//! `cargo test --features fault-injection --test rel_faults -- --nocapture`;
-//! each test prints `FIGURE H6-...:` lines.
+//! (`src/fault.rs`, built with the test-only `--cfg evloop_fault_injection`
+//! flag) between the runtime and its syscalls. Run with
+//! `RUSTFLAGS="--cfg evloop_fault_injection" CARGO_TARGET_DIR=target/cfg-test
+//! cargo test --test rel_faults -- --nocapture` (`.ci/run` adds
+//! `--cfg evloop_narrow_generation` to share one build with T02); each test
+//! prints `FIGURE H6-...:` lines. Without the flag this file compiles to
+//! nothing.
 //!
 //! The plan is per thread: each test sets it on its own thread, which runs
 //! the loop. The peers (clients, readers) are plain blocking std sockets on
 //! helper threads, which the plan does not touch.
+#![cfg(evloop_fault_injection)]
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -22,7 +25,7 @@ use evloop::fault::{self, Op};
 use evloop::net::{Stream, TcpListener, UdpSocket};
 use evloop::process::{Command, Stdio};
 use evloop::EventLoop;
-use harness::{CpuMeter, FdCensus, Test};
+use support::{cpu::CpuMeter, fds::FdCensus, watchdog::Test};
 
 const EINTR: i32 = libc::EINTR;
 const EAGAIN: i32 = libc::EAGAIN;

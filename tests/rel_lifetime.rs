@@ -1,5 +1,6 @@
-//! Reliability suite, section C: loop lifetime, ref/unref, shutdown (T15,
-//! T16 of `TESTS.md`). Figures are printed as `FIGURE Tnn: ...`.
+//! Reliability suite, section C: loop lifetime, ref/unref, shutdown (T15, T16
+//! of the reliability catalogue, TESTS.md in the team's shared docs). Figures
+//! are printed as `FIGURE Tnn: ...`.
 //!
 //! Already covered elsewhere, not repeated: `run()` on an empty loop
 //! (`tests/run_modes.rs::run_on_an_empty_loop_returns_at_once`), `stop()`
@@ -8,8 +9,7 @@
 //! `stop()` from another thread (`run_modes.rs::stop_from_another_thread`),
 //! nested `run()` (`run_modes.rs::nested_run_is_an_error_not_a_deadlock`).
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use evloop::net::{Stream, TcpListener, UdpSocket};
 use evloop::process::{on_signal, Command, Signal, Stdio};
 use evloop::{set_immediate, set_timeout, EventLoop};
-use harness::{FdCensus, Test};
+use support::{fds::FdCensus, watchdog::Test};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -65,7 +65,7 @@ macro_rules! handle_case {
 #[test]
 fn t15_ref_unref_matrix() {
     let t = Test::start("T15", Duration::from_secs(60));
-    harness::warm_process_machinery();
+    support::setup::warm_process_machinery();
     let fds = FdCensus::new();
     let mut rows = Vec::new();
     // Each case makes a handle on `el` and returns (unref, ref, cleanup).
@@ -265,7 +265,7 @@ impl Drop for WakeAndSpawnOnDrop {
 #[test]
 fn t16_shutdown_with_live_resources() {
     let t = Test::start("T16", Duration::from_secs(120));
-    harness::warm_process_machinery();
+    support::setup::warm_process_machinery();
     let fds = FdCensus::new();
     let threads0 = threads();
     let ran = Rc::new(Cell::new(0usize));

@@ -1,13 +1,11 @@
-//! Reliability tests T27–T31 (`/work/shared/reliability/TESTS.md`, section
-//! F): the thread pool and files under saturation, panics, a dropped loop
-//! and bad input. Already covered elsewhere and not repeated here:
-//! `tests/pool.rs` (a panicking job's `done`, dropping the loop while jobs
-//! are queued, 10,000 jobs exactly once) and `tests/fs.rs` (bad paths,
-//! use after close, no descriptor leaks).
+//! Reliability tests T27–T31 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section F): the thread pool and files under saturation, panics,
+//! a dropped loop and bad input. Already covered elsewhere and not repeated
+//! here: `tests/pool.rs` (a panicking job's `done`, dropping the loop while
+//! jobs are queued, 10,000 jobs exactly once) and `tests/fs.rs` (bad paths, use
+//! after close, no descriptor leaks).
 
-#[path = "util/rel_b.rs"]
-mod rel_b;
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -18,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use evloop::{fs, queue_work, queue_work_cancelable, EventLoop};
 
-rel_b_heap!();
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 /// A fresh directory, removed on drop.
 struct TempDir(PathBuf);
@@ -47,9 +47,9 @@ fn pool_size() -> usize {
 /// their result; cancelling a running job is `EBUSY`.
 #[test]
 fn t27_pool_saturation_and_cancel() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t27", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t27", Duration::from_secs(60));
+    support::init_log();
     let dir = TempDir::new("t27");
     let file = dir.0.join("f");
     std::fs::write(&file, b"x").unwrap();
@@ -123,7 +123,7 @@ fn t27_pool_saturation_and_cancel() {
         }
     }
     assert_eq!((canceled, ok), (500, 500));
-    rel_b::figure(
+    support::figures::figure(
         "T27",
         format_args!("{canceled} ECANCELED + {ok} ok of {N}, running job: EBUSY"),
     );
@@ -136,17 +136,17 @@ fn t27_pool_saturation_and_cancel() {
 /// bounded.
 #[test]
 fn t28_completion_storm() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t28", Duration::from_secs(240));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t28", Duration::from_secs(240));
+    support::init_log();
     let dir = TempDir::new("t28");
     let file = dir.0.join("f");
     std::fs::write(&file, vec![7u8; 4096]).unwrap();
     const N: usize = 100_000;
     let seen = Rc::new(RefCell::new(vec![0u8; N]));
     let el = EventLoop::new().unwrap();
-    let heap0 = rel_b::live();
-    rel_b::reset_peak();
+    let heap0 = support::alloc::live();
+    support::alloc::reset_peak();
     let start = Instant::now();
     {
         let _g = el.enter();
@@ -169,12 +169,12 @@ fn t28_completion_storm() {
     el.run().unwrap();
     let took = start.elapsed();
     let iterations = el.iterations() - it0;
-    let peak = rel_b::peak().saturating_sub(heap0);
+    let peak = support::alloc::peak().saturating_sub(heap0);
     assert!(
         seen.borrow().iter().all(|&n| n == 1),
         "an op did not complete exactly once"
     );
-    // Batched: fewer wakeups than ops (TESTS.md). Once the backlog bound is
+    // Batched: fewer wakeups than ops (the catalogue). Once the backlog bound is
     // reached (pool::MAX_UNDELIVERED), the loop keeps pace with the workers
     // and each wake delivers a few results (about 2 in release, 4 in
     // debug), not thousands.
@@ -182,15 +182,15 @@ fn t28_completion_storm() {
         iterations < N as u64,
         "{iterations} iterations for {N} ops: not batched"
     );
-    // TESTS.md: <= 100 MiB. The queued jobs are small closures; finished
+    // The catalogue: <= 100 MiB. The queued jobs are small closures; finished
     // results are bounded by the pool's backpressure (at most 1,024 wait
     // for the loop), so the 4 KiB buffers never pile up.
     assert!(peak < 100 << 20, "heap peak {peak} bytes");
     assert!(took < Duration::from_secs(200), "took {took:?}");
     drop(el);
-    let after = rel_b::live().saturating_sub(heap0);
+    let after = support::alloc::live().saturating_sub(heap0);
     assert!(after < 4 << 20, "{after} bytes still live after the loop");
-    rel_b::figure(
+    support::figures::figure(
         "T28",
         format_args!(
             "{N} ops exactly once in {took:.2?}, {iterations} loop iterations, heap peak +{:.1} MiB, +{} KiB after",
@@ -202,7 +202,7 @@ fn t28_completion_storm() {
 
 /// Pool threads alive in this process.
 fn pool_threads() -> usize {
-    rel_b::threads_named("evloop-pool-")
+    support::threads::threads_named("evloop-pool-")
 }
 
 /// T29: a panicking job reaches callback, promise and `await` as an error;
@@ -211,14 +211,14 @@ fn pool_threads() -> usize {
 /// covers the callback alone.)
 #[test]
 fn t29_worker_job_panic_in_three_styles() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t29", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t29", Duration::from_secs(60));
+    support::init_log();
     let got = Rc::new(RefCell::new(Vec::<String>::new()));
     let after = Rc::new(Cell::new(0usize));
     let threads_after = Rc::new(Cell::new(0usize));
     let (g, a, ta) = (got.clone(), after.clone(), threads_after.clone());
-    util::run_strict(move || {
+    support::run_strict(move || {
         let g1 = g.clone();
         queue_work(
             || -> u32 { panic!("boom-callback") },
@@ -266,7 +266,7 @@ fn t29_worker_job_panic_in_three_styles() {
         pool_size(),
         "pool threads alive after the panics"
     );
-    rel_b::figure(
+    support::figures::figure(
         "T29",
         format_args!(
             "3/3 styles got the panic as an error; {} live workers ran 1000 more jobs",
@@ -282,10 +282,10 @@ fn t29_worker_job_panic_in_three_styles() {
 /// covers the discarded queue and the uncalled `done`.)
 #[test]
 fn t30_late_completion_after_loop_drop() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t30", Duration::from_secs(60));
-    util::init_log();
-    let fds0 = rel_b::fds();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t30", Duration::from_secs(60));
+    support::init_log();
+    let fds0 = support::fds::fd_count();
     let threads0 = pool_threads();
     let called = Rc::new(Cell::new(false));
     let el = EventLoop::new().unwrap();
@@ -310,11 +310,11 @@ fn t30_late_completion_after_loop_drop() {
     assert_eq!(during, threads0 + pool_size());
     assert_eq!(pool_threads(), threads0, "pool threads left after drop");
     assert_eq!(
-        rel_b::fds(),
+        support::fds::fd_count(),
         fds0,
         "the job's file (or the loop's fds) leaked"
     );
-    rel_b::figure(
+    support::figures::figure(
         "T30",
         format_args!("drop waited {waited:.0?} for the running job; fds {fds0} -> {fds0}; pool threads {during} -> {}", pool_threads()),
     );
@@ -336,24 +336,24 @@ fn fd_of(path: &std::path::Path) -> i32 {
 /// an fd replaced underneath, and 10,000 opens over RLIMIT_NOFILE.
 #[test]
 fn t31_fs_bad_input_and_partial_io() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t31", Duration::from_secs(120));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t31", Duration::from_secs(120));
+    support::init_log();
     let dir = TempDir::new("t31");
     let data = dir.0.join("data");
     std::fs::write(&data, b"0123456789").unwrap();
     let big = dir.0.join("big");
-    let log = util::Log::new();
+    let log = support::Log::new();
     let l = log.clone();
     let (d2, b2) = (data.clone(), big.clone());
     let emfile_count = Rc::new(Cell::new(0usize));
     let opened_ok = Rc::new(Cell::new(0usize));
     let (em, ok) = (emfile_count.clone(), opened_ok.clone());
-    let nofile0 = rel_b::nofile();
+    let nofile0 = support::limits::nofile();
     let iterations = Rc::new(Cell::new(0u64));
     let its = iterations.clone();
-    let cpu0 = rel_b::cpu();
-    util::run_strict(move || {
+    let cpu0 = support::cpu::cpu_time();
+    support::run_strict(move || {
         // EOF: a read at the end gives 0 bytes (each time it is asked),
         // a 0-length read gives 0 bytes at once.
         let l1 = l.clone();
@@ -399,15 +399,15 @@ fn t31_fs_bad_input_and_partial_io() {
         });
         // RLIMIT_FSIZE 1 MiB: writing 2 MiB gives EFBIG and we survive
         // (SIGXFSZ would otherwise kill the process).
-        rel_b::set_soft(libc::RLIMIT_FSIZE, 1 << 20);
+        support::limits::set_soft(libc::RLIMIT_FSIZE, 1 << 20);
         let l4 = l.clone();
         fs::write_file(&b2, vec![1u8; 2 << 20], move |r| {
-            rel_b::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
+            support::limits::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
             l4.push(format!("fsize: {:?}", fs::raw_os_error(&r.unwrap_err())));
         });
     })
     .unwrap();
-    rel_b::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
+    support::limits::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
     let mut lines = log.take();
     lines.sort();
     assert_eq!(
@@ -429,7 +429,7 @@ fn t31_fs_bad_input_and_partial_io() {
         let _g = el.enter();
         // Start the pool first: its threads need no fds, but be explicit.
         queue_work(|| (), |_| {});
-        rel_b::set_soft(libc::RLIMIT_NOFILE, rel_b::fds() as u64 + 16);
+        support::limits::set_soft(libc::RLIMIT_NOFILE, support::fds::fd_count() as u64 + 16);
         for _ in 0..10_000 {
             let (em, ok, h) = (em.clone(), ok.clone(), held.clone());
             fs::File::open(&data, "r", move |r| match r {
@@ -447,17 +447,17 @@ fn t31_fs_bad_input_and_partial_io() {
     let it0 = el.iterations();
     let res = el.run();
     its.set(el.iterations() - it0);
-    rel_b::set_soft(libc::RLIMIT_NOFILE, nofile0.0);
+    support::limits::set_soft(libc::RLIMIT_NOFILE, nofile0.0);
     res.unwrap();
     drop(held.borrow_mut().drain(..).collect::<Vec<_>>());
-    let cpu = rel_b::cpu() - cpu0;
+    let cpu = support::cpu::cpu_time() - cpu0;
     assert_eq!(emfile_count.get() + opened_ok.get(), 10_000);
     assert!(
         emfile_count.get() >= 10_000 - 64,
         "{} EMFILE",
         emfile_count.get()
     );
-    rel_b::figure(
+    support::figures::figure(
         "T31",
         format_args!(
             "EOF 0 bytes, 0-length read 0 bytes, EFBIG under RLIMIT_FSIZE, EBADF; 10,000 opens: {} EMFILE + {} ok in {} iterations ({cpu:.2?} CPU for the whole test)",

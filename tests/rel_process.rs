@@ -1,12 +1,10 @@
-//! Reliability tests T43–T48 (`/work/shared/reliability/TESTS.md`,
-//! sections I and J): child processes and signals. Children and signal
-//! dispositions are process-wide, so every test here holds
-//! `rel_b::serial()`. What `tests/process.rs` and `tests/signal.rs`
+//! Reliability tests T43–T48 (the reliability catalogue, TESTS.md in the team's
+//! shared docs, sections I and J): child processes and signals. Children and
+//! signal dispositions are process-wide, so every test here holds
+//! `support::watchdog::serial()`. What `tests/process.rs` and `tests/signal.rs`
 //! already check is cited at each test and not repeated.
 
-#[path = "util/rel_b.rs"]
-mod rel_b;
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
@@ -40,9 +38,9 @@ fn any_child_left() -> Result<i32, i32> {
 /// covers callback and promise for a missing program.)
 #[test]
 fn t43_spawn_failures_and_argv() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t43", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t43", Duration::from_secs(60));
+    support::init_log();
     let dir = std::env::temp_dir().join(format!("evloop-rel-b-t43-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let noexec = dir.join("not-executable");
@@ -52,8 +50,8 @@ fn t43_spawn_failures_and_argv() {
         Command::new("true").spawn().expect("spawn");
     })
     .unwrap();
-    let fds0 = rel_b::fds();
-    let log = util::Log::new();
+    let fds0 = support::fds::fd_count();
+    let log = support::Log::new();
     let l = log.clone();
     let nx = noexec.clone();
     let tricky = [
@@ -65,7 +63,7 @@ fn t43_spawn_failures_and_argv() {
         "*",
         "",
     ];
-    util::run_strict(move || {
+    support::run_strict(move || {
         let missing = "/nonexistent/evloop-rel-b-missing";
         let l1 = l.clone();
         // A program that cannot start is an error at the call; `exec`
@@ -122,9 +120,9 @@ fn t43_spawn_failures_and_argv() {
         Err(libc::ECHILD),
         "a child (or zombie) is left"
     );
-    let fds1 = rel_b::fds();
+    let fds1 = support::fds::fd_count();
     assert_eq!(fds1, fds0, "pipe fds leaked");
-    rel_b::figure(
+    support::figures::figure(
         "T43",
         format_args!("NotFound x3 styles, PermissionDenied, InvalidInput x2 (NUL), {} tricky args verbatim; waitpid: ECHILD; fds {fds0} -> {fds1}", tricky.len()),
     );
@@ -137,9 +135,9 @@ fn t43_spawn_failures_and_argv() {
 /// covers SIGTERM and ESRCH after reaping.)
 #[test]
 fn t44_child_killed_by_signal() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t44", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t44", Duration::from_secs(60));
+    support::init_log();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     evloop::run(move || {
@@ -170,7 +168,7 @@ fn t44_child_killed_by_signal() {
             .kind(),
         ErrorKind::InvalidInput
     );
-    rel_b::figure(
+    support::figures::figure(
         "T44",
         format_args!("SIGKILL -> code None signal 9, SIGTERM -> signal 15; kill after reap: ESRCH; signal 0/1000: not constructible; kill(pid 0): InvalidInput"),
     );
@@ -182,9 +180,9 @@ fn t44_child_killed_by_signal() {
 /// does one round of 64.)
 #[test]
 fn t45_simultaneous_exits() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t45", Duration::from_secs(120));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t45", Duration::from_secs(120));
+    support::init_log();
     const ROUNDS: usize = 10;
     const CHILDREN: usize = 200;
     let mut worst = Duration::ZERO;
@@ -214,14 +212,14 @@ fn t45_simultaneous_exits() {
             counts.borrow()
         );
         total += CHILDREN;
-        // 2 s in TESTS.md; slack for a loaded machine.
+        // 2 s in the catalogue; slack for a loaded machine.
         assert!(
             took < Duration::from_secs(10),
             "round {round} took {took:?}"
         );
     }
     assert_eq!(any_child_left(), Err(libc::ECHILD));
-    rel_b::figure(
+    support::figures::figure(
         "T45",
         format_args!("{total} exit callbacks exactly once in {ROUNDS} rounds of {CHILDREN}; slowest round (spawn + exit) {worst:.0?}"),
     );
@@ -236,14 +234,14 @@ fn t45_simultaneous_exits() {
 /// 1 MiB through `cat`.)
 #[test]
 fn t46_piped_stdio_under_pressure() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t46", Duration::from_secs(120));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t46", Duration::from_secs(120));
+    support::init_log();
     const SIZE: usize = 64 << 20;
     type Sum = (usize, u64);
     let out: Rc<Cell<Sum>> = Rc::default();
     let err: Rc<Cell<Sum>> = Rc::default();
-    let events = util::Log::new();
+    let events = support::Log::new();
     let epipe = Rc::new(RefCell::new(None));
     let (o, e, ev, ep) = (out.clone(), err.clone(), events.clone(), epipe.clone());
     let t = Instant::now();
@@ -306,7 +304,7 @@ fn t46_piped_stdio_under_pressure() {
     // error with a message, so raw_os_error is not kept).
     let epipe = (*epipe.borrow()).expect("the write callback ran");
     assert_eq!(epipe, Err(ErrorKind::BrokenPipe));
-    rel_b::figure(
+    support::figures::figure(
         "T46",
         format_args!("64 MiB on stdout + the same 64 MiB on stderr, checksums equal, exit and both EOFs, in {took:.2?}; write to a closed stdin: BrokenPipe (EPIPE) via callback, no SIGPIPE death"),
     );
@@ -320,9 +318,9 @@ fn t46_piped_stdio_under_pressure() {
 /// of them.)
 #[test]
 fn t47_no_fd_leak_into_children() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t47", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t47", Duration::from_secs(60));
+    support::init_log();
     let listing = Rc::new(RefCell::new(String::new()));
     let li = listing.clone();
     evloop::run(move || {
@@ -381,7 +379,7 @@ fn t47_no_fd_leak_into_children() {
         .collect();
     assert!(unexpected.is_empty(), "the child saw {fds:?}");
     assert!(fds.starts_with(&[0, 1, 2]), "{fds:?}");
-    rel_b::figure(
+    support::figures::figure(
         "T47",
         format_args!(
             "the child saw fds {fds:?}{}",
@@ -401,9 +399,9 @@ fn t47_no_fd_leak_into_children() {
 /// two loops.)
 #[test]
 fn t48_signal_coalescing_and_fanout() {
-    let _s = rel_b::serial();
-    let _w = rel_b::Watchdog::new("t48", Duration::from_secs(60));
-    util::init_log();
+    let _s = support::watchdog::serial();
+    let _w = support::watchdog::Watchdog::new("t48", Duration::from_secs(60));
+    support::init_log();
     const RAISES: usize = 10_000;
     let raised = Arc::new(AtomicUsize::new(0));
     // SIGPIPE after a loop exists.
@@ -485,7 +483,7 @@ fn t48_signal_coalescing_and_fanout() {
         (RAISES, RAISES),
         "the last raise was not observed"
     );
-    rel_b::figure(
+    support::figures::figure(
         "T48",
         format_args!("{RAISES} raises: loop A ran its handler {runs_a} times, loop B {runs_b} (coalesced); both saw the last; SIGPIPE ignored"),
     );

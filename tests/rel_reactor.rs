@@ -1,11 +1,11 @@
-//! Reliability suite, section A: reactor, tokens and the slab (T01–T08 of
-//! `TESTS.md`). Figures are printed as `FIGURE Tnn: ...` (run with
-//! `--nocapture` to see them). T06 is covered by
+//! Reliability suite, section A: reactor, tokens and the slab (T01–T08 of the
+//! reliability catalogue, TESTS.md in the team's shared docs). Figures are
+//! printed as `FIGURE Tnn: ...` (run with `--nocapture` to see them). T06 is
+//! covered by
 //! `tests/reactor.rs::bad_registrations_are_errors_and_leak_nothing`; the
 //! socket-layer double closes are added here.
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use evloop::net::{Stream, TcpListener, UdpSocket};
 use evloop::{set_timeout, watch, EventLoop, Interest};
-use harness::{count, CpuMeter, FdCensus, Metrics, Test};
+use support::{cpu::CpuMeter, fds::FdCensus, figures::count, metrics::Metrics, watchdog::Test};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -143,10 +143,11 @@ fn t01_stale_event_after_key_reuse_tcp() {
 fn t02_token_churn_no_cross_delivery() {
     let t = Test::start("T02", Duration::from_secs(180));
     let fds = FdCensus::new();
-    // The `narrow-generation` build (8-bit generations, run by .ci/run)
+    // The `--cfg evloop_narrow_generation` build (8-bit generations, run
+    // by .ci/run)
     // does the catalogue's 200,000 cycles, so that the generation wraps
     // over 700 times; the normal build does 20,000.
-    let narrow = cfg!(feature = "narrow-generation");
+    let narrow = cfg!(evloop_narrow_generation);
     let cycles = count(if narrow { 200_000 } else { 20_000 });
     let registrations;
     const CONC: usize = 64;
@@ -663,10 +664,14 @@ fn t07_cross_thread_waker_storm() {
     const PER: usize = 250_000;
     let mut worst_last = Duration::ZERO;
     let mut max_iters = 0;
-    let fds0 = harness::fd_count();
+    let fds0 = support::fds::fd_count();
     let el = EventLoop::new().unwrap();
     let remotes: Vec<_> = (0..100).map(|_| el.remote()).collect();
-    assert_eq!(harness::fd_count(), fds0 + 2, "epoll fd + one waker fd");
+    assert_eq!(
+        support::fds::fd_count(),
+        fds0 + 2,
+        "epoll fd + one waker fd"
+    );
     drop(remotes);
     for _ in 0..repeats {
         let seen = Arc::new(Mutex::new(Vec::<usize>::new()));

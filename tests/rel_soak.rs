@@ -1,7 +1,7 @@
-//! T49, the mixed soak (`/work/shared/reliability/TESTS.md`, section J):
-//! not part of a plain `cargo test` (it is `#[ignore]`d); run it with
-//! `scripts/soak.sh [SECONDS]` (60 s by default; 600 for TESTS.md's 10
-//! minutes). One loop runs, at once:
+//! T49, the mixed soak (the reliability catalogue, TESTS.md in the team's
+//! shared docs, section J): not part of a plain `cargo test` (it is
+//! `#[ignore]`d); run it with `scripts/soak.sh [SECONDS]` (60 s by default; 600
+//! for the catalogue's 10 minutes). One loop runs, at once:
 //!
 //! * 500 echo connections that churn (each does one round trip, closes,
 //!   and a new one connects in its place a second later);
@@ -19,9 +19,7 @@
 //! and neither heap nor fds may grow at every sample. After the loop
 //! ends, fds return to their count before it.
 
-#[path = "util/rel_b.rs"]
-mod rel_b;
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -32,7 +30,9 @@ use evloop::process::Command;
 use evloop::promise::{Promise, Rejection};
 use evloop::EventLoop;
 
-rel_b_heap!();
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -97,11 +97,11 @@ fn echo_client(addr: std::net::SocketAddr, counts: Rc<Counts>, stop: Rc<Cell<boo
 fn t49_mixed_soak() {
     let secs = env_secs("REL_B_SOAK_SECS", 60);
     let sample_every = env_secs("REL_B_SOAK_SAMPLE", 10).max(1);
-    let _w = rel_b::Watchdog::new("t49", Duration::from_secs(secs + 120));
-    util::init_log();
-    let (_, hard) = rel_b::nofile();
-    rel_b::set_soft(libc::RLIMIT_NOFILE, hard);
-    let fds_before = rel_b::fds();
+    let _w = support::watchdog::Watchdog::new("t49", Duration::from_secs(secs + 120));
+    support::init_log();
+    let (_, hard) = support::limits::nofile();
+    support::limits::set_soft(libc::RLIMIT_NOFILE, hard);
+    let fds_before = support::fds::fd_count();
     let el = EventLoop::new().unwrap();
     el.set_unhandled_rejections(evloop::promise::UnhandledRejections::Strict);
     let counts = Rc::new(Counts::default());
@@ -202,10 +202,10 @@ fn t49_mixed_soak() {
             move || {
                 let s = Sample {
                     at: start.elapsed(),
-                    heap: rel_b::live(),
-                    fds: rel_b::fds(),
+                    heap: support::alloc::live() as usize,
+                    fds: support::fds::fd_count(),
                     handles: hc.get(),
-                    threads: rel_b::threads(),
+                    threads: support::threads::threads(),
                 };
                 eprintln!("soak sample {s:?}");
                 sm.borrow_mut().push(s);
@@ -227,7 +227,7 @@ fn t49_mixed_soak() {
     }
     let took = start.elapsed();
     drop(el);
-    let fds_after = rel_b::fds();
+    let fds_after = support::fds::fd_count();
     let _ = std::fs::remove_dir_all(&dir);
     // The process-wide signal pipe (2 fds) stays once children were run.
     assert!(
@@ -281,7 +281,7 @@ fn t49_mixed_soak() {
         );
         assert!(!rising(|s| s.fds), "fds grew at every sample: {samples:?}");
     }
-    rel_b::figure(
+    support::figures::figure(
         "T49",
         format_args!(
             "{took:.0?}: heap {} -> {} KiB, fds {} -> {}, handles {} -> {}, threads {} -> {} (sample 2 -> last); fds {fds_before} before the loop, {fds_after} after; 0 panics, 0 unhandled rejections; {} echoes, {} timers, {} fs ops, {} children, {} chains",

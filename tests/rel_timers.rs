@@ -1,5 +1,6 @@
-//! Reliability suite, section B: timers (T09–T14 of `TESTS.md`). Figures
-//! are printed as `FIGURE Tnn: ...` (run with `--nocapture`).
+//! Reliability suite, section B: timers (T09–T14 of the reliability
+//! catalogue, TESTS.md in the team's shared docs). Figures are printed as
+//! `FIGURE Tnn: ...` (run with `--nocapture`).
 //!
 //! Already covered elsewhere, not repeated: mixed deadlines in deadline
 //! order (`tests/order.rs::mixed_deadlines_fire_in_deadline_order`), a timer
@@ -8,8 +9,7 @@
 //! case 2), `Duration::MAX`/`u64::MAX` ms/zero/1 ns/interval of MAX
 //! (`tests/run_modes.rs::huge_durations_saturate_without_panicking`).
 
-#[path = "reliability/harness.rs"]
-mod harness;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 use evloop::net::TcpListener;
 use evloop::{set_interval, set_timeout, EventLoop, Timeout};
-use harness::{count, live, percentile, Test};
+use support::{alloc::live, figures::count, figures::percentile, watchdog::Test};
+
+/// H1: this binary's heap, counted (`support::alloc`).
+#[global_allocator]
+static HEAP: support::alloc::Counting = support::alloc::Counting;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -1,17 +1,17 @@
 //! `run`, `run_once`, `run_nowait`, `stop`, re-entrancy and embedding hooks.
 
-mod util;
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop::{set_immediate, set_timeout, Error, EventLoop, HandleKind};
-use util::{ms, Log};
+use support::{ms, Log};
 
 #[test]
 fn run_on_an_empty_loop_returns_at_once() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let start = Instant::now();
     el.run().unwrap();
@@ -23,7 +23,7 @@ fn run_on_an_empty_loop_returns_at_once() {
 
 #[test]
 fn run_nowait_never_blocks_and_reports_remaining_work() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let log = Log::new();
     {
@@ -43,7 +43,7 @@ fn run_nowait_never_blocks_and_reports_remaining_work() {
 
 #[test]
 fn run_once_blocks_until_something_happens_and_makes_progress() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let log = Log::new();
     {
@@ -65,7 +65,7 @@ fn run_once_blocks_until_something_happens_and_makes_progress() {
 
 #[test]
 fn stop_from_a_callback_returns_after_the_iteration_and_run_resumes() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let log = Log::new();
     {
@@ -89,7 +89,7 @@ fn stop_from_a_callback_returns_after_the_iteration_and_run_resumes() {
 
 #[test]
 fn stop_from_another_thread() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     {
         let _g = el.enter();
@@ -108,7 +108,7 @@ fn stop_from_another_thread() {
 
 #[test]
 fn nested_run_is_an_error_not_a_deadlock() {
-    util::init_log();
+    support::init_log();
     let el = Rc::new(EventLoop::new().unwrap());
     let seen = Rc::new(Cell::new(false));
     {
@@ -127,7 +127,7 @@ fn nested_run_is_an_error_not_a_deadlock() {
 
 #[test]
 fn active_handles_say_what_keeps_the_loop_alive() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let _g = el.enter();
     let t = set_timeout(ms(1000), || {});
@@ -160,7 +160,7 @@ fn active_handles_say_what_keeps_the_loop_alive() {
 
 #[test]
 fn ref_and_unref_are_flags_not_counters() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let _g = el.enter();
     let t = set_timeout(ms(1000), || {});
@@ -184,7 +184,7 @@ fn ref_and_unref_are_flags_not_counters() {
 /// for ever.
 #[test]
 fn huge_durations_become_one_ms_in_every_style() {
-    util::init_log();
+    support::init_log();
     let log = Log::new();
     let l = log.clone();
     let start = Instant::now();
@@ -235,11 +235,11 @@ fn free_functions_without_a_loop_panic_with_a_helpful_message() {
 
 #[test]
 fn now_is_cached_per_iteration() {
-    util::init_log();
+    support::init_log();
     evloop::run(|| {
         let _ = set_timeout(ms(2), || {
             let a = evloop::now();
-            util::spin(ms(3));
+            support::spin(ms(3));
             // Still the iteration's time, not the wall clock.
             assert_eq!(evloop::now(), a);
         });
@@ -249,7 +249,7 @@ fn now_is_cached_per_iteration() {
 
 #[test]
 fn run_main_inside_a_running_loop_is_an_error() {
-    util::init_log();
+    support::init_log();
     let el = Rc::new(EventLoop::new().unwrap());
     let seen = Rc::new(Cell::new(false));
     let (el2, s) = (el.clone(), seen.clone());
@@ -269,7 +269,7 @@ fn run_main_inside_a_running_loop_is_an_error() {
 /// dropped guard replaced is current again.
 #[test]
 fn enter_guards_dropped_out_of_order_do_not_panic() {
-    util::init_log();
+    support::init_log();
     let a = EventLoop::new().unwrap();
     let b = EventLoop::new().unwrap();
     let ga = a.enter();

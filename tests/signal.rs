@@ -4,7 +4,7 @@
 //! Signals are process-wide and the tests of one binary run on parallel
 //! threads: each test here takes `serial()` first.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use evloop::process::{kill, on_signal, once_signal, Signal};
-use util::init_log;
+use support::init_log;
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -37,7 +37,7 @@ fn is_default(sig: Signal) -> bool {
 fn a_signal_runs_every_handler_on_the_loop_thread_in_order() {
     let _s = serial();
     init_log();
-    let log = util::Log::new();
+    let log = support::Log::new();
     let l = log.clone();
     let loop_thread = std::thread::current().id();
     evloop::run(move || {

@@ -5,7 +5,7 @@
 //! (`counter(n)` is the helper below); run it with `node` to see the same
 //! lines. JavaScript's `await null` is `Promise::resolve(()).await` here.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::future::{Future, IntoFuture};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use evloop::promise::{Promise, Rejection};
 use evloop::task::{sleep, spawn_handle, spawn_try, timeout, yield_now, Elapsed};
 use evloop::{block_on, next_tick, set_timeout, spawn, Error, EventLoop};
-use util::{ms, run_strict, Log};
+use support::{ms, run_strict, Log};
 
 macro_rules! clone {
     ($($name:ident),+ => $closure:expr) => {{

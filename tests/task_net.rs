@@ -1,7 +1,7 @@
 //! Async sockets (`evloop::task::net`): echo, 1,000 concurrent
 //! connections, errors, EOF, UDP, Unix, and registrations freed on drop.
 
-mod util;
+mod support;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -60,7 +60,7 @@ fn io_handles(el: &EventLoop) -> usize {
 
 #[test]
 fn tcp_echo_round_trip() {
-    util::init_log();
+    support::init_log();
     let out = block_on(async {
         let listener = TcpListener::bind(localhost()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -90,7 +90,7 @@ fn tcp_echo_round_trip() {
 fn thousand_concurrent_echo_connections_on_one_loop() {
     const CONNS: usize = 1000;
     const LEN: usize = 4096;
-    util::init_log();
+    support::init_log();
     raise_nofile(4 * CONNS as u64 + 256);
     let verified = block_on(async {
         let listener = TcpListener::bind(localhost()).unwrap();
@@ -131,7 +131,7 @@ fn thousand_concurrent_echo_connections_on_one_loop() {
 
 #[test]
 fn connect_refused_is_connection_refused() {
-    util::init_log();
+    support::init_log();
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
@@ -146,7 +146,7 @@ fn connect_refused_is_connection_refused() {
 
 #[test]
 fn read_returns_zero_at_eof_after_peer_shutdown() {
-    util::init_log();
+    support::init_log();
     block_on(async {
         let listener = TcpListener::bind(localhost()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -181,7 +181,7 @@ fn read_returns_zero_at_eof_after_peer_shutdown() {
 
 #[test]
 fn read_exact_reports_unexpected_eof() {
-    util::init_log();
+    support::init_log();
     block_on(async {
         let listener = TcpListener::bind(localhost()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -200,7 +200,7 @@ fn read_exact_reports_unexpected_eof() {
 
 #[test]
 fn udp_send_to_and_recv_from() {
-    util::init_log();
+    support::init_log();
     block_on(async {
         let a = UdpSocket::bind(localhost()).unwrap();
         let b = UdpSocket::bind(localhost()).unwrap();
@@ -227,7 +227,7 @@ fn udp_send_to_and_recv_from() {
 
 #[test]
 fn unix_echo() {
-    util::init_log();
+    support::init_log();
     let path = sock_path("echo");
     let p = path.clone();
     block_on(async move {
@@ -262,7 +262,7 @@ fn unix_echo() {
 
 #[test]
 fn bad_unix_paths_are_errors_not_panics() {
-    util::init_log();
+    support::init_log();
     block_on(async {
         let nul = "/tmp/evloop\0bad.sock";
         let long = format!("/tmp/{}", "x".repeat(200));
@@ -287,7 +287,7 @@ fn bad_unix_paths_are_errors_not_panics() {
 
 #[test]
 fn dropping_a_socket_frees_its_registration() {
-    util::init_log();
+    support::init_log();
     let el = EventLoop::new().unwrap();
     let _g = el.enter();
     assert_eq!(io_handles(&el), 0);
@@ -332,7 +332,7 @@ fn dropping_a_socket_frees_its_registration() {
 
 #[test]
 fn loop_ends_once_sockets_are_dropped() {
-    util::run_strict(|| {
+    support::run_strict(|| {
         spawn(async {
             let listener = TcpListener::bind(localhost()).unwrap();
             let addr = listener.local_addr().unwrap();
@@ -385,7 +385,7 @@ static ALLOC: counting::Counting = counting::Counting;
 /// round trip whose read waits (the wake and the poll allocate nothing).
 #[test]
 fn reads_and_writes_do_not_allocate() {
-    util::init_log();
+    support::init_log();
     let (writes, reads, per_round) = block_on(async {
         let listener = TcpListener::bind(localhost()).unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,6 +1,6 @@
 //! `task::interval` and `run_async` (the async main).
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use evloop::promise::Promise;
 use evloop::task::{interval, sleep, timeout};
 use evloop::{block_on, run_async, set_timeout, spawn, Error, EventLoop, HandleKind};
-use util::{ms, spin, Log};
+use support::{ms, spin, Log};
 
 fn intervals(el: &EventLoop) -> usize {
     el.active_handles()

@@ -1,7 +1,7 @@
 //! Tasks woken one after the other share one poll microtask (the
 //! executor's runs): the order must stay that of one microtask per task.
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +10,7 @@ use std::task::Waker;
 use evloop::promise::Promise;
 use evloop::task::{spawn_handle, yield_now};
 use evloop::{queue_microtask, spawn};
-use util::{run_strict, Log};
+use support::{run_strict, Log};
 
 /// Three tasks yielding twice, a microtask queued between the second and
 /// the third.

@@ -2,7 +2,7 @@
 //! fd hygiene. The tests take one lock: the fd census must not see the
 //! sockets of a test running beside it.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +17,7 @@ type Pump = Box<dyn Fn()>;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    util::init_log();
+    support::init_log();
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -77,9 +77,9 @@ fn echo_round_trips(clients: u32, len: usize) {
 #[test]
 fn echo_1000_concurrent_connections_every_byte_checked() {
     let _s = serial();
-    let fds = util::fd_count();
+    let fds = support::fds::fd_count();
     echo_round_trips(1000, 16 * 1024);
-    assert_eq!(util::fd_count(), fds, "fds leaked");
+    assert_eq!(support::fds::fd_count(), fds, "fds leaked");
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn big_transfers_survive_backpressure() {
 #[test]
 fn half_close_in_both_directions() {
     let _s = serial();
-    let log = util::Log::new();
+    let log = support::Log::new();
     let l = log.clone();
     evloop::run(move || {
         // Server side keeps writing after the client ended (allowHalfOpen).
@@ -398,7 +398,7 @@ fn write_callbacks_run_in_write_order() {
 #[test]
 fn dropping_the_loop_with_an_open_stream_releases_everything() {
     let _s = serial();
-    let fds = util::fd_count();
+    let fds = support::fds::fd_count();
     for _ in 0..20 {
         let el = evloop::EventLoop::new().unwrap();
         {
@@ -416,7 +416,11 @@ fn dropping_the_loop_with_an_open_stream_releases_everything() {
         el.run().unwrap();
         drop(el);
     }
-    assert_eq!(util::fd_count(), fds, "a dropped loop left fds open");
+    assert_eq!(
+        support::fds::fd_count(),
+        fds,
+        "a dropped loop left fds open"
+    );
 }
 
 /// With an uncaught-panic handler, a data callback that panics once keeps

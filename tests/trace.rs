@@ -7,14 +7,14 @@
 //! (see Cargo.toml), one case after the other; the binary is also its own
 //! worker process.
 
-mod util;
+mod support;
 
 use std::time::Duration;
 
 use evloop::process::{exec, parent_channel, worker_entry, Command, Worker};
 
 fn main() {
-    util::init_log();
+    support::init_log();
     match worker_entry().as_deref() {
         Some("reply") => return reply_worker(),
         Some("text") => return small_program(),

@@ -5,7 +5,7 @@
 //! error's origin; the loop goes on; nothing is left behind). README's
 //! "Errors nobody handles" table is this file's table.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -18,7 +18,7 @@ use evloop::process::{exec_promise, on_signal, Command, Signal};
 use evloop::promise::{self, Promise, Rejection, UnhandledRejections};
 use evloop::task::{self, sleep};
 use evloop::{fs, set_timeout, Error, EventLoop, Origin};
-use util::ms;
+use support::ms;
 
 /// What the loop reports for a case.
 #[derive(Clone, Copy, Debug)]
@@ -270,7 +270,7 @@ fn cases(reset: SocketAddr) -> Vec<(&'static str, Setup, Want)> {
 /// (a later timer fires) to its end, leaving no handle behind.
 #[test]
 fn every_error_source_in_every_style_is_loud() {
-    util::init_log();
+    support::init_log();
     quiet_planned_panics();
     let reset = resetting_server();
     for (case, setup, want) in cases(reset) {

@@ -15,10 +15,10 @@
 //! next drain point (after the next callback, at the latest at the start of
 //! the check phase). A microtask that throws does not stop the drain.
 
-mod util;
+mod support;
 
 use evloop::{next_tick, queue_microtask, set_immediate, set_timeout, EventLoop};
-use util::{ms, spin, Log};
+use support::{ms, spin, Log};
 
 /// Runs `main` on a loop whose handler logs `UE(message)`.
 fn node_order(main: impl FnOnce(&Log) + 'static) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! Unix domain stream sockets and UDP.
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
@@ -10,7 +10,7 @@ use evloop::net::{connect_unix, UdpSocket, UnixListener};
 
 #[test]
 fn unix_socket_echo_round_trip() {
-    util::init_log();
+    support::init_log();
     let path = std::env::temp_dir().join(format!("evloop-unix-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let got = Rc::new(RefCell::new(Vec::new()));
@@ -41,7 +41,7 @@ fn unix_socket_echo_round_trip() {
 
 #[test]
 fn unix_connect_to_a_missing_path_is_not_found() {
-    util::init_log();
+    support::init_log();
     let kind = Rc::new(Cell::new(None));
     let k = kind.clone();
     evloop::run(move || {
@@ -55,8 +55,8 @@ fn unix_connect_to_a_missing_path_is_not_found() {
 
 #[test]
 fn udp_datagrams_round_trip_with_the_sender_address() {
-    util::init_log();
-    let log = util::Log::new();
+    support::init_log();
+    let log = support::Log::new();
     let l = log.clone();
     evloop::run(move || {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -112,7 +112,7 @@ fn udp_datagrams_round_trip_with_the_sender_address() {
 
 #[test]
 fn udp_bad_input_is_an_error_not_a_panic() {
-    util::init_log();
+    support::init_log();
     evloop::run(|| {
         assert_eq!(
             UdpSocket::bind("nonsense").unwrap_err().kind(),

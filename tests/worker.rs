@@ -5,7 +5,7 @@
 //! was started as one; if not, it runs the tests one after the other (so the
 //! fd census at the end sees only this file's work).
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use evloop::process::{exit_signal, parent_channel, worker_entry, Signal, Worker};
 
 fn main() {
-    util::init_log();
+    support::init_log();
     if let Some(entry) = worker_entry() {
         worker(&entry);
         return;
@@ -41,7 +41,7 @@ fn main() {
             .expect("spawn");
     })
     .unwrap();
-    let fds_before = util::fd_count();
+    let fds_before = support::fds::fd_count();
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     for (name, test) in tests {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
@@ -52,7 +52,7 @@ fn main() {
         eprintln!("ok");
     }
     // Every worker reaped, every channel closed.
-    assert_eq!(util::fd_count(), fds_before, "fds leaked");
+    assert_eq!(support::fds::fd_count(), fds_before, "fds leaked");
     eprintln!("worker tests: all passed");
 }
 

@@ -1,7 +1,8 @@
 //! A global allocator that counts live heap bytes, for the memory figures
-//! of the benches and the leak checks of the tests. Include it as a module
-//! (`#[path = "../benches/common/counting_alloc.rs"] mod counting_alloc;`):
-//! it installs itself as the `#[global_allocator]` of that binary.
+//! of the benches (the tests have their own, `tests/support/alloc.rs`).
+//! Include it as a module (`#[path = "common/counting_alloc.rs"] mod
+//! counting_alloc;`): it installs itself as the `#[global_allocator]` of
+//! that binary.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -71,7 +71,8 @@ impl Server {
                 .spawn()
                 .expect("start mini_redis");
             let mut server = Server { child, port };
-            if crate::util::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
+            if crate::support::net::wait_listening(&mut server.child, port, Duration::from_secs(30))
+            {
                 return server;
             }
             // `server` drops here: killed and reaped before the next try.
