@@ -24,9 +24,14 @@
 //!   then takes its reserve back: the clients see their connection end
 //!   instead of waiting in the backlog for an fd that may never come. The
 //!   error is reported **once per burst** (until a connection is accepted
-//!   again), and accepting **pauses** for [`EMFILE_BACKOFF`], then retries
-//!   by timer: no busy loop (the edge-triggered backlog would never wake
-//!   it again), no error flood.
+//!   again), and accepting **pauses** for [`EMFILE_BACKOFF`]: no busy
+//!   loop, no error flood. A timer resumes it, since no new readiness edge
+//!   comes for connections that were already waiting.
+//!
+//! To follow it in a debugger: [`Listener::accept_all`] is the callback
+//! listeners' loop, `PollIo::poll_accept` in `src/task/net.rs` the async
+//! one; both call [`Acceptor::step`] and `match` on the [`Step`], one arm
+//! per rule above.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
