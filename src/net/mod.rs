@@ -5,9 +5,15 @@
 //! an `io::Result`; nothing here blocks the loop. A connected socket is a
 //! [`Stream`], the same type for TCP, Unix sockets, pipes and the terminal.
 //!
+//! Every listener (these and the async ones of [`task::net`](crate::task::net))
+//! accepts with one policy, in `listener.rs`: bounded batches, errors of
+//! one connection skipped, and libuv's answer to running out of file
+//! descriptors.
+//!
 //! Name lookups (`connect("localhost:8080", ..)`) run on the thread pool,
 //! as Node's `dns.lookup` does.
 
+mod listener;
 mod pipe;
 pub mod promises;
 mod stream;
@@ -20,6 +26,7 @@ pub use tcp::{connect, connect_addr, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, UnixListener};
 
+pub(crate) use listener::{Acceptor, Listen, Step};
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use stream::StreamIo;
-pub(crate) use tcp::{is_transient_accept_error, listen};
+pub(crate) use tcp::listen;

@@ -1,50 +1,25 @@
 //! TCP: a listener that calls back with each connection, and connect.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::time::Duration;
 
-use mio::Interest;
-
+use super::listener::Listener;
 use super::stream::{ConnectCb, Stream};
 use crate::event_loop::current_inner;
-use crate::reactor::{watch_kind, WatchSlot};
 
 /// The listen backlog. mio (like std) uses 128, which a burst of clients
 /// overflows: their SYNs are then retried only after a second. Node asks
 /// for 511; we ask for 1024 (the kernel caps it at `somaxconn`).
 const BACKLOG: i32 = 1024;
 
-/// Connections accepted per readiness turn (TCP and Unix listeners); a
-/// listener with more waiting goes on in the next iteration.
-pub(super) const ACCEPTS_PER_TURN: usize = 128;
-
-/// How long accepting pauses after the process ran out of fds.
-pub(crate) const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
-
-type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
-
-struct ListenerInner {
-    io: RefCell<Option<mio::net::TcpListener>>,
-    watch: WatchSlot,
-    cb: RefCell<Option<ConnectionCb>>,
-    /// Accepting is paused after EMFILE until the retry timer fires.
-    backoff: Cell<bool>,
-    /// The current burst of EMFILE errors was reported already.
-    reported: Cell<bool>,
-    /// A spare fd (`/` opened read-only), closed to make room for one
-    /// accept when the process is out of fds (see `shed_backlog`).
-    reserve: RefCell<Option<std::fs::File>>,
-    local: SocketAddr,
-}
-
 /// A TCP server socket (Node's `net.Server`): calls back with every
 /// accepted connection.
 ///
-/// Accepting drains the backlog on every readiness edge. When the process
+/// Accepting drains the backlog on every readiness edge, in batches of
+/// 128 per loop iteration (the policy all listeners share, in
+/// `src/net/listener.rs`). When the process
 /// runs out of file descriptors (`EMFILE`/`ENFILE`), the pending
 /// connections are **accepted and closed at once** with the help of a
 /// reserved fd (libuv's "EMFILE trick", so Node's too): their clients see
@@ -56,7 +31,8 @@ struct ListenerInner {
 /// handle is dropped, and keeps the loop alive unless unref'd.
 #[derive(Clone)]
 pub struct TcpListener {
-    inner: Rc<ListenerInner>,
+    inner: Rc<Listener<mio::net::TcpListener>>,
+    local: SocketAddr,
 }
 
 impl TcpListener {
@@ -118,169 +94,32 @@ impl TcpListener {
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<TcpListener> {
         let local = io.local_addr()?;
-        let inner = Rc::new(ListenerInner {
-            io: RefCell::new(Some(io)),
-            watch: WatchSlot::default(),
-            cb: RefCell::new(Some(Box::new(on_connection))),
-            backoff: Cell::new(false),
-            reported: Cell::new(false),
-            reserve: RefCell::new(open_reserve()),
-            local,
-        });
-        let fd = {
-            use std::os::fd::AsRawFd;
-            inner.io.borrow().as_ref().expect("just bound").as_raw_fd()
-        };
-        let me = inner.clone();
-        let watch = watch_kind(
-            fd,
-            Interest::READABLE,
-            "tcp listener",
-            Box::new(move |_| me.accept_all()),
-        )?;
-        inner.watch.set(watch);
+        let inner = Listener::start(io, "tcp listener", on_connection)?;
         log::debug!("listening on {local}");
-        Ok(TcpListener { inner })
+        Ok(TcpListener { inner, local })
     }
 
     /// The bound address (with the port the OS chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local
+        self.local
     }
 
     /// Stops listening and releases the socket. Connections already
     /// accepted stay open. Closing twice does nothing.
     pub fn close(&self) {
-        self.inner.watch.close();
-        let io = self.inner.io.borrow_mut().take();
-        drop(io);
-        let cb = self.inner.cb.borrow_mut().take();
-        drop(cb);
+        self.inner.close();
     }
 
     /// Lets the loop exit while the listener is open.
     pub fn unref(&self) -> &Self {
-        self.inner.watch.set_ref(false);
+        self.inner.set_ref(false);
         self
     }
 
     /// Makes the listener keep the loop alive again.
     pub fn ref_(&self) -> &Self {
-        self.inner.watch.set_ref(true);
+        self.inner.set_ref(true);
         self
-    }
-}
-
-impl ListenerInner {
-    fn accept_all(self: &Rc<Self>) {
-        if self.backoff.get() {
-            return;
-        }
-        for _ in 0..ACCEPTS_PER_TURN {
-            let r = {
-                let io = self.io.borrow();
-                match io.as_ref() {
-                    Some(io) => crate::fault::call(crate::fault::Op::Accept, io, || io.accept()),
-                    None => return,
-                }
-            };
-            match r {
-                Ok((sock, peer)) => {
-                    log::trace!("accepted {peer}");
-                    self.reported.set(false);
-                    let stream = Stream::register(Box::new(sock), false);
-                    if !self.deliver(stream) {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e)
-                    if e.kind() == ErrorKind::Interrupted
-                        || e.kind() == ErrorKind::ConnectionAborted =>
-                {
-                    continue
-                }
-                Err(e) if is_fd_exhaustion(&e) => {
-                    let shed = if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                        self.shed_backlog()
-                    } else {
-                        0
-                    };
-                    log::debug!(
-                        "accept: {e}; closed {shed} pending connections; pausing for {EMFILE_BACKOFF:?}"
-                    );
-                    self.backoff.set(true);
-                    let me = self.clone();
-                    let retry = crate::set_timeout(EMFILE_BACKOFF, move || {
-                        me.backoff.set(false);
-                        me.accept_all();
-                    });
-                    retry.unref();
-                    // Once per burst, not once per retry.
-                    if !self.reported.replace(true) {
-                        self.deliver(Err(e));
-                    }
-                    return;
-                }
-                Err(e) => {
-                    // accept(2): network errors of one pending connection
-                    // are to be treated like EAGAIN; keep draining past them.
-                    let transient = is_transient_accept_error(&e);
-                    if !self.deliver(Err(e)) || !transient {
-                        return;
-                    }
-                }
-            }
-        }
-        // A full batch: the rest of the backlog waits for the next
-        // iteration, so a connection flood cannot starve the other sources.
-        let me = self.clone();
-        current_inner().defer_next_turn(Box::new(move || me.accept_all()));
-    }
-
-    /// Out of fds: closes the reserve fd, then accepts and at once closes
-    /// every pending connection that fd makes room for, and takes the
-    /// reserve back. Returns how many connections were closed. Without a
-    /// reserve (it could not be reopened last time) nothing is shed, and
-    /// the back-off retries as before.
-    fn shed_backlog(&self) -> usize {
-        let Some(reserve) = self.reserve.borrow_mut().take() else {
-            return 0;
-        };
-        drop(reserve);
-        let mut shed = 0;
-        if let Some(io) = self.io.borrow().as_ref() {
-            loop {
-                match crate::fault::call(crate::fault::Op::Accept, io, || io.accept()) {
-                    Ok((sock, peer)) => {
-                        log::trace!("out of fds: closing the connection from {peer}");
-                        drop(sock);
-                        shed += 1;
-                    }
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-        }
-        *self.reserve.borrow_mut() = open_reserve();
-        shed
-    }
-
-    /// Calls the connection callback; false if the listener closed meanwhile.
-    fn deliver(&self, r: io::Result<Stream>) -> bool {
-        let cb = self.cb.borrow_mut().take();
-        let Some(mut cb) = cb else { return false };
-        cb(r);
-        let mut slot = self.cb.borrow_mut();
-        let open = self.io.borrow().is_some();
-        if open && slot.is_none() {
-            *slot = Some(cb);
-        } else {
-            drop(slot);
-            drop(cb);
-        }
-        current_inner().checkpoint_now();
-        open
     }
 }
 
@@ -297,32 +136,11 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
-/// Errors of one connection that accept(2) says to retry past: EPERM 1,
-/// ENONET 64, EPROTO 71, ENOPROTOOPT 92, EOPNOTSUPP 95, ENETDOWN 100,
-/// ENETUNREACH 101, EHOSTDOWN 112, EHOSTUNREACH 113.
-pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
-    )
-}
-
-/// The spare fd a listener keeps for `shed_backlog` (close-on-exec, as std
-/// opens every file); `None` if the process has no fd to spare right now.
-fn open_reserve() -> Option<std::fs::File> {
-    std::fs::File::open("/").ok()
-}
-
-pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
-    // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 on Linux.
-    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
-}
-
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
-            .field("local_addr", &self.inner.local)
-            .field("open", &self.inner.io.borrow().is_some())
+            .field("local_addr", &self.local)
+            .field("open", &self.inner.is_open())
             .finish()
     }
 }

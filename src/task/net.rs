@@ -67,6 +67,7 @@ use std::task::{Context, Poll, Waker};
 
 use mio::Interest;
 
+use crate::net::{Acceptor, Listen, Step};
 use crate::reactor::{watch_kind, Ready, Watch};
 
 /// Which half of a socket an operation waits on.
@@ -216,18 +217,6 @@ impl<T: AsRawFd> PollIo<T> {
         poll_fn(|cx| self.poll_op(cx, dir, &mut op)).await
     }
 
-    /// Waits for the next connection, skipping the errors that concern
-    /// only the connection that failed.
-    async fn accept_with<R>(&self, accept: impl Fn(&T) -> io::Result<R>) -> io::Result<R> {
-        self.op(Dir::Read, |io| loop {
-            match accept(io) {
-                Err(e) if skip_accept_error(&e) => continue,
-                r => return r,
-            }
-        })
-        .await
-    }
-
     fn is_registered(&self) -> bool {
         self.watch.is_active()
     }
@@ -241,6 +230,44 @@ impl<T: AsRawFd> fmt::Debug for PollIo<T> {
             .field("readable", &self.readiness.read.ready.get())
             .field("writable", &self.readiness.write.ready.get())
             .finish()
+    }
+}
+
+impl<T: Listen> PollIo<T> {
+    /// One poll of `accept`, with the policy every listener shares (see
+    /// `src/net/listener.rs`): errors of the one connection that failed
+    /// are skipped; out of fds, the backlog is shed, the error is returned
+    /// once per burst, and accepting pauses for the back-off, whose timer
+    /// wakes the read half again.
+    fn poll_accept(
+        &self,
+        cx: &Context<'_>,
+        acceptor: &Acceptor,
+    ) -> Poll<io::Result<(T::Conn, T::Peer)>> {
+        if acceptor.is_paused() {
+            // Out of fds a moment ago: wait out the back-off.
+            self.readiness.read.park(cx);
+            return Poll::Pending;
+        }
+        self.poll_op(cx, Dir::Read, |io| loop {
+            match acceptor.step(io) {
+                Step::Conn(conn, peer) => return Ok((conn, peer)),
+                Step::Drained => return Err(ErrorKind::WouldBlock.into()),
+                Step::Again | Step::Transient(_) => continue,
+                Step::OutOfFds(first) => {
+                    let readiness = self.readiness.clone();
+                    acceptor.pause(move || readiness.read.wake(false));
+                    // Reported already in this burst: park (as for
+                    // `WouldBlock`) until the back-off timer wakes us.
+                    return Err(first.unwrap_or_else(|| ErrorKind::WouldBlock.into()));
+                }
+                Step::Failed(e) => return Err(e),
+            }
+        })
+    }
+
+    async fn accept(&self, acceptor: &Acceptor) -> io::Result<(T::Conn, T::Peer)> {
+        poll_fn(|cx| self.poll_accept(cx, acceptor)).await
     }
 }
 
@@ -437,16 +464,10 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-/// Whether an accept error concerns only the connection that failed, so
-/// accepting goes on with the next one: ECONNABORTED, and the errors the
-/// callback listener also retries past.
-fn skip_accept_error(e: &io::Error) -> bool {
-    e.kind() == ErrorKind::ConnectionAborted || crate::net::is_transient_accept_error(e)
-}
-
 /// A TCP server socket (tokio's `TcpListener`).
 pub struct TcpListener {
     io: PollIo<mio::net::TcpListener>,
+    acceptor: Acceptor,
 }
 
 impl TcpListener {
@@ -458,19 +479,52 @@ impl TcpListener {
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         let sock = crate::net::listen(addr)?;
         let io = PollIo::new(sock, Interest::READABLE, "async tcp listener")?;
-        Ok(TcpListener { io })
+        Ok(TcpListener {
+            io,
+            acceptor: Acceptor::new(),
+        })
     }
 
     /// Waits for the next connection.
     ///
     /// Errors that concern only the failed connection (`ECONNABORTED` and
-    /// the like) are skipped. Running out of file descriptors (`EMFILE`,
-    /// `ENFILE`) is returned: the connection stays in the backlog and the
-    /// next `accept` retries it, so a server loop should pause (for
-    /// instance [`sleep`](crate::task::sleep) 100 ms, as the callback
-    /// listener does) before calling `accept` again.
+    /// the like) are skipped.
+    ///
+    /// # Out of file descriptors
+    ///
+    /// Running out of file descriptors (`EMFILE`, `ENFILE`) is handled as
+    /// the callback [`net::TcpListener`](crate::net::TcpListener) handles
+    /// it, the same error in each style:
+    ///
+    /// 1. the connections waiting in the backlog are accepted and closed
+    ///    at once (libuv's reserve-fd trick): their clients see the
+    ///    connection end rather than hang;
+    /// 2. `accept` returns the error **once per burst**;
+    /// 3. the next `accept` waits out a 100 ms back-off before it tries
+    ///    again, and while fds stay short it keeps retrying every 100 ms
+    ///    without returning the error again, until a connection comes.
+    ///
+    /// Why return it rather than only log it: errors are values here, and
+    /// a server should be able to see that it is short of fds (tokio also
+    /// returns it). Why the back-off: with tokio, the caller must sleep
+    /// after such an error or its accept loop spins (hyper and axum sleep
+    /// for a second); here the plain loop below neither spins nor floods
+    /// its log, and a loop that ends on the first error with `?` still
+    /// sees it.
+    ///
+    /// ```no_run
+    /// # use evloop::task::net::TcpListener;
+    /// # async fn serve(listener: TcpListener) {
+    /// loop {
+    ///     match listener.accept().await {
+    ///         Ok((conn, _peer)) => drop(conn), // (serve it in a task)
+    ///         Err(e) => eprintln!("accept: {e}"), // EMFILE: once per burst
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (sock, addr) = self.io.accept_with(|io| io.accept()).await?;
+        let (sock, addr) = self.io.accept(&self.acceptor).await?;
         Ok((TcpStream::accepted(sock)?, addr))
     }
 
@@ -575,6 +629,7 @@ impl fmt::Debug for UnixStream {
 /// not remove the socket file when dropped.
 pub struct UnixListener {
     io: PollIo<mio::net::UnixListener>,
+    acceptor: Acceptor,
 }
 
 impl UnixListener {
@@ -586,13 +641,16 @@ impl UnixListener {
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let sock = mio::net::UnixListener::bind(path.as_ref())?;
         let io = PollIo::new(sock, Interest::READABLE, "async unix listener")?;
-        Ok(UnixListener { io })
+        Ok(UnixListener {
+            io,
+            acceptor: Acceptor::new(),
+        })
     }
 
     /// Waits for the next connection; see [`TcpListener::accept`] for the
     /// errors.
     pub async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
-        let (sock, addr) = self.io.accept_with(|io| io.accept()).await?;
+        let (sock, addr) = self.io.accept(&self.acceptor).await?;
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async unix")?;
         Ok((UnixStream { io }, addr))
     }
