@@ -32,20 +32,21 @@
 //! | op | hooked at |
 //! |---|---|
 //! | `Op::Read`, `Op::Write` | `read`/`write` of TCP and Unix streams and pipes (`StreamIo` in `src/net/stream/mod.rs`, `src/net/pipe.rs`): callback streams, stdio and child stdio |
-//! | `Op::Accept` | the TCP listener's `accept` (`src/net/tcp.rs`) |
+//! | `Op::Accept` | every listener's `accept`: callback TCP and Unix listeners and the async ones (`src/net/listener.rs`) |
 //! | `Op::Send`, `Op::Recv` | the callback UDP socket (`src/net/udp.rs`) |
 //! | `Op::Poll` | `epoll_wait` (`src/event_loop/phases.rs`, the poll phase) |
 //! | `Op::Open` | [`fs::File::open`](crate::fs::File::open) (decided on the loop thread, failed on the pool) |
 //! | `Op::Spawn` | [`process::Command::spawn`](crate::process::Command::spawn) |
 //!
-//! Not hooked: the async sockets of `task::net` (their own syscalls), Unix
-//! listeners, the other fs operations, blocking stdout writes.
+//! Not hooked: the reads and writes of the async sockets of `task::net`
+//! (their own syscalls), the other fs operations, blocking stdout writes.
 //!
 //! With the flag off, every hook is an `#[inline(always)]` pass-through
 //! and this module has no public items: zero cost.
 //!
-//! Tests: `tests/rel_faults.rs` (`RUSTFLAGS="--cfg evloop_fault_injection"
-//! CARGO_TARGET_DIR=target/cfg-test cargo test --test rel_faults`).
+//! Tests: `tests/rel_faults.rs` and `tests/accept_faults.rs`
+//! (`RUSTFLAGS="--cfg evloop_fault_injection" CARGO_TARGET_DIR=target/cfg-test
+//! cargo test --test rel_faults --test accept_faults`).
 
 #[cfg(evloop_fault_injection)]
 pub use imp::*;
@@ -69,7 +70,7 @@ mod imp {
         Read,
         /// A stream (TCP, Unix socket, pipe) write.
         Write,
-        /// A TCP listener's accept.
+        /// A listener's accept (TCP or Unix, callback or async).
         Accept,
         /// A UDP send.
         Send,

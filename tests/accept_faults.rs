@@ -2,14 +2,15 @@
 //! the fault shim: the Unix and async listeners go through the accept hook
 //! as the TCP listener does, and meet `EINTR`, `ECONNABORTED`, `EPROTO`
 //! and `EMFILE` the same way. Run with
-//! `cargo test --features fault-injection --test accept_faults`.
+//! `RUSTFLAGS="--cfg evloop_fault_injection" CARGO_TARGET_DIR=target/cfg-test
+//! cargo test --test accept_faults`.
 //!
 //! The plan is per thread: each test sets it on its own thread, which runs
 //! the loop. The clients are blocking std sockets, which the plan does not
 //! touch. (`tests/emfile.rs` runs the same policy out of real fds.)
-#![cfg(feature = "fault-injection")]
+#![cfg(evloop_fault_injection)]
 
-mod util;
+mod support;
 
 use std::cell::RefCell;
 use std::io;
@@ -32,7 +33,7 @@ struct PlanGuard;
 
 impl PlanGuard {
     fn new() -> PlanGuard {
-        util::init_log();
+        support::init_log();
         fault::reset();
         PlanGuard
     }

@@ -6,7 +6,7 @@
 //! async one. Its own binary: it lowers the process's fd limit, so its
 //! tests take turns (`short_of_fds`).
 
-mod util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read};
@@ -54,7 +54,7 @@ impl Drop for FdLimitTurn {
 }
 
 fn short_of_fds() -> FdLimitTurn {
-    util::init_log();
+    support::init_log();
     let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     FdLimitTurn {
         original: nofile(),
@@ -70,7 +70,7 @@ fn lowest_free_fd() -> u64 {
     probe.as_raw_fd() as u64
 }
 
-/// [`util::still_connected`] for a Unix socket client.
+/// [`support::net::still_connected`] for a Unix socket client.
 fn unix_still_connected(c: &UnixStream) -> Option<bool> {
     c.set_nonblocking(true).unwrap();
     let mut b = [0u8; 1];
@@ -127,13 +127,13 @@ fn accept_under_emfile_sheds_the_backlog_reports_once_does_not_spin_and_recovers
             .collect::<Vec<_>>();
         // Room for only a few more fds: accepting runs out part-way, and
         // the rest of the backlog is accepted and closed (the reserve fd).
-        set_nofile(util::fd_count() as u64 + 5);
+        set_nofile(support::fds::fd_count() as u64 + 5);
         // At 300 ms, still short of fds: every client was either accepted
         // or closed, none is left waiting. Then the fds come back and new
         // clients are accepted.
         let (cs, l2, a3) = (census.clone(), later.clone(), accepted.clone());
         let _ = evloop::set_timeout(Duration::from_millis(300), move || {
-            let seen: Vec<_> = clients.iter().map(util::still_connected).collect();
+            let seen: Vec<_> = clients.iter().map(support::net::still_connected).collect();
             let alive = seen.iter().filter(|s| **s == Some(true)).count();
             let closed = seen.iter().filter(|s| **s == Some(false)).count();
             cs.set((alive, closed));
@@ -163,10 +163,10 @@ fn accept_under_emfile_sheds_the_backlog_reports_once_does_not_spin_and_recovers
             }
         }));
     }
-    let cpu = util::cpu_time();
+    let cpu = support::cpu::cpu_time();
     let iterations = el.iterations();
     el.run().unwrap();
-    let cpu = util::cpu_time() - cpu;
+    let cpu = support::cpu::cpu_time() - cpu;
     let iterations = el.iterations() - iterations;
     drop(later);
     set_nofile(original);
@@ -227,7 +227,7 @@ fn unix_accept_under_emfile_sheds_the_backlog_reports_once_and_recovers() {
         let clients = (0..CLIENTS)
             .map(|_| UnixStream::connect(&path).unwrap())
             .collect::<Vec<_>>();
-        set_nofile(util::fd_count() as u64 + 5);
+        set_nofile(support::fds::fd_count() as u64 + 5);
         let (cs, l2, a3, p2) = (
             census.clone(),
             later.clone(),
@@ -263,10 +263,10 @@ fn unix_accept_under_emfile_sheds_the_backlog_reports_once_and_recovers() {
             }
         }));
     }
-    let cpu = util::cpu_time();
+    let cpu = support::cpu::cpu_time();
     let iterations = el.iterations();
     el.run().unwrap();
-    let cpu = util::cpu_time() - cpu;
+    let cpu = support::cpu::cpu_time() - cpu;
     let iterations = el.iterations() - iterations;
     drop(later);
     drop(turn);
@@ -324,7 +324,7 @@ fn async_accept_under_emfile_sheds_returns_the_error_once_per_burst_and_recovers
         let clients = (0..CLIENTS)
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
             .collect::<Vec<_>>();
-        set_nofile(util::fd_count() as u64 + 5);
+        set_nofile(support::fds::fd_count() as u64 + 5);
         let s = seen.clone();
         let later: Rc<RefCell<Vec<std::net::TcpStream>>> = Rc::default();
         let _ = evloop::spawn(async move {
@@ -346,7 +346,7 @@ fn async_accept_under_emfile_sheds_returns_the_error_once_per_burst_and_recovers
                         s.errors.push(e);
                         // The backlog was shed before the error came back.
                         if let Some(clients) = clients.take() {
-                            let seen: Vec<_> = clients.iter().map(util::still_connected).collect();
+                            let seen: Vec<_> = clients.iter().map(support::net::still_connected).collect();
                             let alive = seen.iter().filter(|s| **s == Some(true)).count();
                             let closed = seen.iter().filter(|s| **s == Some(false)).count();
                             s.census = (alive, closed);
@@ -365,10 +365,10 @@ fn async_accept_under_emfile_sheds_returns_the_error_once_per_burst_and_recovers
             }
         });
     }
-    let cpu = util::cpu_time();
+    let cpu = support::cpu::cpu_time();
     let iterations = el.iterations();
     el.run().unwrap();
-    let cpu = util::cpu_time() - cpu;
+    let cpu = support::cpu::cpu_time() - cpu;
     let iterations = el.iterations() - iterations;
     drop(turn);
     let s = seen.borrow();
@@ -428,7 +428,7 @@ fn async_accept_after_emfile_waits_out_the_back_off() {
             s.errors.extend(e);
             // The first client was shed (with the reserve fd) before the
             // error came back.
-            s.census = (0, (util::still_connected(&first) == Some(false)) as usize);
+            s.census = (0, (support::net::still_connected(&first) == Some(false)) as usize);
             s.accepted += r.is_ok() as usize;
         });
     }
