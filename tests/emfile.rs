@@ -346,7 +346,8 @@ fn async_accept_under_emfile_sheds_returns_the_error_once_per_burst_and_recovers
                         s.errors.push(e);
                         // The backlog was shed before the error came back.
                         if let Some(clients) = clients.take() {
-                            let seen: Vec<_> = clients.iter().map(support::net::still_connected).collect();
+                            let seen: Vec<_> =
+                                clients.iter().map(support::net::still_connected).collect();
                             let alive = seen.iter().filter(|s| **s == Some(true)).count();
                             let closed = seen.iter().filter(|s| **s == Some(false)).count();
                             s.census = (alive, closed);
@@ -428,7 +429,10 @@ fn async_accept_after_emfile_waits_out_the_back_off() {
             s.errors.extend(e);
             // The first client was shed (with the reserve fd) before the
             // error came back.
-            s.census = (0, (support::net::still_connected(&first) == Some(false)) as usize);
+            s.census = (
+                0,
+                (support::net::still_connected(&first) == Some(false)) as usize,
+            );
             s.accepted += r.is_ok() as usize;
         });
     }

@@ -1,8 +1,16 @@
-//! The loop itself: its state (`LoopState`), liveness, teardown, and the
+//! The loop itself: its state ([`LoopState`]), liveness, teardown, and the
 //! thread's current loop. The phases of a tick are in `phases.rs` (read
-//! [`LoopState::run_mode`] top to bottom to see one tick); calling user code,
-//! uncaught errors and the microtask checkpoint in `dispatch.rs`; the
-//! public [`EventLoop`] handle and the free functions in `handle.rs`.
+//! [`LoopState::run_mode`] top to bottom to see one tick); calling user
+//! code, uncaught errors and the microtask checkpoint in `dispatch.rs`; the
+//! public [`EventLoop`] handle and the free functions in `handle.rs`; the
+//! cached clock in `clock.rs`.
+//!
+//! The loop core knows nothing of the layers above it (promises, tasks,
+//! processes, sockets, files; `scripts/check_layers.sh` keeps it so). They
+//! plug in through two mechanisms: per-loop values (`slots.rs`, like
+//! `thread_local!` but one per loop) and hooks ([`watchers`]: the
+//! end-of-checkpoint hook, and the idle, prepare and check watchers that
+//! embedders use too).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -21,7 +29,7 @@ use crate::microtasks::{Job, Microtasks};
 use crate::pool::Jobs;
 use crate::reactor::{split, Reactor, WAKER_TOKEN};
 use crate::remote::{Remote, RemoteJob, RemoteQueue};
-use crate::timers::TimerHeap;
+use crate::timers::TimerStore;
 use crate::trace;
 
 mod clock;
@@ -214,7 +222,7 @@ impl Turn {
 /// unhandled-rejection tracker, the signal registry) and plug into the
 /// tick through [hooks](watchers).
 pub(crate) struct LoopState {
-    pub(crate) timers: RefCell<TimerHeap>,
+    pub(crate) timers: RefCell<TimerStore>,
     pub(crate) immediates: RefCell<ImmediateQueue>,
     pub(crate) micro: Microtasks,
     pub(crate) reactor: Reactor,

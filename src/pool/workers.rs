@@ -66,7 +66,9 @@ struct State {
     shutdown: bool,
 }
 
-struct Shared {
+/// What the loop and the workers share: the queue of jobs (under a mutex,
+/// with the condvar workers sleep on) and the backpressure count.
+struct JobQueue {
     state: Mutex<State>,
     available: Condvar,
     /// Jobs taken by a worker whose result the loop has not delivered yet.
@@ -87,7 +89,7 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// The worker threads of one loop.
 pub(crate) struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<JobQueue>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -97,7 +99,7 @@ impl Pool {
     }
 
     fn with_bound(size: usize, max_undelivered: usize) -> io::Result<Pool> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(JobQueue {
             state: Mutex::new(State::default()),
             available: Condvar::new(),
             undelivered: AtomicUsize::new(0),
@@ -150,7 +152,7 @@ impl Pool {
     }
 }
 
-fn worker(shared: &Shared) {
+fn worker(shared: &JobQueue) {
     loop {
         let job = {
             let mut st = lock(&shared.state);

@@ -24,7 +24,7 @@ use crate::event_loop::LoopRef;
 use crate::net::{PipeReader, PipeWriter, Stream};
 use crate::promise::{promisify, Promise};
 
-use super::signal::{Hub, Signal};
+use super::signal::{Signal, SignalReceiver};
 
 /// What a child's standard input, output or error is connected to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl Command {
     }
 
     fn try_spawn(&mut self) -> io::Result<Child> {
-        let hub = Hub::current()?;
+        let hub = SignalReceiver::current()?;
         // Listen before the child exists, so its exit cannot be missed.
         hub.children.watch(&hub)?;
         let [i, o, e] = self.stdio;
@@ -320,7 +320,7 @@ pub(crate) struct ChildInner {
     listeners: RefCell<Vec<ExitCb>>,
     /// Whether it is counted in the hub's refs (running and ref'd).
     refed: Cell<bool>,
-    hub: Weak<Hub>,
+    hub: Weak<SignalReceiver>,
     lp: LoopRef,
 }
 
@@ -340,7 +340,7 @@ impl ChildInner {
         Some(outcome)
     }
 
-    fn finish(&self, outcome: Outcome, hub: &Hub) {
+    fn finish(&self, outcome: Outcome, hub: &SignalReceiver) {
         log::debug!("pid {} ended: {}", self.pid, describe(&outcome));
         if crate::trace::is_enabled() {
             let what = format!("pid {} ended: {}", self.pid, describe(&outcome));
@@ -365,7 +365,7 @@ fn describe(o: &Outcome) -> String {
     }
 }
 
-/// A loop's running children (inside its [`Hub`]).
+/// A loop's running children (inside its [`SignalReceiver`]).
 #[derive(Default)]
 pub(crate) struct Children {
     pub(crate) list: RefCell<Vec<Rc<ChildInner>>>,
@@ -374,7 +374,7 @@ pub(crate) struct Children {
 
 impl Children {
     /// Listens to `SIGCHLD` from the first child on.
-    fn watch(&self, hub: &Hub) -> io::Result<()> {
+    fn watch(&self, hub: &SignalReceiver) -> io::Result<()> {
         if !self.watching.get() {
             hub.listen(Signal::SIGCHLD)?;
             self.watching.set(true);
@@ -384,7 +384,7 @@ impl Children {
 
     /// `SIGCHLD` arrived: reap every child of ours that has exited. (One
     /// `SIGCHLD` may stand for several exits: signals coalesce.)
-    pub(crate) fn reap(&self, hub: &Hub) {
+    pub(crate) fn reap(&self, hub: &SignalReceiver) {
         let running: Vec<Rc<ChildInner>> = self.list.borrow().clone();
         for child in running {
             if let Some(outcome) = child.try_reap() {

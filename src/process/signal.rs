@@ -256,25 +256,26 @@ impl Registry {
     }
 }
 
-// ---- hop 3: the loop's hub ----
+// ---- hop 3: the loop's receiver ----
 
-/// The loop's hub, created on first use (a per-loop slot). Dropped with the
+/// The loop's signal receiver, created on first use (a per-loop slot). Dropped with the
 /// loop: it leaves the registry and hands running children to a reaper.
 #[derive(Default)]
-struct HubSlot(RefCell<Option<Rc<Hub>>>);
+struct ReceiverSlot(RefCell<Option<Rc<SignalReceiver>>>);
 
-impl PerLoop for HubSlot {
+impl PerLoop for ReceiverSlot {
     fn new(_: &LoopState) -> Self {
-        HubSlot::default()
+        ReceiverSlot::default()
     }
 }
 
-static HUB: LoopLocal<HubSlot> = LoopLocal::new();
+static RECEIVER: LoopLocal<ReceiverSlot> = LoopLocal::new();
 
-/// A loop's process machinery: its registry slot and wake-up pipe, its
-/// signal handlers, and its child processes. Created on first use and
-/// kept by the loop.
-pub(crate) struct Hub {
+/// A loop's receiving end of signals (hop 3): its slot in the process-wide
+/// registry and the wake-up pipe the handler writes to, the loop's signal
+/// handlers, and its child processes (reaped when `SIGCHLD` arrives).
+/// Created on first use and kept by the loop.
+pub(crate) struct SignalReceiver {
     slot: Arc<LoopSlot>,
     rx: mio::unix::pipe::Receiver,
     watch: WatchSlot,
@@ -296,31 +297,31 @@ struct Handler {
 
 type SignalCb = Rc<RefCell<dyn FnMut(Signal)>>;
 
-impl Hub {
-    /// The current loop's hub, created on first use.
+impl SignalReceiver {
+    /// The current loop's receiver, created on first use.
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub(crate) fn current() -> io::Result<Rc<Hub>> {
+    pub(crate) fn current() -> io::Result<Rc<SignalReceiver>> {
         with_current(|inner| {
-            let slot = HUB.get(inner);
+            let slot = RECEIVER.get(inner);
             if let Some(hub) = slot.0.borrow().as_ref() {
                 return Ok(hub.clone());
             }
-            let hub = Hub::new()?;
+            let hub = SignalReceiver::new()?;
             *slot.0.borrow_mut() = Some(hub.clone());
             Ok(hub)
         })
     }
 
-    fn new() -> io::Result<Rc<Hub>> {
+    fn new() -> io::Result<Rc<SignalReceiver>> {
         let (tx, rx) = mio::unix::pipe::new()?;
         let slot = Arc::new(LoopSlot {
             interest: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             tx,
         });
-        let hub = Rc::new(Hub {
+        let hub = Rc::new(SignalReceiver {
             slot: slot.clone(),
             rx,
             watch: WatchSlot::default(),
@@ -329,7 +330,7 @@ impl Hub {
             refs: Cell::new(0),
             children: Children::default(),
         });
-        let weak: Weak<Hub> = Rc::downgrade(&hub);
+        let weak: Weak<SignalReceiver> = Rc::downgrade(&hub);
         let watch = watch_kind(
             hub.rx.as_raw_fd(),
             Interest::READABLE,
@@ -432,7 +433,7 @@ impl Hub {
     }
 }
 
-impl Drop for Hub {
+impl Drop for SignalReceiver {
     fn drop(&mut self) {
         if let Ok(mut reg) = registry() {
             reg.loops.retain(|s| !Arc::ptr_eq(s, &self.slot));
@@ -489,7 +490,7 @@ pub fn on_signal(sig: Signal, cb: impl FnMut(Signal) + 'static) -> io::Result<Si
             format!("{sig} cannot be handled"),
         ));
     }
-    let hub = Hub::current()?;
+    let hub = SignalReceiver::current()?;
     hub.listen(sig)?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let key = hub.handlers.borrow_mut().insert(Handler {
@@ -539,14 +540,14 @@ pub fn once_signal(sig: Signal) -> Promise<Signal> {
 /// A handler added by [`on_signal`].
 #[derive(Clone)]
 pub struct SignalHandle {
-    hub: Weak<Hub>,
+    hub: Weak<SignalReceiver>,
     key: usize,
     id: u64,
     sig: Signal,
 }
 
 impl SignalHandle {
-    fn with<R>(&self, f: impl FnOnce(&Hub, &mut Handler) -> R) -> Option<R> {
+    fn with<R>(&self, f: impl FnOnce(&SignalReceiver, &mut Handler) -> R) -> Option<R> {
         let hub = self.hub.upgrade()?;
         let mut handlers = hub.handlers.borrow_mut();
         let h = handlers.get_mut(self.key).filter(|h| h.id == self.id)?;

@@ -34,7 +34,7 @@ use crate::promise::state::{Outcome, SharedReaction};
 use crate::promise::{Promise, Rejection};
 
 /// The await slot: the promise's reaction, and what the future reads.
-struct Shared<T> {
+struct AwaitSlot<T> {
     /// Set when the promise settles; the future sees it only once the
     /// reaction job has run (`arrived`), one microtask hop later.
     outcome: RefCell<Option<Outcome<T>>>,
@@ -47,10 +47,10 @@ struct Shared<T> {
     waker: RefCell<Option<Waker>>,
 }
 
-impl<T> Shared<T> {
+impl<T> AwaitSlot<T> {
     /// A slot whose outcome, if any, is not seen before the reaction job.
     fn new(outcome: Option<Outcome<T>>) -> Rc<Self> {
-        Rc::new(Shared {
+        Rc::new(AwaitSlot {
             outcome: RefCell::new(outcome),
             arrived: Cell::new(false),
             task: Cell::new(None),
@@ -87,7 +87,7 @@ impl<T> Shared<T> {
     }
 }
 
-impl<T: Clone + 'static> SharedReaction<T> for Shared<T> {
+impl<T: Clone + 'static> SharedReaction<T> for AwaitSlot<T> {
     /// The promise settled: keep the outcome and queue the reaction job.
     fn schedule(self: Rc<Self>, outcome: Outcome<T>) -> MicroJob {
         *self.outcome.borrow_mut() = Some(outcome);
@@ -95,7 +95,7 @@ impl<T: Clone + 'static> SharedReaction<T> for Shared<T> {
     }
 }
 
-impl<T> Deliver for Shared<T> {
+impl<T> Deliver for AwaitSlot<T> {
     /// The reaction job: let the outcome be seen, then resume the waiter.
     fn deliver(&self) {
         self.arrived.set(true);
@@ -135,7 +135,7 @@ enum Await<T> {
     /// Not polled yet.
     Start,
     /// Subscribed: the await slot is the promise's reaction.
-    Waiting(Rc<Shared<T>>),
+    Waiting(Rc<AwaitSlot<T>>),
     /// The promise had settled when `task` first polled the future: the
     /// outcome waits here until the resume microtask `ticket` has run.
     Resuming {
@@ -164,7 +164,7 @@ impl<T: Clone + 'static> PromiseFuture<T> {
                 }
             }
         }
-        let shared = Shared::new(None);
+        let shared = AwaitSlot::new(None);
         shared.update(cx);
         self.promise.core.subscribe_shared(shared.clone());
         self.state = Await::Waiting(shared);
@@ -210,7 +210,7 @@ impl<T: Clone + 'static> Future for PromiseFuture<T> {
                 // a combinator or another task): the resume microtask
                 // delivers to an await slot instead, which wakes whoever
                 // polled last.
-                let shared = Shared::new(outcome.take());
+                let shared = AwaitSlot::new(outcome.take());
                 shared.update(cx);
                 redirect_resume(*ticket, Some(shared.clone()));
                 this.state = Await::Waiting(shared);

@@ -63,7 +63,7 @@ use crate::inline_fn::InlineFn;
 mod slots;
 mod store;
 
-pub(crate) use store::TimerHeap;
+pub(crate) use store::TimerStore;
 
 /// The smallest delay, as in Node: `setTimeout(f, 0)` means 1 ms.
 pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
@@ -136,7 +136,7 @@ impl TimerRef {
         self.key_kind & !REFRESHABLE
     }
 
-    fn with<R>(&self, f: impl FnOnce(&LoopState, &RefCell<TimerHeap>) -> R) -> Option<R> {
+    fn with<R>(&self, f: impl FnOnce(&LoopState, &RefCell<TimerStore>) -> R) -> Option<R> {
         let inner = self.inner.upgrade()?;
         Some(f(&inner, &inner.timers))
     }

@@ -10,7 +10,7 @@ use crate::event_loop::duration_to_ns;
 use crate::inline_fn::InlineFn;
 
 /// An emptied timer store larger than this many slots gives its memory
-/// back (see `TimerHeap::remove_slot`); smaller ones keep it for reuse.
+/// back (see `TimerStore::remove_slot`); smaller ones keep it for reuse.
 const SHRINK_ABOVE: usize = 1024;
 
 /// Children per heap node: four 16-byte entries, 64 bytes. The root is at
@@ -45,7 +45,7 @@ pub(crate) struct DueTimer {
 
 /// The timer store: a slab of timers and an indexed heap of the armed ones.
 #[derive(Default)]
-pub(crate) struct TimerHeap {
+pub(crate) struct TimerStore {
     /// The timers, with each one's heap position.
     slots: Slots,
     heap: Vec<HeapEntry>,
@@ -59,7 +59,7 @@ pub(crate) struct TimerHeap {
 /// no borrow is held (its captures may own handles whose `Drop` re-enters).
 pub(crate) type Garbage = Option<InlineFn>;
 
-impl TimerHeap {
+impl TimerStore {
     /// Adds and arms a timer; returns its slot key and generation.
     pub(crate) fn insert(
         &mut self,
@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn pops_in_deadline_then_insertion_order() {
-        let mut h = TimerHeap::default();
+        let mut h = TimerStore::default();
         let d = |ms| Duration::from_millis(ms);
         let a = h.insert(noop(), d(5), Kind::Refreshable, 0);
         let b = h.insert(noop(), d(3), Kind::Refreshable, 0);
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn cancel_anywhere_keeps_heap_valid() {
-        let mut h = TimerHeap::default();
+        let mut h = TimerStore::default();
         let mut ids = vec![];
         let mut x: u64 = 12345;
         for _ in 0..2000 {
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn a_delay_over_timeout_max_becomes_one_ms() {
-        let mut h = TimerHeap::default();
+        let mut h = TimerStore::default();
         let one_ms = MIN_DELAY.as_nanos() as u64;
         h.insert(noop(), Duration::MAX, Kind::Once, 10);
         assert_eq!(h.next_deadline(), Some(10 + one_ms));
