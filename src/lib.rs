@@ -115,6 +115,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)] // allowed in three places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
 
+pub mod abort;
 mod error;
 mod event_loop;
 #[doc(hidden)]
@@ -138,6 +139,10 @@ pub mod task;
 pub mod timers;
 pub mod trace;
 
+pub use abort::{
+    queue_work_with_signal, set_interval_with_signal, set_timeout_with_signal, AbortController,
+    AbortSignal,
+};
 pub use error::{Error, Origin, PanicError};
 pub use event_loop::watchers;
 pub use event_loop::{

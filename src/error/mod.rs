@@ -19,9 +19,11 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 
+pub(crate) mod abort;
 pub(crate) mod fs;
 mod rejection;
 
+pub use abort::AbortError;
 pub use rejection::Rejection;
 
 /// Why [`EventLoop::run`](crate::EventLoop::run) (or [`crate::run`]) returned

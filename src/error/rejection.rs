@@ -14,6 +14,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use super::abort::{as_abort_error, AbortError};
 use super::fs::raw_os_error;
 use super::PanicError;
 
@@ -68,13 +69,39 @@ impl Rejection {
     }
 
     /// The rejection of a task stopped through its
-    /// [`AbortHandle`](crate::task::AbortHandle) (the DOM's `AbortError`).
+    /// [`AbortHandle`](crate::task::AbortHandle) (the DOM's `AbortError`),
+    /// and the default reason of
+    /// [`AbortController::abort`](crate::abort::AbortController::abort).
     pub fn aborted() -> Self {
         Rejection(Arc::new(Repr::Aborted))
     }
 
-    /// Whether this is the rejection of an aborted task.
+    /// Whether this is an abort: the rejection of an aborted task
+    /// ([`Rejection::aborted`]) or of an operation stopped by an
+    /// [`AbortSignal`](crate::abort::AbortSignal) (an
+    /// [`AbortError`](crate::abort::AbortError), also inside an
+    /// `io::Error`). An abort is never reported as an unhandled rejection.
     pub fn is_aborted(&self) -> bool {
+        match &*self.0 {
+            Repr::Aborted => true,
+            Repr::Io(e) => as_abort_error(e).is_some(),
+            Repr::User(e) => e.downcast_ref::<AbortError>().is_some(),
+            _ => false,
+        }
+    }
+
+    /// For an operation stopped by an
+    /// [`AbortSignal`](crate::abort::AbortSignal), the signal's reason.
+    pub fn abort_reason(&self) -> Option<&Rejection> {
+        match &*self.0 {
+            Repr::Io(e) => as_abort_error(e).map(AbortError::reason),
+            Repr::User(e) => e.downcast_ref::<AbortError>().map(AbortError::reason),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the plain [`Rejection::aborted`].
+    pub(crate) fn is_default_abort(&self) -> bool {
         matches!(&*self.0, Repr::Aborted)
     }
 

@@ -64,6 +64,7 @@
 //!
 //! [`Error::UnhandledRejection`]: crate::Error::UnhandledRejection
 
+mod abortable;
 mod combinators;
 mod promisify;
 pub(crate) mod state;
