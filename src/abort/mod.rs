@@ -28,6 +28,9 @@
 //! .unwrap();
 //! ```
 //!
+//! An operation keeps the signal it was given alive until it completes,
+//! so a temporary (`&AbortSignal::timeout(d)`) works.
+//!
 //! A signal is `!Send`, like the loop's other handles. To abort from
 //! another thread, take an [`AbortSender`] from the controller.
 //!
@@ -92,9 +95,11 @@ struct State {
     /// For [`AbortSignal::timeout`]: its timer, cleared when the signal
     /// aborts otherwise or is dropped.
     timer: RefCell<Option<Timeout>>,
-    /// For [`AbortSignal::any`]: the listeners this signal registered on
-    /// its sources, removed when it is dropped.
-    sources: RefCell<Vec<AbortListener>>,
+    /// For [`AbortSignal::any`]: its sources (kept alive, as the web's
+    /// garbage collector keeps them: `any(&[AbortSignal::timeout(..)])`
+    /// must still time out) and the listeners it registered on them,
+    /// removed when it aborts or is dropped.
+    sources: RefCell<Vec<(AbortSignal, AbortListener)>>,
     /// Its entry in the loop's table of signals with senders, if any.
     sender: RefCell<Option<(Weak<LoopState>, usize)>>,
 }
@@ -104,7 +109,7 @@ impl Drop for State {
         if let Some(t) = self.timer.get_mut().take() {
             crate::timers::clear_timeout(&t);
         }
-        for l in self.sources.get_mut().drain(..) {
+        for (_, l) in self.sources.get_mut().drain(..) {
             l.remove();
         }
         if let Some((lp, key)) = self.sender.get_mut().take() {
@@ -202,11 +207,12 @@ impl AbortSignal {
         let mut sources = Vec::with_capacity(signals.len());
         for source in signals {
             let weak = Rc::downgrade(&s.state);
-            sources.push(source.on_abort(move |reason| {
+            let l = source.on_abort(move |reason| {
                 if let Some(state) = weak.upgrade() {
                     AbortSignal { state }.fire(reason.clone());
                 }
-            }));
+            });
+            sources.push((source.clone(), l));
         }
         *s.state.sources.borrow_mut() = sources;
         s
@@ -275,7 +281,7 @@ impl AbortSignal {
         }
         // This signal no longer needs to follow its sources.
         let sources = std::mem::take(&mut *self.state.sources.borrow_mut());
-        for l in sources {
+        for (_, l) in sources {
             l.remove();
         }
     }
@@ -551,8 +557,13 @@ impl AbortSignal {
                 crate::next_tick(move || cb(Err(err.into())));
             }
         });
+        // The operation keeps the signal alive while it runs (the caller
+        // may have dropped its own: `AbortSignal::timeout(..)` passed as a
+        // temporary must still fire).
+        let signal = self.clone();
         Some(move |r: io::Result<T>| {
             listener.remove();
+            drop(signal);
             let cb = slot.borrow_mut().take();
             if let Some(cb) = cb {
                 cb(r);

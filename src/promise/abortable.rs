@@ -66,8 +66,12 @@ impl<T: Clone + 'static> Promise<T> {
             on_abort(AbortError::new(reason.clone()).into());
         }));
         let l = listener.clone();
+        // Kept alive until this promise settles (a temporary signal must
+        // still fire).
+        let keep = signal.clone();
         let _ = self.then_or_else(
             move |v| {
+                drop(keep);
                 l.remove();
                 resolve(v);
                 Ok::<(), Rejection>(())
