@@ -113,7 +113,7 @@
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in three places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection) and inline_fn.rs (timer callbacks stored inline, type-erased by hand)
+#![deny(unsafe_code)] // allowed in four places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection), inline_fn.rs (timer callbacks stored inline, type-erased by hand) and event_loop/slots.rs (a per-loop value's typed pointer)
 
 pub mod abort;
 mod error;

@@ -306,7 +306,7 @@ pub(crate) fn spawn_future(inner: &Rc<LoopState>, fut: TaskFuture) -> TaskId {
         id
     };
     log::trace!("spawn task #{} (gen {gen})", id.key);
-    run(inner, id, false);
+    run_in(inner, tasks, id, false);
     id
 }
 
@@ -314,7 +314,11 @@ pub(crate) fn spawn_future(inner: &Rc<LoopState>, fut: TaskFuture) -> TaskId {
 /// or of another loop). A task already being polled is marked to be polled
 /// again afterwards instead.
 pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
-    let tasks = Tasks::of(inner);
+    run_in(inner, Tasks::of(inner), id, from_microtask)
+}
+
+/// [`run`] with the loop's tasks already looked up.
+fn run_in(inner: &LoopState, tasks: &Tasks, id: TaskId, from_microtask: bool) -> bool {
     let (mut fut, task_waker) = {
         let mut slab = tasks.slab.borrow_mut();
         let Some(slot) = slab.get_mut(id.key).filter(|s| s.gen() == id.gen) else {
@@ -330,7 +334,7 @@ pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
         slot.set(RUNNING, true);
         let fut = std::mem::replace(&mut slot.fut, running());
         let w = slot.waker.take();
-        (fut, w.unwrap_or_else(|| lend_waker(inner, id)))
+        (fut, w.unwrap_or_else(|| lend_waker(inner, tasks, id)))
     };
     let waker = Waker::from(task_waker.clone());
     let prev = CURRENT_TASK.with(|c| c.replace(Some(id)));
@@ -355,7 +359,7 @@ pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
                 drop(slab);
                 log::trace!("task #{} aborted", id.key);
                 reject_quietly(fut, Rejection::aborted(), true);
-                keep_spare(inner, task_waker, id);
+                keep_spare(tasks, task_waker, id);
                 return true;
             }
             slot.fut = fut;
@@ -364,12 +368,12 @@ pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
             if Arc::strong_count(&task_waker) > 1 {
                 slot.waker = Some(task_waker);
             } else {
-                keep_spare(inner, task_waker, id);
+                keep_spare(tasks, task_waker, id);
             }
             if slot.take(WOKEN) && !slot.is(SCHEDULED) {
                 slot.set(SCHEDULED, true);
                 drop(slab);
-                queue_poll(inner, id);
+                queue_poll(inner, tasks, id);
             }
         }
         Ok(Poll::Ready(())) => {
@@ -377,14 +381,14 @@ pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
             log::trace!("task #{} finished", id.key);
             drop(slot);
             drop_quietly(fut);
-            keep_spare(inner, task_waker, id);
+            keep_spare(tasks, task_waker, id);
         }
         Err(payload) => {
             let slot = tasks.slab.borrow_mut().remove(id.key);
             log::trace!("task #{} panicked", id.key);
             drop(slot);
             reject_quietly(fut, panic_rejection(payload, "task"), false);
-            keep_spare(inner, task_waker, id);
+            keep_spare(tasks, task_waker, id);
         }
     }
     true
@@ -392,8 +396,7 @@ pub(crate) fn run(inner: &LoopState, id: TaskId, from_microtask: bool) -> bool {
 
 /// A waker state for one poll of task `id`: a spare one rewritten for it,
 /// or a new one.
-fn lend_waker(inner: &LoopState, id: TaskId) -> Arc<TaskWaker> {
-    let tasks = Tasks::of(inner);
+fn lend_waker(inner: &LoopState, tasks: &Tasks, id: TaskId) -> Arc<TaskWaker> {
     let spare = tasks.spare.borrow_mut().pop();
     match spare.map(|w| super::waker::reuse(w, id)) {
         Some(Ok(w)) => w,
@@ -404,8 +407,7 @@ fn lend_waker(inner: &LoopState, id: TaskId) -> Arc<TaskWaker> {
 /// Keeps a waker state for reuse if nothing else holds it (its key and
 /// generation are rewritten when it is lent again, so a stale wake can
 /// never reach it: nothing can wake it at all).
-fn keep_spare(inner: &LoopState, waker: Arc<TaskWaker>, id: TaskId) {
-    let tasks = Tasks::of(inner);
+fn keep_spare(tasks: &Tasks, waker: Arc<TaskWaker>, id: TaskId) {
     if Arc::strong_count(&waker) != 1 {
         return;
     }
@@ -423,8 +425,7 @@ fn keep_spare(inner: &LoopState, waker: Arc<TaskWaker>, id: TaskId) {
 /// has not started, the task joins it instead: polling both tasks in one
 /// microtask is what two microtasks in a row would do, and a million
 /// tasks woken in a row take one queue entry, not a million.
-fn queue_poll(inner: &LoopState, id: TaskId) {
-    let tasks = Tasks::of(inner);
+fn queue_poll(inner: &LoopState, tasks: &Tasks, id: TaskId) {
     tasks.queued.borrow_mut().push_back(Queued::new(id));
     tasks.poll_runs.add(&inner.micro, poll_queued);
 }
@@ -446,7 +447,7 @@ fn poll_queued() {
             return;
         };
         if let Some(id) = q.find(tasks) {
-            run(&inner, id, true);
+            run_in(&inner, tasks, id, true);
         }
     }
 }
@@ -492,13 +493,12 @@ fn resume_queued() {
         let Some((q, ticket)) = first else {
             return;
         };
-        resume(&inner, q, ticket);
+        resume(&inner, tasks, q, ticket);
     }
 }
 
 /// One resume of [`resume_queued`].
-fn resume(inner: &LoopState, q: Queued, ticket: u64) {
-    let tasks = Tasks::of(inner);
+fn resume(inner: &LoopState, tasks: &Tasks, q: Queued, ticket: u64) {
     tasks.resumed.set(ticket);
     let redirect = {
         let mut r = tasks.redirects.borrow_mut();
@@ -508,7 +508,7 @@ fn resume(inner: &LoopState, q: Queued, ticket: u64) {
     match redirect {
         None => {
             if let Some(id) = q.find(tasks) {
-                run(inner, id, false);
+                run_in(inner, tasks, id, false);
             }
         }
         Some(Some(to)) => to.deliver(),
@@ -575,7 +575,7 @@ fn poll_yielded() {
                 .get(id.key)
                 .is_some_and(|s| s.gen() == id.gen && s.is(SCHEDULED));
             if live {
-                queue_poll(inner, id);
+                queue_poll(inner, tasks, id);
             }
         }
         // Give the list's memory back for the next round.
@@ -604,7 +604,7 @@ pub(crate) fn schedule(inner: &LoopState, id: TaskId) {
     if !slot.is(SCHEDULED) {
         slot.set(SCHEDULED, true);
         drop(slab);
-        queue_poll(inner, id);
+        queue_poll(inner, tasks, id);
     }
 }
 
