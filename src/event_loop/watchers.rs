@@ -75,6 +75,9 @@ pub(crate) struct Watchers {
     checkpoint_end: RefCell<Vec<fn(&LoopState)>>,
     /// A layer has work for the end of the next checkpoint.
     pub(super) checkpoint_due: Cell<bool>,
+    /// The snapshot buffer of [`LoopState::run_watchers`], kept between
+    /// phases so an iteration allocates nothing.
+    scratch: RefCell<Vec<Rc<Watcher>>>,
 }
 
 impl Watchers {
@@ -193,15 +196,17 @@ impl LoopState {
             return;
         }
         // A snapshot, newest first: who is active when the phase begins.
-        let snapshot: Vec<Rc<Watcher>> = {
+        let mut snapshot = std::mem::take(&mut *self.watchers.scratch.borrow_mut());
+        {
             let list = self.watchers.lists[kind as usize].borrow();
             if list.is_empty() {
+                *self.watchers.scratch.borrow_mut() = snapshot;
                 return;
             }
-            list.iter().rev().cloned().collect()
-        };
+            snapshot.extend(list.iter().rev().cloned());
+        }
         log::trace!("phase {} ({} watchers)", kind.label(), snapshot.len());
-        for w in snapshot {
+        for w in snapshot.drain(..) {
             if self.has_failed() {
                 break;
             }
@@ -224,6 +229,8 @@ impl LoopState {
             }
             self.checkpoint_after(ok, turn);
         }
+        // Give the buffer back (drained; a watcher's phase never nests).
+        *self.watchers.scratch.borrow_mut() = snapshot;
     }
 }
 
