@@ -17,7 +17,8 @@
 #[path = "common.rs"]
 mod common;
 
-use common::{fail, Config, RETRY_DELAY};
+use common::{deadline_message, fail, Config, RETRY_DELAY};
+use evloop::abort::AbortSignal;
 use evloop::fs::promises as fs;
 use evloop::task::{net::TcpStream, sleep};
 
@@ -40,12 +41,24 @@ async fn job(path: String) -> Result<(), String> {
         "config: ask {} for {:?}, write the reply to {}",
         config.server, config.request, config.output
     );
-    let reply = match attempt(1, &config).await {
+    // The deadline: the rest of the job races it. When it fires, the
+    // job's future is dropped where it waits, and with it the socket or
+    // the retry timer it was waiting on.
+    let deadline = AbortSignal::timeout(config.deadline);
+    match deadline.race(ask_and_save(&config)).await {
+        Ok(done) => done,
+        Err(_aborted) => Err(deadline_message(&config)),
+    }
+}
+
+/// Two attempts, then the reply written to the output file.
+async fn ask_and_save(config: &Config) -> Result<(), String> {
+    let reply = match attempt(1, config).await {
         Ok(reply) => reply,
         Err(why) => {
             println!("attempt 1 failed: {why}; retrying in 100 ms");
             sleep(RETRY_DELAY).await;
-            attempt(2, &config)
+            attempt(2, config)
                 .await
                 .map_err(|why| format!("no reply after 2 attempts: {why}"))?
         }

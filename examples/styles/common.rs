@@ -9,7 +9,13 @@
 //! server = 127.0.0.1:7100   # where styles_server listens
 //! request = hello kitchen   # one line sent to it
 //! output = reply.txt        # where its reply is written
+//! deadline_ms = 2000        # optional: abort the whole job after this
 //! ```
+//!
+//! The deadline is an `AbortSignal::timeout` made once the config is read:
+//! every operation of the job takes it, so when it fires whatever is in
+//! flight stops (the connection is closed, the retry timer cleared) and
+//! the job fails with [`deadline_message`].
 #![allow(dead_code)] // each example uses its own subset
 
 use std::fmt::Display;
@@ -20,17 +26,31 @@ use std::time::Duration;
 /// How long to wait before the second (and last) attempt.
 pub const RETRY_DELAY: Duration = Duration::from_millis(100);
 
+/// The deadline when the config names none.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+
 /// What the config file says.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: SocketAddr,
     pub request: String,
     pub output: String,
+    /// The whole job (after the config is read) must end within this.
+    pub deadline: Duration,
+}
+
+/// What a job that missed its deadline reports (the same in each style).
+pub fn deadline_message(config: &Config) -> String {
+    format!(
+        "deadline: no result within {} ms; the job was aborted",
+        config.deadline.as_millis()
+    )
 }
 
 /// Parses the config text read from `path` (the path is only for messages).
 pub fn parse(path: &str, text: &str) -> Result<Config, String> {
     let (mut server, mut request, mut output) = (None, None, None);
+    let mut deadline = DEFAULT_DEADLINE;
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -50,6 +70,12 @@ pub fn parse(path: &str, text: &str) -> Result<Config, String> {
             }
             "request" => request = Some(value),
             "output" => output = Some(value),
+            "deadline_ms" => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| format!("{at}: `{value}` is not a number of milliseconds"))?;
+                deadline = Duration::from_millis(ms);
+            }
             other => return Err(format!("{at}: unknown key `{other}`")),
         }
     }
@@ -58,6 +84,7 @@ pub fn parse(path: &str, text: &str) -> Result<Config, String> {
         server: server.ok_or_else(|| missing("server"))?,
         request: request.ok_or_else(|| missing("request"))?,
         output: output.ok_or_else(|| missing("output"))?,
+        deadline,
     })
 }
 

@@ -1,12 +1,13 @@
 //! The server the style examples talk to: it reads one request line per
 //! connection, answers `echo: <line>` and closes.
 //!
-//! `cargo run --example styles_server -- [ADDR] [--drop-odd]` (default
-//! address `127.0.0.1:7100`; port 0 picks a free one). It prints
+//! `cargo run --example styles_server -- [ADDR] [--drop-odd] [--silent]`
+//! (default address `127.0.0.1:7100`; port 0 picks a free one). It prints
 //! `listening on ADDR` once it is ready. With `--drop-odd` it closes the
 //! 1st, 3rd, 5th... connection after reading the request, without
 //! answering, so that each client run fails once and then succeeds on its
-//! retry. It runs until killed (Ctrl-C).
+//! retry. With `--silent` it reads the request and never answers nor
+//! closes (for the clients' deadline). It runs until killed (Ctrl-C).
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
@@ -17,9 +18,11 @@ use evloop::net::TcpListener;
 fn main() {
     let mut addr = "127.0.0.1:7100".to_string();
     let mut drop_odd = false;
+    let mut silent = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--drop-odd" => drop_odd = true,
+            "--silent" => silent = true,
             other => addr = other.to_string(),
         }
     }
@@ -38,6 +41,9 @@ fn main() {
                 let mut line = line.borrow_mut();
                 line.extend_from_slice(bytes);
                 if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                    if silent {
+                        return; // keep the connection open, say nothing
+                    }
                     if answer {
                         let request = String::from_utf8_lossy(&line[..end]);
                         s.write(format!("echo: {request}\n").as_bytes());

@@ -69,6 +69,22 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<LoopState>) -> R) -> R {
     f(inner.as_ref().expect(NO_LOOP))
 }
 
+/// [`try_with_current`] for a short step of the loop's own bookkeeping
+/// that runs no user code (no callback, no destructor of user data): `f`
+/// gets the loop by reference, without cloning the `Rc` (about 10
+/// instructions saved on the executor's paths). The thread's slot stays
+/// borrowed while `f` runs, so `f` must not enter or leave a loop.
+#[inline]
+pub(crate) fn try_with_current_ref<R>(f: impl FnOnce(&LoopState) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| {
+            let c = c.try_borrow().ok()?;
+            Some(f(c.as_deref()?))
+        })
+        .ok()
+        .flatten()
+}
+
 /// Runs `f` with the thread's current loop, or returns `None` if there is
 /// none (for code that may run while a loop is being dropped).
 pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<LoopState>) -> R) -> Option<R> {

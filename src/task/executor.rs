@@ -39,7 +39,7 @@ use slab::Slab;
 use super::boxed::{drop_quietly, reject_quietly, running, TaskFuture};
 use super::waker::TaskWaker;
 use crate::event_loop::slots::{LoopLocal, PerLoop, Released};
-use crate::event_loop::{try_with_current, EventLoop, LoopState};
+use crate::event_loop::{try_with_current, try_with_current_ref, EventLoop, LoopState};
 use crate::promise::{panic_rejection, Rejection};
 
 thread_local! {
@@ -457,7 +457,7 @@ fn poll_queued() {
 /// Returns the microtask for the caller to push, right after, onto the
 /// same loop's queue (with none current, the caller drops it too).
 pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJob {
-    try_with_current(|inner| Tasks::of(inner).deliveries.borrow_mut().push_back(job));
+    try_with_current_ref(|inner| Tasks::of(inner).deliveries.borrow_mut().push_back(job));
     Box::new(deliver_queued)
 }
 
@@ -467,7 +467,7 @@ pub(crate) fn queue_delivery(job: Rc<dyn Deliver>) -> crate::microtasks::MicroJo
 /// returns its ticket ([`has_resumed`] tells when it has run). Nothing is
 /// allocated: the await keeps the outcome itself.
 pub(crate) fn queue_resume(id: TaskId) -> Option<u64> {
-    try_with_current(|inner| {
+    try_with_current_ref(|inner| {
         let tasks = Tasks::of(inner);
         let ticket = tasks.tickets.get() + 1;
         tasks.tickets.set(ticket);
@@ -518,13 +518,13 @@ fn resume(inner: &LoopState, tasks: &Tasks, q: Queued, ticket: u64) {
 
 /// Whether the microtask of `ticket` (from [`queue_resume`]) has run.
 pub(crate) fn has_resumed(ticket: u64) -> bool {
-    try_with_current(|inner| ticket <= Tasks::of(inner).resumed.get()).unwrap_or(false)
+    try_with_current_ref(|inner| ticket <= Tasks::of(inner).resumed.get()).unwrap_or(false)
 }
 
 /// Makes the microtask of `ticket`, not run yet, deliver to `to` instead of
 /// polling its task (`None`: do nothing).
 pub(crate) fn redirect_resume(ticket: u64, to: Option<Rc<dyn Deliver>>) {
-    try_with_current(|inner| Tasks::of(inner).redirects.borrow_mut().push((ticket, to)));
+    try_with_current_ref(|inner| Tasks::of(inner).redirects.borrow_mut().push((ticket, to)));
 }
 
 /// The microtask of [`queue_delivery`]: runs the first delivery.

@@ -14,7 +14,7 @@ use std::task::Wake;
 use std::thread::{self, ThreadId};
 
 use super::executor::{schedule, TaskId};
-use crate::event_loop::try_with_current;
+use crate::event_loop::{try_with_current, try_with_current_ref};
 use crate::remote::Remote;
 
 pub(crate) struct TaskWaker {
@@ -58,11 +58,16 @@ impl Wake for TaskWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if thread::current().id() == self.thread {
-            if let Some(inner) = try_with_current(Rc::clone) {
-                if inner.owns_remote(&self.remote) {
-                    schedule(&inner, self.id);
-                    return;
+            // Scheduling runs no user code: the loop by reference will do.
+            let scheduled = try_with_current_ref(|inner| {
+                let mine = inner.owns_remote(&self.remote);
+                if mine {
+                    schedule(inner, self.id);
                 }
+                mine
+            });
+            if scheduled == Some(true) {
+                return;
             }
         }
         // Another thread, or this loop is not current: post. The swap
