@@ -77,6 +77,7 @@ mod pool;
 mod timers;
 
 pub use pool::queue_work_with_signal;
+pub(crate) use timers::arm_timeout;
 pub use timers::{set_interval_with_signal, set_timeout_with_signal};
 
 /// Whether `e` is the error of an aborted operation (an [`AbortError`]).
@@ -102,6 +103,13 @@ struct State {
     sources: RefCell<Vec<(AbortSignal, AbortListener)>>,
     /// Its entry in the loop's table of signals with senders, if any.
     sender: RefCell<Option<(Weak<LoopState>, usize)>>,
+    /// Itself, while it has listeners and has not aborted: a signal that
+    /// is listened to stays alive when its clones are dropped, so that a
+    /// [`timeout`](AbortSignal::timeout) or [`any`](AbortSignal::any)
+    /// signal handed to an operation (which keeps no clone) still aborts
+    /// it. Node keeps such signals alive the same way. Cleared when the
+    /// last listener is removed or the signal aborts.
+    keep_alive: RefCell<Option<Rc<State>>>,
 }
 
 impl Drop for State {
@@ -159,6 +167,7 @@ impl AbortSignal {
                 timer: RefCell::new(None),
                 sources: RefCell::new(Vec::new()),
                 sender: RefCell::new(None),
+                keep_alive: RefCell::new(None),
             }),
         }
     }
@@ -246,7 +255,11 @@ impl AbortSignal {
     /// Calls `listener` with the reason when the signal aborts (the web's
     /// `addEventListener('abort', ..)`), once. Listeners run in the order
     /// they were added. A listener added after the abort is never called
-    /// (check [`aborted`](AbortSignal::aborted) first).
+    /// (check [`aborted`](AbortSignal::aborted) first). While it has
+    /// listeners, the signal stays alive even if every clone of it is
+    /// dropped (so a [`timeout`](AbortSignal::timeout) still fires them),
+    /// as Node keeps a listened-to signal; remove listeners you no longer
+    /// need.
     pub fn on_abort(&self, listener: impl FnOnce(&Rejection) + 'static) -> AbortListener {
         let id = self.state.next_id.get();
         self.state.next_id.set(id + 1);
@@ -255,6 +268,12 @@ impl AbortSignal {
             .listeners
             .borrow_mut()
             .insert((id, Box::new(listener)));
+        if !self.aborted() {
+            let mut keep = self.state.keep_alive.borrow_mut();
+            if keep.is_none() {
+                *keep = Some(self.state.clone());
+            }
+        }
         AbortListener {
             state: Rc::downgrade(&self.state),
             key,
@@ -284,6 +303,9 @@ impl AbortSignal {
         for (_, l) in sources {
             l.remove();
         }
+        // Nothing left to call: its clones alone keep it now.
+        let me = self.state.keep_alive.borrow_mut().take();
+        drop(me);
     }
 }
 
@@ -300,8 +322,14 @@ impl AbortListener {
             .is_some_and(|(id, _)| *id == self.id)
         {
             let l = listeners.remove(self.key);
+            let last = listeners.is_empty();
             drop(listeners);
             drop(l);
+            if last {
+                // `state` (upgraded above) outlives this.
+                let me = state.keep_alive.borrow_mut().take();
+                drop(me);
+            }
         }
     }
 }
@@ -518,7 +546,7 @@ impl AbortSignal {
     ///     let signal = AbortSignal::timeout(Duration::from_millis(5));
     ///     signal.race(evloop::task::sleep(Duration::from_secs(3600))).await
     /// });
-    /// assert!(r.unwrap_err().reason().kind() == std::io::ErrorKind::TimedOut);
+    /// assert!(r.unwrap().unwrap_err().reason().kind() == std::io::ErrorKind::TimedOut);
     /// ```
     pub fn race<F: IntoFuture>(&self, fut: F) -> Race<F::IntoFuture> {
         Race {

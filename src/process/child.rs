@@ -20,9 +20,10 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::rc::{Rc, Weak};
 
+use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
 use crate::net::{PipeReader, PipeWriter, Stream};
-use crate::promise::{promisify, Promise};
+use crate::promise::{promisify, Promise, Rejection};
 
 use super::signal::{Signal, SignalReceiver};
 
@@ -64,6 +65,8 @@ pub struct Command {
     pass_fds: Vec<RawFd>,
     /// The SIGXFSZ reset is installed (once, however often we spawn).
     sigxfsz_reset: bool,
+    /// Kills the child when it aborts (see [`Command::signal`]).
+    signal: Option<AbortSignal>,
 }
 
 impl Command {
@@ -80,6 +83,7 @@ impl Command {
             max_output: DEFAULT_MAX_OUTPUT,
             pass_fds: Vec::new(),
             sigxfsz_reset: false,
+            signal: None,
         }
     }
 
@@ -151,6 +155,50 @@ impl Command {
         self
     }
 
+    /// Binds the child to `signal` (Node's `signal` option of `spawn` and
+    /// `execFile`, with the default `killSignal`): when it aborts, the
+    /// child is sent `SIGTERM`, and once it has died and been reaped its
+    /// [`on_exit`](Child::on_exit) callbacks, [`wait`](Child::wait)
+    /// promise and [`exec`](super::exec) / [`exec_promise`](super::exec_promise)
+    /// get the [`AbortError`] with the signal's reason
+    /// ([`is_abort_error`](crate::abort::is_abort_error), or
+    /// [`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)),
+    /// while [`Child::exit_status`] shows the real status (killed by
+    /// `SIGTERM`). (Node emits `'error'` with the `AbortError` at the
+    /// abort, then `'exit'`; here the one exit report carries the error,
+    /// and comes when the child is gone, so nothing of it is left.)
+    ///
+    /// What an abort releases: the child process (killed, then reaped as
+    /// any child is; it keeps the loop alive until it has died, and its
+    /// pipes close with it). A child that ignores `SIGTERM` goes on
+    /// running. If `signal` has already aborted, [`spawn`](Command::spawn)
+    /// starts nothing and returns the `AbortError` (and `exec` calls back
+    /// with it, asynchronously). Aborting after the child was reaped does
+    /// nothing; the listener this adds to `signal` is removed then.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use evloop::abort::AbortController;
+    /// use evloop::process::Command;
+    ///
+    /// evloop::run(|| {
+    ///     let controller = AbortController::new();
+    ///     let child = Command::new("sleep").arg("3600").signal(&controller.signal()).spawn();
+    ///     let child = child.unwrap();
+    ///     let c = child.clone();
+    ///     child.on_exit(move |r| {
+    ///         assert!(evloop::abort::is_abort_error(&r.unwrap_err()));
+    ///         assert_eq!(c.exit_status().unwrap().signal(), Some(libc::SIGTERM));
+    ///     });
+    ///     controller.abort(None);
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn signal(&mut self, signal: &AbortSignal) -> &mut Command {
+        self.signal = Some(signal.clone());
+        self
+    }
+
     /// Lets the child inherit `fd` under the same number.
     pub(crate) fn pass_fd(&mut self, fd: RawFd) -> &mut Command {
         self.pass_fds.push(fd);
@@ -188,6 +236,10 @@ impl Command {
     /// # Panics
     /// If no event loop is current on this thread.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        if let Some(signal) = &self.signal {
+            // Already aborted: start nothing.
+            signal.throw_if_aborted()?;
+        }
         self.try_spawn().map_err(|e| {
             log::debug!("spawn {}: {e}", self.program);
             io::Error::new(e.kind(), format!("spawn {}: {e}", self.program))
@@ -251,9 +303,20 @@ impl Command {
             refed: Cell::new(true),
             hub: Rc::downgrade(&hub),
             lp: LoopRef::current(),
+            aborted: RefCell::new(None),
+            abort_listener: Cell::new(None),
         });
         hub.add_ref();
         hub.children.list.borrow_mut().push(inner.clone());
+        if let Some(signal) = &self.signal {
+            let weak = Rc::downgrade(&inner);
+            let listener = signal.on_abort(move |reason| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.abort(reason);
+                }
+            });
+            inner.abort_listener.set(Some(listener));
+        }
         Ok(Child {
             inner,
             stdin,
@@ -269,6 +332,7 @@ impl fmt::Debug for Command {
             .field("command", &self.std)
             .field("stdio", &self.stdio)
             .field("max_output", &self.max_output)
+            .field("signal", &self.signal)
             .finish()
     }
 }
@@ -322,6 +386,10 @@ pub(crate) struct ChildInner {
     refed: Cell<bool>,
     hub: Weak<SignalReceiver>,
     lp: LoopRef,
+    /// The reason of the signal that killed it (see [`Command::signal`]).
+    aborted: RefCell<Option<Rejection>>,
+    /// Its listener on that signal, removed when the child is reaped.
+    abort_listener: Cell<Option<AbortListener>>,
 }
 
 impl ChildInner {
@@ -340,7 +408,31 @@ impl ChildInner {
         Some(outcome)
     }
 
+    /// Its signal aborted: kill it, unless it has been reaped already.
+    fn abort(&self, reason: &Rejection) {
+        if self.proc.borrow().is_none() {
+            return;
+        }
+        log::debug!("pid {} aborted: {reason}", self.pid);
+        *self.aborted.borrow_mut() = Some(reason.clone());
+        if let Err(e) = super::signal::kill(self.pid, Signal::SIGTERM) {
+            log::debug!("kill pid {} on abort: {e}", self.pid);
+        }
+    }
+
+    /// What its exit listeners get: the `AbortError` if its signal killed
+    /// it, else how it ended.
+    fn report(&self, outcome: &Outcome) -> io::Result<ExitStatus> {
+        match &*self.aborted.borrow() {
+            Some(reason) => Err(AbortError::new(reason.clone()).into()),
+            None => outcome.to_result(),
+        }
+    }
+
     fn finish(&self, outcome: Outcome, hub: &SignalReceiver) {
+        if let Some(l) = self.abort_listener.take() {
+            l.remove();
+        }
         log::debug!("pid {} ended: {}", self.pid, describe(&outcome));
         if crate::trace::is_enabled() {
             let what = format!("pid {} ended: {}", self.pid, describe(&outcome));
@@ -352,8 +444,17 @@ impl ChildInner {
         }
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
         for cb in listeners {
-            cb(outcome.to_result());
+            cb(self.report(&outcome));
             self.lp.checkpoint_now();
+        }
+    }
+}
+
+impl Drop for ChildInner {
+    fn drop(&mut self) {
+        // The loop went first: a signal that outlives it keeps no listener.
+        if let Some(l) = self.abort_listener.get_mut().take() {
+            l.remove();
         }
     }
 }
@@ -448,16 +549,17 @@ impl Child {
 
     /// Calls `cb` once with how the child ended: its `ExitStatus` (see
     /// `std::os::unix::process::ExitStatusExt::signal` for a signal that
-    /// killed it, or [`exit_signal`]), or the error that kept it from
-    /// starting. Several callbacks may be added; one added after the end is
+    /// killed it, or [`exit_signal`]), the error that kept it from being
+    /// reaped, or the [`AbortError`] if the signal given to
+    /// [`Command::signal`] killed it. Several callbacks may be added; one added after the end is
     /// called from the next pending phase.
     pub fn on_exit(&self, cb: impl FnOnce(io::Result<ExitStatus>) + 'static) -> &Self {
         let done = self.inner.outcome.borrow().clone();
         match done {
-            Some(outcome) => self
-                .inner
-                .lp
-                .defer_pending(Box::new(move || cb(outcome.to_result()))),
+            Some(outcome) => {
+                let r = self.inner.report(&outcome);
+                self.inner.lp.defer_pending(Box::new(move || cb(r)))
+            }
             None => self.inner.listeners.borrow_mut().push(Box::new(cb)),
         }
         self

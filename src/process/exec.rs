@@ -18,6 +18,12 @@ use super::{Command, Signal, Stdio};
 ///
 /// Stdout and stderr are always piped; stdin is `/dev/null` unless set.
 ///
+/// To make it abortable, give the command a signal
+/// ([`Command::signal`]): on abort the child is killed with `SIGTERM` and
+/// `cb` gets the [`AbortError`](crate::abort::AbortError) once it is gone;
+/// if the signal has already aborted, nothing starts and `cb` gets the
+/// error from the next pending phase.
+///
 /// ```
 /// use evloop::process::{exec, Command};
 /// evloop::run(|| {
@@ -87,7 +93,25 @@ pub fn exec(cmd: &mut Command, cb: impl FnOnce(io::Result<Output>) + 'static) {
     });
 }
 
-/// [`exec`], as a promise.
+/// [`exec`], as a promise. With a [`Command::signal`], an abort kills the
+/// child (`SIGTERM`) and rejects the promise with the
+/// [`AbortError`](crate::abort::AbortError)
+/// ([`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)); if
+/// the signal has already aborted, nothing starts and the promise rejects.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::abort::AbortSignal;
+/// use evloop::process::{exec_promise, Command};
+///
+/// evloop::run(|| {
+///     let deadline = AbortSignal::timeout(Duration::from_millis(20));
+///     exec_promise(Command::new("sleep").arg("3600").signal(&deadline))
+///         .then(|_| unreachable!("killed first"))
+///         .catch(|e| assert!(e.is_aborted()));
+/// })
+/// .unwrap(); // in about 20 ms: the child is dead and reaped
+/// ```
 ///
 /// # Panics
 /// If no event loop is current on this thread.

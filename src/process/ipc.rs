@@ -13,6 +13,7 @@ use std::fmt;
 use std::io;
 use std::rc::Rc;
 
+use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::net::Stream;
 use crate::promise::{Promise, Resolve, WithResolvers};
 
@@ -47,11 +48,30 @@ struct ChannelInner {
     /// Messages waiting for `recv` (pull mode), and the `recv`s waiting
     /// for messages.
     inbox: RefCell<VecDeque<Vec<u8>>>,
-    waiting: RefCell<VecDeque<Resolve<Option<Vec<u8>>>>>,
+    waiting: RefCell<VecDeque<Waiter>>,
+    /// Ids of waiters (for an aborted `recv` to find its own).
+    next_waiter: Cell<u64>,
     on_close: RefCell<Option<CloseCb>>,
     /// Why the channel closed, if it was not a clean end.
     error: RefCell<Option<io::Error>>,
     closed: Cell<bool>,
+}
+
+/// A `recv` waiting for a message.
+struct Waiter {
+    id: u64,
+    resolve: Resolve<Option<Vec<u8>>>,
+    /// For [`Channel::recv_with_signal`]: its listener on the signal.
+    listener: Option<AbortListener>,
+}
+
+impl Waiter {
+    fn settle(self, msg: Option<Vec<u8>>) {
+        if let Some(l) = &self.listener {
+            l.remove();
+        }
+        (self.resolve)(msg);
+    }
 }
 
 /// Pull mode pauses reading while this many messages wait for `recv`.
@@ -68,6 +88,7 @@ impl Channel {
             on_message: RefCell::new(None),
             inbox: RefCell::default(),
             waiting: RefCell::default(),
+            next_waiter: Cell::new(0),
             on_close: RefCell::new(None),
             error: RefCell::new(None),
             closed: Cell::new(false),
@@ -149,7 +170,52 @@ impl Channel {
         let WithResolvers {
             promise, resolve, ..
         } = Promise::with_resolvers();
-        ch.waiting.borrow_mut().push_back(resolve);
+        ch.add_waiter(resolve, None);
+        ch.stream.resume();
+        promise
+    }
+
+    /// [`recv`](Channel::recv), abortable: the next message, `None` once
+    /// the channel has closed, or a rejection with the
+    /// [`AbortError`](crate::abort::AbortError) carrying the signal's
+    /// reason if `signal` aborts first
+    /// ([`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)).
+    ///
+    /// What an abort releases: this pending `recv`, taken off the queue of
+    /// waiting `recv`s, so the next message goes to the next `recv` (or
+    /// waits in the inbox) instead of being lost. The channel itself stays
+    /// open: it is its own handle, closed with [`close`](Channel::close).
+    /// If `signal` has already aborted, no message is taken and the
+    /// promise rejects. Aborting after the message came does nothing; the
+    /// listener this adds to `signal` is removed then.
+    pub fn recv_with_signal(&self, signal: &AbortSignal) -> Promise<Option<Vec<u8>>> {
+        if let Some(reason) = signal.reason() {
+            return Promise::reject(AbortError::new(reason));
+        }
+        let ch = &self.inner;
+        if !ch.inbox.borrow().is_empty() || ch.closed.get() {
+            return self.recv();
+        }
+        let WithResolvers {
+            promise,
+            resolve,
+            reject,
+        } = Promise::with_resolvers();
+        let id = ch.next_waiter.get();
+        let weak = Rc::downgrade(ch);
+        let listener = signal.on_abort(move |reason| {
+            if let Some(ch) = weak.upgrade() {
+                let mut waiting = ch.waiting.borrow_mut();
+                let gone = waiting
+                    .iter()
+                    .position(|w| w.id == id)
+                    .and_then(|i| waiting.remove(i));
+                drop(waiting);
+                drop(gone);
+            }
+            reject(AbortError::new(reason.clone()).into());
+        });
+        ch.add_waiter(resolve, Some(listener));
         ch.stream.resume();
         promise
     }
@@ -221,6 +287,16 @@ impl Channel {
 }
 
 impl ChannelInner {
+    fn add_waiter(&self, resolve: Resolve<Option<Vec<u8>>>, listener: Option<AbortListener>) {
+        let id = self.next_waiter.get();
+        self.next_waiter.set(id + 1);
+        self.waiting.borrow_mut().push_back(Waiter {
+            id,
+            resolve,
+            listener,
+        });
+    }
+
     /// Frames `msg` into one buffer and writes it: one syscall per message
     /// when the socket has room.
     fn write_frame(&self, msg: &[u8], cb: Option<WriteCb>) -> io::Result<bool> {
@@ -342,7 +418,7 @@ impl ChannelInner {
         }
         let waiter = self.waiting.borrow_mut().pop_front();
         match waiter {
-            Some(resolve) => resolve(Some(msg.to_vec())),
+            Some(waiter) => waiter.settle(Some(msg.to_vec())),
             None => {
                 let mut inbox = self.inbox.borrow_mut();
                 inbox.push_back(msg.to_vec());
@@ -376,8 +452,8 @@ impl ChannelInner {
             ));
         }
         log::debug!("IPC channel closed");
-        for resolve in self.waiting.take() {
-            resolve(None);
+        for waiter in self.waiting.take() {
+            waiter.settle(None);
         }
         let cb = self.on_close.borrow_mut().take();
         match (cb, self.result()) {
@@ -407,5 +483,94 @@ impl fmt::Debug for Channel {
             .field("closed", &self.is_closed())
             .field("queued_bytes", &self.queued_bytes())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::abort::AbortController;
+    use crate::promise::Rejection;
+
+    fn pair() -> (Channel, Channel) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let wrap = |s: std::os::unix::net::UnixStream| {
+            s.set_nonblocking(true).unwrap();
+            let stream = mio::net::UnixStream::from_std(s);
+            Channel::new(Stream::register(Box::new(stream), false).unwrap())
+        };
+        (wrap(a), wrap(b))
+    }
+
+    type Seen = Rc<RefCell<Vec<String>>>;
+
+    fn outcome(seen: &Seen, what: &'static str, p: Promise<Option<Vec<u8>>>) {
+        let (s1, s2) = (seen.clone(), seen.clone());
+        let _ = p.then_or_else(
+            move |m| {
+                let m = String::from_utf8(m.unwrap_or_default()).unwrap();
+                s1.borrow_mut().push(format!("{what}: {m}"));
+                Ok::<(), Rejection>(())
+            },
+            move |e| {
+                let reason = e.abort_reason().map(|r| r.to_string());
+                s2.borrow_mut()
+                    .push(format!("{what}: aborted {}", reason.unwrap_or_default()));
+                Ok(())
+            },
+        );
+    }
+
+    /// Aborted before, while waiting (from the loop and from another
+    /// thread), after: an aborted `recv` takes no message, the next one
+    /// gets it.
+    #[test]
+    fn recv_with_signal() {
+        for from_thread in [false, true] {
+            let seen: Seen = Rc::default();
+            let s = seen.clone();
+            let el = crate::EventLoop::new().unwrap();
+            el.run_main(move || {
+                let (a, b) = pair();
+                let before = AbortSignal::abort(Rejection::msg("early"));
+                outcome(&s, "before", b.recv_with_signal(&before));
+                let controller = AbortController::new();
+                outcome(&s, "in flight", b.recv_with_signal(&controller.signal()));
+                outcome(&s, "plain", b.recv());
+                let done = AbortController::new();
+                outcome(&s, "after", b.recv_with_signal(&done.signal()));
+                if from_thread {
+                    let sender = controller.sender();
+                    std::thread::spawn(move || sender.abort(Some("stop".into())).unwrap());
+                } else {
+                    controller.abort(Rejection::msg("stop"));
+                }
+                crate::set_timeout(Duration::from_millis(20), move || {
+                    a.send(b"one").unwrap();
+                    a.send(b"two").unwrap();
+                    crate::set_timeout(Duration::from_millis(20), move || {
+                        done.abort(None);
+                        a.close();
+                        b.close();
+                    });
+                });
+            })
+            .unwrap();
+            el.run().unwrap();
+            assert_eq!(
+                *seen.borrow(),
+                [
+                    "before: aborted early",
+                    "in flight: aborted stop",
+                    "plain: one",
+                    "after: two"
+                ],
+                "from another thread: {from_thread}"
+            );
+        }
     }
 }

@@ -28,5 +28,5 @@ pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};
 pub use cluster::{Cluster, ClusterEvent, ClusterWorker};
 pub use exec::{exec, exec_promise};
 pub use ipc::{Channel, DEFAULT_MAX_MESSAGE};
-pub use signal::{kill, on_signal, once_signal, Signal, SignalHandle};
+pub use signal::{kill, on_signal, once_signal, once_signal_with_signal, Signal, SignalHandle};
 pub use worker::{parent_channel, worker_entry, Worker};

@@ -35,6 +35,7 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::slots::{LoopLocal, PerLoop};
 use crate::event_loop::{with_current, LoopState};
 use crate::promise::{Promise, WithResolvers};
@@ -534,6 +535,74 @@ pub fn once_signal(sig: Signal) -> Promise<Signal> {
         Ok(h) => *slot.borrow_mut() = Some(h),
         Err(e) => reject(e.into()),
     }
+    promise
+}
+
+/// [`once_signal`], abortable: the promise of the next delivery of `sig`,
+/// or rejected with the [`AbortError`] carrying the signal's reason if
+/// `signal` aborts first ([`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)).
+///
+/// What an abort releases: the handler, closed at once, so it no longer
+/// keeps the loop alive (and `sig`'s previous disposition comes back if it
+/// was the last handler). If `signal` has already aborted, no handler is
+/// installed and the promise rejects. Aborting after `sig` came does
+/// nothing; the listener this adds to `signal` is removed then.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::abort::AbortController;
+/// use evloop::process::{once_signal_with_signal, Signal};
+///
+/// evloop::run(|| {
+///     let controller = AbortController::new();
+///     once_signal_with_signal(Signal::SIGUSR2, &controller.signal())
+///         .then(|_| unreachable!("aborted first"))
+///         .catch(|e| assert!(e.is_aborted()));
+///     controller.abort(None);
+///     // The loop's signal pipe stays, unref'd; nothing keeps the loop alive.
+///     assert!(evloop::active_handles().iter().all(|h| !h.refed));
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn once_signal_with_signal(sig: Signal, signal: &AbortSignal) -> Promise<Signal> {
+    if let Some(reason) = signal.reason() {
+        return Promise::reject(AbortError::new(reason));
+    }
+    let WithResolvers {
+        promise,
+        resolve,
+        reject,
+    } = Promise::with_resolvers();
+    let handle: Rc<RefCell<Option<SignalHandle>>> = Rc::default();
+    let listener: Rc<Cell<Option<AbortListener>>> = Rc::default();
+    let (h, l) = (handle.clone(), listener.clone());
+    let installed = on_signal(sig, move |sig| {
+        if let Some(h) = h.borrow_mut().take() {
+            h.close();
+        }
+        if let Some(l) = l.take() {
+            l.remove();
+        }
+        resolve(sig);
+    });
+    match installed {
+        Ok(hd) => *handle.borrow_mut() = Some(hd),
+        Err(e) => {
+            reject(e.into());
+            return promise;
+        }
+    }
+    let on_abort = reject.clone();
+    listener.set(Some(signal.on_abort(move |reason| {
+        let hd = handle.borrow_mut().take();
+        if let Some(hd) = hd {
+            hd.close();
+        }
+        on_abort(AbortError::new(reason.clone()).into());
+    })));
     promise
 }
 

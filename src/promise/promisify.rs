@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::state::{reaction, Core};
 use super::{Promise, Rejection, Settlement};
+use crate::abort::{AbortError, AbortSignal};
 
 /// Runs a callback-style operation and returns a promise of its result
 /// (Node's `util.promisify`, applied at the call). `op` receives the
@@ -86,6 +87,53 @@ pub fn delay(d: Duration) -> Promise<()> {
     let c = core.clone();
     let _ = crate::set_timeout(d, move || c.resolve(Settlement::Fulfill(())));
     Promise { core }
+}
+
+/// [`delay`], abortable (Node's `timers/promises` `setTimeout(ms, undefined,
+/// { signal })`): fulfilled after `d`, or rejected with the
+/// [`AbortError`](crate::abort::AbortError) carrying the signal's reason if
+/// `signal` aborts first ([`Rejection::is_aborted`]; never reported as
+/// unhandled by itself).
+///
+/// What an abort releases: the timer, cleared at once, so it no longer
+/// keeps the loop alive. If `signal` has already aborted, no timer is
+/// armed and the promise is rejected (its reactions run as microtasks, as
+/// always). Aborting after it was fulfilled does nothing. The listener it
+/// adds to `signal` is removed when the timer fires.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::abort::AbortController;
+/// use evloop::promise::delay_with_signal;
+///
+/// evloop::run(|| {
+///     let controller = AbortController::new();
+///     delay_with_signal(Duration::from_secs(3600), &controller.signal())
+///         .then(|()| unreachable!("aborted first"))
+///         .catch(|e| assert!(e.is_aborted()));
+///     controller.abort(None); // the hour-long timer goes at once
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn delay_with_signal(d: Duration, signal: &AbortSignal) -> Promise<()> {
+    let core = Core::<()>::pending();
+    let (c, r) = (core.clone(), core.clone());
+    let armed = crate::abort::arm_timeout(
+        d,
+        signal,
+        move || c.resolve(Settlement::Fulfill(())),
+        move |reason| {
+            let e = AbortError::new(reason.clone());
+            r.resolve(Settlement::Reject(e.into()));
+        },
+    );
+    match armed {
+        Some(_) => Promise { core },
+        None => Promise::reject(signal.error()),
+    }
 }
 
 /// Runs `work` on the loop's thread pool and returns a promise of its

@@ -30,7 +30,8 @@
 //! | `throw e` inside an async function | return `Err(e)` from a [`spawn_try`] task, or panic: either rejects the promise |
 //! | `await null` | [`yield_now`]`().await` |
 //! | `await setTimeout(ms)` (`timers/promises`) | [`sleep`]`(d).await` |
-//! | `AbortController.abort()` | [`AbortHandle::abort`] from [`spawn_handle`] |
+//! | `AbortController.abort()` | [`AbortHandle::abort`] from [`spawn_handle`], or an [`AbortSignal`] given to [`spawn_with_signal`] |
+//! | `await setTimeout(ms, undefined, { signal })` | [`sleep_with_signal`]`(d, &signal).await` |
 //!
 //! ## When a task runs
 //!
@@ -60,9 +61,12 @@ mod stdio;
 mod time;
 mod waker;
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
@@ -70,10 +74,11 @@ pub use coop::TASK_BUDGET;
 
 pub use stdio::{stderr, stdin, stdout, Stdin, Stdout};
 pub use time::{
-    interval, sleep, sleep_until, timeout, yield_now, Elapsed, Interval, Sleep, WithTimeout,
-    YieldNow,
+    interval, sleep, sleep_until, sleep_with_signal, timeout, yield_now, Elapsed, Interval, Sleep,
+    SleepWithSignal, WithTimeout, YieldNow,
 };
 
+use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::{with_current, LoopState};
 use crate::promise::state::Core;
 use crate::promise::{Promise, Rejection, Settlement};
@@ -138,6 +143,98 @@ where
     F: Future<Output = T> + 'static,
 {
     start(fut, Settlement::Fulfill)
+}
+
+/// [`spawn`], bound to `signal`: when it aborts, the task is aborted as
+/// [`AbortHandle::abort`] does (its future dropped at once, releasing the
+/// timers, sockets and subscriptions it holds), and its promise rejects
+/// with the [`AbortError`] carrying the signal's reason
+/// ([`Rejection::is_aborted`] is true, [`Rejection::abort_reason`] is the
+/// reason; never reported as unhandled by itself).
+///
+/// If `signal` has already aborted, the future is dropped without being
+/// polled and the promise is rejected. Aborting after the task finished
+/// does nothing. The listener it adds to `signal` is removed when the task
+/// ends, however it ends. The signal comes before the future, as it comes
+/// before the callback of the other `_with_signal` functions.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::abort::AbortSignal;
+///
+/// evloop::run(|| {
+///     let deadline = AbortSignal::timeout(Duration::from_millis(5));
+///     evloop::task::spawn_with_signal(&deadline, async {
+///         evloop::task::sleep(Duration::from_secs(3600)).await;
+///         unreachable!("aborted first");
+///     })
+///     .catch(|e| assert!(e.is_aborted()));
+/// })
+/// .unwrap(); // in about 5 ms: the task's sleep went with it
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn spawn_with_signal<T, F>(signal: &AbortSignal, fut: F) -> Promise<T>
+where
+    T: Clone + 'static,
+    F: Future<Output = T> + 'static,
+{
+    if let Some(reason) = signal.reason() {
+        drop(fut);
+        return Promise::reject(AbortError::new(reason));
+    }
+    let slot: Rc<Cell<Option<AbortListener>>> = Rc::default();
+    let fut = ListenerOwner {
+        fut: Box::pin(fut),
+        slot: slot.clone(),
+    };
+    let core = Core::pending();
+    let boxed = boxed::future(fut, Settlement::Fulfill, core.clone());
+    with_current(|inner| {
+        let id = executor::spawn_future(inner, boxed);
+        if !executor::is_alive(inner, id) {
+            // Finished (or panicked) in its first poll.
+            return;
+        }
+        let weak = Rc::downgrade(inner);
+        let c = core.clone();
+        let abort = move |reason: &Rejection| {
+            c.resolve(Settlement::Reject(AbortError::new(reason.clone()).into()));
+            if let Some(inner) = weak.upgrade() {
+                executor::abort(&inner, id);
+            }
+        };
+        match signal.reason() {
+            // The task aborted its own signal in its first poll.
+            Some(reason) => abort(&reason),
+            None => slot.set(Some(signal.on_abort(abort))),
+        }
+    });
+    Promise { core }
+}
+
+/// A task's future and its abort listener, removed when the future goes.
+struct ListenerOwner<F> {
+    /// Boxed, so that pinning needs no `unsafe` projection.
+    fut: Pin<Box<F>>,
+    slot: Rc<Cell<Option<AbortListener>>>,
+}
+
+impl<F: Future> Future for ListenerOwner<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for ListenerOwner<F> {
+    fn drop(&mut self) {
+        if let Some(l) = self.slot.take() {
+            l.remove();
+        }
+    }
 }
 
 /// `map` turns the output into the settlement (no `async` wrapper: see

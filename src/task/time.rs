@@ -1,5 +1,5 @@
-//! Time as futures: [`sleep`], [`sleep_until`], [`timeout`], [`interval`]
-//! and [`yield_now`].
+//! Time as futures: [`sleep`], [`sleep_until`], [`sleep_with_signal`],
+//! [`timeout`], [`interval`] and [`yield_now`].
 //!
 //! A [`Sleep`] arms a loop timer (a ref'd `set_timeout`, so it keeps the
 //! loop alive) on its first poll and clears it when dropped: dropping the
@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::abort::{AbortError, AbortSignal};
 use crate::timers::{set_interval, set_timeout, Timeout};
 
 struct SleepState {
@@ -116,6 +117,138 @@ impl fmt::Debug for Sleep {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
             .field("elapsed", &self.is_elapsed())
+            .finish()
+    }
+}
+
+/// The future of [`sleep_with_signal`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct SleepWithSignal {
+    deadline: Option<Instant>,
+    signal: AbortSignal,
+    timer: Option<Timeout>,
+    state: Rc<SleepState>,
+}
+
+/// [`sleep`], abortable (Node's `await setTimeout(ms, undefined,
+/// { signal })` from `timers/promises`): `Ok(())` after `d`, or
+/// `Err(AbortError)` with the signal's reason if `signal` aborts first.
+///
+/// What an abort releases: the timer, cleared inside the abort itself
+/// (not when the task next runs), so it no longer keeps the loop alive;
+/// the awaiting task is woken and gets the error. If `signal` has already
+/// aborted when the future is first polled, no timer is armed and it
+/// completes with the error at once. An abort after the timer fired does
+/// nothing: the sleep completes with `Ok`. Dropping the future clears the
+/// timer and removes its listener from `signal`.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::abort::AbortController;
+///
+/// evloop::run(|| {
+///     let controller = AbortController::new();
+///     let signal = controller.signal();
+///     evloop::spawn(async move {
+///         let r = evloop::task::sleep_with_signal(Duration::from_secs(3600), &signal).await;
+///         assert!(r.unwrap_err().reason().is_aborted());
+///     });
+///     evloop::set_timeout(Duration::from_millis(2), move || controller.abort(None));
+/// })
+/// .unwrap(); // in about 2 ms, not an hour
+/// ```
+///
+/// # Panics
+/// When first polled, if no event loop is current on this thread.
+pub fn sleep_with_signal(d: Duration, signal: &AbortSignal) -> SleepWithSignal {
+    SleepWithSignal {
+        deadline: Instant::now().checked_add(d),
+        signal: signal.clone(),
+        timer: None,
+        state: Rc::new(SleepState {
+            fired: Cell::new(false),
+            waker: RefCell::new(None),
+        }),
+    }
+}
+
+impl SleepWithSignal {
+    /// When it completes, unless aborted (`None` if that is too far away
+    /// to represent).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether its timer has fired.
+    pub fn is_elapsed(&self) -> bool {
+        self.state.fired.get()
+    }
+}
+
+impl Future for SleepWithSignal {
+    type Output = Result<(), AbortError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // Completion wins over a later abort.
+        if this.state.fired.get() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(reason) = this.signal.reason() {
+            if let Some(t) = this.timer.take() {
+                t.clear();
+            }
+            return Poll::Ready(Err(AbortError::new(reason)));
+        }
+        {
+            let mut w = this.state.waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        if this.timer.is_none() {
+            let delay = match this.deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            let (fired, aborted) = (this.state.clone(), this.state.clone());
+            this.timer = crate::abort::arm_timeout(
+                delay,
+                &this.signal,
+                move || {
+                    fired.fired.set(true);
+                    let w = fired.waker.borrow_mut().take();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                },
+                move |_| {
+                    let w = aborted.waker.borrow_mut().take();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                },
+            );
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for SleepWithSignal {
+    fn drop(&mut self) {
+        // Clearing drops the timer's closure, which removes the listener.
+        if let Some(t) = self.timer.take() {
+            t.clear();
+        }
+    }
+}
+
+impl fmt::Debug for SleepWithSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SleepWithSignal")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.is_elapsed())
+            .field("signal", &self.signal)
             .finish()
     }
 }

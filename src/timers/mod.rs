@@ -169,6 +169,24 @@ impl TimerRef {
     }
 }
 
+impl TimerRef {
+    /// A second reference to the same timer, for the loop's own glue (an
+    /// abort listener that clears a timer whose handle it returned). Only
+    /// for kinds whose handle's drop tells the store nothing: a
+    /// `Refreshable` one's slot is freed by its one handle's drop.
+    fn share(&self) -> Option<TimerRef> {
+        (!self.is_refreshable()).then(|| TimerRef {
+            inner: self.inner.clone(),
+            key_kind: self.key_kind,
+            gen: self.gen,
+        })
+    }
+
+    fn is_refreshable(&self) -> bool {
+        self.key_kind & REFRESHABLE != 0
+    }
+}
+
 impl Drop for TimerRef {
     fn drop(&mut self) {
         if self.key_kind & REFRESHABLE != 0 {
@@ -216,6 +234,13 @@ impl Timeout {
     pub fn is_pending(&self) -> bool {
         self.timer.is_armed()
     }
+
+    /// Another handle to this timer, to clear it from elsewhere (the
+    /// abort glue); `None` for a [`set_timeout_mut`] one (its handle owns
+    /// its slot).
+    pub(crate) fn share(&self) -> Option<Timeout> {
+        self.timer.share().map(|timer| Timeout { timer })
+    }
 }
 
 impl Interval {
@@ -250,6 +275,20 @@ impl Interval {
     /// Whether the interval is still active.
     pub fn is_pending(&self) -> bool {
         self.timer.is_armed()
+    }
+
+    /// Another handle to this interval, to clear it from elsewhere (the
+    /// abort glue).
+    pub(crate) fn share(&self) -> Interval {
+        // An interval's handle is never `REFRESHABLE`.
+        debug_assert!(!self.timer.is_refreshable());
+        Interval {
+            timer: TimerRef {
+                inner: self.timer.inner.clone(),
+                key_kind: self.timer.key_kind,
+                gen: self.timer.gen,
+            },
+        }
     }
 }
 
