@@ -27,6 +27,51 @@
 //! | [`exists`] | `fs.exists` |
 //! | [`File::open`], [`File::read`], [`File::write`], [`File::sync`], [`File::close`] | `fs.open`, `fs.read`, `fs.write`, `fs.fsync`, `fs.close` |
 //!
+//! # Cancellation
+//!
+//! Every operation above except [`File::close`] has a `_with_signal`
+//! variant taking an [`AbortSignal`] just before the callback (Node's `{
+//! signal }` option, which Node takes on `readFile`, `writeFile` and
+//! `appendFile`; here every pool job takes one): `read_file_with_signal(path,
+//! &signal, cb)`, `File::read_with_signal(offset, len, &signal, cb)`, and
+//! so on. [`promises`] has the same variants, returning promises. If the
+//! signal aborts before the operation completes, the callback gets the
+//! [`AbortError`](crate::abort::AbortError) (an `io::Error` that
+//! [`is_abort_error`](crate::abort::is_abort_error) recognizes, carrying the
+//! signal's reason, without the path wrapping above) instead of the result,
+//! in a `next_tick` after the abort. What the abort releases depends on
+//! where the pool job is:
+//!
+//! | the job | on abort |
+//! |---|---|
+//! | not started: the signal was already aborted | nothing is queued; the callback gets the error in a `next_tick` |
+//! | queued, waiting for a pool thread | cancelled: its `std::fs` call never runs; it stops keeping the loop alive in the next pending phase |
+//! | running on a pool thread | it cannot be interrupted: it finishes (the file may be read, written, renamed, ...), its result is dropped (a file [`File::open`] opened is closed), and until it returns it is a request that keeps the loop alive |
+//! | completed (its callback ran) | nothing |
+//!
+//! So an abort never undoes work: it stops waiting for it, and stops it
+//! only if it had not begun. `File::close` takes no signal: the handle is
+//! closed as soon as it is called, and an abort could not reopen it.
+//!
+//! ```
+//! use evloop::abort::{is_abort_error, AbortController};
+//!
+//! evloop::run(|| {
+//!     let controller = AbortController::new();
+//!     evloop::fs::read_file_with_signal("Cargo.toml", &controller.signal(), |r| {
+//!         assert!(is_abort_error(&r.unwrap_err()));
+//!     });
+//!     controller.abort(None); // the read's result, if any, is dropped
+//! })
+//! .unwrap();
+//! ```
+//!
+//! With async/await, await the promise forms (a [`Promise`](crate::promise::Promise)
+//! is `IntoFuture`): `fs::promises::read_file_with_signal(path,
+//! &signal).await` is `Err` with the abort's
+//! [`Rejection`](crate::promise::Rejection), whose
+//! [`is_aborted`](crate::promise::Rejection::is_aborted) is true.
+//!
 //! # Errors: kind, OS code and path
 //!
 //! Every error reaching a callback is an [`io::Error`] whose
@@ -89,6 +134,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::abort::AbortSignal;
 use crate::pool::queue_work;
 
 pub use std::fs::{FileType, Metadata, OpenOptions, Permissions};
@@ -132,22 +178,33 @@ impl Ctx {
     }
 }
 
-/// Runs `work` on the pool and `cb` with its result on the loop thread;
-/// every error (including a panic in `work`) is wrapped with `ctx`.
-fn dispatch<T, W, C>(ctx: Ctx, work: W, cb: C)
+/// The one way an `fs` operation reaches the pool: runs `work` there and
+/// `cb` with its result on the loop thread; every error (including a panic
+/// in `work`) is wrapped with `ctx`. With a `signal`, the job is bound to it
+/// (see [Cancellation](self#cancellation)); the abort error is not wrapped,
+/// so it stays recognizable.
+fn dispatch<T, W, C>(ctx: Ctx, signal: Option<&AbortSignal>, work: W, cb: C)
 where
     T: Send + 'static,
     W: FnOnce() -> io::Result<T> + Send + 'static,
     C: FnOnce(io::Result<T>) + 'static,
 {
     log::trace!(
-        "fs: {} '{}' dispatched to the pool",
+        "fs: {} '{}' dispatched to the pool{}",
         ctx.op,
-        ctx.path.display()
+        ctx.path.display(),
+        if signal.is_some() {
+            " with a signal"
+        } else {
+            ""
+        }
     );
-    queue_work(work, move |r: io::Result<io::Result<T>>| {
-        cb(r.and_then(|inner| inner).map_err(|e| ctx.wrap(e)))
-    });
+    let wrap =
+        move |r: io::Result<io::Result<T>>| r.and_then(|inner| inner).map_err(|e| ctx.wrap(e));
+    match signal {
+        None => queue_work(work, move |r| cb(wrap(r))),
+        Some(signal) => signal.queue_work_mapped(work, wrap, cb),
+    }
 }
 
 fn owned(path: impl AsRef<Path>) -> PathBuf {
@@ -158,60 +215,171 @@ fn owned(path: impl AsRef<Path>) -> PathBuf {
 // Whole-file and path operations
 // ---------------------------------------------------------------------------
 
-/// Reads the whole file at `path` (Node's `fs.readFile(path, cb)`).
-///
-/// A directory gives an error (`EISDIR`), as in Node.
-pub fn read_file(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Vec<u8>>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("read", &path);
-    dispatch(ctx, move || sfs::read(&path), cb)
+/// Defines a path operation and its abortable twin from one body. The
+/// body turns the arguments into the operation's error context and its
+/// pool job, `(Ctx, work)`; the two public functions differ only in the
+/// signal they hand to [`dispatch`].
+macro_rules! fs_op {
+    ($(
+        $(#[$doc:meta])*
+        pub fn $name:ident / $with_signal:ident($($arg:ident: $ty:ty),*) -> $t:ty $body:block
+    )*) => {$(
+        $(#[$doc])*
+        ///
+        #[doc = concat!("Abortable: [`", stringify!($with_signal), "`].")]
+        pub fn $name($($arg: $ty,)* cb: impl FnOnce(io::Result<$t>) + 'static) {
+            let (ctx, work) = $body;
+            dispatch(ctx, None, work, cb)
+        }
+
+        #[doc = concat!(
+            "[`", stringify!($name), "`], abortable: if `signal` aborts first, ",
+            "the pool job is cancelled if it has not started (its result is ",
+            "dropped if it has) and `cb` gets the [`AbortError`](crate::abort::AbortError) ",
+            "instead, in a `next_tick`. Already aborted: nothing starts. ",
+            "See [Cancellation](self#cancellation)."
+        )]
+        pub fn $with_signal(
+            $($arg: $ty,)*
+            signal: &AbortSignal,
+            cb: impl FnOnce(io::Result<$t>) + 'static,
+        ) {
+            let (ctx, work) = $body;
+            dispatch(ctx, Some(signal), work, cb)
+        }
+    )*};
 }
 
-/// Reads the whole file at `path` as UTF-8 (Node's
-/// `fs.readFile(path, 'utf8', cb)`); invalid UTF-8 is an error of kind
-/// [`InvalidData`](io::ErrorKind::InvalidData) (Node would substitute
-/// U+FFFD instead).
-pub fn read_to_string(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<String>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("read", &path);
-    dispatch(ctx, move || sfs::read_to_string(&path), cb)
-}
+fs_op! {
+    /// Reads the whole file at `path` (Node's `fs.readFile(path, cb)`).
+    ///
+    /// A directory gives an error (`EISDIR`), as in Node.
+    pub fn read_file / read_file_with_signal(path: impl AsRef<Path>) -> Vec<u8> {
+        let path = owned(path);
+        (Ctx::new("read", &path), move || sfs::read(&path))
+    }
 
-/// Creates or truncates the file at `path` and writes all of `data` to it
-/// (Node's `fs.writeFile`).
-pub fn write_file(
-    path: impl AsRef<Path>,
-    data: impl Into<Vec<u8>>,
-    cb: impl FnOnce(io::Result<()>) + 'static,
-) {
-    let path = owned(path);
-    let data = data.into();
-    let ctx = Ctx::new("write", &path);
-    dispatch(ctx, move || sfs::write(&path, data), cb)
-}
+    /// Reads the whole file at `path` as UTF-8 (Node's
+    /// `fs.readFile(path, 'utf8', cb)`); invalid UTF-8 is an error of kind
+    /// [`InvalidData`](io::ErrorKind::InvalidData) (Node would substitute
+    /// U+FFFD instead).
+    pub fn read_to_string / read_to_string_with_signal(path: impl AsRef<Path>) -> String {
+        let path = owned(path);
+        (Ctx::new("read", &path), move || sfs::read_to_string(&path))
+    }
 
-/// Appends all of `data` to the file at `path`, creating it if needed
-/// (Node's `fs.appendFile`).
-pub fn append_file(
-    path: impl AsRef<Path>,
-    data: impl Into<Vec<u8>>,
-    cb: impl FnOnce(io::Result<()>) + 'static,
-) {
-    let path = owned(path);
-    let data = data.into();
-    let ctx = Ctx::new("append", &path);
-    dispatch(
-        ctx,
-        move || {
+    /// Creates or truncates the file at `path` and writes all of `data` to it
+    /// (Node's `fs.writeFile`).
+    pub fn write_file / write_file_with_signal(
+        path: impl AsRef<Path>,
+        data: impl Into<Vec<u8>>
+    ) -> () {
+        let path = owned(path);
+        let data = data.into();
+        (Ctx::new("write", &path), move || sfs::write(&path, data))
+    }
+
+    /// Appends all of `data` to the file at `path`, creating it if needed
+    /// (Node's `fs.appendFile`).
+    pub fn append_file / append_file_with_signal(
+        path: impl AsRef<Path>,
+        data: impl Into<Vec<u8>>
+    ) -> () {
+        let path = owned(path);
+        let data = data.into();
+        (Ctx::new("append", &path), move || {
             use std::io::Write;
             sfs::OpenOptions::new()
                 .append(true)
                 .create(true)
                 .open(&path)?
                 .write_all(&data)
-        },
-        cb,
-    )
+        })
+    }
+
+    /// Lists the directory at `path` (Node's `fs.readdir` with
+    /// `withFileTypes: true`).
+    ///
+    /// The entries exclude `.` and `..` and come in the order the OS returns
+    /// them, which is unspecified (Node does not sort either); sort them by
+    /// [`DirEntry::name`] if you need an order.
+    pub fn read_dir / read_dir_with_signal(path: impl AsRef<Path>) -> Vec<DirEntry> {
+        let path = owned(path);
+        (Ctx::new("scandir", &path), move || -> io::Result<Vec<DirEntry>> {
+            sfs::read_dir(&path)?
+                .map(|entry| {
+                    let entry = entry?;
+                    Ok(DirEntry {
+                        name: entry.file_name(),
+                        path: entry.path(),
+                        file_type: entry.file_type()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The metadata of `path`, following symlinks (Node's `fs.stat`).
+    pub fn metadata / metadata_with_signal(path: impl AsRef<Path>) -> Metadata {
+        let path = owned(path);
+        (Ctx::new("stat", &path), move || sfs::metadata(&path))
+    }
+
+    /// The metadata of `path` itself, not following a symlink (Node's
+    /// `fs.lstat`).
+    pub fn symlink_metadata / symlink_metadata_with_signal(path: impl AsRef<Path>) -> Metadata {
+        let path = owned(path);
+        (Ctx::new("lstat", &path), move || sfs::symlink_metadata(&path))
+    }
+
+    /// Creates the directory `path`; its parent must exist and `path` must not
+    /// (Node's `fs.mkdir`).
+    pub fn create_dir / create_dir_with_signal(path: impl AsRef<Path>) -> () {
+        let path = owned(path);
+        (Ctx::new("mkdir", &path), move || sfs::create_dir(&path))
+    }
+
+    /// Creates the directory `path` and any missing parents; succeeds if it
+    /// already exists as a directory (Node's `fs.mkdir` with `recursive: true`).
+    pub fn create_dir_all / create_dir_all_with_signal(path: impl AsRef<Path>) -> () {
+        let path = owned(path);
+        (Ctx::new("mkdir", &path), move || sfs::create_dir_all(&path))
+    }
+
+    /// Removes the file (or symlink) at `path` (Node's `fs.unlink`).
+    pub fn remove_file / remove_file_with_signal(path: impl AsRef<Path>) -> () {
+        let path = owned(path);
+        (Ctx::new("unlink", &path), move || sfs::remove_file(&path))
+    }
+
+    /// Removes the empty directory at `path` (Node's `fs.rmdir`).
+    pub fn remove_dir / remove_dir_with_signal(path: impl AsRef<Path>) -> () {
+        let path = owned(path);
+        (Ctx::new("rmdir", &path), move || sfs::remove_dir(&path))
+    }
+
+    /// Removes the directory at `path` and everything in it, without following
+    /// symlinks (Node's `fs.rm` with `recursive: true`). The whole walk is one
+    /// pool job (so an abort while it runs leaves it to finish).
+    pub fn remove_dir_all / remove_dir_all_with_signal(path: impl AsRef<Path>) -> () {
+        let path = owned(path);
+        (Ctx::new("rm", &path), move || sfs::remove_dir_all(&path))
+    }
+
+    /// Renames `from` to `to`, replacing `to` if it is a file (Node's
+    /// `fs.rename`). Errors name both paths.
+    pub fn rename / rename_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> () {
+        let (from, to) = (owned(from), owned(to));
+        (Ctx::two("rename", &from, &to), move || sfs::rename(&from, &to))
+    }
+
+    /// Copies the contents and permissions of the file `from` to `to`, creating
+    /// or truncating `to`; the callback gets the number of bytes copied (Node's
+    /// `fs.copyFile`). Errors name both paths.
+    pub fn copy_file / copy_file_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> u64 {
+        let (from, to) = (owned(from), owned(to));
+        (Ctx::two("copyfile", &from, &to), move || sfs::copy(&from, &to))
+    }
 }
 
 /// One entry of a directory listing from [`read_dir`]: an owned snapshot,
@@ -241,116 +409,12 @@ impl DirEntry {
     }
 }
 
-/// Lists the directory at `path` (Node's `fs.readdir` with
-/// `withFileTypes: true`).
-///
-/// The entries exclude `.` and `..` and come in the order the OS returns
-/// them, which is unspecified (Node does not sort either); sort them by
-/// [`DirEntry::name`] if you need an order.
-pub fn read_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Vec<DirEntry>>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("scandir", &path);
-    dispatch(
-        ctx,
-        move || {
-            sfs::read_dir(&path)?
-                .map(|entry| {
-                    let entry = entry?;
-                    Ok(DirEntry {
-                        name: entry.file_name(),
-                        path: entry.path(),
-                        file_type: entry.file_type()?,
-                    })
-                })
-                .collect()
-        },
-        cb,
-    )
-}
-
-/// The metadata of `path`, following symlinks (Node's `fs.stat`).
-pub fn metadata(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("stat", &path);
-    dispatch(ctx, move || sfs::metadata(&path), cb)
-}
-
-/// The metadata of `path` itself, not following a symlink (Node's
-/// `fs.lstat`).
-pub fn symlink_metadata(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("lstat", &path);
-    dispatch(ctx, move || sfs::symlink_metadata(&path), cb)
-}
-
-/// Creates the directory `path`; its parent must exist and `path` must not
-/// (Node's `fs.mkdir`).
-pub fn create_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("mkdir", &path);
-    dispatch(ctx, move || sfs::create_dir(&path), cb)
-}
-
-/// Creates the directory `path` and any missing parents; succeeds if it
-/// already exists as a directory (Node's `fs.mkdir` with `recursive: true`).
-pub fn create_dir_all(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("mkdir", &path);
-    dispatch(ctx, move || sfs::create_dir_all(&path), cb)
-}
-
-/// Removes the file (or symlink) at `path` (Node's `fs.unlink`).
-pub fn remove_file(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("unlink", &path);
-    dispatch(ctx, move || sfs::remove_file(&path), cb)
-}
-
-/// Removes the empty directory at `path` (Node's `fs.rmdir`).
-pub fn remove_dir(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("rmdir", &path);
-    dispatch(ctx, move || sfs::remove_dir(&path), cb)
-}
-
-/// Removes the directory at `path` and everything in it, without following
-/// symlinks (Node's `fs.rm` with `recursive: true`). The whole walk is one
-/// pool job.
-pub fn remove_dir_all(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<()>) + 'static) {
-    let path = owned(path);
-    let ctx = Ctx::new("rm", &path);
-    dispatch(ctx, move || sfs::remove_dir_all(&path), cb)
-}
-
-/// Renames `from` to `to`, replacing `to` if it is a file (Node's
-/// `fs.rename`). Errors name both paths.
-pub fn rename(
-    from: impl AsRef<Path>,
-    to: impl AsRef<Path>,
-    cb: impl FnOnce(io::Result<()>) + 'static,
-) {
-    let (from, to) = (owned(from), owned(to));
-    let ctx = Ctx::two("rename", &from, &to);
-    dispatch(ctx, move || sfs::rename(&from, &to), cb)
-}
-
-/// Copies the contents and permissions of the file `from` to `to`, creating
-/// or truncating `to`; the callback gets the number of bytes copied (Node's
-/// `fs.copyFile`). Errors name both paths.
-pub fn copy_file(
-    from: impl AsRef<Path>,
-    to: impl AsRef<Path>,
-    cb: impl FnOnce(io::Result<u64>) + 'static,
-) {
-    let (from, to) = (owned(from), owned(to));
-    let ctx = Ctx::two("copyfile", &from, &to);
-    dispatch(ctx, move || sfs::copy(&from, &to), cb)
-}
-
 /// Whether something exists at `path`, following symlinks (Node's
 /// deprecated-but-loved `fs.exists`). Any error, including permission
 /// denied on a parent, counts as `false`; use [`metadata`] to tell them
 /// apart.
+///
+/// Abortable: [`exists_with_signal`].
 pub fn exists(path: impl AsRef<Path>, cb: impl FnOnce(bool) + 'static) {
     let path = owned(path);
     log::trace!("fs: exists '{}' dispatched to the pool", path.display());
@@ -360,6 +424,24 @@ pub fn exists(path: impl AsRef<Path>, cb: impl FnOnce(bool) + 'static) {
     )
 }
 
+/// [`exists`], abortable. Since a `bool` cannot say "aborted", the
+/// callback gets an `io::Result<bool>`: `Ok` with the answer, or `Err` with
+/// the [`AbortError`](crate::abort::AbortError) if `signal` aborts first
+/// (never another error: failures still count as `false`). The pool job is
+/// cancelled if it has not started. See [Cancellation](self#cancellation).
+pub fn exists_with_signal(
+    path: impl AsRef<Path>,
+    signal: &AbortSignal,
+    cb: impl FnOnce(io::Result<bool>) + 'static,
+) {
+    let path = owned(path);
+    log::trace!("fs: exists '{}' dispatched to the pool", path.display());
+    signal.queue_work_mapped(
+        move || sfs::metadata(&path).is_ok(),
+        |r: io::Result<bool>| Ok(r.unwrap_or(false)),
+        cb,
+    )
+}
 // ---------------------------------------------------------------------------
 // Open files
 // ---------------------------------------------------------------------------
@@ -446,6 +528,43 @@ impl fmt::Debug for File {
     }
 }
 
+/// Defines a method of an open [`File`] and its abortable twin from one
+/// body: the operation's name (for errors) and its pool job, a closure on
+/// the `std::fs::File`.
+macro_rules! file_op {
+    ($(
+        $(#[$doc:meta])*
+        pub fn $name:ident / $with_signal:ident($($arg:ident: $ty:ty),*) -> $t:ty {
+            $op:literal, $work:expr
+        }
+    )*) => {$(
+        $(#[$doc])*
+        ///
+        #[doc = concat!("Abortable: [`", stringify!($with_signal), "`](Self::", stringify!($with_signal), ").")]
+        pub fn $name(&self, $($arg: $ty,)* cb: impl FnOnce(io::Result<$t>) + 'static) {
+            self.with_file($op, None, $work, cb)
+        }
+
+        #[doc = concat!(
+            "[`", stringify!($name), "`](Self::", stringify!($name), "), abortable: ",
+            "if `signal` aborts first, the pool job is cancelled if it has not ",
+            "started (its result is dropped if it has: the bytes may have been ",
+            "read or written) and `cb` gets the ",
+            "[`AbortError`](crate::abort::AbortError) instead, in a `next_tick`. ",
+            "Already aborted: nothing starts. The file stays open either way. ",
+            "See [Cancellation](self#cancellation)."
+        )]
+        pub fn $with_signal(
+            &self,
+            $($arg: $ty,)*
+            signal: &AbortSignal,
+            cb: impl FnOnce(io::Result<$t>) + 'static,
+        ) {
+            self.with_file($op, Some(signal), $work, cb)
+        }
+    )*};
+}
+
 impl File {
     /// Opens `path` with a Node open flag (Node's `fs.open(path, flags,
     /// cb)`): `"r"` read, `"r+"` read/write, `"w"` create/truncate,
@@ -453,31 +572,64 @@ impl File {
     /// `"a+"`, `"ax+"`. An unknown flag is an
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) error in the callback.
     /// New files get mode `0o666` minus the umask.
+    ///
+    /// Abortable: [`open_with_signal`](Self::open_with_signal).
     pub fn open(path: impl AsRef<Path>, flags: &str, cb: impl FnOnce(io::Result<File>) + 'static) {
-        let options = parse_flags(flags);
-        Self::open_impl(owned(path), options, cb)
+        Self::open_impl(owned(path), parse_flags(flags), None, cb)
+    }
+
+    /// [`open`](Self::open), abortable: if `signal` aborts first, the pool
+    /// job is cancelled if it has not started, and `cb` gets the
+    /// [`AbortError`](crate::abort::AbortError) instead, in a `next_tick`.
+    /// If the open already ran, the file it opened is closed (nothing
+    /// leaks; a file that `"w"` created or truncated stays so). Already
+    /// aborted: nothing starts. See [Cancellation](self#cancellation).
+    pub fn open_with_signal(
+        path: impl AsRef<Path>,
+        flags: &str,
+        signal: &AbortSignal,
+        cb: impl FnOnce(io::Result<File>) + 'static,
+    ) {
+        Self::open_impl(owned(path), parse_flags(flags), Some(signal), cb)
     }
 
     /// Opens `path` with explicit [`OpenOptions`], for what the flag strings
     /// do not cover (e.g. `std::os::unix::fs::OpenOptionsExt::mode`).
+    ///
+    /// Abortable: [`open_with_with_signal`](Self::open_with_with_signal).
     pub fn open_with(
         path: impl AsRef<Path>,
         options: &OpenOptions,
         cb: impl FnOnce(io::Result<File>) + 'static,
     ) {
-        Self::open_impl(owned(path), Ok(options.clone()), cb)
+        Self::open_impl(owned(path), Ok(options.clone()), None, cb)
+    }
+
+    /// [`open_with`](Self::open_with), abortable, as
+    /// [`open_with_signal`](Self::open_with_signal) is.
+    pub fn open_with_with_signal(
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+        signal: &AbortSignal,
+        cb: impl FnOnce(io::Result<File>) + 'static,
+    ) {
+        Self::open_impl(owned(path), Ok(options.clone()), Some(signal), cb)
     }
 
     fn open_impl(
         path: PathBuf,
         options: io::Result<sfs::OpenOptions>,
+        signal: Option<&AbortSignal>,
         cb: impl FnOnce(io::Result<File>) + 'static,
     ) {
         let ctx = Ctx::new("open", &path);
         let options = crate::fault::check(crate::fault::Op::Open).and(options);
         let p = path.clone();
+        // An open whose result is dropped after an abort drops the
+        // `std::fs::File` with it: the descriptor is closed.
         dispatch(
             ctx,
+            signal,
             move || options?.open(&p),
             move |r: io::Result<sfs::File>| {
                 cb(r.map(|f| File {
@@ -501,7 +653,7 @@ impl File {
     }
 
     /// Runs `work` on the open file in the pool, or fails with "closed".
-    fn with_file<T, W, C>(&self, op: &'static str, work: W, cb: C)
+    fn with_file<T, W, C>(&self, op: &'static str, signal: Option<&AbortSignal>, work: W, cb: C)
     where
         T: Send + 'static,
         W: FnOnce(&sfs::File) -> io::Result<T> + Send + 'static,
@@ -511,6 +663,7 @@ impl File {
         let file = self.inner.file.borrow().clone();
         dispatch(
             ctx,
+            signal,
             move || match file {
                 Some(f) => work(&f),
                 None => Err(closed()),
@@ -518,64 +671,59 @@ impl File {
             cb,
         )
     }
+}
 
-    /// Reads up to `len` bytes starting at byte `offset` (Node's
-    /// `fs.read(fd, { position })`), without moving any cursor. The bytes
-    /// come back fewer than `len` only at end of file (empty at or past it).
-    pub fn read(&self, offset: u64, len: usize, cb: impl FnOnce(io::Result<Vec<u8>>) + 'static) {
-        self.with_file(
+impl File {
+    file_op! {
+        /// Reads up to `len` bytes starting at byte `offset` (Node's
+        /// `fs.read(fd, { position })`), without moving any cursor. The bytes
+        /// come back fewer than `len` only at end of file (empty at or past it).
+        pub fn read / read_with_signal(offset: u64, len: usize) -> Vec<u8> {
             "read",
-            move |f| {
+            move |f: &sfs::File| {
                 let mut buf = Vec::new();
                 ReadAt { file: f, offset }
                     .take(len as u64)
                     .read_to_end(&mut buf)?;
                 Ok(buf)
-            },
-            cb,
-        )
-    }
+            }
+        }
 
-    /// Writes all of `data` at byte `offset` (Node's `fs.write(fd, buffer,
-    /// 0, length, position)`); the callback gets the number of bytes
-    /// written, always `data.len()` on success.
-    pub fn write(
-        &self,
-        offset: u64,
-        data: impl Into<Vec<u8>>,
-        cb: impl FnOnce(io::Result<usize>) + 'static,
-    ) {
-        let data = data.into();
-        self.with_file(
+        /// Writes all of `data` at byte `offset` (Node's `fs.write(fd, buffer,
+        /// 0, length, position)`); the callback gets the number of bytes
+        /// written, always `data.len()` on success.
+        pub fn write / write_with_signal(offset: u64, data: impl Into<Vec<u8>>) -> usize {
             "write",
-            move |f| {
-                f.write_all_at(&data, offset)?;
-                Ok(data.len())
-            },
-            cb,
-        )
-    }
+            {
+                let data = data.into();
+                move |f: &sfs::File| {
+                    f.write_all_at(&data, offset)?;
+                    Ok(data.len())
+                }
+            }
+        }
 
-    /// Flushes the file's data and metadata to the device (Node's
-    /// `fs.fsync`).
-    pub fn sync(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
-        self.with_file("fsync", |f| f.sync_all(), cb)
-    }
+        /// Flushes the file's data and metadata to the device (Node's
+        /// `fs.fsync`).
+        pub fn sync / sync_with_signal() -> () {
+            "fsync", |f: &sfs::File| f.sync_all()
+        }
 
-    /// Flushes the file's data, and only the metadata needed to read it back
-    /// (Node's `fs.fdatasync`).
-    pub fn sync_data(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
-        self.with_file("fdatasync", |f| f.sync_data(), cb)
-    }
+        /// Flushes the file's data, and only the metadata needed to read it back
+        /// (Node's `fs.fdatasync`).
+        pub fn sync_data / sync_data_with_signal() -> () {
+            "fdatasync", |f: &sfs::File| f.sync_data()
+        }
 
-    /// Truncates or extends the file to `len` bytes (Node's `fs.ftruncate`).
-    pub fn set_len(&self, len: u64, cb: impl FnOnce(io::Result<()>) + 'static) {
-        self.with_file("ftruncate", move |f| f.set_len(len), cb)
-    }
+        /// Truncates or extends the file to `len` bytes (Node's `fs.ftruncate`).
+        pub fn set_len / set_len_with_signal(len: u64) -> () {
+            "ftruncate", move |f: &sfs::File| f.set_len(len)
+        }
 
-    /// The open file's metadata (Node's `fs.fstat`).
-    pub fn metadata(&self, cb: impl FnOnce(io::Result<Metadata>) + 'static) {
-        self.with_file("fstat", |f| f.metadata(), cb)
+        /// The open file's metadata (Node's `fs.fstat`).
+        pub fn metadata / metadata_with_signal() -> Metadata {
+            "fstat", |f: &sfs::File| f.metadata()
+        }
     }
 
     /// Closes the file (Node's `fs.close`). The handle is closed at once for
@@ -585,11 +733,15 @@ impl File {
     ///
     /// `std` does not report errors from `close(2)`; call [`sync`](Self::sync)
     /// first if you need to know the data reached the disk.
+    ///
+    /// There is no `close_with_signal`: the handle is closed when this is
+    /// called, and aborting could not reopen it.
     pub fn close(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
         let ctx = Ctx::new("close", &self.inner.path);
         let file = self.inner.file.borrow_mut().take();
         dispatch(
             ctx,
+            None,
             move || match file {
                 // Dropping the last `Arc` closes the fd, here on the pool.
                 Some(f) => {
