@@ -1018,3 +1018,49 @@ fn timeout_wins_and_releases_the_connection() {
     );
     fds.assert_back("after the timeouts");
 }
+
+/// recv_from raced and aborted, then the next recv gets the datagram; a
+/// Unix connect aborted before it starts and right after it started.
+#[test]
+fn async_udp_recv_and_unix_connect_aborted() {
+    let _t = Test::start("abort_net a udp unix", LIMIT);
+    let fds = FdCensus::new();
+    let dir = std::env::temp_dir().join(format!("evloop-abort-anet-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("a.sock");
+    let _ = std::fs::remove_file(&path);
+    let el = EventLoop::new().unwrap();
+    {
+        let _g = el.enter();
+        let p = path.clone();
+        evloop::block_on(async move {
+            let a = anet::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let b = anet::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let mut buf = [0; 16];
+            let signal = AbortSignal::timeout(ms(10));
+            assert!(signal.race(a.recv_from(&mut buf)).await.is_err());
+            b.send_to(b"dgram", a.local_addr().unwrap()).await.unwrap();
+            let (n, from) = a.recv_from(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], from), (&b"dgram"[..], b.local_addr().unwrap()));
+
+            let listener = anet::UnixListener::bind(&p).unwrap();
+            let r = anet::UnixStream::connect_with_signal(&p, &AbortSignal::abort(None)).await;
+            assert!(is_abort_error(&r.unwrap_err()));
+            let c = AbortController::new();
+            let connect = anet::UnixStream::connect_with_signal(&p, &c.signal());
+            c.abort(None);
+            assert!(is_abort_error(&connect.await.unwrap_err()));
+            // Not aborted: it connects.
+            let c = AbortController::new();
+            let _s = anet::UnixStream::connect_with_signal(&p, &c.signal())
+                .await
+                .unwrap();
+            let _conn = listener.accept().await.unwrap();
+        })
+        .unwrap();
+    }
+    assert!(!el.is_alive(), "{:?}", el.active_handles());
+    drop(el);
+    let _ = std::fs::remove_dir_all(&dir);
+    fds.assert_back("after udp and unix");
+}

@@ -194,7 +194,7 @@ pub fn write(stream: &Stream, data: &[u8]) -> Promise<()> {
     })
 }
 
-/// [`write`], abortable: an abort rejects the promise with the
+/// [`write`](fn@write), abortable: an abort rejects the promise with the
 /// [`AbortError`]. If bytes of the stream's writes are still queued (the
 /// kernel has not taken them all), the stream is **destroyed** with the
 /// `AbortError`: a write cut short cannot be taken back, so what follows

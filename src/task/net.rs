@@ -109,7 +109,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -541,7 +541,8 @@ impl TcpStream {
     /// [`is_abort_error`](crate::abort::is_abort_error)) if `signal`
     /// aborts first; the attempt's socket is then deregistered and closed
     /// as the task resumes (in the checkpoint after the abort), before this
-    /// returns. Already aborted, nothing starts. The signal covers the
+    /// returns. Already aborted when first polled, nothing starts. The
+    /// future keeps its own clone of the signal (it borrows nothing). The signal covers the
     /// connect only: a stream connected first is yours, and a later abort
     /// does nothing to it (race its reads and writes with
     /// [`AbortSignal::race`] to cancel them, and drop it to close it).
@@ -562,12 +563,17 @@ impl TcpStream {
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub async fn connect_with_signal(
+    pub fn connect_with_signal(
         addr: SocketAddr,
         signal: &AbortSignal,
-    ) -> io::Result<TcpStream> {
-        signal.throw_if_aborted()?;
-        signal.race(TcpStream::connect(addr)).await?
+    ) -> impl Future<Output = io::Result<TcpStream>> + 'static {
+        // The future holds its own clone: it borrows nothing, and a
+        // temporary signal still fires.
+        let signal = signal.clone();
+        async move {
+            signal.throw_if_aborted()?;
+            signal.race(TcpStream::connect(addr)).await?
+        }
     }
 
     fn accepted(sock: mio::net::TcpStream) -> io::Result<TcpStream> {
@@ -755,12 +761,15 @@ impl UnixStream {
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub async fn connect_with_signal(
+    pub fn connect_with_signal(
         path: impl AsRef<Path>,
         signal: &AbortSignal,
-    ) -> io::Result<UnixStream> {
-        signal.throw_if_aborted()?;
-        signal.race(UnixStream::connect(path)).await?
+    ) -> impl Future<Output = io::Result<UnixStream>> + 'static {
+        let (path, signal) = (path.as_ref().to_path_buf(), signal.clone());
+        async move {
+            signal.throw_if_aborted()?;
+            signal.race(UnixStream::connect(path)).await?
+        }
     }
 
     stream_methods!();
