@@ -50,9 +50,10 @@ pub fn connect_unix(path: impl AsRef<Path>) -> Promise<Stream> {
 /// aborted while connecting, it rejects with the [`AbortError`] and the
 /// attempt is closed at once (its socket, or its name lookup); connected
 /// first, it resolves with the stream, which a later abort destroys (as
-/// Node's `net.connect({ signal })` does). To let the connection outlive
-/// the signal, race the connect only: `connect(addr).with_signal(&signal)`
-/// (then an abort leaves the attempt running to its end).
+/// Node's `net.connect({ signal })` does). (Racing the plain promise,
+/// `connect(addr).with_signal(&signal)`, is not the same: an abort then
+/// leaves the attempt running, and a stream it makes later stays open with
+/// nobody to close it.)
 ///
 /// ```
 /// use evloop::abort::AbortController;

@@ -193,9 +193,9 @@ pub fn connect_addr(addr: SocketAddr, cb: impl FnOnce(io::Result<Stream>) + 'sta
 ///   **destroys the stream** with the `AbortError` (its `on_error` gets it,
 ///   then `on_close(true)`; with no `on_error` the abort is not an
 ///   uncaught error). Once the stream has closed, aborting does nothing;
-///   the stream keeps the signal alive until it closes. To keep the
-///   connection whatever the signal does later, race the connect only:
-///   `net::promises::connect(addr).with_signal(&signal)`.
+///   the stream keeps the signal alive until it closes (an
+///   [`AbortSignal::timeout`] passed here is thus a deadline for the
+///   whole connection, as in Node, not for the connect alone).
 ///
 /// ```
 /// use evloop::abort::{is_abort_error, AbortController};
