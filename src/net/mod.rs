@@ -22,9 +22,9 @@ mod udp;
 mod unix;
 
 pub use stream::{Stream, DEFAULT_HIGH_WATER_MARK};
-pub use tcp::{connect, connect_addr, TcpListener};
+pub use tcp::{connect, connect_addr, connect_addr_with_signal, connect_with_signal, TcpListener};
 pub use udp::UdpSocket;
-pub use unix::{connect_unix, UnixListener};
+pub use unix::{connect_unix, connect_unix_with_signal, UnixListener};
 
 pub(crate) use listener::{Acceptor, Listen, Step};
 pub(crate) use pipe::{PipeReader, PipeWriter};

@@ -1,5 +1,12 @@
 //! The promise forms of [`net`](super): connect, read a chunk, write.
 //!
+//! Each has a `_with_signal` form taking an [`AbortSignal`] as its last
+//! argument: aborting rejects the promise with the
+//! [`AbortError`] ([`Rejection::is_aborted`](crate::error::Rejection::is_aborted))
+//! and releases what the operation held (the connection attempt, the
+//! read's hold on the stream, a write still queued). Already aborted,
+//! nothing starts.
+//!
 //! ```no_run
 //! use evloop::net::promises as net;
 //!
@@ -21,6 +28,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::Stream;
+use crate::abort::{is_abort_error, AbortError, AbortSignal};
 use crate::promise::{promisify, Promise};
 
 /// [`net::connect`](super::connect) as a promise.
@@ -38,6 +46,47 @@ pub fn connect_unix(path: impl AsRef<Path>) -> Promise<Stream> {
     promisify(|done| super::connect_unix(path, done))
 }
 
+/// [`net::connect_with_signal`](super::connect_with_signal) as a promise:
+/// aborted while connecting, it rejects with the [`AbortError`] and the
+/// attempt is closed at once (its socket, or its name lookup); connected
+/// first, it resolves with the stream, which a later abort destroys (as
+/// Node's `net.connect({ signal })` does). (Racing the plain promise,
+/// `connect(addr).with_signal(&signal)`, is not the same: an abort then
+/// leaves the attempt running, and a stream it makes later stays open with
+/// nobody to close it.)
+///
+/// ```
+/// use evloop::abort::AbortController;
+/// use evloop::net::{promises as net, TcpListener};
+///
+/// evloop::run(|| {
+///     let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
+///     let controller = AbortController::new();
+///     let addr = server.local_addr().to_string();
+///     net::connect_with_signal(&addr, &controller.signal())
+///         .then(|_| unreachable!("aborted before the loop polled"))
+///         .catch(move |e| {
+///             assert!(e.is_aborted());
+///             server.close();
+///         });
+///     controller.abort(None);
+/// })
+/// .unwrap();
+/// ```
+pub fn connect_with_signal(addr: &str, signal: &AbortSignal) -> Promise<Stream> {
+    promisify(|done| super::connect_with_signal(addr, signal, done))
+}
+
+/// [`connect_addr`] with a signal; see [`connect_with_signal`].
+pub fn connect_addr_with_signal(addr: SocketAddr, signal: &AbortSignal) -> Promise<Stream> {
+    promisify(|done| super::connect_addr_with_signal(addr, signal, done))
+}
+
+/// [`connect_unix`] with a signal; see [`connect_with_signal`].
+pub fn connect_unix_with_signal(path: impl AsRef<Path>, signal: &AbortSignal) -> Promise<Stream> {
+    promisify(|done| super::connect_unix_with_signal(path, signal, done))
+}
+
 type ReadDone = Box<dyn FnOnce(io::Result<Option<Vec<u8>>>)>;
 
 /// Reads the next chunk: `Some(bytes)`, or `None` once the peer has ended
@@ -51,12 +100,64 @@ type ReadDone = Box<dyn FnOnce(io::Result<Option<Vec<u8>>>)>;
 /// [`crate::on_uncaught_exception`]), as a stream's `'error'` with no
 /// listener is.
 pub fn read(stream: &Stream) -> Promise<Option<Vec<u8>>> {
-    promisify(|done: ReadDone| {
+    read_slot(stream, Rc::new(Cell::new(None)))
+}
+
+/// [`read`], abortable: an abort rejects the promise with the
+/// [`AbortError`] and releases the read: the stream is paused and the
+/// read's hold on it dropped, so no byte is taken from the kernel for it
+/// and none is lost: the next `read` gets the data that came meanwhile.
+/// The stream stays open. Already aborted, nothing is read.
+///
+/// ```
+/// use evloop::abort::AbortSignal;
+/// use evloop::net::{promises as net, TcpListener};
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     // A server that never answers.
+///     let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
+///     let addr = server.local_addr().to_string();
+///     net::connect(&addr)
+///         .and_then(|stream| {
+///             let signal = AbortSignal::timeout(Duration::from_millis(10));
+///             net::read_with_signal(&stream, &signal).finally(move || {
+///                 stream.destroy();
+///                 server.close();
+///             })
+///         })
+///         .catch(|e| {
+///             assert!(e.is_aborted());
+///             None
+///         });
+/// })
+/// .unwrap();
+/// ```
+pub fn read_with_signal(stream: &Stream, signal: &AbortSignal) -> Promise<Option<Vec<u8>>> {
+    if let Some(reason) = signal.reason() {
+        return Promise::reject(AbortError::new(reason));
+    }
+    let slot: Rc<Cell<Option<ReadDone>>> = Rc::new(Cell::new(None));
+    let (held, s) = (slot.clone(), stream.downgrade());
+    read_slot(stream, slot).bind_signal(signal, move || {
+        // Drop the read's `done`: a chunk it would have taken stays in the
+        // kernel for the next read.
+        if let Some(s) = s.upgrade() {
+            s.pause();
+        }
+        drop(held.take());
+    })
+}
+
+/// A read whose pending `done` waits in `slot` (so that an abort can take
+/// it back).
+fn read_slot(stream: &Stream, slot: Rc<Cell<Option<ReadDone>>>) -> Promise<Option<Vec<u8>>> {
+    promisify(move |done: ReadDone| {
         if stream.read_finished() {
             done(Ok(None));
             return;
         }
-        let slot: Rc<Cell<Option<ReadDone>>> = Rc::new(Cell::new(Some(done)));
+        slot.set(Some(done));
         let (on_data, on_end, on_error) = (slot.clone(), slot.clone(), slot);
         let s = stream.clone();
         stream
@@ -73,6 +174,8 @@ pub fn read(stream: &Stream) -> Promise<Option<Vec<u8>>> {
             })
             .on_error(move |e| match on_error.take() {
                 Some(done) => done(Err(e)),
+                // Destroyed by its signal: an abort is never uncaught.
+                None if is_abort_error(&e) => {}
                 // No read waits: nobody listens for the error, which is
                 // then uncaught, as after Node's `once(stream, 'data')`.
                 None => crate::event_loop::report_uncaught(crate::Error::UnhandledError {
@@ -90,4 +193,35 @@ pub fn write(stream: &Stream, data: &[u8]) -> Promise<()> {
     promisify(|done| {
         stream.write_with(data, done);
     })
+}
+
+/// [`write`](fn@write), abortable: an abort rejects the promise with the
+/// [`AbortError`]. If bytes of the stream's writes are still queued (the
+/// kernel has not taken them all), the stream is **destroyed** with the
+/// `AbortError`: a write cut short cannot be taken back, so what follows
+/// it on the stream could not be trusted (as a Node stream with
+/// `addAbortSignal` is destroyed; tokio's `write_all` is not cancel-safe
+/// either). If the kernel has taken everything already, the stream is left
+/// alone. Already aborted, nothing is written.
+pub fn write_with_signal(stream: &Stream, data: &[u8], signal: &AbortSignal) -> Promise<()> {
+    if let Some(reason) = signal.reason() {
+        return Promise::reject(AbortError::new(reason));
+    }
+    // Registered before `with_signal`'s listener: the stream is destroyed
+    // before the promise rejects. Removed once the write settles.
+    let s = stream.downgrade();
+    let listener = Rc::new(signal.on_abort(move |reason| {
+        let Some(s) = s.upgrade() else { return };
+        if s.write_queue_len() > 0 && !s.is_closed() {
+            log::debug!("write aborted with bytes queued: stream destroyed");
+            s.destroy_with(AbortError::new(reason.clone()).into());
+        }
+    }));
+    promisify(|done| {
+        stream.write_with(data, move |r| {
+            listener.remove();
+            done(r)
+        });
+    })
+    .with_signal(signal)
 }

@@ -1,13 +1,16 @@
 //! TCP: a listener that calls back with each connection, and connect.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 
 use super::listener::Listener;
-use super::stream::{ConnectCb, Stream};
+use super::stream::{ConnectCb, Stream, WeakStream};
+use crate::abort::AbortSignal;
 use crate::event_loop::current_inner;
+use crate::Work;
 
 /// The listen backlog. mio (like std) uses 128, which a burst of clients
 /// overflows: their SYNs are then retried only after a second. Node asks
@@ -149,7 +152,7 @@ impl fmt::Debug for TcpListener {
 /// once; a name (`"localhost:8080"`) is resolved on the thread pool first,
 /// as Node's `dns.lookup`, and each address is tried in turn. `cb` gets the
 /// connected stream or the last error; it always runs later, never inside
-/// this call.
+/// this call. [`connect_with_signal`] is the abortable form.
 ///
 /// ```
 /// use evloop::net::{connect, TcpListener};
@@ -165,41 +168,187 @@ impl fmt::Debug for TcpListener {
 /// .unwrap();
 /// ```
 pub fn connect(addr: &str, cb: impl FnOnce(io::Result<Stream>) + 'static) {
-    if let Ok(addr) = addr.parse::<SocketAddr>() {
-        return connect_addr(addr, cb);
-    }
-    let host = addr.to_string();
-    crate::queue_work(
-        move || host.to_socket_addrs().map(|a| a.collect::<Vec<_>>()),
-        move |r| match r.and_then(|r| r) {
-            Ok(addrs) if addrs.is_empty() => cb(Err(io::Error::new(
-                ErrorKind::NotFound,
-                "the name resolved to no address",
-            ))),
-            Ok(addrs) => connect_each(addrs, 0, Box::new(cb)),
-            Err(e) => cb(Err(e)),
-        },
-    );
+    connect_attempt(addr, Rc::new(Attempt::default()), Box::new(cb));
 }
 
 /// Connects to one address; see [`connect`].
 pub fn connect_addr(addr: SocketAddr, cb: impl FnOnce(io::Result<Stream>) + 'static) {
-    connect_each(vec![addr], 0, Box::new(cb))
+    connect_each(vec![addr], 0, Box::new(cb), Rc::new(Attempt::default()))
 }
 
-fn connect_each(addrs: Vec<SocketAddr>, i: usize, cb: ConnectCb) {
+/// [`connect`], abortable (Node's `net.connect({ signal })`).
+///
+/// - Already aborted: nothing starts; `cb` gets the
+///   [`AbortError`](crate::abort::AbortError) (as an
+///   `io::Error`, see [`is_abort_error`](crate::abort::is_abort_error)),
+///   later, never inside this call.
+/// - Aborted while connecting: the attempt is released at once (the
+///   connecting socket is deregistered and closed; a name lookup still
+///   queued on the thread pool is cancelled, one already running on a
+///   pool thread cannot be interrupted and its result is dropped) and `cb`
+///   gets the `AbortError` in a `next_tick`. Nothing the attempt held keeps
+///   the loop alive (but a lookup already running, until it returns).
+/// - Connected before the abort: `cb` gets the stream as usual. As in
+///   Node, the signal then governs the stream's life: a later abort
+///   **destroys the stream** with the `AbortError` (its `on_error` gets it,
+///   then `on_close(true)`; with no `on_error` the abort is not an
+///   uncaught error). Once the stream has closed, aborting does nothing;
+///   the stream keeps the signal alive until it closes (an
+///   [`AbortSignal::timeout`] passed here is thus a deadline for the
+///   whole connection, as in Node, not for the connect alone).
+///
+/// ```
+/// use evloop::abort::{is_abort_error, AbortController};
+/// use evloop::net::{connect_with_signal, TcpListener};
+///
+/// evloop::run(|| {
+///     let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
+///     let controller = AbortController::new();
+///     let addr = server.local_addr().to_string();
+///     connect_with_signal(&addr, &controller.signal(), move |r| {
+///         assert!(is_abort_error(&r.unwrap_err()));
+///         server.close();
+///     });
+///     controller.abort(None); // before the loop even polls
+/// })
+/// .unwrap();
+/// ```
+pub fn connect_with_signal(
+    addr: &str,
+    signal: &AbortSignal,
+    cb: impl FnOnce(io::Result<Stream>) + 'static,
+) {
+    let attempt = Rc::new(Attempt::default());
+    if let Some(done) = bind_connect(signal, &attempt, cb) {
+        connect_attempt(addr, attempt, done);
+    }
+}
+
+/// [`connect_addr`], abortable: see [`connect_with_signal`].
+pub fn connect_addr_with_signal(
+    addr: SocketAddr,
+    signal: &AbortSignal,
+    cb: impl FnOnce(io::Result<Stream>) + 'static,
+) {
+    let attempt = Rc::new(Attempt::default());
+    if let Some(done) = bind_connect(signal, &attempt, cb) {
+        connect_each(vec![addr], 0, done, attempt);
+    }
+}
+
+/// The connect callback bound to `signal` (see
+/// [`AbortSignal::bind_callback`]): an abort releases `attempt`; a stream
+/// delivered before the abort is bound to the signal for the rest of its
+/// life (Node). `None` if the signal is already aborted (`cb` is queued
+/// with the error; nothing must start).
+pub(crate) fn bind_connect(
+    signal: &AbortSignal,
+    attempt: &Rc<Attempt>,
+    cb: impl FnOnce(io::Result<Stream>) + 'static,
+) -> Option<ConnectCb> {
+    let a = attempt.clone();
+    let done = signal.bind_callback(cb, move || a.release())?;
+    // Held by the connecting socket, not by the signal's listener: no
+    // cycle through the signal while the attempt is in flight.
+    let sig = signal.clone();
+    Some(Box::new(move |r: io::Result<Stream>| {
+        if let Ok(stream) = &r {
+            if !sig.aborted() {
+                stream.bind_signal(&sig);
+            }
+        }
+        done(r)
+    }))
+}
+
+/// A connection attempt in flight, as an abort sees it: the name lookup
+/// on the pool, then the socket connecting (one address after another).
+#[derive(Default)]
+pub(crate) struct Attempt {
+    aborted: Cell<bool>,
+    lookup: Cell<Option<Work>>,
+    /// Weak: the attempt is reachable from the signal's listener, and the
+    /// connecting stream holds the callback that holds the signal.
+    stream: RefCell<Option<WeakStream>>,
+}
+
+impl Attempt {
+    /// Whether the attempt was given up: nothing more must start.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.get()
+    }
+
+    /// The socket now connecting.
+    pub(crate) fn connecting(&self, stream: &Stream) {
+        *self.stream.borrow_mut() = Some(stream.downgrade());
+    }
+
+    /// Gives the attempt up: cancels a lookup still queued, closes the
+    /// connecting socket at once (deregistered, fd closed), and stops any
+    /// further address from being tried.
+    pub(crate) fn release(&self) {
+        self.aborted.set(true);
+        if let Some(work) = self.lookup.take() {
+            if crate::event_loop::has_current() {
+                // EBUSY if a pool thread runs it already: its result is
+                // dropped when it arrives.
+                let _ = work.cancel();
+            }
+        }
+        let stream = self.stream.borrow_mut().take();
+        if let Some(stream) = stream.and_then(|s| s.upgrade()) {
+            log::debug!("connection attempt aborted: socket closed");
+            stream.destroy_quietly();
+        }
+    }
+}
+
+fn connect_attempt(addr: &str, attempt: Rc<Attempt>, cb: ConnectCb) {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return connect_each(vec![addr], 0, cb, attempt);
+    }
+    let host = addr.to_string();
+    let a = attempt.clone();
+    let work = crate::queue_work_cancelable(
+        move || host.to_socket_addrs().map(|a| a.collect::<Vec<_>>()),
+        move |r| {
+            a.lookup.take();
+            if a.is_aborted() {
+                return; // the abort answered already
+            }
+            match r.and_then(|r| r) {
+                Ok(addrs) if addrs.is_empty() => cb(Err(io::Error::new(
+                    ErrorKind::NotFound,
+                    "the name resolved to no address",
+                ))),
+                Ok(addrs) => connect_each(addrs, 0, cb, a),
+                Err(e) => cb(Err(e)),
+            }
+        },
+    );
+    attempt.lookup.set(Some(work));
+}
+
+fn connect_each(addrs: Vec<SocketAddr>, i: usize, cb: ConnectCb, attempt: Rc<Attempt>) {
+    if attempt.is_aborted() {
+        return;
+    }
     let addr = addrs[i];
     let started =
         mio::net::TcpStream::connect(addr).and_then(|sock| Stream::register(Box::new(sock), true));
+    let a = attempt.clone();
     let on_done: ConnectCb = Box::new(move |r| match r {
         Err(e) if i + 1 < addrs.len() => {
             log::debug!("connect {addr}: {e}; trying the next address");
-            connect_each(addrs, i + 1, cb)
+            connect_each(addrs, i + 1, cb, a)
         }
         r => cb(r),
     });
     match started {
-        Ok(stream) => stream.set_connect_callback(on_done),
+        Ok(stream) => {
+            attempt.connecting(&stream);
+            stream.set_connect_callback(on_done)
+        }
         // Never call back synchronously: defer to the pending phase.
         Err(e) => current_inner().defer_pending(Box::new(move || on_done(Err(e)))),
     }

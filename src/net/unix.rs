@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::listener::Listener;
-use super::stream::Stream;
+use super::stream::{ConnectCb, Stream};
+use super::tcp::{bind_connect, Attempt};
+use crate::abort::AbortSignal;
 use crate::event_loop::current_inner;
 
 /// A Unix domain socket server (Node's `net.Server` on a path). It does not
@@ -61,12 +63,35 @@ impl fmt::Debug for UnixListener {
 }
 
 /// Connects to the Unix socket at `path`; `cb` runs later with the stream
-/// or the error.
+/// or the error. [`connect_unix_with_signal`] is the abortable form.
 pub fn connect_unix(path: impl AsRef<Path>, cb: impl FnOnce(io::Result<Stream>) + 'static) {
-    let started = mio::net::UnixStream::connect(path.as_ref())
-        .and_then(|sock| Stream::register(Box::new(sock), true));
+    connect_unix_attempt(path.as_ref(), &Attempt::default(), Box::new(cb));
+}
+
+/// [`connect_unix`], abortable, as [`connect_with_signal`](super::connect_with_signal)
+/// is: already aborted, nothing starts; aborted while connecting, the
+/// socket is closed at once and `cb` gets the
+/// [`AbortError`](crate::abort::AbortError) (in a `next_tick`); connected
+/// first, `cb` gets the stream, which a later abort destroys (Node).
+pub fn connect_unix_with_signal(
+    path: impl AsRef<Path>,
+    signal: &AbortSignal,
+    cb: impl FnOnce(io::Result<Stream>) + 'static,
+) {
+    let attempt = Rc::new(Attempt::default());
+    if let Some(done) = bind_connect(signal, &attempt, cb) {
+        connect_unix_attempt(path.as_ref(), &attempt, done);
+    }
+}
+
+fn connect_unix_attempt(path: &Path, attempt: &Attempt, cb: ConnectCb) {
+    let started =
+        mio::net::UnixStream::connect(path).and_then(|sock| Stream::register(Box::new(sock), true));
     match started {
-        Ok(stream) => stream.set_connect_callback(Box::new(cb)),
+        Ok(stream) => {
+            attempt.connecting(&stream);
+            stream.set_connect_callback(cb)
+        }
         Err(e) => current_inner().defer_pending(Box::new(move || cb(Err(e)))),
     }
 }

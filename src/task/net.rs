@@ -48,16 +48,68 @@
 //! woken.
 //!
 //! Dropping a socket deregisters it at once (before its fd is closed);
-//! dropping a pending operation just leaves its waker behind, which is
-//! harmless. A socket keeps the loop alive while it exists, as a Node
-//! socket does while open.
+//! dropping a pending operation takes its waker back from the socket (the
+//! socket stays registered, and an edge that came meanwhile stays recorded
+//! for the next operation). A socket keeps the loop alive while it exists,
+//! as a Node socket does while open.
+//!
+//! # Cancellation: aborting, timeouts, `select`
+//!
+//! An operation is cancelled by dropping its future before it completes:
+//! racing it against an [`AbortSignal`] (`signal.race(stream.read(&mut
+//! buf)).await`, which gives `Err(AbortError)` and drops the read when
+//! the signal aborts first), [`timeout`](crate::task::timeout), or a
+//! `select`. Whether that loses anything depends on the operation, as
+//! tokio documents it ("cancel safety"):
+//!
+//! | operation | cancel-safe | what a cancelled one did |
+//! |---|---|---|
+//! | `read`, `recv_from` | yes | nothing: no byte (datagram) was taken; the next read gets it |
+//! | `write`, `send_to` | yes | nothing: no byte was written (a write that wrote some completed with that count) |
+//! | `accept` | yes | nothing: no connection was taken from the backlog |
+//! | `read_exact` | **no** | bytes already read into `buf` are lost to the next read |
+//! | `write_all` | **no** | a part of `buf` may have been written: the stream's framing is then unknown |
+//! | `connect`, `connect_with_signal` | yes | the connection attempt is closed (socket deregistered, fd closed) |
+//!
+//! A single `read`, `write` or `accept` makes its syscall only inside the
+//! poll that returns `Ready` with its result, so a cancelled one has done
+//! nothing. In a loop of `read_exact`s or `write_all`s that must be
+//! abortable, race the whole job (and drop the stream) rather than each
+//! call, or keep the progress yourself around single `read`s and `write`s.
+//! Nothing of a cancelled operation keeps the loop alive: only the socket
+//! does, until dropped. (The `futures-io` `poll_read` / `poll_write` have
+//! no future of their own to drop: a caller that stops polling them leaves
+//! its waker until the next operation replaces it, as with tokio.)
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::abort::AbortSignal;
+//! use evloop::task::net::{TcpListener, TcpStream};
+//!
+//! evloop::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let signal = AbortSignal::timeout(Duration::from_millis(10));
+//!     let mut client =
+//!         TcpStream::connect_with_signal(listener.local_addr()?, &signal).await?;
+//!     let (mut conn, _) = listener.accept().await?;
+//!     let mut buf = [0; 16];
+//!     // Nothing comes within 10 ms: the read is cancelled, nothing lost.
+//!     assert!(signal.race(client.read(&mut buf)).await.is_err());
+//!     conn.write_all(b"late").await?;
+//!     let n = client.read(&mut buf).await?;
+//!     assert_eq!(&buf[..n], b"late");
+//!     Ok::<_, std::io::Error>(())
+//! })
+//! .unwrap()
+//! .unwrap();
+//! ```
 //!
 //! All methods must be called on the loop thread, with that loop current
 //! (inside a task, [`block_on`](crate::block_on) or a loop callback).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -67,6 +119,7 @@ use std::task::{Context, Poll, Waker};
 
 use mio::Interest;
 
+use crate::abort::AbortSignal;
 use crate::net::{Acceptor, Listen, Step};
 use crate::reactor::{watch_kind, Ready, Watch};
 
@@ -87,6 +140,10 @@ struct Half {
     /// for good (sticky).
     closed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    /// Counts parks: an operation that parked remembers the count, and
+    /// when it is dropped still pending (cancelled) it takes its waker back
+    /// if no later operation parked since ([`Parked`]).
+    parks: Cell<u64>,
 }
 
 impl Default for Half {
@@ -96,6 +153,7 @@ impl Default for Half {
             ready: Cell::new(true),
             closed: Cell::new(false),
             waker: RefCell::new(None),
+            parks: Cell::new(0),
         }
     }
 }
@@ -118,9 +176,53 @@ impl Half {
 
     fn park(&self, cx: &Context<'_>) {
         self.ready.set(false);
+        self.parks.set(self.parks.get().wrapping_add(1));
         let mut w = self.waker.borrow_mut();
         if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             *w = Some(cx.waker().clone());
+        }
+    }
+}
+
+/// What a pending operation's future holds so that dropping it (a
+/// cancellation: `signal.race(stream.read(..))` aborted, a `select!` that
+/// chose another branch) takes its waker back from the socket: nothing of
+/// the cancelled operation is left behind. Readiness is untouched (an edge
+/// that came meanwhile stays recorded for the next operation).
+struct Parked<'a> {
+    half: &'a Half,
+    /// The park count after this operation's last park, if it parked.
+    at: Cell<Option<u64>>,
+}
+
+impl<'a> Parked<'a> {
+    fn new(half: &'a Half) -> Self {
+        Parked {
+            half,
+            at: Cell::new(None),
+        }
+    }
+
+    /// Polls `poll` and notes whether it parked.
+    fn poll<R>(&self, poll: impl FnOnce() -> Poll<R>) -> Poll<R> {
+        let before = self.half.parks.get();
+        let r = poll();
+        let after = self.half.parks.get();
+        if after != before {
+            self.at.set(Some(after));
+        } else if r.is_ready() {
+            self.at.set(None);
+        }
+        r
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        if self.at.get() == Some(self.half.parks.get()) {
+            // The last to park, and dropped: its waker goes with it.
+            let w = self.half.waker.borrow_mut().take();
+            drop(w);
         }
     }
 }
@@ -214,7 +316,8 @@ impl<T: AsRawFd> PollIo<T> {
     }
 
     async fn op<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        poll_fn(|cx| self.poll_op(cx, dir, &mut op)).await
+        let parked = Parked::new(self.readiness.half(dir));
+        poll_fn(|cx| parked.poll(|| self.poll_op(cx, dir, &mut op))).await
     }
 
     fn is_registered(&self) -> bool {
@@ -267,7 +370,8 @@ impl<T: Listen> PollIo<T> {
     }
 
     async fn accept(&self, acceptor: &Acceptor) -> io::Result<(T::Conn, T::Peer)> {
-        poll_fn(|cx| self.poll_accept(cx, acceptor)).await
+        let parked = Parked::new(&self.readiness.read);
+        poll_fn(|cx| parked.poll(|| self.poll_accept(cx, acceptor))).await
     }
 }
 
@@ -306,18 +410,21 @@ where
     /// Waits for a nonblocking connect to finish: writable, then no
     /// pending error and a peer.
     async fn connected(&self) -> io::Result<()> {
+        let parked = Parked::new(&self.readiness.write);
         poll_fn(|cx| {
-            self.poll_op(cx, Dir::Write, |io| {
-                if let Some(e) = io.take_error()? {
-                    return Err(e);
-                }
-                match io.check_connected() {
-                    // Still connecting (or a spurious edge): wait again.
-                    Err(e) if e.kind() == ErrorKind::NotConnected => {
-                        Err(ErrorKind::WouldBlock.into())
+            parked.poll(|| {
+                self.poll_op(cx, Dir::Write, |io| {
+                    if let Some(e) = io.take_error()? {
+                        return Err(e);
                     }
-                    r => r,
-                }
+                    match io.check_connected() {
+                        // Still connecting (or a spurious edge): wait again.
+                        Err(e) if e.kind() == ErrorKind::NotConnected => {
+                            Err(ErrorKind::WouldBlock.into())
+                        }
+                        r => r,
+                    }
+                })
             })
         })
         .await
@@ -337,7 +444,8 @@ where
     }
 
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read(cx, buf)).await
+        let parked = Parked::new(&self.readiness.read);
+        poll_fn(|cx| parked.poll(|| self.poll_read(cx, buf))).await
     }
 
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -424,6 +532,48 @@ impl TcpStream {
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async tcp")?;
         io.connected().await?;
         Ok(TcpStream { io })
+    }
+
+    /// [`connect`](TcpStream::connect), abortable (Node's
+    /// `net.connect({ signal })`, the convention of
+    /// [`abort`](crate::abort)): `Err` with the
+    /// [`AbortError`](crate::abort::AbortError) (as an `io::Error`, see
+    /// [`is_abort_error`](crate::abort::is_abort_error)) if `signal`
+    /// aborts first; the attempt's socket is then deregistered and closed
+    /// as the task resumes (in the checkpoint after the abort), before this
+    /// returns. Already aborted when first polled, nothing starts. The
+    /// future keeps its own clone of the signal (it borrows nothing). The signal covers the
+    /// connect only: a stream connected first is yours, and a later abort
+    /// does nothing to it (race its reads and writes with
+    /// [`AbortSignal::race`] to cancel them, and drop it to close it).
+    ///
+    /// ```
+    /// use evloop::abort::{is_abort_error, AbortController};
+    /// use evloop::task::net::{TcpListener, TcpStream};
+    ///
+    /// evloop::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///     let controller = AbortController::new();
+    ///     controller.abort(None);
+    ///     let r = TcpStream::connect_with_signal(listener.local_addr().unwrap(), &controller.signal()).await;
+    ///     assert!(is_abort_error(&r.unwrap_err()));
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn connect_with_signal(
+        addr: SocketAddr,
+        signal: &AbortSignal,
+    ) -> impl Future<Output = io::Result<TcpStream>> + 'static {
+        // The future holds its own clone: it borrows nothing, and a
+        // temporary signal still fires.
+        let signal = signal.clone();
+        async move {
+            signal.throw_if_aborted()?;
+            signal.race(TcpStream::connect(addr)).await?
+        }
     }
 
     fn accepted(sock: mio::net::TcpStream) -> io::Result<TcpStream> {
@@ -604,6 +754,22 @@ impl UnixStream {
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async unix")?;
         io.connected().await?;
         Ok(UnixStream { io })
+    }
+
+    /// [`connect`](UnixStream::connect), abortable: see
+    /// [`TcpStream::connect_with_signal`].
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn connect_with_signal(
+        path: impl AsRef<Path>,
+        signal: &AbortSignal,
+    ) -> impl Future<Output = io::Result<UnixStream>> + 'static {
+        let (path, signal) = (path.as_ref().to_path_buf(), signal.clone());
+        async move {
+            signal.throw_if_aborted()?;
+            signal.race(UnixStream::connect(path)).await?
+        }
     }
 
     stream_methods!();

@@ -447,6 +447,7 @@ impl StreamInner {
             }
             st.destroyed = true;
         }
+        self.release_signal();
         self.watch.close();
         let io = self.io.borrow_mut().take();
         drop(io);
@@ -468,6 +469,7 @@ impl StreamInner {
             "stream closes{}",
             if err.is_some() { " on error" } else { "" }
         );
+        self.release_signal();
         // Deregister before closing the fd (the watch contract).
         self.watch.close();
         let io = self.io.borrow_mut().take();
@@ -489,9 +491,15 @@ impl StreamInner {
             let had_error = err.is_some();
             if let Some(e) = err {
                 if let Err(e) = call_error(&me.cbs.error, e) {
-                    // Node's 'error' with no listener: an uncaught error.
-                    me.lp
-                        .report_uncaught(crate::Error::UnhandledError { emitter, error: e });
+                    // Node's 'error' with no listener: an uncaught error,
+                    // unless an abort closed the stream (Node does not
+                    // report a socket destroyed by its signal either).
+                    if crate::abort::is_abort_error(&e) {
+                        log::debug!("stream aborted, no error listener: {e}");
+                    } else {
+                        me.lp
+                            .report_uncaught(crate::Error::UnhandledError { emitter, error: e });
+                    }
                 }
             }
             let close = me.cbs.close.borrow_mut().take();
@@ -500,6 +508,15 @@ impl StreamInner {
             }
             me.drop_callbacks();
         }));
+    }
+
+    /// Closing: the signal the stream was bound to no longer concerns it.
+    fn release_signal(&self) {
+        let bound = self.signal.borrow_mut().take();
+        if let Some((signal, listener)) = bound {
+            listener.remove();
+            drop(signal);
+        }
     }
 
     /// Queues a write callback: write callbacks always run later (in the

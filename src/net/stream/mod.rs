@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use mio::Interest;
 
+use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
 use crate::reactor::{watch_kind, Ready, WatchSlot};
 
@@ -180,6 +181,10 @@ pub(crate) struct StreamInner {
     done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
     done_scheduled: Cell<bool>,
     lp: LoopRef,
+    /// The signal the stream was connected with, if any, and its listener
+    /// (which destroys the stream on abort, as Node's `{ signal }` option
+    /// of `net.connect` does): released when the stream closes.
+    signal: RefCell<Option<(AbortSignal, AbortListener)>>,
 }
 
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
@@ -307,6 +312,7 @@ impl Stream {
             done: RefCell::default(),
             done_scheduled: Cell::new(false),
             lp,
+            signal: RefCell::new(None),
         });
         if !pollable {
             // Blocking writes never queue; nothing to watch, nothing that
@@ -329,6 +335,49 @@ impl Stream {
     pub(crate) fn set_connect_callback(&self, cb: ConnectCb) {
         let old = self.inner.cbs.connect.replace(Some(cb));
         drop(old);
+    }
+
+    /// A handle that does not keep the stream alive (for a connection
+    /// attempt that an abort may close).
+    pub(crate) fn downgrade(&self) -> WeakStream {
+        WeakStream(Rc::downgrade(&self.inner))
+    }
+
+    /// Closes at once without reporting anything: a connection attempt
+    /// given up (aborted), whose callback reports instead.
+    pub(crate) fn destroy_quietly(&self) {
+        self.inner.destroy_quietly();
+    }
+
+    /// Closes at once with `err`: `on_error` gets it (unless it is an
+    /// [`AbortError`], which is never uncaught), then `on_close(true)`.
+    pub(crate) fn destroy_with(&self, err: io::Error) {
+        self.inner.destroy(Some(err));
+    }
+
+    /// Ties the stream's life to `signal` (Node's `{ signal }` option of
+    /// `net.connect`, after the connection is made): when it aborts, the
+    /// stream is destroyed with the [`AbortError`]. The stream keeps the
+    /// signal alive until it closes; closing removes the listener.
+    pub(crate) fn bind_signal(&self, signal: &AbortSignal) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(reason) = signal.reason() {
+            self.destroy_with(AbortError::new(reason).into());
+            return;
+        }
+        let weak = Rc::downgrade(&self.inner);
+        let listener = signal.on_abort(move |reason| {
+            if let Some(inner) = weak.upgrade() {
+                log::debug!("stream destroyed by its signal");
+                inner.destroy(Some(AbortError::new(reason.clone()).into()));
+            }
+        });
+        let old = self.inner.signal.replace(Some((signal.clone(), listener)));
+        if let Some((_, l)) = old {
+            l.remove();
+        }
     }
 
     /// Calls `cb` with each chunk read, and starts reading (Node's
@@ -539,6 +588,16 @@ impl Stream {
     /// The fd, while open.
     pub fn as_raw_fd(&self) -> Option<RawFd> {
         self.inner.io.borrow().as_ref().map(|io| io.as_raw_fd())
+    }
+}
+
+/// A [`Stream`] handle that does not keep it alive.
+pub(crate) struct WeakStream(std::rc::Weak<StreamInner>);
+
+impl WeakStream {
+    /// The stream, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<Stream> {
+        self.0.upgrade().map(|inner| Stream { inner })
     }
 }
 
