@@ -156,7 +156,7 @@ pub use mio::Interest;
 pub use pool::{queue_work, queue_work_cancelable, Work, DEFAULT_THREADPOOL_SIZE};
 pub use reactor::{watch, watch_fd, Ready, Watch};
 pub use remote::{AsyncClosed, AsyncHandle, AsyncSender, LoopClosed, Remote};
-pub use task::{block_on, run_async, spawn};
+pub use task::{block_on, run_async, spawn, spawn_with_signal};
 pub use timers::{
     clear_interval, clear_timeout, set_interval, set_timeout, set_timeout_mut, Interval, Timeout,
     TIMER_OVERHEAD_BYTES,

@@ -255,3 +255,43 @@ fn an_unhandled_abort_is_not_reported() {
     })
     .expect("aborts are not unhandled rejections");
 }
+
+/// Aborting while no loop is current (the operation's loop not running,
+/// or gone) does not panic: the error is queued on the operation's own
+/// loop, or dropped with it.
+#[test]
+fn abort_outside_the_loop() {
+    let el = EventLoop::new().unwrap();
+    let c = AbortController::new();
+    let got = Rc::new(RefCell::new(None));
+    {
+        let _g = el.enter();
+        let g = got.clone();
+        evloop::queue_work_with_signal(
+            || std::thread::sleep(Duration::from_millis(20)),
+            &c.signal(),
+            move |r| *g.borrow_mut() = Some(r.map_err(|e| is_abort_error(&e))),
+        );
+    }
+    c.abort(None); // no loop is current here
+    el.run().unwrap();
+    assert_eq!(*got.borrow(), Some(Err(true)));
+
+    // The loop is dropped with an operation in flight: its listener goes
+    // with it, and a later abort finds nothing to call.
+    let el = EventLoop::new().unwrap();
+    let c = AbortController::new();
+    let token = Rc::new(());
+    {
+        let _g = el.enter();
+        let t = token.clone();
+        evloop::queue_work_with_signal(|| (), &c.signal(), move |_| drop(t));
+    }
+    drop(el);
+    assert_eq!(
+        Rc::strong_count(&token),
+        1,
+        "the callback went with the loop"
+    );
+    c.abort(None);
+}

@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use crate::error::Rejection;
 use crate::event_loop::slots::{LoopLocal, PerLoop};
-use crate::event_loop::{with_current, LoopState};
+use crate::event_loop::{with_current, LoopRef, LoopState};
 use crate::remote::{LoopClosed, Remote};
 use crate::timers::Timeout;
 
@@ -103,13 +103,18 @@ struct State {
     sources: RefCell<Vec<(AbortSignal, AbortListener)>>,
     /// Its entry in the loop's table of signals with senders, if any.
     sender: RefCell<Option<(Weak<LoopState>, usize)>>,
-    /// Itself, while it has listeners and has not aborted: a signal that
-    /// is listened to stays alive when its clones are dropped, so that a
-    /// [`timeout`](AbortSignal::timeout) or [`any`](AbortSignal::any)
-    /// signal handed to an operation (which keeps no clone) still aborts
-    /// it. Node keeps such signals alive the same way. Cleared when the
-    /// last listener is removed or the signal aborts.
+    /// Itself, while it has listeners and has not aborted, for a signal
+    /// that aborts by itself (a [`timeout`](AbortSignal::timeout), or an
+    /// [`any`](AbortSignal::any) of one): listened to, it stays alive when
+    /// its clones are dropped, so `signal.on_abort(..)` on a temporary
+    /// timeout still runs. Node keeps such signals alive the same way.
+    /// Cleared when the last listener is removed or the signal aborts (a
+    /// timeout always does, so this cycle always ends). A controller's
+    /// signal never keeps itself: with its controller gone it can never
+    /// abort, and its listeners are dropped with its last clone.
     keep_alive: RefCell<Option<Rc<State>>>,
+    /// It aborts by itself (see `keep_alive`).
+    self_aborting: Cell<bool>,
 }
 
 impl Drop for State {
@@ -155,6 +160,9 @@ pub struct AbortListener {
     state: Weak<State>,
     key: usize,
     id: u64,
+    /// For an operation's listener ([`AbortSignal::on_abort_op`]): the
+    /// signal, kept alive while the operation holds this handle.
+    _hold: Option<AbortSignal>,
 }
 
 impl AbortSignal {
@@ -168,6 +176,7 @@ impl AbortSignal {
                 sources: RefCell::new(Vec::new()),
                 sender: RefCell::new(None),
                 keep_alive: RefCell::new(None),
+                self_aborting: Cell::new(false),
             }),
         }
     }
@@ -189,6 +198,7 @@ impl AbortSignal {
     /// If no event loop is current on this thread.
     pub fn timeout(delay: Duration) -> AbortSignal {
         let s = AbortSignal::fresh();
+        s.state.self_aborting.set(true);
         let weak = Rc::downgrade(&s.state);
         let timer = crate::timers::set_timeout(delay, move || {
             if let Some(state) = weak.upgrade() {
@@ -213,6 +223,9 @@ impl AbortSignal {
             s.fire(r);
             return s;
         }
+        s.state
+            .self_aborting
+            .set(signals.iter().any(|x| x.state.self_aborting.get()));
         let mut sources = Vec::with_capacity(signals.len());
         for source in signals {
             let weak = Rc::downgrade(&s.state);
@@ -268,7 +281,7 @@ impl AbortSignal {
             .listeners
             .borrow_mut()
             .insert((id, Box::new(listener)));
-        if !self.aborted() {
+        if !self.aborted() && self.state.self_aborting.get() {
             let mut keep = self.state.keep_alive.borrow_mut();
             if keep.is_none() {
                 *keep = Some(self.state.clone());
@@ -278,7 +291,23 @@ impl AbortSignal {
             state: Rc::downgrade(&self.state),
             key,
             id,
+            _hold: None,
         }
+    }
+
+    /// [`on_abort`](AbortSignal::on_abort) for an operation: the returned
+    /// handle also keeps the signal alive, so an operation that holds it
+    /// until it completes (to remove the listener) can still be aborted
+    /// through a signal whose other clones are gone (a temporary
+    /// `AbortSignal::timeout`, a controller dropped after taking an
+    /// [`AbortSender`]).
+    pub(crate) fn on_abort_op(
+        &self,
+        listener: impl FnOnce(&Rejection) + 'static,
+    ) -> AbortListener {
+        let mut l = self.on_abort(listener);
+        l._hold = Some(self.clone());
+        l
     }
 
     /// Aborts: records the reason, then calls the listeners in the order
@@ -564,39 +593,58 @@ impl AbortSignal {
     /// the child). A result that arrives after the abort is dropped.
     /// Returns `None` (and queues `cb` with the error) if the signal is
     /// already aborted: the operation must not start.
-    #[allow(dead_code)] // until the operations use it
     pub(crate) fn bind_callback<T: 'static>(
         &self,
         cb: impl FnOnce(io::Result<T>) + 'static,
         release: impl FnOnce() + 'static,
     ) -> Option<impl FnOnce(io::Result<T>) + 'static> {
-        type Slot<T> = Rc<RefCell<Option<Box<dyn FnOnce(io::Result<T>)>>>>;
+        // The loop the operation runs on: the abort error is queued there,
+        // even if the signal fires while another loop (or none) is current.
+        let home = LoopRef::current();
         if let Some(reason) = self.reason() {
-            crate::next_tick(move || cb(Err(AbortError::new(reason).into())));
+            home.next_tick(Box::new(move || cb(Err(AbortError::new(reason).into()))));
             return None;
         }
-        let slot: Slot<T> = Rc::new(RefCell::new(Some(Box::new(cb))));
+        let slot: CallbackSlot<T> = Rc::new(RefCell::new(Some(Box::new(cb))));
         let on_abort = slot.clone();
         let listener = self.on_abort(move |reason| {
             let cb = on_abort.borrow_mut().take();
             if let Some(cb) = cb {
                 release();
                 let err = AbortError::new(reason.clone());
-                crate::next_tick(move || cb(Err(err.into())));
+                home.next_tick(Box::new(move || cb(Err(err.into()))));
             }
         });
-        // The operation keeps the signal alive while it runs (the caller
-        // may have dropped its own: `AbortSignal::timeout(..)` passed as a
-        // temporary must still fire).
-        let signal = self.clone();
+        // Removes the listener however the operation ends: called back, or
+        // dropped uncalled (its loop torn down), so the user's callback
+        // does not stay on a long-lived signal. It also keeps the signal
+        // alive while the operation runs (a temporary
+        // `AbortSignal::timeout(..)` must still fire).
+        let bound = Bound {
+            listener,
+            _signal: self.clone(),
+        };
         Some(move |r: io::Result<T>| {
-            listener.remove();
-            drop(signal);
+            drop(bound);
             let cb = slot.borrow_mut().take();
             if let Some(cb) = cb {
                 cb(r);
             }
         })
+    }
+}
+
+type CallbackSlot<T> = Rc<RefCell<Option<Box<dyn FnOnce(io::Result<T>)>>>>;
+
+/// An operation's hold on its signal (see [`AbortSignal::bind_callback`]).
+struct Bound {
+    listener: AbortListener,
+    _signal: AbortSignal,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.listener.remove();
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn arm_timeout(
     });
     // A `set_timeout` handle can always be shared.
     let shared = timer.share();
-    slot.set(Some(signal.on_abort(move |reason| {
+    slot.set(Some(signal.on_abort_op(move |reason| {
         if let Some(t) = shared {
             t.clear();
         }
@@ -147,6 +147,6 @@ pub fn set_interval_with_signal(
         cb();
     });
     let shared = interval.share();
-    slot.set(Some(signal.on_abort(move |_| shared.clear())));
+    slot.set(Some(signal.on_abort_op(move |_| shared.clear())));
     interval
 }

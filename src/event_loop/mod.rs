@@ -150,6 +150,14 @@ impl LoopRef {
         }
     }
 
+    /// Queues `job` as a `next_tick` of this loop (whichever loop is
+    /// current); with the loop gone, `job` is dropped.
+    pub(crate) fn next_tick(&self, job: Job) {
+        if let Some(i) = self.0.upgrade() {
+            i.micro.push_tick(job);
+        }
+    }
+
     pub(crate) fn checkpoint_now(&self) {
         if let Some(i) = self.0.upgrade() {
             i.checkpoint_now();

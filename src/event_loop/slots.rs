@@ -107,7 +107,9 @@ impl<T: PerLoop> LoopLocal<T> {
         // `Slots::drop_all(&mut self)` takes it, and it nulls the pointer
         // first. So the pointer is valid for as long as `state` is
         // borrowed, and only shared references to the value exist.
-        unsafe { &*ptr.cast::<T>() }
+        unsafe {
+            &*ptr.cast::<T>()
+        }
     }
 
     /// This loop's value if it was created.

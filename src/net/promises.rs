@@ -210,7 +210,7 @@ pub fn write_with_signal(stream: &Stream, data: &[u8], signal: &AbortSignal) -> 
     // Registered before `with_signal`'s listener: the stream is destroyed
     // before the promise rejects. Removed once the write settles.
     let s = stream.downgrade();
-    let listener = Rc::new(signal.on_abort(move |reason| {
+    let listener = Rc::new(signal.on_abort_op(move |reason| {
         let Some(s) = s.upgrade() else { return };
         if s.write_queue_len() > 0 && !s.is_closed() {
             log::debug!("write aborted with bytes queued: stream destroyed");

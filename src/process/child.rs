@@ -310,7 +310,7 @@ impl Command {
         hub.children.list.borrow_mut().push(inner.clone());
         if let Some(signal) = &self.signal {
             let weak = Rc::downgrade(&inner);
-            let listener = signal.on_abort(move |reason| {
+            let listener = signal.on_abort_op(move |reason| {
                 if let Some(inner) = weak.upgrade() {
                     inner.abort(reason);
                 }

@@ -203,7 +203,7 @@ impl Channel {
         } = Promise::with_resolvers();
         let id = ch.next_waiter.get();
         let weak = Rc::downgrade(ch);
-        let listener = signal.on_abort(move |reason| {
+        let listener = signal.on_abort_op(move |reason| {
             if let Some(ch) = weak.upgrade() {
                 let mut waiting = ch.waiting.borrow_mut();
                 let gone = waiting

@@ -596,7 +596,7 @@ pub fn once_signal_with_signal(sig: Signal, signal: &AbortSignal) -> Promise<Sig
         }
     }
     let on_abort = reject.clone();
-    listener.set(Some(signal.on_abort(move |reason| {
+    listener.set(Some(signal.on_abort_op(move |reason| {
         let hd = handle.borrow_mut().take();
         if let Some(hd) = hd {
             hd.close();

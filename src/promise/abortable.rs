@@ -61,7 +61,7 @@ impl<T: Clone + 'static> Promise<T> {
             reject,
         } = Promise::with_resolvers();
         let on_abort = reject.clone();
-        let listener = Rc::new(signal.on_abort(move |reason| {
+        let listener = Rc::new(signal.on_abort_op(move |reason| {
             release();
             on_abort(AbortError::new(reason.clone()).into());
         }));

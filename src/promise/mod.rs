@@ -76,7 +76,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 pub use crate::error::Rejection;
-pub use promisify::{callbackify, delay, delay_with_signal, promisify, queue_work};
+pub use promisify::{
+    callbackify, delay, delay_with_signal, promisify, queue_work, queue_work_with_signal,
+};
 pub use unhandled::{
     clear_rejection_hooks, on_rejection_handled, on_unhandled_rejection, set_unhandled_rejections,
     UnhandledRejections,

@@ -149,3 +149,36 @@ where
 {
     promisify(|done: Box<dyn FnOnce(io::Result<T>)>| crate::queue_work(work, done))
 }
+
+/// [`queue_work`], abortable (the promise form of
+/// [`queue_work_with_signal`](crate::queue_work_with_signal)): if `signal`
+/// aborts while the job is queued, it is cancelled and never runs; if it
+/// is running, its result is discarded. Either way the promise rejects
+/// with the [`AbortError`] at once ([`Rejection::is_aborted`]).
+///
+/// ```
+/// use evloop::abort::AbortSignal;
+/// use evloop::promise;
+///
+/// evloop::run(|| {
+///     let aborted = AbortSignal::abort(None);
+///     promise::queue_work_with_signal(|| 6 * 7, &aborted)
+///         .catch(|e| {
+///             assert!(e.is_aborted());
+///             0
+///         });
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+/// If no event loop is current on this thread.
+pub fn queue_work_with_signal<T, W>(work: W, signal: &AbortSignal) -> Promise<T>
+where
+    T: Clone + Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+{
+    promisify(|done: Box<dyn FnOnce(io::Result<T>)>| {
+        crate::queue_work_with_signal(work, signal, done)
+    })
+}

@@ -208,7 +208,7 @@ where
         match signal.reason() {
             // The task aborted its own signal in its first poll.
             Some(reason) => abort(&reason),
-            None => slot.set(Some(signal.on_abort(abort))),
+            None => slot.set(Some(signal.on_abort_op(abort))),
         }
     });
     Promise { core }

@@ -368,7 +368,7 @@ impl Stream {
             return;
         }
         let weak = Rc::downgrade(&self.inner);
-        let listener = signal.on_abort(move |reason| {
+        let listener = signal.on_abort_op(move |reason| {
             if let Some(inner) = weak.upgrade() {
                 log::debug!("stream destroyed by its signal");
                 inner.destroy(Some(AbortError::new(reason.clone()).into()));
