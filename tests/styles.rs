@@ -71,11 +71,13 @@ struct Server {
 }
 
 fn start_server(drop_odd: bool) -> Server {
+    start_server_with(if drop_odd { &["--drop-odd"] } else { &[] })
+}
+
+fn start_server_with(flags: &[&str]) -> Server {
     let mut cmd = example("styles_server");
     cmd.arg("127.0.0.1:0").stdout(Stdio::piped());
-    if drop_odd {
-        cmd.arg("--drop-odd");
-    }
+    cmd.args(flags);
     let mut child = Guard(cmd.spawn().expect("start styles_server"));
     let mut line = String::new();
     BufReader::new(child.0.stdout.take().unwrap())
@@ -346,5 +348,58 @@ fn kitchen_smoke() {
     assert!(
         log.trim_end().ends_with("closes (the loop ended)"),
         "the kitchen did not close last:\n{log}"
+    );
+}
+
+/// The deadline (issue 18): a server that reads the request and never
+/// answers. Each style aborts the whole job when its deadline fires (the
+/// connection is destroyed), reports it the same way, and exits at once:
+/// nothing left keeps its loop alive.
+#[test]
+fn deadline_aborts_the_job() {
+    let server = start_server_with(&["--silent"]);
+    let dir = TempDir::new("deadline");
+    let out = dir.path("reply.txt");
+    let conf = format!("{}deadline_ms = 300\n", config(&server.addr, &out));
+    let start = Instant::now();
+    let o = run_all(&dir, &conf);
+    // Three runs of 300 ms each, and process start-ups: far below the
+    // hang limit, and no run waited for anything after its deadline.
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!o.success, "{o:?}");
+    assert_eq!(o.output, None);
+    let expected = format!(
+        "config: ask {addr} for \"hello kitchen\", write the reply to {out}\n\
+         attempt 1: connected to {addr}\n",
+        addr = server.addr,
+        out = out.display()
+    );
+    assert_eq!(o.stdout, expected);
+    assert_eq!(
+        o.stderr,
+        "error: deadline: no result within 300 ms; the job was aborted\n"
+    );
+}
+
+/// The deadline while waiting to retry: the retry timer is cleared.
+#[test]
+fn deadline_while_waiting_to_retry() {
+    let addr = dead_addr();
+    let dir = TempDir::new("deadline-retry");
+    let out = dir.path("reply.txt");
+    // The first connect fails at once; the deadline fires during the
+    // 100 ms wait before the second.
+    let conf = format!("{}deadline_ms = 50\n", config(&addr, &out));
+    let o = run_all(&dir, &conf);
+    assert!(!o.success, "{o:?}");
+    assert!(o.stdout.contains("attempt 1 failed: connect"), "{o:?}");
+    assert!(!o.stdout.contains("attempt 2"), "{o:?}");
+    assert_eq!(
+        o.stderr,
+        "error: deadline: no result within 50 ms; the job was aborted\n"
     );
 }

@@ -21,7 +21,8 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use common::{fail, Config, RETRY_DELAY};
+use common::{deadline_message, fail, Config, RETRY_DELAY};
+use evloop::abort::AbortSignal;
 use evloop::{fs, net};
 
 type Done = Box<dyn FnOnce(Result<Vec<u8>, String>)>;
@@ -42,17 +43,40 @@ fn main() {
                 "config: ask {} for {:?}, write the reply to {}",
                 config.server, config.request, config.output
             );
-            let c = config.clone();
-            attempt(1, config, move |reply| match reply {
-                Ok(reply) => save(&c, reply),
-                Err(why) => {
-                    println!("attempt 1 failed: {why}; retrying in 100 ms");
-                    evloop::set_timeout(RETRY_DELAY, move || {
-                        attempt(2, c.clone(), move |reply| match reply {
-                            Ok(reply) => save(&c, reply),
-                            Err(why) => fail(format!("no reply after 2 attempts: {why}")),
+            // The deadline: every operation below takes it. When it fires,
+            // the one in flight stops (the connection is destroyed, the
+            // retry timer cleared) and its callback gets the abort error:
+            // each callback checks the signal before anything else.
+            let deadline = AbortSignal::timeout(config.deadline);
+            let (c, d) = (config.clone(), deadline.clone());
+            attempt(1, config, &deadline, move |reply| {
+                if d.aborted() {
+                    return fail(deadline_message(&c));
+                }
+                match reply {
+                    Ok(reply) => save(&c, reply, &d),
+                    Err(why) => {
+                        println!("attempt 1 failed: {why}; retrying in 100 ms");
+                        // Aborted while waiting to retry: the timer is
+                        // cleared, so this listener reports it (removed
+                        // when the retry starts).
+                        let c2 = c.clone();
+                        let waiting = Rc::new(d.on_abort(move |_| fail(deadline_message(&c2))));
+                        let signal = d.clone();
+                        evloop::set_timeout_with_signal(RETRY_DELAY, &d, move || {
+                            waiting.remove();
+                            let d = signal.clone();
+                            attempt(2, c.clone(), &signal, move |reply| {
+                                if d.aborted() {
+                                    return fail(deadline_message(&c));
+                                }
+                                match reply {
+                                    Ok(reply) => save(&c, reply, &d),
+                                    Err(why) => fail(format!("no reply after 2 attempts: {why}")),
+                                }
+                            });
                         });
-                    });
+                    }
                 }
             });
         });
@@ -65,9 +89,16 @@ fn main() {
 
 /// One try: connect, send the request line, read the reply until the
 /// server closes. Calls `done` once, with the reply or why it failed.
-fn attempt(n: u32, config: Rc<Config>, done: impl FnOnce(Result<Vec<u8>, String>) + 'static) {
+fn attempt(
+    n: u32,
+    config: Rc<Config>,
+    deadline: &AbortSignal,
+    done: impl FnOnce(Result<Vec<u8>, String>) + 'static,
+) {
     let server = config.server;
-    net::connect_addr(server, move |stream| {
+    // The connection is bound to the deadline: an abort destroys it, and
+    // its `on_error` below gets the abort error.
+    net::connect_addr_with_signal(server, deadline, move |stream| {
         let stream = match stream {
             Ok(stream) => stream,
             Err(e) => return done(Err(format!("connect {server}: {e}"))),
@@ -111,10 +142,17 @@ fn attempt(n: u32, config: Rc<Config>, done: impl FnOnce(Result<Vec<u8>, String>
 }
 
 /// The last step: write the reply to the output file.
-fn save(config: &Config, reply: Vec<u8>) {
+fn save(config: &Rc<Config>, reply: Vec<u8>, deadline: &AbortSignal) {
     let (output, len) = (config.output.clone(), reply.len());
-    fs::write_file(&config.output, reply, move |written| match written {
-        Ok(()) => println!("wrote {len} bytes to {output}"),
-        Err(e) => fail(format!("cannot write output: {e}")),
-    });
+    let (c, d) = (config.clone(), deadline.clone());
+    fs::write_file_with_signal(
+        &config.output,
+        reply,
+        deadline,
+        move |written| match written {
+            Ok(()) => println!("wrote {len} bytes to {output}"),
+            Err(_) if d.aborted() => fail(deadline_message(&c)),
+            Err(e) => fail(format!("cannot write output: {e}")),
+        },
+    );
 }

@@ -21,10 +21,11 @@ mod common;
 
 use std::rc::Rc;
 
-use common::{fail, Config, RETRY_DELAY};
+use common::{deadline_message, fail, Config, RETRY_DELAY};
+use evloop::abort::AbortSignal;
 use evloop::fs;
 use evloop::net::{promises as net, Stream};
-use evloop::promise::{delay, Promise, Rejection};
+use evloop::promise::{delay_with_signal, Promise, Rejection};
 
 fn main() {
     let path = common::config_path();
@@ -41,14 +42,35 @@ fn main() {
                     "config: ask {} for {:?}, write the reply to {}",
                     config.server, config.request, config.output
                 );
-                let c = config.clone();
-                attempt(1, config.clone())
+                // The deadline: every operation below takes it, so when it
+                // fires the one in flight rejects with the abort error
+                // (the connection is destroyed, the retry timer cleared),
+                // and the chain skips to the `catch` at the end.
+                let deadline = AbortSignal::timeout(config.deadline);
+                let (c, d) = (config.clone(), deadline.clone());
+                let (c2, d2) = (config.clone(), deadline.clone());
+                let (c3, d3) = (config.clone(), deadline.clone());
+                attempt(1, config.clone(), &deadline)
                     .or_else(move |why| {
+                        if d.aborted() {
+                            return Promise::reject(why);
+                        }
                         println!("attempt 1 failed: {why}; retrying in 100 ms");
-                        delay(RETRY_DELAY).and_then(move |()| attempt(2, c))
+                        delay_with_signal(RETRY_DELAY, &d).and_then(move |()| attempt(2, c, &d))
                     })
-                    .or_else(|why| Err(Rejection::msg(format!("no reply after 2 attempts: {why}"))))
-                    .and_then(move |reply| save(&config, reply))
+                    .or_else(move |why| {
+                        if d2.aborted() {
+                            return Err(why);
+                        }
+                        Err(Rejection::msg(format!("no reply after 2 attempts: {why}")))
+                    })
+                    .and_then(move |reply| save(&c2, reply, &d3))
+                    .or_else(move |why| {
+                        if deadline.aborted() {
+                            return Err(Rejection::msg(deadline_message(&c3)));
+                        }
+                        Err(why)
+                    })
             })
             .catch(fail);
     });
@@ -60,9 +82,11 @@ fn main() {
 
 /// One try: connect, send the request line, read the reply until the
 /// server closes.
-fn attempt(n: u32, config: Rc<Config>) -> Promise<Vec<u8>> {
+fn attempt(n: u32, config: Rc<Config>, deadline: &AbortSignal) -> Promise<Vec<u8>> {
     let server = config.server;
-    net::connect_addr(server)
+    // The connection is bound to the deadline: an abort destroys it, and
+    // the read or write waiting on it rejects.
+    net::connect_addr_with_signal(server, deadline)
         .or_else(move |e| Err(Rejection::msg(format!("connect {server}: {e}"))))
         .and_then(move |stream| {
             println!("attempt {n}: connected to {server}");
@@ -97,9 +121,9 @@ fn read_to_end(stream: Stream, mut reply: Vec<u8>) -> Promise<Vec<u8>> {
 }
 
 /// The last step: write the reply to the output file.
-fn save(config: &Config, reply: Vec<u8>) -> Promise<()> {
+fn save(config: &Config, reply: Vec<u8>, deadline: &AbortSignal) -> Promise<()> {
     let (output, len) = (config.output.clone(), reply.len());
-    fs::promises::write_file(&config.output, reply)
+    fs::promises::write_file_with_signal(&config.output, reply, deadline)
         .or_else(|e| Err(Rejection::msg(format!("cannot write output: {e}"))))
         .then(move |()| println!("wrote {len} bytes to {output}"))
 }

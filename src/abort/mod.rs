@@ -301,10 +301,7 @@ impl AbortSignal {
     /// through a signal whose other clones are gone (a temporary
     /// `AbortSignal::timeout`, a controller dropped after taking an
     /// [`AbortSender`]).
-    pub(crate) fn on_abort_op(
-        &self,
-        listener: impl FnOnce(&Rejection) + 'static,
-    ) -> AbortListener {
+    pub(crate) fn on_abort_op(&self, listener: impl FnOnce(&Rejection) + 'static) -> AbortListener {
         let mut l = self.on_abort(listener);
         l._hold = Some(self.clone());
         l
