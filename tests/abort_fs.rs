@@ -537,43 +537,11 @@ fn aborted_before_start_await() {
 // Aborted while queued, from everywhere
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug)]
-enum Source {
-    Timer,
-    Microtask,
-    Task,
-    Thread,
-}
-
-const SOURCES: [Source; 4] = [
-    Source::Timer,
-    Source::Microtask,
-    Source::Task,
-    Source::Thread,
-];
+use support::abort::{Via as Source, ALL_VIA as SOURCES};
 
 /// Aborts `c` with reason "stop" from `source`.
 fn abort_from(source: Source, c: AbortController) {
-    let reason = || Rejection::msg("stop");
-    match source {
-        Source::Timer => {
-            evloop::set_timeout(Duration::from_millis(2), move || c.abort(reason()));
-        }
-        Source::Microtask => evloop::queue_microtask(move || c.abort(reason())),
-        Source::Task => {
-            evloop::spawn(async move {
-                evloop::task::sleep(Duration::from_millis(1)).await;
-                c.abort(reason());
-            });
-        }
-        Source::Thread => {
-            let sender = c.sender();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(2));
-                sender.abort(Some("stop".into())).unwrap();
-            });
-        }
-    }
+    support::abort::abort_via(source, c, Duration::from_millis(2));
 }
 
 /// The pool is busy, so the job waits in its queue; the abort cancels it:

@@ -24,40 +24,11 @@ fn refed() -> Vec<evloop::HandleInfo> {
         .collect()
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    Timer,
-    Microtask,
-    Task,
-    Thread,
-}
-
-const ALL_VIA: [Via; 4] = [Via::Timer, Via::Microtask, Via::Task, Via::Thread];
+use support::abort::{Via, ALL_VIA};
 
 /// Aborts `controller` with the reason "stop", from `via`, soon.
 fn abort_via(via: Via, controller: AbortController) {
-    let reason = || Some(Rejection::msg("stop"));
-    match via {
-        Via::Timer => {
-            evloop::set_timeout(Duration::from_millis(20), move || {
-                controller.abort(reason())
-            });
-        }
-        Via::Microtask => evloop::queue_microtask(move || controller.abort(reason())),
-        Via::Task => {
-            evloop::spawn(async move {
-                evloop::task::sleep(Duration::from_millis(20)).await;
-                controller.abort(reason());
-            });
-        }
-        Via::Thread => {
-            let sender = controller.sender();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                sender.abort(Some("stop".into())).unwrap();
-            });
-        }
-    }
+    support::abort::abort_via(via, controller, Duration::from_millis(20));
 }
 
 /// Runs `main` on a fresh loop, to the end; returns how long it took.

@@ -33,39 +33,11 @@ impl Drop for Tracker {
     }
 }
 
-/// The ways an abort can come.
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    Timer,
-    Microtask,
-    Task,
-    Thread,
-}
-
-const ALL_FROM: [Via; 4] = [Via::Timer, Via::Microtask, Via::Task, Via::Thread];
+use support::abort::{Via, ALL_VIA as ALL_FROM};
 
 /// Aborts `controller` with the reason "stop", from `from`, soon.
 fn abort_from(from: Via, controller: AbortController) {
-    let reason = || Some(Rejection::msg("stop"));
-    match from {
-        Via::Timer => {
-            evloop::set_timeout(Duration::from_millis(5), move || controller.abort(reason()));
-        }
-        Via::Microtask => evloop::queue_microtask(move || controller.abort(reason())),
-        Via::Task => {
-            evloop::spawn(async move {
-                sleep(Duration::from_millis(5)).await;
-                controller.abort(reason());
-            });
-        }
-        Via::Thread => {
-            let sender = controller.sender();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
-                sender.abort(Some("stop".into())).unwrap();
-            });
-        }
-    }
+    support::abort::abort_via(from, controller, Duration::from_millis(5));
 }
 
 /// Runs `main` on a fresh loop, to the end; returns how long it took.

@@ -24,6 +24,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+pub mod abort;
 pub mod alloc;
 pub mod cpu;
 pub mod fds;
