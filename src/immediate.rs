@@ -205,6 +205,15 @@ pub fn set_immediate(cb: impl FnOnce() + 'static) -> Immediate {
 }
 
 /// Cancels an immediate (Node's `clearImmediate`).
+///
+/// ```
+/// evloop::run(|| {
+///     let i = evloop::set_immediate(|| unreachable!());
+///     evloop::clear_immediate(&i);
+///     assert!(!i.is_pending());
+/// })
+/// .unwrap();
+/// ```
 pub fn clear_immediate(immediate: &Immediate) {
     immediate.clear()
 }

@@ -143,6 +143,22 @@ pub fn next_tick(cb: impl FnOnce() + 'static) {
 ///
 /// # Panics
 /// If no event loop is current on this thread.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let order = Rc::new(RefCell::new(Vec::new()));
+/// let o = order.clone();
+/// evloop::run(move || {
+///     let (a, b, c) = (o.clone(), o.clone(), o.clone());
+///     evloop::set_immediate(move || a.borrow_mut().push("immediate"));
+///     evloop::queue_microtask(move || b.borrow_mut().push("microtask"));
+///     evloop::next_tick(move || c.borrow_mut().push("next_tick"));
+///     o.borrow_mut().push("main");
+/// })
+/// .unwrap();
+/// assert_eq!(*order.borrow(), ["main", "next_tick", "microtask", "immediate"]);
+/// ```
 pub fn queue_microtask(cb: impl FnOnce() + 'static) {
     with_current(|inner| inner.micro.push_micro(Box::new(cb)))
 }

@@ -514,7 +514,31 @@ pub fn watch<S: AsRawFd + ?Sized>(
     watch_fd(source.as_raw_fd(), interest, cb)
 }
 
-/// Registers a raw fd with the current loop; see [`watch`].
+/// Registers a raw fd with the current loop; see [`watch`]. The fd must
+/// stay open until the [`Watch`] is closed or dropped.
+///
+/// ```
+/// use std::{cell::Cell, io::Write, os::fd::AsRawFd, os::unix::net::UnixStream, rc::Rc};
+/// use evloop::Interest;
+///
+/// let seen = Rc::new(Cell::new(false));
+/// let s = seen.clone();
+/// evloop::run(move || {
+///     let (mut a, b) = UnixStream::pair().unwrap();
+///     b.set_nonblocking(true).unwrap();
+///     let w = evloop::watch_fd(b.as_raw_fd(), Interest::READABLE, move |ready| {
+///         s.set(ready.is_readable());
+///     })
+///     .unwrap();
+///     a.write_all(b"x").unwrap();
+///     evloop::set_timeout(std::time::Duration::from_millis(5), move || {
+///         w.close(); // deregister before `b` closes
+///         drop(b);
+///     });
+/// })
+/// .unwrap();
+/// assert!(seen.get());
+/// ```
 pub fn watch_fd(
     fd: RawFd,
     interest: Interest,

@@ -62,6 +62,13 @@ pub struct EventLoop {
 impl EventLoop {
     /// Creates a loop: an epoll instance, its waker and empty queues. No
     /// thread is started.
+    ///
+    /// ```
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// assert!(!event_loop.is_alive()); // nothing to do yet
+    /// event_loop.run()?; // so this returns at once
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn new() -> io::Result<EventLoop> {
         crate::sys::ignore_sigxfsz();
         let poll = mio::Poll::new()?;
@@ -76,12 +83,43 @@ impl EventLoop {
 
     /// Makes this loop the thread's current one (the one `set_timeout` and
     /// friends use) until the guard is dropped. `run*` do this themselves.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let fired = Rc::new(Cell::new(false));
+    /// {
+    ///     let _guard = event_loop.enter();
+    ///     let fired = fired.clone();
+    ///     evloop::set_immediate(move || fired.set(true));
+    /// }
+    /// assert!(!evloop::has_current()); // the guard is gone
+    /// event_loop.run()?;
+    /// assert!(fired.get());
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn enter(&self) -> EnterGuard {
         EnterGuard::new(self.inner.clone())
     }
 
     /// Runs until nothing keeps the loop alive, [`stop`](EventLoop::stop)
     /// is called, or a callback panics (libuv's `UV_RUN_DEFAULT`).
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc, time::Duration};
+    ///
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let ticks = Rc::new(Cell::new(0));
+    /// let t = ticks.clone();
+    /// event_loop.run_main(move || {
+    ///     evloop::set_timeout(Duration::from_millis(1), move || t.set(t.get() + 1));
+    /// })?;
+    /// assert_eq!(ticks.get(), 0); // timers wait for run
+    /// event_loop.run()?;
+    /// assert_eq!(ticks.get(), 1);
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn run(&self) -> Result<(), Error> {
         log::debug!("run begins");
         self.inner.run_mode(Mode::Default).map(|_| ())
@@ -90,6 +128,20 @@ impl EventLoop {
     /// Runs one iteration, blocking in poll if there is nothing to do yet
     /// (libuv's `UV_RUN_ONCE`). The [`Turn`] says what ran and whether the
     /// loop is still alive.
+    ///
+    /// ```
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// event_loop.run_main(|| {
+    ///     evloop::set_immediate(|| {
+    ///         evloop::set_immediate(|| {});
+    ///     });
+    /// })?;
+    /// let turn = event_loop.run_once()?; // the first immediate
+    /// assert_eq!((turn.immediates, turn.alive), (1, true));
+    /// let turn = event_loop.run_once()?; // the one it queued
+    /// assert_eq!((turn.immediates, turn.alive), (1, false));
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn run_once(&self) -> Result<Turn, Error> {
         self.inner.run_mode(Mode::Once)
     }
@@ -98,6 +150,31 @@ impl EventLoop {
     /// an embedding host calls when [`backend_fd`](EventLoop::backend_fd)
     /// is readable or [`backend_timeout`](EventLoop::backend_timeout) has
     /// passed.
+    ///
+    /// A host loop that drives evloop (here `poll(2)` stands in for the
+    /// host's own poll):
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc, time::Duration};
+    ///
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let fired = Rc::new(Cell::new(false));
+    /// let f = fired.clone();
+    /// event_loop.run_main(move || {
+    ///     evloop::set_timeout(Duration::from_millis(5), move || f.set(true));
+    /// })?;
+    /// while event_loop.run_nowait()?.alive {
+    ///     // Sleep until evloop's fd is readable or its next timer is due.
+    ///     let ms = match event_loop.backend_timeout() {
+    ///         None => -1,
+    ///         Some(d) => d.as_millis().min(1000) as i32 + 1,
+    ///     };
+    ///     let mut fd = libc::pollfd { fd: event_loop.backend_fd(), events: libc::POLLIN, revents: 0 };
+    ///     unsafe { libc::poll(&mut fd, 1, ms) };
+    /// }
+    /// assert!(fired.get());
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn run_nowait(&self) -> Result<Turn, Error> {
         self.inner.run_mode(Mode::NoWait)
     }
@@ -105,6 +182,17 @@ impl EventLoop {
     /// Asks `run` to return after the current iteration (`uv_stop`). Poll
     /// does not block in that iteration. From another thread use
     /// [`Remote::stop`].
+    ///
+    /// ```
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// event_loop.run_main(|| {
+    ///     evloop::set_interval(std::time::Duration::from_millis(1), || {});
+    ///     evloop::set_immediate(|| evloop::EventLoop::current().unwrap().stop());
+    /// })?;
+    /// event_loop.run()?; // returns, although the interval is still active
+    /// assert!(event_loop.is_alive());
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn stop(&self) {
         self.inner.stop_flag.set(true);
     }
@@ -143,6 +231,30 @@ impl EventLoop {
     }
 
     /// A `Send + Sync` handle for other threads.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let remote = event_loop.remote();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// event_loop.run_main(|| {
+    ///     // Keeps the loop alive (a `Remote` does not).
+    ///     evloop::set_timeout(std::time::Duration::from_secs(10), || {});
+    /// })?;
+    /// std::thread::spawn(move || {
+    ///     // The job runs on the loop's thread, in its pending phase.
+    ///     remote
+    ///         .post(move || {
+    ///             tx.send(evloop::has_current()).unwrap();
+    ///             evloop::stop();
+    ///         })
+    ///         .unwrap();
+    /// });
+    /// event_loop.run()?;
+    /// assert_eq!(rx.try_recv(), Ok(true));
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn remote(&self) -> Remote {
         Remote {
             shared: self.inner.remote.clone(),
@@ -152,6 +264,15 @@ impl EventLoop {
     /// The epoll fd (`uv_backend_fd`): readable whenever the loop has I/O
     /// to dispatch. A host loop polls it and calls
     /// [`run_nowait`](EventLoop::run_nowait).
+    ///
+    /// ```
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// let fd = event_loop.backend_fd();
+    /// assert!(fd >= 0);
+    /// // A host registers `fd` for readability in its own poll; see
+    /// // `run_nowait` for the whole loop.
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn backend_fd(&self) -> RawFd {
         self.inner.reactor.poll.borrow().as_raw_fd()
     }
@@ -160,6 +281,20 @@ impl EventLoop {
     /// [`run_nowait`](EventLoop::run_nowait) (`uv_backend_timeout`): zero if
     /// work is ready, the time to the next timer, or `None` for "until the
     /// backend fd is readable".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let event_loop = evloop::EventLoop::new()?;
+    /// assert_eq!(event_loop.backend_timeout(), Some(Duration::ZERO)); // not alive
+    /// event_loop.run_main(|| {
+    ///     evloop::set_timeout(Duration::from_secs(60), || {}).unref();
+    ///     let _keep = evloop::set_timeout(Duration::from_secs(30), || {});
+    /// })?;
+    /// let wait = event_loop.backend_timeout().expect("a timer is due");
+    /// assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn backend_timeout(&self) -> Option<Duration> {
         self.inner.backend_timeout()
     }
@@ -374,6 +509,23 @@ pub fn run(main: impl FnOnce()) -> Result<(), Error> {
 /// Stops the current loop after its current iteration (see
 /// [`EventLoop::stop`]).
 ///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
+/// let ticks = Rc::new(Cell::new(0));
+/// let t = ticks.clone();
+/// evloop::run(move || {
+///     evloop::set_interval(Duration::from_millis(1), move || {
+///         t.set(t.get() + 1);
+///         if t.get() == 3 {
+///             evloop::stop(); // the interval would run forever
+///         }
+///     });
+/// })
+/// .unwrap();
+/// assert_eq!(ticks.get(), 3);
+/// ```
+///
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn stop() {
@@ -381,6 +533,18 @@ pub fn stop() {
 }
 
 /// The current loop's cached time (see [`EventLoop::now`]).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     let start = evloop::now();
+///     evloop::set_timeout(Duration::from_millis(5), move || {
+///         assert!(evloop::now() - start >= Duration::from_millis(5));
+///     });
+/// })
+/// .unwrap();
+/// ```
 ///
 /// # Panics
 /// If no event loop is current on this thread.
@@ -390,6 +554,19 @@ pub fn now() -> Instant {
 
 /// The phase the current loop is in (see [`EventLoop::phase`]): handy in
 /// a callback, to see where it runs.
+///
+/// ```
+/// use evloop::Phase;
+///
+/// evloop::run(|| {
+///     assert_eq!(evloop::current_phase(), Phase::Main);
+///     evloop::set_immediate(|| assert_eq!(evloop::current_phase(), Phase::Check));
+///     evloop::set_timeout(std::time::Duration::ZERO, || {
+///         assert_eq!(evloop::current_phase(), Phase::Timers);
+///     });
+/// })
+/// .unwrap();
+/// ```
 ///
 /// # Panics
 /// If no event loop is current on this thread.
@@ -421,6 +598,15 @@ pub fn on_uncaught_exception(handler: impl FnMut(Error, Origin) + 'static) {
 /// Removes the current loop's uncaught-exception handler: an uncaught
 /// error stops the loop again.
 ///
+/// ```
+/// evloop::run(|| {
+///     evloop::on_uncaught_exception(|err, _| eprintln!("ignored: {err}"));
+///     evloop::clear_uncaught_exception();
+///     evloop::set_immediate(|| panic!("boom"));
+/// })
+/// .expect_err("no handler: the panic stops the loop");
+/// ```
+///
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn clear_uncaught_exception() {
@@ -446,7 +632,14 @@ pub fn active_handles() -> Vec<HandleInfo> {
     with_current(|inner| inner.active_handles())
 }
 
-/// Whether a loop is current on this thread.
+/// Whether a loop is current on this thread: inside [`run`], a callback
+/// or task, or an [`EventLoop::enter`] guard. The free functions
+/// (`set_timeout`, `spawn`, ...) panic without one.
+///
+/// ```
+/// assert!(!evloop::has_current());
+/// evloop::run(|| assert!(evloop::has_current())).unwrap();
+/// ```
 pub fn has_current() -> bool {
     CURRENT.with(|c| c.borrow().is_some())
 }

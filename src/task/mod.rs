@@ -93,6 +93,20 @@ use executor::TaskId;
 /// ([`Rejection::is_panic`](crate::promise::Rejection::is_panic)), and, like
 /// any rejection nobody handles, reported as unhandled.
 ///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     let p = evloop::spawn(async {
+///         evloop::task::sleep(Duration::from_millis(1)).await;
+///         6 * 7
+///     });
+///     // A promise: chain it, or `.await` it in another task.
+///     p.then(|n| assert_eq!(n, 42));
+/// })
+/// .unwrap();
+/// ```
+///
 /// # Panics
 /// If no event loop is current on this thread.
 pub fn spawn<T, F>(fut: F) -> Promise<T>
@@ -134,6 +148,20 @@ where
 }
 
 /// Like [`spawn`], and also returns a handle that can abort the task.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     let (p, handle) = evloop::task::spawn_handle(async {
+///         evloop::task::sleep(Duration::from_secs(60)).await; // dropped by the abort
+///     });
+///     handle.abort();
+///     assert!(handle.is_finished());
+///     p.catch(|e| assert!(e.is_aborted()));
+/// })
+/// .unwrap();
+/// ```
 ///
 /// # Panics
 /// If no event loop is current on this thread.

@@ -37,6 +37,17 @@ pub struct Sleep {
 /// left until `now + d` (now being when `sleep` was called); as with
 /// `set_timeout`, under 1 ms counts as 1 ms.
 ///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// evloop::block_on(async {
+///     evloop::task::sleep(Duration::from_millis(5)).await;
+/// })?;
+/// assert!(start.elapsed() >= Duration::from_millis(5));
+/// # Ok::<(), evloop::Error>(())
+/// ```
+///
 /// # Panics
 /// When first polled, if no event loop is current on this thread.
 pub fn sleep(d: Duration) -> Sleep {
@@ -45,6 +56,15 @@ pub fn sleep(d: Duration) -> Sleep {
 
 /// Completes at `deadline` (at once, after one timer turn, if it has
 /// passed). See [`sleep`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_millis(3);
+/// evloop::block_on(evloop::task::sleep_until(deadline))?;
+/// assert!(Instant::now() >= deadline);
+/// # Ok::<(), evloop::Error>(())
+/// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep::new(Some(deadline))
 }
@@ -289,6 +309,19 @@ pub struct WithTimeout<F> {
 /// `Err(Elapsed)` if the time ran out first. On elapse, `fut` is dropped
 /// when the `WithTimeout` is (releasing what it holds); on completion the
 /// timer is cleared.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::task::{sleep, timeout, Elapsed};
+///
+/// evloop::block_on(async {
+///     let slow = timeout(Duration::from_millis(2), sleep(Duration::from_secs(60)));
+///     assert_eq!(slow.await, Err(Elapsed));
+///     let fast = timeout(Duration::from_secs(60), async { 7 });
+///     assert_eq!(fast.await, Ok(7));
+/// })?;
+/// # Ok::<(), evloop::Error>(())
+/// ```
 ///
 /// # Panics
 /// When first polled, if no event loop is current on this thread.

@@ -352,6 +352,27 @@ pub fn set_timeout(delay: Duration, cb: impl FnOnce() + 'static) -> Timeout {
 
 /// Like [`set_timeout`] with a callback that can run again after
 /// [`Timeout::refresh`], as Node's does.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
+/// let runs = Rc::new(Cell::new(0));
+/// let r = runs.clone();
+/// evloop::run(move || {
+///     let t = Rc::new(Cell::new(None::<evloop::Timeout>));
+///     let me = t.clone();
+///     t.set(Some(evloop::set_timeout_mut(Duration::from_millis(1), move || {
+///         r.set(r.get() + 1);
+///         if r.get() < 3 {
+///             let t = me.take().unwrap();
+///             t.refresh(); // arms it again: the same callback runs once more
+///             me.set(Some(t));
+///         }
+///     })));
+/// })
+/// .unwrap();
+/// assert_eq!(runs.get(), 3);
+/// ```
 pub fn set_timeout_mut(delay: Duration, cb: impl FnMut() + 'static) -> Timeout {
     Timeout {
         timer: add_timer(InlineFn::new_mut(cb), delay, Kind::Refreshable),
@@ -362,18 +383,60 @@ pub fn set_timeout_mut(delay: Duration, cb: impl FnMut() + 'static) -> Timeout {
 ///
 /// # Panics
 /// If no event loop is current on this thread.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
+/// let ticks = Rc::new(Cell::new(0));
+/// let t = ticks.clone();
+/// evloop::run(move || {
+///     let me = Rc::new(Cell::new(None::<evloop::Interval>));
+///     let me2 = me.clone();
+///     me.set(Some(evloop::set_interval(Duration::from_millis(1), move || {
+///         t.set(t.get() + 1);
+///         if t.get() == 3 {
+///             evloop::clear_interval(&me2.take().unwrap());
+///         }
+///     })));
+/// })
+/// .unwrap();
+/// assert_eq!(ticks.get(), 3);
+/// ```
 pub fn set_interval(period: Duration, cb: impl FnMut() + 'static) -> Interval {
     Interval {
         timer: add_timer(InlineFn::new_mut(cb), period, Kind::Interval),
     }
 }
 
-/// Cancels a timeout (Node's `clearTimeout`).
+/// Cancels a timeout (Node's `clearTimeout`). Clearing a timeout that
+/// already ran or was cleared does nothing.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     let t = evloop::set_timeout(Duration::from_millis(1), || unreachable!());
+///     evloop::clear_timeout(&t);
+///     assert!(!t.is_pending());
+/// })
+/// .unwrap();
+/// ```
 pub fn clear_timeout(timeout: &Timeout) {
     timeout.clear()
 }
 
-/// Stops an interval (Node's `clearInterval`).
+/// Stops an interval (Node's `clearInterval`); see [`set_interval`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop::run(|| {
+///     let i = evloop::set_interval(Duration::from_millis(1), || unreachable!());
+///     evloop::clear_interval(&i);
+///     assert!(evloop::active_handles().is_empty()); // so `run` returns
+/// })
+/// .unwrap();
+/// ```
 pub fn clear_interval(interval: &Interval) {
     interval.clear()
 }
