@@ -230,6 +230,41 @@ pub(crate) struct StreamInner {
 /// A stream stays open while its handles are dropped (like a Node socket,
 /// it lives until closed), and keeps the loop alive unless
 /// [`unref`](Stream::unref)'d.
+///
+/// An echo server and a client on a loopback port (the `echo_server`
+/// here is the one the methods' examples use):
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop::net::{connect_addr, TcpListener};
+///
+/// fn echo_server() -> std::net::SocketAddr {
+///     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+///         let s = conn.unwrap();
+///         let w = s.clone();
+///         s.on_data(move |b| {
+///             w.write(b);
+///         });
+///     })
+///     .unwrap();
+///     server.unref(); // served while the loop runs; does not keep it alive
+///     server.local_addr()
+/// }
+///
+/// let got = Rc::new(RefCell::new(String::new()));
+/// let g = got.clone();
+/// evloop::run(move || {
+///     connect_addr(echo_server(), move |r| {
+///         let stream = r.expect("connected");
+///         stream.on_data(move |chunk| g.borrow_mut().push_str(std::str::from_utf8(chunk).unwrap()));
+///         stream.write(b"hello, ");
+///         stream.write(b"loop");
+///         stream.end(); // the server ends too, then both close
+///     });
+/// })
+/// .unwrap();
+/// assert_eq!(*got.borrow(), "hello, loop");
+/// ```
 #[derive(Clone)]
 pub struct Stream {
     inner: Rc<StreamInner>,
@@ -385,6 +420,35 @@ impl Stream {
     /// is at most 64 KiB, and a stream reads at most 32 chunks per loop
     /// iteration: a peer that sends faster than that waits for the next
     /// iteration, so it cannot starve the loop's other sources.
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let g = got.clone();
+    /// evloop::run(move || {
+    ///     // `echo_server()`: a TcpListener on 127.0.0.1:0 that writes back what
+    ///     // it reads (see `Stream`).
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(move |chunk| g.borrow_mut().extend_from_slice(chunk));
+    ///         stream.write(b"hello");
+    ///         stream.end();
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*got.borrow(), b"hello");
+    /// ```
     pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
         let old = self.inner.cbs.data.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
@@ -394,6 +458,33 @@ impl Stream {
 
     /// Calls `cb` when the peer has ended its side (EOF), after the last
     /// data (Node's `'end'`).
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let ended = Rc::new(Cell::new(false));
+    /// let e = ended.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {}); // reading must start for EOF to be seen
+    ///         stream.on_end(move || e.set(true));
+    ///         stream.end(); // the echo server ends its side in turn
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert!(ended.get());
+    /// ```
     pub fn on_end(&self, cb: impl FnMut() + 'static) -> &Self {
         let old = self.inner.cbs.end.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
@@ -402,6 +493,39 @@ impl Stream {
 
     /// Calls `cb` when the write queue empties after
     /// [`write`](Stream::write) returned `false` (Node's `'drain'`).
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let drained = Rc::new(Cell::new(false));
+    /// let d = drained.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {}); // read (and drop) the echo
+    ///         // More than the kernel buffers hold: the rest waits in the queue.
+    ///         let more = stream.write(&vec![0u8; 16 << 20]);
+    ///         assert!(!more);
+    ///         let s = stream.clone();
+    ///         stream.on_drain(move || {
+    ///             d.set(true);
+    ///             s.end();
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert!(drained.get());
+    /// ```
     pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
         let old = self.inner.cbs.drain.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
@@ -414,6 +538,35 @@ impl Stream {
     /// handler](crate::on_uncaught_exception) gets it, or the loop stops
     /// and `run()` returns [`Error::UnhandledError`](crate::Error::UnhandledError);
     /// `on_close` still gets `true`.
+    ///
+    /// ```
+    /// use std::{cell::RefCell, io::ErrorKind, rc::Rc, time::Duration};
+    ///
+    /// // A peer that resets the connection (closes with SO_LINGER 0) when
+    /// // told to, once the client is connected.
+    /// let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = peer.local_addr().unwrap();
+    /// let (go, wait) = std::sync::mpsc::channel::<()>();
+    /// let resetter = std::thread::spawn(move || {
+    ///     let (conn, _) = peer.accept().unwrap();
+    ///     wait.recv().unwrap();
+    ///     socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO)).unwrap();
+    /// });
+    /// let kind = Rc::new(RefCell::new(None));
+    /// let k = kind.clone();
+    /// evloop::run(move || {
+    ///     evloop::net::connect_addr(addr, move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {});
+    ///         stream.on_error(move |e| *k.borrow_mut() = Some(e.kind()));
+    ///         stream.on_close(|had_error| assert!(had_error));
+    ///         go.send(()).unwrap();
+    ///     });
+    /// })
+    /// .expect("on_error handled it");
+    /// resetter.join().unwrap();
+    /// assert_eq!(*kind.borrow(), Some(ErrorKind::ConnectionReset));
+    /// ```
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
         let old = self.inner.cbs.error.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
@@ -422,13 +575,71 @@ impl Stream {
 
     /// Calls `cb` once, in the close phase, when the stream has closed;
     /// its argument says whether an error closed it (Node's `'close'`).
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let closed = Rc::new(Cell::new(None));
+    /// let c = closed.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_close(move |had_error| c.set(Some(had_error)));
+    ///         stream.destroy();
+    ///         assert!(stream.is_closed()); // at once; `on_close` runs later
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(closed.get(), Some(false));
+    /// ```
     pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> &Self {
         let old = self.inner.cbs.close.replace(Some(Box::new(cb)));
         drop(old); // after the borrow: its captures may touch this slot
         self
     }
 
-    /// Writes `data`; see [`write_with`](Stream::write_with).
+    /// Writes `data`; see [`write_with`](Stream::write_with). Returns
+    /// whether the caller may keep writing (`false` once the queue reaches
+    /// the [high-water mark](Stream::set_high_water_mark); wait for
+    /// [`on_drain`](Stream::on_drain) then).
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let g = got.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         assert!(stream.write(b"ping ")); // small: far below the mark
+    ///         assert!(stream.write(b"pong"));
+    ///         stream.on_data(move |chunk| g.borrow_mut().extend_from_slice(chunk));
+    ///         stream.end();
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*got.borrow(), b"ping pong");
+    /// ```
     pub fn write(&self, data: &[u8]) -> bool {
         self.inner.write(data, None)
     }
@@ -439,12 +650,73 @@ impl Stream {
     /// queue reaches the high-water mark); the data is accepted either way.
     /// Writing after [`end`](Stream::end) or a close fails the callback
     /// with `BrokenPipe` and returns `false`.
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// use std::io::ErrorKind;
+    ///
+    /// let results = Rc::new(RefCell::new(Vec::new()));
+    /// let r2 = results.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {}); // read the echo (and see the server's end)
+    ///         let a = r2.clone();
+    ///         stream.write_with(b"sent", move |r| a.borrow_mut().push(r.map_err(|e| e.kind())));
+    ///         stream.end();
+    ///         let b = r2.clone();
+    ///         let more = stream.write_with(b"too late", move |r| b.borrow_mut().push(r.map_err(|e| e.kind())));
+    ///         assert!(!more);
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*results.borrow(), [Ok(()), Err(ErrorKind::BrokenPipe)]);
+    /// ```
     pub fn write_with(&self, data: &[u8], cb: impl FnOnce(io::Result<()>) + 'static) -> bool {
         self.inner.write(data, Some(Box::new(cb)))
     }
 
     /// Half-closes: sends FIN once every queued write is flushed (Node's
     /// `end()`). Reading goes on until the peer ends too.
+    ///
+    /// ```
+    /// # use std::{cell::{Cell, RefCell}, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let g = got.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.write(b"bye");
+    ///         stream.end(); // after "bye" is flushed
+    ///         // Still reading: the echo arrives after our end.
+    ///         stream.on_data(move |chunk| g.borrow_mut().extend_from_slice(chunk));
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*got.borrow(), b"bye");
+    /// ```
     pub fn end(&self) {
         self.inner.end();
     }
