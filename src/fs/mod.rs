@@ -254,6 +254,16 @@ fs_op! {
     /// Reads the whole file at `path` (Node's `fs.readFile(path, cb)`).
     ///
     /// A directory gives an error (`EISDIR`), as in Node.
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     evloop::fs::read_file("Cargo.toml", |r| {
+    ///         let bytes = r.expect("read");
+    ///         assert!(bytes.starts_with(b"[package]"));
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn read_file / read_file_with_signal(path: impl AsRef<Path>) -> Vec<u8> {
         let path = owned(path);
         (Ctx::new("read", &path), move || sfs::read(&path))
@@ -263,6 +273,15 @@ fs_op! {
     /// `fs.readFile(path, 'utf8', cb)`); invalid UTF-8 is an error of kind
     /// [`InvalidData`](io::ErrorKind::InvalidData) (Node would substitute
     /// U+FFFD instead).
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     evloop::fs::read_to_string("Cargo.toml", |r| {
+    ///         assert!(r.unwrap().contains("name = \"evloop\""));
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn read_to_string / read_to_string_with_signal(path: impl AsRef<Path>) -> String {
         let path = owned(path);
         (Ctx::new("read", &path), move || sfs::read_to_string(&path))
@@ -270,6 +289,22 @@ fs_op! {
 
     /// Creates or truncates the file at `path` and writes all of `data` to it
     /// (Node's `fs.writeFile`).
+    ///
+    /// ```
+    /// use evloop::fs;
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.txt", std::process::id()));
+    /// evloop::run(move || {
+    ///     fs::write_file(path.clone(), "hello", move |r| {
+    ///         r.unwrap();
+    ///         fs::read_to_string(path.clone(), move |r| {
+    ///             assert_eq!(r.unwrap(), "hello");
+    ///             fs::remove_file(path, |r| r.unwrap());
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn write_file / write_file_with_signal(
         path: impl AsRef<Path>,
         data: impl Into<Vec<u8>>
@@ -281,6 +316,25 @@ fs_op! {
 
     /// Appends all of `data` to the file at `path`, creating it if needed
     /// (Node's `fs.appendFile`).
+    ///
+    /// ```
+    /// use evloop::fs;
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.log", std::process::id()));
+    /// evloop::run(move || {
+    ///     fs::append_file(path.clone(), "one\n", move |r| {
+    ///         r.unwrap(); // created
+    ///         fs::append_file(path.clone(), "two\n", move |r| {
+    ///             r.unwrap();
+    ///             fs::read_to_string(path.clone(), move |r| {
+    ///                 assert_eq!(r.unwrap(), "one\ntwo\n");
+    ///                 fs::remove_file(path, |r| r.unwrap());
+    ///             });
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn append_file / append_file_with_signal(
         path: impl AsRef<Path>,
         data: impl Into<Vec<u8>>
@@ -303,6 +357,17 @@ fs_op! {
     /// The entries exclude `.` and `..` and come in the order the OS returns
     /// them, which is unspecified (Node does not sort either); sort them by
     /// [`DirEntry::name`] if you need an order.
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     evloop::fs::read_dir("src", |r| {
+    ///         let mut names: Vec<_> = r.unwrap().into_iter().map(|e| e.name().to_owned()).collect();
+    ///         names.sort();
+    ///         assert!(names.iter().any(|n| n == "lib.rs"));
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn read_dir / read_dir_with_signal(path: impl AsRef<Path>) -> Vec<DirEntry> {
         let path = owned(path);
         (Ctx::new("scandir", &path), move || -> io::Result<Vec<DirEntry>> {
@@ -320,6 +385,17 @@ fs_op! {
     }
 
     /// The metadata of `path`, following symlinks (Node's `fs.stat`).
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     evloop::fs::metadata("Cargo.toml", |r| {
+    ///         let meta = r.unwrap();
+    ///         assert!(meta.is_file() && meta.len() > 0);
+    ///     });
+    ///     evloop::fs::metadata("src", |r| assert!(r.unwrap().is_dir()));
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn metadata / metadata_with_signal(path: impl AsRef<Path>) -> Metadata {
         let path = owned(path);
         (Ctx::new("stat", &path), move || sfs::metadata(&path))
@@ -327,6 +403,22 @@ fs_op! {
 
     /// The metadata of `path` itself, not following a symlink (Node's
     /// `fs.lstat`).
+    ///
+    /// ```
+    /// use evloop::fs;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("evloop-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let link = dir.join("link");
+    /// std::os::unix::fs::symlink("Cargo.toml", &link).unwrap();
+    /// evloop::run(move || {
+    ///     fs::symlink_metadata(link, move |r| {
+    ///         assert!(r.unwrap().file_type().is_symlink()); // the link, not its target
+    ///         fs::remove_dir_all(dir, |r| r.unwrap());
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn symlink_metadata / symlink_metadata_with_signal(path: impl AsRef<Path>) -> Metadata {
         let path = owned(path);
         (Ctx::new("lstat", &path), move || sfs::symlink_metadata(&path))
@@ -334,6 +426,23 @@ fs_op! {
 
     /// Creates the directory `path`; its parent must exist and `path` must not
     /// (Node's `fs.mkdir`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use evloop::fs;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("evloop-doc-{}", std::process::id()));
+    /// evloop::run(move || {
+    ///     fs::create_dir(dir.clone(), move |r| {
+    ///         r.unwrap();
+    ///         fs::create_dir(dir.clone(), move |r| {
+    ///             assert_eq!(r.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    ///             fs::remove_dir(dir, |r| r.unwrap());
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn create_dir / create_dir_with_signal(path: impl AsRef<Path>) -> () {
         let path = owned(path);
         (Ctx::new("mkdir", &path), move || sfs::create_dir(&path))
@@ -341,18 +450,50 @@ fs_op! {
 
     /// Creates the directory `path` and any missing parents; succeeds if it
     /// already exists as a directory (Node's `fs.mkdir` with `recursive: true`).
+    ///
+    /// ```
+    /// use evloop::fs;
+    ///
+    /// let top = std::env::temp_dir().join(format!("evloop-doc-{}", std::process::id()));
+    /// let deep = top.join("a/b/c");
+    /// evloop::run(move || {
+    ///     fs::create_dir_all(deep.clone(), move |r| {
+    ///         r.unwrap();
+    ///         assert!(deep.is_dir());
+    ///         fs::remove_dir_all(top, |r| r.unwrap()); // and everything in it
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn create_dir_all / create_dir_all_with_signal(path: impl AsRef<Path>) -> () {
         let path = owned(path);
         (Ctx::new("mkdir", &path), move || sfs::create_dir_all(&path))
     }
 
     /// Removes the file (or symlink) at `path` (Node's `fs.unlink`).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.tmp", std::process::id()));
+    /// std::fs::write(&path, "x").unwrap();
+    /// evloop::run(move || {
+    ///     evloop::fs::remove_file(path.clone(), move |r| {
+    ///         r.unwrap();
+    ///         evloop::fs::remove_file(path, |r| {
+    ///             assert_eq!(r.unwrap_err().kind(), ErrorKind::NotFound); // gone
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn remove_file / remove_file_with_signal(path: impl AsRef<Path>) -> () {
         let path = owned(path);
         (Ctx::new("unlink", &path), move || sfs::remove_file(&path))
     }
 
-    /// Removes the empty directory at `path` (Node's `fs.rmdir`).
+    /// Removes the empty directory at `path` (Node's `fs.rmdir`); see
+    /// [`create_dir`] for an example.
     pub fn remove_dir / remove_dir_with_signal(path: impl AsRef<Path>) -> () {
         let path = owned(path);
         (Ctx::new("rmdir", &path), move || sfs::remove_dir(&path))
@@ -360,7 +501,8 @@ fs_op! {
 
     /// Removes the directory at `path` and everything in it, without following
     /// symlinks (Node's `fs.rm` with `recursive: true`). The whole walk is one
-    /// pool job (so an abort while it runs leaves it to finish).
+    /// pool job (so an abort while it runs leaves it to finish). See
+    /// [`create_dir_all`] for an example.
     pub fn remove_dir_all / remove_dir_all_with_signal(path: impl AsRef<Path>) -> () {
         let path = owned(path);
         (Ctx::new("rm", &path), move || sfs::remove_dir_all(&path))
@@ -368,6 +510,24 @@ fs_op! {
 
     /// Renames `from` to `to`, replacing `to` if it is a file (Node's
     /// `fs.rename`). Errors name both paths.
+    ///
+    /// ```
+    /// use evloop::fs;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("evloop-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let (from, to) = (dir.join("old.txt"), dir.join("new.txt"));
+    /// std::fs::write(&from, "moved").unwrap();
+    /// evloop::run(move || {
+    ///     fs::rename(from.clone(), to.clone(), move |r| {
+    ///         r.unwrap();
+    ///         assert!(!from.exists());
+    ///         assert_eq!(std::fs::read_to_string(&to).unwrap(), "moved");
+    ///         fs::remove_dir_all(dir, |r| r.unwrap());
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn rename / rename_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> () {
         let (from, to) = (owned(from), owned(to));
         (Ctx::two("rename", &from, &to), move || sfs::rename(&from, &to))
@@ -376,6 +536,18 @@ fs_op! {
     /// Copies the contents and permissions of the file `from` to `to`, creating
     /// or truncating `to`; the callback gets the number of bytes copied (Node's
     /// `fs.copyFile`). Errors name both paths.
+    ///
+    /// ```
+    /// let to = std::env::temp_dir().join(format!("evloop-doc-{}.toml", std::process::id()));
+    /// evloop::run(move || {
+    ///     evloop::fs::copy_file("Cargo.toml", to.clone(), move |r| {
+    ///         let copied = r.unwrap();
+    ///         assert_eq!(copied, std::fs::metadata("Cargo.toml").unwrap().len());
+    ///         std::fs::remove_file(to).unwrap();
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn copy_file / copy_file_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> u64 {
         let (from, to) = (owned(from), owned(to));
         (Ctx::two("copyfile", &from, &to), move || sfs::copy(&from, &to))
@@ -413,6 +585,14 @@ impl DirEntry {
 /// deprecated-but-loved `fs.exists`). Any error, including permission
 /// denied on a parent, counts as `false`; use [`metadata`] to tell them
 /// apart.
+///
+/// ```
+/// evloop::run(|| {
+///     evloop::fs::exists("Cargo.toml", |yes| assert!(yes));
+///     evloop::fs::exists("/no/such/file", |yes| assert!(!yes));
+/// })
+/// .unwrap();
+/// ```
 ///
 /// Abortable: [`exists_with_signal`].
 pub fn exists(path: impl AsRef<Path>, cb: impl FnOnce(bool) + 'static) {
@@ -509,6 +689,28 @@ impl Read for ReadAt<'_> {
 /// released when the last of them has. Dropping every clone without closing
 /// closes the descriptor on the loop thread (Node warns and does the same
 /// when a `FileHandle` is garbage-collected).
+///
+/// ```
+/// use evloop::fs::File;
+///
+/// let path = std::env::temp_dir().join(format!("evloop-doc-{}.bin", std::process::id()));
+/// evloop::run(move || {
+///     File::open(path.clone(), "w+", move |r| {
+///         let file = r.unwrap();
+///         file.clone().write(0, "hello, file", move |r| {
+///             assert_eq!(r.unwrap(), 11);
+///             file.clone().read(7, 4, move |r| {
+///                 assert_eq!(r.unwrap(), b"file");
+///                 file.close(move |r| {
+///                     r.unwrap();
+///                     std::fs::remove_file(path).unwrap();
+///                 });
+///             });
+///         });
+///     });
+/// })
+/// .unwrap();
+/// ```
 #[derive(Clone)]
 pub struct File {
     inner: Rc<FileInner>,
@@ -573,6 +775,25 @@ impl File {
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) error in the callback.
     /// New files get mode `0o666` minus the umask.
     ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use evloop::fs::File;
+    ///
+    /// evloop::run(|| {
+    ///     File::open("Cargo.toml", "r", |r| {
+    ///         let file = r.unwrap();
+    ///         file.clone().read(0, 9, move |r| {
+    ///             assert_eq!(r.unwrap(), b"[package]");
+    ///             file.close(|r| r.unwrap());
+    ///         });
+    ///     });
+    ///     File::open("/no/such/file", "r", |r| {
+    ///         assert_eq!(r.unwrap_err().kind(), ErrorKind::NotFound);
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
     /// Abortable: [`open_with_signal`](Self::open_with_signal).
     pub fn open(path: impl AsRef<Path>, flags: &str, cb: impl FnOnce(io::Result<File>) + 'static) {
         Self::open_impl(owned(path), parse_flags(flags), None, cb)
@@ -595,6 +816,24 @@ impl File {
 
     /// Opens `path` with explicit [`OpenOptions`], for what the flag strings
     /// do not cover (e.g. `std::os::unix::fs::OpenOptionsExt::mode`).
+    ///
+    /// ```
+    /// use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.key", std::process::id()));
+    /// let mut options = std::fs::OpenOptions::new();
+    /// options.write(true).create_new(true).mode(0o600);
+    /// evloop::run(move || {
+    ///     evloop::fs::File::open_with(path.clone(), &options, move |r| {
+    ///         let file = r.unwrap();
+    ///         file.metadata(move |r| {
+    ///             assert_eq!(r.unwrap().permissions().mode() & 0o777, 0o600);
+    ///             std::fs::remove_file(path).unwrap();
+    ///         });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     ///
     /// Abortable: [`open_with_with_signal`](Self::open_with_with_signal).
     pub fn open_with(

@@ -82,21 +82,70 @@ macro_rules! promise_op {
 
 promise_op! {
     /// [`fs::read_file`](super::read_file) as a promise.
+    ///
+    /// ```
+    /// // Awaited in a task...
+    /// let bytes = evloop::block_on(async { evloop::fs::promises::read_file("Cargo.toml").await })?;
+    /// assert!(bytes.unwrap().starts_with(b"[package]"));
+    ///
+    /// // ...or chained on the loop.
+    /// evloop::run(|| {
+    ///     evloop::fs::promises::read_file("/no/such/file")
+    ///         .then(|_| unreachable!())
+    ///         .catch(|e| assert_eq!(e.io_error().unwrap().kind(), std::io::ErrorKind::NotFound));
+    /// })?;
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn read_file / read_file_with_signal(path: impl AsRef<Path>) -> Vec<u8>;
 
     /// [`fs::read_to_string`](super::read_to_string) as a promise.
+    ///
+    /// ```
+    /// let text = evloop::block_on(async {
+    ///     evloop::fs::promises::read_to_string("Cargo.toml").await
+    /// })?;
+    /// assert!(text.unwrap().contains("name = \"evloop\""));
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn read_to_string / read_to_string_with_signal(path: impl AsRef<Path>) -> String;
 
     /// [`fs::write_file`](super::write_file) as a promise.
+    ///
+    /// ```
+    /// use evloop::fs::promises as fs;
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.txt", std::process::id()));
+    /// let text = evloop::block_on(async move {
+    ///     fs::write_file(&path, "one ").await?;
+    ///     fs::append_file(&path, "two").await?;
+    ///     let text = fs::read_to_string(&path).await?;
+    ///     fs::remove_file(&path).await?;
+    ///     Ok::<_, evloop::promise::Rejection>(text)
+    /// })?;
+    /// assert_eq!(text.unwrap(), "one two");
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn write_file / write_file_with_signal(path: impl AsRef<Path>, data: impl Into<Vec<u8>>) -> ();
 
     /// [`fs::append_file`](super::append_file) as a promise.
     pub fn append_file / append_file_with_signal(path: impl AsRef<Path>, data: impl Into<Vec<u8>>) -> ();
 
     /// [`fs::read_dir`](super::read_dir) as a promise.
+    ///
+    /// ```
+    /// let entries = evloop::block_on(async { evloop::fs::promises::read_dir("src").await })?;
+    /// assert!(entries.unwrap().iter().any(|e| e.name() == "lib.rs"));
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn read_dir / read_dir_with_signal(path: impl AsRef<Path>) -> Vec<DirEntry>;
 
     /// [`fs::metadata`](super::metadata) as a promise (Node's `fsPromises.stat`).
+    ///
+    /// ```
+    /// let meta = evloop::block_on(async { evloop::fs::promises::metadata("src").await })?;
+    /// assert!(meta.unwrap().is_dir());
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn metadata / metadata_with_signal(path: impl AsRef<Path>) -> Metadata;
 
     /// [`fs::symlink_metadata`](super::symlink_metadata) as a promise (Node's
@@ -107,6 +156,21 @@ promise_op! {
     pub fn create_dir / create_dir_with_signal(path: impl AsRef<Path>) -> ();
 
     /// [`fs::create_dir_all`](super::create_dir_all) as a promise.
+    ///
+    /// ```
+    /// use evloop::fs::promises as fs;
+    ///
+    /// let top = std::env::temp_dir().join(format!("evloop-doc-{}", std::process::id()));
+    /// let r = evloop::block_on(async move {
+    ///     fs::create_dir_all(top.join("a/b")).await?;
+    ///     fs::rename(top.join("a/b"), top.join("c")).await?;
+    ///     let names: Vec<_> = fs::read_dir(&top).await?.iter().map(|e| e.name().to_owned()).collect();
+    ///     fs::remove_dir_all(&top).await?;
+    ///     Ok::<_, evloop::promise::Rejection>(names.len())
+    /// })?;
+    /// assert_eq!(r.unwrap(), 2); // a and c
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn create_dir_all / create_dir_all_with_signal(path: impl AsRef<Path>) -> ();
 
     /// [`fs::remove_file`](super::remove_file) as a promise (Node's `unlink`).
@@ -122,10 +186,29 @@ promise_op! {
     pub fn rename / rename_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> ();
 
     /// [`fs::copy_file`](super::copy_file) as a promise (of the bytes copied).
+    ///
+    /// ```
+    /// use evloop::fs::promises as fs;
+    ///
+    /// let to = std::env::temp_dir().join(format!("evloop-doc-{}.toml", std::process::id()));
+    /// let copied = evloop::block_on(async move {
+    ///     let n = fs::copy_file("Cargo.toml", &to).await?;
+    ///     fs::remove_file(&to).await?;
+    ///     Ok::<_, evloop::promise::Rejection>(n)
+    /// })?;
+    /// assert_eq!(copied.unwrap(), std::fs::metadata("Cargo.toml").unwrap().len());
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
     pub fn copy_file / copy_file_with_signal(from: impl AsRef<Path>, to: impl AsRef<Path>) -> u64;
 }
 
 /// [`fs::exists`](super::exists) as a promise (it never rejects).
+///
+/// ```
+/// let found = evloop::block_on(async { evloop::fs::promises::exists("Cargo.toml").await })?;
+/// assert_eq!(found.ok(), Some(true));
+/// # Ok::<(), evloop::Error>(())
+/// ```
 ///
 /// Abortable: [`exists_with_signal`].
 pub fn exists(path: impl AsRef<Path>) -> Promise<bool> {
@@ -139,7 +222,20 @@ pub fn exists_with_signal(path: impl AsRef<Path>, signal: &AbortSignal) -> Promi
     promisify(|done| super::exists_with_signal(path, signal, done))
 }
 
-/// [`File::open`] as a promise (Node's `fsPromises.open`).
+/// [`File::open`] as a promise (Node's `fsPromises.open`); the
+/// [`File`]'s methods have promise forms too (`read_promise`,
+/// `write_promise`, `close_promise`, ...).
+///
+/// ```
+/// let head = evloop::block_on(async {
+///     let file = evloop::fs::promises::open("Cargo.toml", "r").await?;
+///     let head = file.read_promise(0, 9).await?;
+///     file.close_promise().await?;
+///     Ok::<_, evloop::promise::Rejection>(head)
+/// })?;
+/// assert_eq!(head.unwrap(), b"[package]");
+/// # Ok::<(), evloop::Error>(())
+/// ```
 ///
 /// Abortable: [`open_with_signal`].
 pub fn open(path: impl AsRef<Path>, flags: &str) -> Promise<File> {
