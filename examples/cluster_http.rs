@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             ClusterEvent::ShuttingDown => println!("shutting down"),
             ClusterEvent::Stopped => println!("all workers stopped"),
+            _ => {}
         });
     })?;
     Ok(())

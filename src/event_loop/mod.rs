@@ -175,7 +175,11 @@ impl LoopRef {
 }
 
 /// Which part of an iteration the loop is in (shown by `Debug`).
+///
+/// Non-exhaustive: a later version may split a phase (libuv's idle and
+/// prepare hooks run in phases of their own), so a `match` needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Phase {
     /// Not inside `run`.
     Idle,

@@ -28,7 +28,11 @@ use crate::promise::{promisify, Promise, Rejection};
 use super::signal::{Signal, SignalReceiver};
 
 /// What a child's standard input, output or error is connected to.
+///
+/// Non-exhaustive: more kinds may come (Node also offers an IPC channel or
+/// an existing stream or fd).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stdio {
     /// The parent's own (std's default, and this crate's).
     Inherit,
@@ -55,6 +59,34 @@ pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
 /// A process to start: program, arguments, environment, working directory
 /// and stdio, as `std::process::Command` (which it wraps), started on the
 /// loop by [`spawn`](Command::spawn) or [`exec`](super::exec).
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop::process::{exec, Command, Stdio};
+///
+/// let out = Rc::new(RefCell::new(String::new()));
+/// let o = out.clone();
+/// evloop::run(move || {
+///     // Collect the output (`exec`), here of `sh -c` with an argument and a variable.
+///     let mut cmd = Command::new("sh");
+///     cmd.args(["-c", "echo \"$GREETING, $0\"", "loop"]).env("GREETING", "hello");
+///     exec(&mut cmd, move |r| {
+///         let output = r.unwrap();
+///         assert!(output.status.success());
+///         *o.borrow_mut() = String::from_utf8(output.stdout).unwrap();
+///     });
+///
+///     // Or stream it: `spawn` with piped stdio, each pipe a `Stream`.
+///     let child = Command::new("cat").stdin(Stdio::Piped).stdout(Stdio::Piped).spawn().unwrap();
+///     let stdin = child.stdin.clone().unwrap();
+///     stdin.write(b"ping");
+///     stdin.end();
+///     child.stdout.as_ref().unwrap().on_data(|bytes| assert_eq!(bytes, b"ping"));
+///     child.on_exit(|status| assert!(status.unwrap().success()));
+/// })
+/// .unwrap();
+/// assert_eq!(*out.borrow(), "hello, loop\n");
+/// ```
 pub struct Command {
     std: std::process::Command,
     program: String,

@@ -50,7 +50,11 @@ const RESTART_MAX: Duration = Duration::from_secs(5);
 const EARLY_DEATH: Duration = Duration::from_secs(1);
 
 /// What a cluster reports to [`Cluster::on_event`].
+///
+/// Non-exhaustive: more events may come (Node's cluster also reports
+/// `listening` and `disconnect`), so a `match` needs a `_` arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClusterEvent {
     /// Worker `index` started as `pid`.
     Started {
@@ -84,6 +88,43 @@ pub enum ClusterEvent {
 type EventCb = Box<dyn FnMut(ClusterEvent)>;
 
 /// The primary's side of a cluster.
+///
+/// The program re-runs itself as the workers (this example runs as a
+/// test, as the primary and as two workers):
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop::process::{worker_entry, Cluster, ClusterWorker};
+///
+/// fn main() {
+///     if worker_entry().as_deref() == Some("hello") {
+///         // A worker: answer each connection on the shared port.
+///         evloop::run(|| {
+///             ClusterWorker::listen(|conn| {
+///                 let stream = conn.unwrap();
+///                 stream.write(format!("hello from {}", std::process::id()).as_bytes());
+///                 stream.end();
+///             })
+///             .unwrap();
+///         })
+///         .unwrap();
+///         return; // the primary said stop
+///     }
+///     let reply = Rc::new(RefCell::new(Vec::new()));
+///     let r = reply.clone();
+///     evloop::run(move || {
+///         let cluster = Cluster::start("127.0.0.1:0", "hello", 2).unwrap();
+///         let c = cluster.clone();
+///         evloop::net::connect_addr(cluster.local_addr(), move |conn| {
+///             let stream = conn.unwrap();
+///             stream.on_data(move |bytes| r.borrow_mut().extend_from_slice(bytes));
+///             stream.on_close(move |_| c.shutdown()); // then `run` returns
+///         });
+///     })
+///     .unwrap();
+///     assert!(reply.borrow().starts_with(b"hello from "));
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Cluster {
     inner: Rc<ClusterInner>,

@@ -58,6 +58,42 @@ pub const WORKER_ENV: &str = "EVLOOP_WORKER";
 pub const IPC_FD_ENV: &str = "EVLOOP_IPC_FD";
 
 /// A worker process and the channel to it.
+///
+/// The program re-runs itself: `main` serves the entry in a worker, and
+/// starts the worker otherwise (this example runs as a test, as both):
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop::process::{parent_channel, worker_entry, Worker};
+///
+/// fn main() {
+///     if worker_entry().as_deref() == Some("upper") {
+///         evloop::run(|| {
+///             let parent = parent_channel().unwrap();
+///             let p = parent.clone();
+///             parent.on_message(move |msg| {
+///                 p.send(&msg.to_ascii_uppercase()).unwrap();
+///             });
+///         })
+///         .unwrap();
+///         return; // the parent closed the channel
+///     }
+///     let reply = Rc::new(RefCell::new(Vec::new()));
+///     let r = reply.clone();
+///     evloop::run(move || {
+///         let worker = Worker::spawn("upper").unwrap();
+///         let w = worker.clone();
+///         worker.on_message(move |msg| {
+///             r.borrow_mut().extend_from_slice(msg);
+///             w.channel().close(); // the worker's loop then ends
+///         });
+///         worker.send(b"hello").unwrap();
+///         worker.child().on_exit(|status| assert!(status.unwrap().success()));
+///     })
+///     .unwrap();
+///     assert_eq!(*reply.borrow(), b"HELLO");
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Worker {
     child: Child,
@@ -65,7 +101,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the current executable as a worker serving `entry`.
+    /// Starts the current executable as a worker serving `entry`; see
+    /// [`Worker`] for an example.
     ///
     /// # Panics
     /// If no event loop is current on this thread.
