@@ -55,6 +55,25 @@ use super::*;
 /// [`on_uncaught_exception`](EventLoop::on_uncaught_exception) the handler
 /// gets the error and the loop goes on; the `next_tick`s and microtasks a
 /// panicking callback queued then run after the next callback, as in Node.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+///
+/// // `evloop::run(main)` is this: a loop, its main script, then `run`.
+/// let event_loop = evloop::EventLoop::new()?;
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// event_loop.run_main(move || {
+///     let (a, b) = (l.clone(), l.clone());
+///     evloop::set_timeout(Duration::from_millis(1), move || a.borrow_mut().push("timer"));
+///     evloop::set_immediate(move || b.borrow_mut().push("immediate"));
+///     l.borrow_mut().push("main");
+/// })?;
+/// event_loop.run()?;
+/// assert_eq!(*log.borrow(), ["main", "immediate", "timer"]);
+/// assert!(event_loop.iterations() >= 1);
+/// # Ok::<(), evloop::Error>(())
+/// ```
 pub struct EventLoop {
     pub(crate) inner: Rc<LoopState>,
 }

@@ -917,6 +917,17 @@ impl File {
         /// Reads up to `len` bytes starting at byte `offset` (Node's
         /// `fs.read(fd, { position })`), without moving any cursor. The bytes
         /// come back fewer than `len` only at end of file (empty at or past it).
+        ///
+        /// ```
+        /// evloop::run(|| {
+        ///     evloop::fs::File::open("Cargo.toml", "r", |r| {
+        ///         let file = r.unwrap();
+        ///         file.read(1, 7, |r| assert_eq!(r.unwrap(), b"package"));
+        ///         file.read(1 << 40, 10, |r| assert!(r.unwrap().is_empty())); // past the end
+        ///     });
+        /// })
+        /// .unwrap();
+        /// ```
         pub fn read / read_with_signal(offset: u64, len: usize) -> Vec<u8> {
             "read",
             move |f: &sfs::File| {
@@ -931,6 +942,22 @@ impl File {
         /// Writes all of `data` at byte `offset` (Node's `fs.write(fd, buffer,
         /// 0, length, position)`); the callback gets the number of bytes
         /// written, always `data.len()` on success.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.dat", std::process::id()));
+        /// evloop::run(move || {
+        ///     evloop::fs::File::open(path.clone(), "w", move |r| {
+        ///         let file = r.unwrap();
+        ///         file.write(4, "tail", |r| assert_eq!(r.unwrap(), 4));
+        ///         file.write(0, "head", move |r| {
+        ///             assert_eq!(r.unwrap(), 4);
+        ///             assert_eq!(std::fs::read(&path).unwrap(), b"headtail");
+        ///             std::fs::remove_file(path).unwrap();
+        ///         });
+        ///     });
+        /// })
+        /// .unwrap();
+        /// ```
         pub fn write / write_with_signal(offset: u64, data: impl Into<Vec<u8>>) -> usize {
             "write",
             {
@@ -975,6 +1002,18 @@ impl File {
     ///
     /// There is no `close_with_signal`: the handle is closed when this is
     /// called, and aborting could not reopen it.
+    ///
+    /// ```
+    /// evloop::run(|| {
+    ///     evloop::fs::File::open("Cargo.toml", "r", |r| {
+    ///         let file = r.unwrap();
+    ///         file.close(|r| r.unwrap());
+    ///         assert!(file.is_closed()); // at once, for every clone
+    ///         file.read(0, 1, |r| assert!(r.unwrap_err().to_string().contains("closed")));
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn close(&self, cb: impl FnOnce(io::Result<()>) + 'static) {
         let ctx = Ctx::new("close", &self.inner.path);
         let file = self.inner.file.borrow_mut().take();
