@@ -320,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "select(2), and megabytes through pipes")]
     fn the_reader_thread_delivers_every_byte_then_the_end() {
         let data = payload(300_000);
         let (mut w, r) = source();
@@ -348,6 +349,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "select(2), and megabytes through pipes")]
     fn an_unpollable_stdin_takes_the_thread_and_ends() {
         // /dev/null: epoll refuses it (EPERM), as kqueue refuses a macOS
         // tty (EINVAL); either way the stream ends at once.
@@ -364,6 +366,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "select(2), and megabytes through pipes")]
     fn a_paused_stream_holds_the_thread_back() {
         let data = payload(2 << 20);
         let (mut w, r) = source();
@@ -400,6 +403,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "select(2), and megabytes through pipes")]
     fn closing_the_stream_ends_a_waiting_thread() {
         let (w, r) = source();
         let reader = Rc::new(RefCell::new(None));
