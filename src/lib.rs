@@ -112,8 +112,22 @@
 //! Beyond one core, the thread pool takes blocking and CPU work
 //! ([`queue_work`]), and [`process`] starts more processes, each with its
 //! own loop.
+//!
+//! ## Platforms
+//!
+//! Unix only: Linux (epoll) is where the tests run; macOS (x86_64 and
+//! aarch64) and FreeBSD (kqueue) are checked with `cargo check
+//! --all-targets` in CI but not run. A terminal stdin that kqueue refuses
+//! (macOS) is read by a helper thread, as libuv does (see [`stdio`]).
+//! Windows is not supported, and the crate says so when built there.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in four places: sys.rs (the FFI: signals, kill, fds), task/boxed.rs (one pin projection), inline_fn.rs (timer callbacks stored inline, type-erased by hand) and event_loop/slots.rs (a per-loop value's typed pointer)
+#![deny(unsafe_code)] // allowed in four places: sys.rs (the FFI: signals, kill, fds, select), task/boxed.rs (one pin projection), inline_fn.rs (timer callbacks stored inline, type-erased by hand) and event_loop/slots.rs (a per-loop value's typed pointer)
+
+#[cfg(not(unix))]
+compile_error!(
+    "evloop is Unix-only: it is built on Unix fds, signals and processes \
+     (Linux is tested; macOS and FreeBSD are checked). Windows is not supported."
+);
 
 pub mod abort;
 mod error;

@@ -1,5 +1,6 @@
 //! The ground floor's FFI: every libc call the crate makes (signal
-//! handlers and dispositions, `kill`, fd inheritance across exec, SIGXFSZ),
+//! handlers and dispositions, `kill`, fd inheritance across exec, SIGXFSZ,
+//! `select` for the stdin reader thread),
 //! each `unsafe` block with the reason it holds. It imports no layer; the
 //! loop (`ignore_sigxfsz`) and `process/` (signals, children, workers)
 //! call it.
@@ -185,4 +186,43 @@ pub(crate) fn restore_sigxfsz_in_child(cmd: &mut std::process::Command) -> bool 
         });
     }
     true
+}
+
+/// Waits until `src` or `stop` is readable (`select(2)`, which, unlike
+/// `poll(2)`, watches a terminal on macOS too: libuv's choice for the
+/// same job). Returns whether `stop` is. Fds past `FD_SETSIZE` cannot be
+/// selected: then it returns `Ok(false)` at once, and the caller's read
+/// blocks instead. For the stdin reader thread (`stdio.rs`).
+pub(crate) fn wait_readable(src: RawFd, stop: RawFd) -> io::Result<bool> {
+    let limit = libc::FD_SETSIZE as RawFd;
+    if src < 0 || stop < 0 || src >= limit || stop >= limit {
+        return Ok(false);
+    }
+    loop {
+        // SAFETY: fd_set is plain data (all-zero is the empty set); both fds
+        // are in 0..FD_SETSIZE (checked above), so FD_SET and FD_ISSET stay
+        // inside the set we own; select reads and writes that set only and
+        // takes null for the others and for the timeout.
+        let (r, stopped) = unsafe {
+            let mut set: libc::fd_set = std::mem::zeroed();
+            libc::FD_ZERO(&mut set);
+            libc::FD_SET(src, &mut set);
+            libc::FD_SET(stop, &mut set);
+            let r = libc::select(
+                src.max(stop) + 1,
+                &mut set,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            (r, r > 0 && libc::FD_ISSET(stop, &set))
+        };
+        if r >= 0 {
+            return Ok(stopped);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }

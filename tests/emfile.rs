@@ -23,7 +23,7 @@ fn set_nofile(soft: u64) {
     unsafe {
         let mut rl: libc::rlimit = std::mem::zeroed();
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        rl.rlim_cur = soft;
+        rl.rlim_cur = soft as libc::rlim_t;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
     }
 }
@@ -33,7 +33,7 @@ fn nofile() -> u64 {
     unsafe {
         let mut rl: libc::rlimit = std::mem::zeroed();
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        rl.rlim_cur
+        rl.rlim_cur as u64
     }
 }
 

@@ -402,12 +402,12 @@ fn t31_fs_bad_input_and_partial_io() {
         support::limits::set_soft(libc::RLIMIT_FSIZE, 1 << 20);
         let l4 = l.clone();
         fs::write_file(&b2, vec![1u8; 2 << 20], move |r| {
-            support::limits::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
+            support::limits::set_soft(libc::RLIMIT_FSIZE, support::limits::INFINITY);
             l4.push(format!("fsize: {:?}", fs::raw_os_error(&r.unwrap_err())));
         });
     })
     .unwrap();
-    support::limits::set_soft(libc::RLIMIT_FSIZE, libc::RLIM_INFINITY);
+    support::limits::set_soft(libc::RLIMIT_FSIZE, support::limits::INFINITY);
     let mut lines = log.take();
     lines.sort();
     assert_eq!(

@@ -594,21 +594,30 @@ fn t05_no_busy_loop_when_idle_but_signalled() {
     fds.assert_back("T05");
 }
 
+/// A pipe, both ends close-on-exec and non-blocking: `pipe` and `fcntl`
+/// (`pipe2` is not on macOS).
 fn pipe() -> (std::fs::File, std::fs::File) {
     use std::os::fd::FromRawFd;
     let mut p = [0i32; 2];
-    // SAFETY: pipe2 writes two fds into the array we pass.
-    assert_eq!(
-        unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
-        0
-    );
+    // SAFETY: pipe writes two fds into the array we pass.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
     // SAFETY: both fds are fresh and owned by nobody else.
-    unsafe {
+    let ends = unsafe {
         (
             std::fs::File::from_raw_fd(p[0]),
             std::fs::File::from_raw_fd(p[1]),
         )
+    };
+    for fd in p {
+        // SAFETY: fcntl on an fd we own, with integer arguments only.
+        unsafe {
+            assert_eq!(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC), 0);
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            assert!(fl >= 0);
+            assert_eq!(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK), 0);
+        }
     }
+    ends
 }
 
 /// T06 (the part not in `tests/reactor.rs`): closing socket-layer handles

@@ -162,8 +162,8 @@ fn lines_pasted_into_a_terminal_all_arrive() {
                 &mut m,
                 &mut s,
                 std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
             )
         };
         assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
@@ -191,7 +191,7 @@ fn lines_pasted_into_a_terminal_all_arrive() {
     // (the child's stdin) its controlling terminal, so /dev/tty is it.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

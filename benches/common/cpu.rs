@@ -19,13 +19,18 @@ pub fn thread_cpu() -> Duration {
 }
 
 /// Minor page faults of this thread so far: memory the kernel handed over
-/// for the first time.
+/// for the first time. Linux only counts the thread (`RUSAGE_THREAD`);
+/// elsewhere (macOS has no `RUSAGE_THREAD`) the whole process's count.
 #[allow(dead_code)]
 pub fn minor_faults() -> u64 {
     // SAFETY: getrusage writes into the zeroed struct it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        #[cfg(target_os = "linux")]
+        let who = libc::RUSAGE_THREAD;
+        #[cfg(not(target_os = "linux"))]
+        let who = libc::RUSAGE_SELF;
+        libc::getrusage(who, &mut usage);
         usage
     };
     usage.ru_minflt as u64

@@ -455,6 +455,7 @@ fn round_trip(
 
 /// Sets the calling thread's niceness (Linux: `setpriority` on a thread id
 /// applies to that thread alone).
+#[cfg(target_os = "linux")]
 fn lower_this_threads_priority(nice: libc::c_int) {
     // SAFETY: gettid has no preconditions; setpriority only reads its
     // integer arguments.
@@ -468,6 +469,13 @@ fn lower_this_threads_priority(nice: libc::c_int) {
             io::Error::last_os_error()
         );
     }
+}
+
+/// Elsewhere `setpriority` takes no thread id (it would lower the whole
+/// process, server included): the flood thread keeps its priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority(_nice: libc::c_int) {
+    eprintln!("fair_load: thread priorities are Linux-only; the flood thread keeps its priority");
 }
 
 struct Flooder {

@@ -75,21 +75,45 @@ pub fn cpu_time() -> Duration {
     usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN)
 }
 
-/// This process's peak resident memory since the last reset (VmHWM), KiB.
+/// This process's peak resident memory since the last reset, KiB.
+///
+/// Linux: `VmHWM` from `/proc/self/status`, which `reset_peak_rss` can
+/// lower. Elsewhere: `getrusage(RUSAGE_SELF).ru_maxrss`, the peak over
+/// the whole process life (bytes on macOS, KiB on the BSDs), so a later
+/// model's figure includes the peaks of the ones before it.
 pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: getrusage only writes the struct we hand it.
+        let ru = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            ru
+        };
+        let max = ru.ru_maxrss.max(0) as u64;
+        if cfg!(target_vendor = "apple") {
+            max / 1024
+        } else {
+            max
+        }
+    }
 }
 
 /// Resets the peak to the current size (Linux: `5` to `clear_refs`), so
-/// each model's peak is its own.
+/// each model's peak is its own. Elsewhere there is no reset: a no-op.
 pub fn reset_peak_rss() {
+    #[cfg(target_os = "linux")]
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
