@@ -179,7 +179,6 @@ fn release_of<T: PerLoop>(value: &dyn Any) -> Released {
 }
 
 /// A loop's per-loop values.
-#[derive(Default)]
 pub(crate) struct Slots {
     cells: [OnceCell<Stored>; MAX_SLOTS],
     /// The address of each value inside its box (null until created): the
@@ -187,6 +186,16 @@ pub(crate) struct Slots {
     ptrs: [Cell<*const ()>; MAX_SLOTS],
     /// Slot indices in creation order.
     order: RefCell<Vec<usize>>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            cells: Default::default(),
+            ptrs: std::array::from_fn(|_| Cell::new(std::ptr::null())),
+            order: RefCell::default(),
+        }
+    }
 }
 
 impl Slots {
