@@ -529,6 +529,7 @@ mod tests {
     /// thread), after: an aborted `recv` takes no message, the next one
     /// gets it.
     #[test]
+    #[cfg_attr(miri, ignore = "socketpair and epoll, which Miri does not support")]
     fn recv_with_signal() {
         for from_thread in [false, true] {
             let seen: Seen = Rc::default();
