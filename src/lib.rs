@@ -140,6 +140,7 @@ pub mod fs;
 mod immediate;
 mod inline_fn;
 mod introspect;
+mod listeners;
 mod microtasks;
 pub mod net;
 mod pool;
@@ -165,6 +166,7 @@ pub use event_loop::{
 };
 pub use immediate::{clear_immediate, set_immediate, Immediate};
 pub use introspect::{HandleInfo, HandleKind};
+pub use listeners::Listener;
 pub use microtasks::{next_tick, queue_microtask};
 pub use mio::Interest;
 pub use pool::{queue_work, queue_work_cancelable, Work, DEFAULT_THREADPOOL_SIZE};
