@@ -75,7 +75,7 @@ fn fan_out(n: usize) -> Timing {
         let e = end.clone();
         let p = Promise::resolve(0u64);
         for _ in 0..n {
-            p.then(|v| v + 1);
+            p.clone().then(|v| v + 1);
         }
         p.then(move |_| e.set(Some(Instant::now())));
         end

@@ -108,6 +108,7 @@ fn a2_1_2_fulfilled_does_not_transition_nor_change_value() {
         assert_eq!(w.promise.state(), PromiseState::Fulfilled);
         assert_eq!(w.promise.peek().unwrap().unwrap(), 1);
         w.promise
+            .clone()
             .then(clone!(l => move |v| l.push(format!("a{v}"))));
 
         // The same through the executor of Promise::new.
@@ -345,14 +346,16 @@ fn a2_2_6_multiple_then_run_in_registration_order() {
         let err = Promise::<u32>::with_resolvers();
         for i in 1..=3 {
             ok.promise
+                .clone()
                 .then(clone!(l => move |v| l.push(format!("f{i}:{v}"))));
-            err.promise.then_or_else(
+            err.promise.clone().then_or_else(
                 clone!(l => move |_| { l.push("fulfilled?!"); Ok(()) }),
                 clone!(l => move |e| { l.push(format!("r{i}:{e}")); Ok(()) }),
             );
         }
         // Different methods on one promise share one order too.
         err.promise
+            .clone()
             .catch(clone!(l => move |e| { l.push(format!("r4:{e}")); 0 }));
         err.promise
             .or_else(clone!(l => move |e| { l.push(format!("r5:{e}")); Ok::<_, Rejection>(0) }));
@@ -364,7 +367,8 @@ fn a2_2_6_multiple_then_run_in_registration_order() {
         // Settled already: the order still holds.
         let p = Promise::resolve("s");
         for i in 1..=3 {
-            p.then(clone!(l => move |v| l.push(format!("s{i}:{v}"))));
+            p.clone()
+                .then(clone!(l => move |v| l.push(format!("s{i}:{v}"))));
         }
     })
     .unwrap();
@@ -380,7 +384,7 @@ fn a2_2_6_multiple_then_run_in_registration_order() {
 fn a2_2_7_then_returns_a_new_promise() {
     evloop::run(|| {
         let p1 = Promise::resolve(1);
-        let p2 = p1.then(|v| v + 1);
+        let p2 = p1.clone().then(|v| v + 1);
         assert!(!Promise::ptr_eq(&p1, &p2.clone()));
         assert_eq!(p2.state(), PromiseState::Pending);
         let check = p2.clone();
@@ -489,7 +493,7 @@ fn a2_2_7_3_fulfilment_passes_through_without_on_fulfilled() {
     let l = log.clone();
     evloop::run(move || {
         let w = Promise::<String>::with_resolvers();
-        let p2 = w.promise.catch(|_| "recovered".to_string());
+        let p2 = w.promise.clone().catch(|_| "recovered".to_string());
         let p3 = w.promise.or_else(Err);
         p2.then(clone!(l => move |v| l.push(format!("p2 {v}"))));
         p3.then(clone!(l => move |v| l.push(format!("p3 {v}"))));
@@ -508,8 +512,8 @@ fn a2_2_7_4_rejection_passes_through_without_on_rejected() {
     let l = log.clone();
     evloop::run(move || {
         let w = Promise::<u32>::with_resolvers();
-        let p2 = w.promise.then(|v| v + 1);
-        let p3 = w.promise.and_then(Promise::resolve);
+        let p2 = w.promise.clone().then(|v| v + 1);
+        let p3 = w.promise.clone().and_then(Promise::resolve);
         let p4 = w.promise.finally(|| ());
         for (name, p) in [("p2", p2), ("p3", p3), ("p4", p4)] {
             p.catch(clone!(l => move |e| {

@@ -748,13 +748,16 @@ fn then_on_a_settled_promise_runs_later_in_registration_order() {
     let l = log.clone();
     evloop::run(move || {
         let p = Promise::resolve("v");
-        p.then(clone!(l => move |v| l.push(format!("sub1 {v}"))));
-        p.then(clone!(l => move |v| l.push(format!("sub2 {v}"))));
+        p.clone()
+            .then(clone!(l => move |v| l.push(format!("sub1 {v}"))));
+        p.clone()
+            .then(clone!(l => move |v| l.push(format!("sub2 {v}"))));
         l.push("sync after two thens");
         p.then(clone!(l => move |v| l.push(format!("sub3 {v}"))));
         let r = Promise::<()>::reject(Rejection::msg("r"));
-        r.catch(clone!(l => move |e| l.push(format!("catch1 {}", e.message()))));
-        r.then_or_else(
+        r.clone()
+            .catch(clone!(l => move |e| l.push(format!("catch1 {}", e.message()))));
+        r.clone().then_or_else(
             clone!(l => move |v| -> Result<(), Rejection> {
                 l.push(format!("never {v:?}"));
                 Ok(())
@@ -1565,10 +1568,11 @@ fn a_catch_that_throws_makes_a_new_unhandled_rejection() {
     let l = log.clone();
     el.run_main(move || {
         let p = Promise::<()>::reject(Rejection::msg("original"));
-        p.or_else(clone!(l => move |e| -> Result<(), Rejection> {
-            l.push(format!("catch {}", e.message()));
-            Err(Rejection::msg("rethrown"))
-        }));
+        p.clone()
+            .or_else(clone!(l => move |e| -> Result<(), Rejection> {
+                l.push(format!("catch {}", e.message()));
+                Err(Rejection::msg("rethrown"))
+            }));
         p.then(clone!(l => move |v| l.push(format!("never {v:?}"))))
             .catch(clone!(l => move |e| l.push(format!("second chain {}", e.message()))));
     })

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::{Promise, Rejection, WithResolvers};
 use crate::abort::{AbortError, AbortSignal};
 
-impl<T: Clone + 'static> Promise<T> {
+impl<T: 'static> Promise<T> {
     /// A promise that settles as this one does, or rejects with the
     /// [`AbortError`] if `signal` aborts first (at once if it already has).
     /// This promise goes on; to stop the work behind it as well, pass the
@@ -36,7 +36,7 @@ impl<T: Clone + 'static> Promise<T> {
     /// })
     /// .unwrap();
     /// ```
-    pub fn with_signal(&self, signal: &AbortSignal) -> Promise<T> {
+    pub fn with_signal(self, signal: &AbortSignal) -> Promise<T> {
         self.bind_signal(signal, || {})
     }
 
@@ -45,7 +45,7 @@ impl<T: Clone + 'static> Promise<T> {
     /// operation stops its work (cancels its pool job, closes its socket,
     /// kills its child).
     pub(crate) fn bind_signal(
-        &self,
+        self,
         signal: &AbortSignal,
         release: impl FnOnce() + 'static,
     ) -> Promise<T> {

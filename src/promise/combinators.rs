@@ -20,7 +20,7 @@ struct Gather<T, O> {
     out: Rc<Core<O>>,
 }
 
-impl<T, O: Clone + 'static> Gather<T, O> {
+impl<T, O: 'static> Gather<T, O> {
     fn new(n: usize, out: Rc<Core<O>>) -> Rc<Self> {
         let mut slots = Vec::with_capacity(n);
         slots.resize_with(n, || None);
@@ -55,9 +55,9 @@ fn gather<T, V, O>(
     step: fn(&Gather<V, O>, usize, Outcome<T>),
 ) -> Promise<O>
 where
-    T: Clone + 'static,
+    T: 'static,
     V: 'static,
-    O: Clone + 'static,
+    O: 'static,
 {
     let inputs: Vec<Promise<T>> = promises.into_iter().collect();
     let out = Core::pending();
@@ -74,7 +74,7 @@ where
     result
 }
 
-impl<T: Clone + 'static> Promise<T> {
+impl<T: 'static> Promise<T> {
     /// Fulfils with every value, in input order, once all are fulfilled;
     /// rejects with the first rejection (JavaScript's `Promise.all`).
     ///

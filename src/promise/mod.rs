@@ -12,7 +12,8 @@
 //!
 //! evloop::run(|| {
 //!     let p = Promise::resolve(1);
-//!     p.then(|v| println!("a{v}")).then(|()| println!("a2"));
+//!     // Two subscribers, so two handles (`then` consumes one).
+//!     p.clone().then(|v| println!("a{v}")).then(|()| println!("a2"));
 //!     p.then(|v| println!("b{v}")).then(|()| println!("b2"));
 //!     println!("sync");
 //! })
@@ -39,12 +40,47 @@
 //! | `process.on('uncaughtException')` | [`crate::on_uncaught_exception`] |
 //! | `--unhandled-rejections=throw/strict/warn/none` | [`set_unhandled_rejections`] |
 //!
-//! ## Values are cloned
+//! ## Values move; a second subscriber needs `Clone`
 //!
-//! JavaScript hands every subscriber the same object; Rust needs `T: Clone`
-//! to hand each its own copy. A chain where each promise has one subscriber
-//! and no other handle moves the value instead. Wrap big or non-`Clone`
-//! values in an `Rc`.
+//! JavaScript hands every subscriber the same object; Rust hands each its
+//! own `T`. [`then`](Promise::then) and the other subscribing methods (and
+//! `.await`) consume the handle they are called on, and a handle can be
+//! cloned only when `T: Clone`. So:
+//!
+//! - a promise of any value, `Clone` or not (an `io::Error`, a
+//!   [`File`](std::fs::File), a big `Vec`), has one subscriber, which gets
+//!   the value itself, moved: `spawn(async { std::fs::read("x") })` is a
+//!   `Promise<io::Result<Vec<u8>>>` that can be awaited or `then`ed;
+//! - subscribing twice (JavaScript's `p.then(a); p.then(b)`) takes a clone
+//!   of the handle (`p.clone().then(a); p.then(b)`), which the compiler
+//!   allows only for a `Clone` value; each subscriber then gets a copy,
+//!   except the last one once no handle is left, which gets the original.
+//!
+//! The timing is JavaScript's either way: moving instead of copying changes
+//! no microtask.
+//!
+//! ```
+//! use evloop::promise::Promise;
+//!
+//! evloop::run(|| {
+//!     let file = evloop::spawn(async { std::fs::File::open("Cargo.toml") });
+//!     file.then(|r| {
+//!         let f = r.expect("opened"); // a `File`: moved, never cloned
+//!         assert!(f.metadata().unwrap().len() > 0);
+//!     });
+//! })
+//! .unwrap();
+//! ```
+//!
+//! A second subscriber of a value that is not `Clone` does not compile:
+//!
+//! ```compile_fail
+//! use evloop::promise::Promise;
+//!
+//! struct Unique(Vec<u8>);
+//! let p = Promise::resolve(Unique(vec![1]));
+//! let second = p.clone(); // error: `Unique` is not `Clone`
+//! ```
 //!
 //! ## Unhandled rejections
 //!
@@ -96,8 +132,13 @@ pub struct Promise<T> {
     pub(crate) core: Rc<Core<T>>,
 }
 
-impl<T> Clone for Promise<T> {
+/// A second handle to the same promise, for a second subscriber: each
+/// subscriber gets its own copy of the value, so only a promise of a
+/// `Clone` value can be cloned (a promise of any other value has one
+/// subscriber, which gets the value itself).
+impl<T: Clone + 'static> Clone for Promise<T> {
     fn clone(&self) -> Self {
+        self.core.set_copy(T::clone);
         Promise {
             core: self.core.clone(),
         }
@@ -185,7 +226,7 @@ impl<T> Deref for Resolve<T> {
     }
 }
 
-impl<T: Clone + 'static> Resolve<T> {
+impl<T: 'static> Resolve<T> {
     fn new(core: Rc<Core<T>>) -> Self {
         let c = core.clone();
         let call: Rc<dyn Fn(T)> = Rc::new(move |v| c.resolve(Settlement::Fulfill(v)));
@@ -222,7 +263,7 @@ impl Deref for Reject {
 }
 
 impl Reject {
-    fn new<T: Clone + 'static>(core: Rc<Core<T>>) -> Self {
+    fn new<T: 'static>(core: Rc<Core<T>>) -> Self {
         Reject {
             call: Rc::new(move |e| core.resolve(Settlement::Reject(e))),
         }
@@ -251,7 +292,7 @@ pub(crate) fn panic_rejection(
     r
 }
 
-impl<T: Clone + 'static> Promise<T> {
+impl<T: 'static> Promise<T> {
     /// Creates a promise and runs `executor` at once (synchronously, as
     /// JavaScript does) with its `resolve` and `reject` functions. A panic in
     /// the executor rejects the promise, unless it was already resolved.
@@ -309,8 +350,8 @@ impl<T: Clone + 'static> Promise<T> {
 
     /// The general `then`: `f` gets the outcome and says how the new
     /// promise settles. A panic in `f` rejects it.
-    fn chain<U: Clone + 'static>(
-        &self,
+    fn chain<U: 'static>(
+        self,
         f: impl FnOnce(Outcome<T>) -> Settlement<U> + 'static,
     ) -> Promise<U> {
         let derived = Core::<U>::pending();
@@ -327,7 +368,7 @@ impl<T: Clone + 'static> Promise<T> {
 
     /// When fulfilled, maps the value (JavaScript's `.then(v => u)`). A
     /// rejection passes through to the returned promise.
-    pub fn then<U: Clone + 'static>(&self, f: impl FnOnce(T) -> U + 'static) -> Promise<U> {
+    pub fn then<U: 'static>(self, f: impl FnOnce(T) -> U + 'static) -> Promise<U> {
         self.chain(move |o| match o {
             Ok(v) => Settlement::Fulfill(f(v)),
             Err(e) => Settlement::Reject(e),
@@ -347,14 +388,14 @@ impl<T: Clone + 'static> Promise<T> {
     ///     .and_then(|s| s.parse::<u32>().map_err(Rejection::new)) // may fail
     ///     .and_then(|n| Promise::resolve(n + 1)); // follows another promise
     /// let bad = Promise::resolve("x").and_then(|s| s.parse::<u32>().map_err(Rejection::new));
-    /// let _ = bad.catch(|_| 0); // handled, so not reported
+    /// let _ = bad.clone().catch(|_| 0); // handled, so not reported
     /// event_loop.run()?;
     /// assert_eq!(n.peek().unwrap().unwrap(), 43);
     /// assert!(bad.peek().unwrap().is_err());
     /// # Ok::<(), evloop::Error>(())
     /// ```
-    pub fn and_then<U: Clone + 'static, R: Resolution<U>>(
-        &self,
+    pub fn and_then<U: 'static, R: Resolution<U>>(
+        self,
         f: impl FnOnce(T) -> R + 'static,
     ) -> Promise<U> {
         self.chain(move |o| match o {
@@ -365,7 +406,7 @@ impl<T: Clone + 'static> Promise<T> {
 
     /// When rejected, recovers with a value (JavaScript's `.catch(e => v)`).
     /// A fulfilment passes through.
-    pub fn catch(&self, f: impl FnOnce(Rejection) -> T + 'static) -> Promise<T> {
+    pub fn catch(self, f: impl FnOnce(Rejection) -> T + 'static) -> Promise<T> {
         self.chain(move |o| match o {
             Ok(v) => Settlement::Fulfill(v),
             Err(e) => Settlement::Fulfill(f(e)),
@@ -374,10 +415,7 @@ impl<T: Clone + 'static> Promise<T> {
 
     /// When rejected, runs `f`, which may recover (`Ok`), fail again
     /// (`Err`, JavaScript's rethrow) or return a promise to follow.
-    pub fn or_else<R: Resolution<T>>(
-        &self,
-        f: impl FnOnce(Rejection) -> R + 'static,
-    ) -> Promise<T> {
+    pub fn or_else<R: Resolution<T>>(self, f: impl FnOnce(Rejection) -> R + 'static) -> Promise<T> {
         self.chain(move |o| match o {
             Ok(v) => Settlement::Fulfill(v),
             Err(e) => f(e).into_settlement(),
@@ -387,8 +425,8 @@ impl<T: Clone + 'static> Promise<T> {
     /// JavaScript's two-handler `.then(onFulfilled, onRejected)`: exactly one
     /// runs. As in JavaScript, `on_rejected` does not see a failure of
     /// `on_fulfilled`.
-    pub fn then_or_else<U: Clone + 'static, R: Resolution<U>>(
-        &self,
+    pub fn then_or_else<U: 'static, R: Resolution<U>>(
+        self,
         on_fulfilled: impl FnOnce(T) -> R + 'static,
         on_rejected: impl FnOnce(Rejection) -> R + 'static,
     ) -> Promise<U> {
@@ -401,7 +439,7 @@ impl<T: Clone + 'static> Promise<T> {
     /// Runs `f` however the promise settles, and passes the value or the
     /// rejection through (JavaScript's `.finally(() => ..)`, with its
     /// microtask hops).
-    pub fn finally(&self, f: impl FnOnce() + 'static) -> Promise<T> {
+    pub fn finally(self, f: impl FnOnce() + 'static) -> Promise<T> {
         self.finally_with(move || {
             f();
             Settlement::Fulfill(())
@@ -411,7 +449,7 @@ impl<T: Clone + 'static> Promise<T> {
     /// Like [`finally`](Promise::finally), but `f` may fail, which replaces
     /// the outcome with its rejection, or return a promise, which is waited
     /// for (and whose rejection replaces the outcome).
-    pub fn finally_with<R: Resolution<()>>(&self, f: impl FnOnce() -> R + 'static) -> Promise<T> {
+    pub fn finally_with<R: Resolution<()>>(self, f: impl FnOnce() -> R + 'static) -> Promise<T> {
         // As the spec's thenFinally / catchFinally: run f, make its result a
         // promise, and follow `result.then(() => outcome)`.
         self.chain(move |o| {
@@ -437,9 +475,12 @@ impl<T: Clone + 'static> Promise<T> {
             PromiseState::Fulfilled
         }
     }
+}
 
+impl<T: Clone + 'static> Promise<T> {
     /// The outcome, if settled (a copy), without subscribing: reading a
-    /// rejection this way does not count as handling it.
+    /// rejection this way does not count as handling it. `None` also once
+    /// the value has moved to the promise's last subscriber.
     pub fn peek(&self) -> Option<Result<T, Rejection>> {
         self.core.peek()
     }
@@ -452,7 +493,7 @@ impl<T> Promise<T> {
     }
 }
 
-impl<T: Clone + 'static> fmt::Debug for Promise<T> {
+impl<T: 'static> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Promise {{ <{:?}> }}", self.state())
     }

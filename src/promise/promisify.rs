@@ -32,7 +32,7 @@ use crate::abort::{AbortError, AbortSignal};
 /// ```
 pub fn promisify<T, E, F>(op: F) -> Promise<T>
 where
-    T: Clone + 'static,
+    T: 'static,
     E: Into<Rejection>,
     F: FnOnce(Box<dyn FnOnce(Result<T, E>)>),
 {
@@ -61,7 +61,7 @@ where
 #[allow(clippy::type_complexity)]
 pub fn callbackify<A, T, F>(f: F) -> impl Fn(A, Box<dyn FnOnce(Result<T, Rejection>)>)
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Fn(A) -> Promise<T>,
 {
     move |arg, cb| {
@@ -144,7 +144,7 @@ pub fn delay_with_signal(d: Duration, signal: &AbortSignal) -> Promise<()> {
 /// If no event loop is current on this thread.
 pub fn queue_work<T, W>(work: W) -> Promise<T>
 where
-    T: Clone + Send + 'static,
+    T: Send + 'static,
     W: FnOnce() -> T + Send + 'static,
 {
     promisify(|done: Box<dyn FnOnce(io::Result<T>)>| crate::queue_work(work, done))
@@ -175,7 +175,7 @@ where
 /// If no event loop is current on this thread.
 pub fn queue_work_with_signal<T, W>(work: W, signal: &AbortSignal) -> Promise<T>
 where
-    T: Clone + Send + 'static,
+    T: Send + 'static,
     W: FnOnce() -> T + Send + 'static,
 {
     promisify(|done: Box<dyn FnOnce(io::Result<T>)>| {

@@ -24,6 +24,9 @@ use crate::microtasks::{MicroJob, Microtask};
 /// What a promise settled with.
 pub(crate) type Outcome<T> = Result<T, Rejection>;
 
+/// How to copy a promise's value (`T::clone`, recorded by a handle clone).
+type CopyFn<T> = fn(&T) -> T;
+
 /// Something waiting for a promise's outcome: handed the outcome, it
 /// becomes a microtask.
 pub(crate) trait Reaction<T> {
@@ -107,18 +110,17 @@ impl<T> Reactions<T> {
     }
 
     /// Queues each reaction with its copy of `outcome`, in registration
-    /// order; the last one gets `outcome` itself.
-    fn schedule_all(self, outcome: Outcome<T>)
-    where
-        T: Clone,
-    {
+    /// order; the last one gets `outcome` itself. Two or more reactions
+    /// mean the promise's handle was cloned, which recorded how to copy the
+    /// value (`copy`).
+    fn schedule_all(self, outcome: Outcome<T>, copy: Option<CopyFn<T>>) {
         match self {
             Reactions::None => {}
             Reactions::One(r) => queue(r.schedule(outcome)),
             Reactions::Many(mut v) => {
-                let last = v.pop().expect("two or more");
+                let Some(last) = v.pop() else { return };
                 for r in *v {
-                    queue(r.schedule(outcome.clone()));
+                    queue(r.schedule(copy_outcome(&outcome, copy)));
                 }
                 queue(last.schedule(outcome));
             }
@@ -138,12 +140,36 @@ enum State<T> {
     Busy,
 }
 
-/// The shared state of one promise: 32 bytes for a `Core<u64>` (checked
-/// below), 48 with the `Rc`'s counts.
+/// A copy of `outcome`: a rejection is cheap to copy; a value needs `copy`,
+/// which a clone of the promise's handle recorded (only a `Promise<T>`
+/// with `T: Clone` can be cloned). Without it there is only one handle, so
+/// one subscriber, and nothing to copy: the `None` branch is not reached
+/// by the public API, and answers with a rejection instead of a panic.
+fn copy_outcome<T>(outcome: &Outcome<T>, copy: Option<CopyFn<T>>) -> Outcome<T> {
+    match (outcome, copy) {
+        (Ok(v), Some(copy)) => Ok(copy(v)),
+        (Ok(_), None) => Err(Rejection::msg(
+            "a promise of a value that is not Clone has a second subscriber",
+        )),
+        (Err(e), _) => Err(e.clone()),
+    }
+}
+
+/// The shared state of one promise: 40 bytes for a `Core<u64>` (checked
+/// below), 56 with the `Rc`'s counts.
+///
+/// **Values that are not `Clone`.** JavaScript hands every subscriber the
+/// same object; here each subscriber gets a `T` of its own. Subscribing
+/// consumes a [`Promise`](super::Promise) handle, and a handle can be
+/// cloned only when `T: Clone`, so a promise of a non-`Clone` value has at
+/// most one subscriber, which gets the value itself, by move. Cloning a
+/// handle records `T::clone` here (`copy`), which every later copy uses.
 pub(crate) struct Core<T> {
     /// A `Cell`, not a `RefCell` (8 bytes less): used only through
     /// [`Core::with_state`], which behaves like a mutable borrow.
     state: Cell<State<T>>,
+    /// How to copy the value: set when a handle is cloned (`T: Clone`).
+    copy: Cell<Option<CopyFn<T>>>,
     /// JavaScript's `[[PromiseIsHandled]]`: a reaction was ever attached.
     handled: Cell<bool>,
     /// Reported as unhandled, so a later handler reports it handled.
@@ -154,7 +180,7 @@ pub(crate) struct Core<T> {
     locked: Cell<bool>,
 }
 
-const _: () = assert!(mem::size_of::<Core<u64>>() <= 32);
+const _: () = assert!(mem::size_of::<Core<u64>>() <= 40);
 
 /// Puts a state taken out by [`Core::with_state`] back, also when the
 /// caller unwinds.
@@ -196,10 +222,11 @@ impl<T> Core<T> {
     }
 }
 
-impl<T: Clone + 'static> Core<T> {
+impl<T: 'static> Core<T> {
     pub(crate) fn pending() -> Rc<Self> {
         Rc::new(Core {
             state: Cell::new(State::Pending(Reactions::None)),
+            copy: Cell::new(None),
             handled: Cell::new(false),
             warned: Cell::new(false),
             locked: Cell::new(false),
@@ -209,6 +236,7 @@ impl<T: Clone + 'static> Core<T> {
     pub(crate) fn fulfilled(value: T) -> Rc<Self> {
         Rc::new(Core {
             state: Cell::new(State::Settled(Ok(value))),
+            copy: Cell::new(None),
             handled: Cell::new(false),
             warned: Cell::new(false),
             locked: Cell::new(true),
@@ -266,17 +294,17 @@ impl<T: Clone + 'static> Core<T> {
                 }
             }
             *state = State::Settled(outcome);
-        } else if Rc::strong_count(self) == 1 {
-            // Only this caller holds the promise: no handle is left that
-            // could subscribe again, so the last reaction can have the value
-            // itself instead of a copy.
+        } else if Rc::strong_count(self) == 1 || self.copy.get().is_none() {
+            // Only this caller holds the promise, or its one handle was
+            // consumed by the subscription: nobody can subscribe again, so
+            // the last reaction can have the value itself instead of a copy.
             *state = State::Delivered {
                 rejected: outcome.is_err(),
             };
-            reactions.schedule_all(outcome);
+            reactions.schedule_all(outcome, self.copy.get());
         } else {
-            *state = State::Settled(outcome.clone());
-            reactions.schedule_all(outcome);
+            *state = State::Settled(copy_outcome(&outcome, self.copy.get()));
+            reactions.schedule_all(outcome, self.copy.get());
         }
     }
 
@@ -300,7 +328,7 @@ impl<T: Clone + 'static> Core<T> {
                 reactions.push(r);
                 None
             }
-            State::Settled(o) => Some((r, o.clone())),
+            State::Settled(_) => Some((r, self.take_or_copy(state))),
             // (Subscribing needs a handle, and `Delivered` means none was
             // left, so this is not reached.)
             _ => None,
@@ -319,9 +347,32 @@ impl<T: Clone + 'static> Core<T> {
     /// reported), except that the outcome is returned instead of queued:
     /// an `await` that queues its own resume job. `None` if not settled.
     pub(crate) fn subscribe_settled(&self) -> Option<Outcome<T>> {
-        let outcome = self.peek()?;
+        let outcome = self.with_state(|state| match state {
+            State::Settled(_) => Some(self.take_or_copy(state)),
+            _ => None,
+        })?;
         self.note_handler(&outcome);
         Some(outcome)
+    }
+
+    /// The outcome of a settled promise for a new subscriber: a copy while
+    /// other handles could still subscribe, else the outcome itself (the
+    /// state becomes `Delivered`). `state` is `Settled`.
+    fn take_or_copy(&self, state: &mut State<T>) -> Outcome<T> {
+        let copy = self.copy.get();
+        if let (State::Settled(o), Some(_)) = (&*state, copy) {
+            return copy_outcome(o, copy);
+        }
+        let rejected = matches!(state, State::Settled(Err(_)));
+        match mem::replace(state, State::Delivered { rejected }) {
+            State::Settled(o) => o,
+            _ => Err(Rejection::msg("a promise's value was already taken")),
+        }
+    }
+
+    /// Records how to copy the value: a handle of this promise was cloned.
+    pub(crate) fn set_copy(&self, copy: CopyFn<T>) {
+        self.copy.set(Some(copy));
     }
 
     /// A handler was attached to this settled promise: it counts as
@@ -340,14 +391,6 @@ impl<T: Clone + 'static> Core<T> {
         self.handled.set(true);
     }
 
-    /// The outcome, if settled (a copy).
-    pub(crate) fn peek(&self) -> Option<Outcome<T>> {
-        self.with_state(|state| match state {
-            State::Settled(o) => Some(o.clone()),
-            _ => None,
-        })
-    }
-
     pub(crate) fn is_pending(&self) -> bool {
         self.with_state(|state| matches!(state, State::Pending(_)))
     }
@@ -358,6 +401,16 @@ impl<T: Clone + 'static> Core<T> {
                 state,
                 State::Settled(Err(_)) | State::Delivered { rejected: true }
             )
+        })
+    }
+}
+
+impl<T: Clone> Core<T> {
+    /// The outcome, if settled (a copy).
+    pub(crate) fn peek(&self) -> Option<Outcome<T>> {
+        self.with_state(|state| match state {
+            State::Settled(o) => Some(o.clone()),
+            _ => None,
         })
     }
 }

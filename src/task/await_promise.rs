@@ -87,7 +87,7 @@ impl<T> AwaitSlot<T> {
     }
 }
 
-impl<T: Clone + 'static> SharedReaction<T> for AwaitSlot<T> {
+impl<T: 'static> SharedReaction<T> for AwaitSlot<T> {
     /// The promise settled: keep the outcome and queue the reaction job.
     fn schedule(self: Rc<Self>, outcome: Outcome<T>) -> MicroJob {
         *self.outcome.borrow_mut() = Some(outcome);
@@ -148,7 +148,7 @@ enum Await<T> {
     Done,
 }
 
-impl<T: Clone + 'static> PromiseFuture<T> {
+impl<T: 'static> PromiseFuture<T> {
     /// The first poll: resume the task one hop later if the promise has
     /// settled and the task polls the future itself, else subscribe.
     fn start(&mut self, cx: &Context<'_>) {
@@ -171,7 +171,7 @@ impl<T: Clone + 'static> PromiseFuture<T> {
     }
 }
 
-impl<T: Clone + 'static> Future for PromiseFuture<T> {
+impl<T: 'static> Future for PromiseFuture<T> {
     type Output = Result<T, Rejection>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -240,7 +240,7 @@ impl<T> Drop for PromiseFuture<T> {
     }
 }
 
-impl<T: Clone + 'static> fmt::Debug for PromiseFuture<T> {
+impl<T: 'static> fmt::Debug for PromiseFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PromiseFuture")
             .field("promise", &self.promise)
@@ -251,7 +251,7 @@ impl<T: Clone + 'static> fmt::Debug for PromiseFuture<T> {
 /// `promise.await` gives `Ok(value)` or `Err(rejection)`, one microtask hop
 /// after the promise settles (or after the await, if it already had), as
 /// JavaScript's `await` does.
-impl<T: Clone + 'static> IntoFuture for Promise<T> {
+impl<T: 'static> IntoFuture for Promise<T> {
     type Output = Result<T, Rejection>;
     type IntoFuture = PromiseFuture<T>;
 

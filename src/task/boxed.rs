@@ -54,7 +54,7 @@ pub(crate) trait TaskPromise {
     fn reject(self: Rc<Self>, reason: Rejection, handled: bool);
 }
 
-impl<T: Clone + 'static> TaskPromise for Core<T> {
+impl<T: 'static> TaskPromise for Core<T> {
     fn reject(self: Rc<Self>, reason: Rejection, handled: bool) {
         if handled {
             self.mark_handled();
@@ -66,7 +66,7 @@ impl<T: Clone + 'static> TaskPromise for Core<T> {
 /// Boxes `fut` so that its output, mapped by `map`, settles `core`.
 pub(crate) fn future<T, F, M>(fut: F, map: M, core: Rc<Core<T>>) -> TaskFuture
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future + 'static,
     M: FnOnce(F::Output) -> Settlement<T> + 'static,
 {
@@ -105,7 +105,7 @@ impl<F, M, T> Settling<F, M, T> {
 
 impl<T, F, M> Task for Settling<F, M, T>
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future,
     M: FnOnce(F::Output) -> Settlement<T>,
 {

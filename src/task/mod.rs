@@ -111,7 +111,7 @@ use executor::TaskId;
 /// If no event loop is current on this thread.
 pub fn spawn<T, F>(fut: F) -> Promise<T>
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future<Output = T> + 'static,
 {
     spawn_handle(fut).0
@@ -136,7 +136,7 @@ where
 /// If no event loop is current on this thread.
 pub fn spawn_try<T, E, F>(fut: F) -> Promise<T>
 where
-    T: Clone + 'static,
+    T: 'static,
     E: Into<Rejection>,
     F: Future<Output = Result<T, E>> + 'static,
 {
@@ -167,7 +167,7 @@ where
 /// If no event loop is current on this thread.
 pub fn spawn_handle<T, F>(fut: F) -> (Promise<T>, AbortHandle)
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future<Output = T> + 'static,
 {
     start(fut, Settlement::Fulfill)
@@ -205,7 +205,7 @@ where
 /// If no event loop is current on this thread.
 pub fn spawn_with_signal<T, F>(signal: &AbortSignal, fut: F) -> Promise<T>
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future<Output = T> + 'static,
 {
     if let Some(reason) = signal.reason() {
@@ -269,7 +269,7 @@ impl<F> Drop for ListenerOwner<F> {
 /// `boxed::future`).
 fn start<T, F, M>(fut: F, map: M) -> (Promise<T>, AbortHandle)
 where
-    T: Clone + 'static,
+    T: 'static,
     F: Future + 'static,
     M: FnOnce(F::Output) -> Settlement<T> + 'static,
 {
