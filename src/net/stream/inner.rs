@@ -100,7 +100,7 @@ impl StreamInner {
     }
 
     pub(super) fn has_data_cb(&self) -> bool {
-        self.cbs.data.borrow().is_some()
+        !self.cbs.data.is_empty()
     }
 
     pub(super) fn can_read(&self) -> bool {
@@ -183,10 +183,7 @@ impl StreamInner {
     }
 
     pub(super) fn emit_data(&self, bytes: &[u8]) {
-        let cb = self.cbs.data.borrow_mut().take();
-        if let Some(cb) = cb {
-            call_and_restore(&self.cbs.data, cb, |cb| cb(bytes));
-        }
+        self.cbs.data.emit(|cb| cb(bytes));
         self.lp.checkpoint_now();
     }
 
@@ -502,10 +499,10 @@ impl StreamInner {
                     }
                 }
             }
-            let close = me.cbs.close.borrow_mut().take();
-            if let Some(close) = close {
-                close(had_error);
-            }
+            // From here on, its events are over: a listener added (even
+            // by a close listener) is not kept.
+            me.cbs.released.set(true);
+            me.cbs.close.emit(|cb| cb(had_error));
             me.drop_callbacks();
         }));
     }
@@ -544,12 +541,13 @@ impl StreamInner {
     /// After close: drop every callback (they often hold clones of this
     /// stream: the cycle ends here). Dropped outside any borrow.
     pub(super) fn drop_callbacks(&self) {
-        let data = self.cbs.data.borrow_mut().take();
-        let end = self.cbs.end.borrow_mut().take();
-        let drain = self.cbs.drain.borrow_mut().take();
-        let error = self.cbs.error.borrow_mut().take();
-        let close = self.cbs.close.borrow_mut().take();
+        self.cbs.released.set(true);
+        self.cbs.data.clear();
+        self.cbs.end.clear();
+        self.cbs.drain.clear();
+        self.cbs.error.clear();
+        self.cbs.close.clear();
         let connect = self.cbs.connect.borrow_mut().take();
-        drop((data, end, drain, error, close, connect));
+        drop(connect);
     }
 }

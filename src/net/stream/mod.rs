@@ -13,6 +13,7 @@ use mio::Interest;
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 mod inner;
@@ -119,10 +120,7 @@ socket_stream_io!(mio::net::UnixStream, "unix", |me| {
     None
 });
 
-type DataCb = Box<dyn FnMut(&[u8])>;
-type UnitCb = Box<dyn FnMut()>;
-type ErrorCb = Box<dyn FnMut(io::Error)>;
-type CloseCb = Box<dyn FnOnce(bool)>;
+type DataFn = dyn FnMut(&[u8]);
 type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
 pub(crate) type ConnectCb = Box<dyn FnOnce(io::Result<Stream>)>;
 
@@ -162,14 +160,40 @@ struct State {
     max_write_queue: Option<usize>,
 }
 
+/// The listeners of a stream's events, by event (Node's `EventEmitter`
+/// lists; see [`crate::listeners`]). `end` and `close` happen once, so
+/// their listeners are one-shot.
 #[derive(Default)]
 struct Callbacks {
-    data: RefCell<Option<DataCb>>,
-    end: RefCell<Option<UnitCb>>,
-    drain: RefCell<Option<UnitCb>>,
-    error: RefCell<Option<ErrorCb>>,
-    close: RefCell<Option<CloseCb>>,
+    data: Listeners<DataFn>,
+    end: Listeners<dyn FnMut()>,
+    drain: Listeners<dyn FnMut()>,
+    error: Listeners<dyn FnMut(io::Error)>,
+    close: Listeners<dyn FnMut(bool)>,
     connect: RefCell<Option<ConnectCb>>,
+    /// Set once the stream has closed and dropped its listeners: later
+    /// `on_*` calls keep nothing (the events are over).
+    released: Cell<bool>,
+}
+
+/// Event numbers of a stream's [`Listener`] handles.
+const DATA: u8 = 0;
+const END: u8 = 1;
+const DRAIN: u8 = 2;
+const ERROR: u8 = 3;
+const CLOSE: u8 = 4;
+
+impl RemoveListener for StreamInner {
+    fn remove_listener(&self, event: u8, id: u32) -> bool {
+        match event {
+            DATA => self.cbs.data.remove(id),
+            END => self.cbs.end.remove(id),
+            DRAIN => self.cbs.drain.remove(id),
+            ERROR => self.cbs.error.remove(id),
+            CLOSE => self.cbs.close.remove(id),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) struct StreamInner {
@@ -270,50 +294,13 @@ pub struct Stream {
     inner: Rc<StreamInner>,
 }
 
-/// Calls the error callback (take, call, put back unless the user replaced
-/// it meanwhile); false if there is none.
-/// Calls the error listener; without one, hands the error back.
-fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> Result<(), io::Error> {
-    let cb = slot.borrow_mut().take();
-    match cb {
-        Some(cb) => {
-            call_and_restore(slot, cb, |cb| cb(arg));
-            Ok(())
-        }
-        None => Err(arg),
-    }
+/// Calls the error listeners; without one, hands the error back.
+fn call_error(list: &Listeners<dyn FnMut(io::Error)>, arg: io::Error) -> Result<(), io::Error> {
+    crate::listeners::emit_error(list, arg)
 }
 
-fn call_unit(slot: &RefCell<Option<UnitCb>>) {
-    let cb = slot.borrow_mut().take();
-    if let Some(cb) = cb {
-        call_and_restore(slot, cb, |cb| cb());
-    }
-}
-
-/// Calls a callback taken out of `slot` and puts it back (unless the user
-/// replaced it meanwhile), also when it panics: the panic goes on to the
-/// loop's dispatch boundary, but the stream keeps its handler, as a Node
-/// emitter keeps its listener after a throw.
-fn call_and_restore<C: ?Sized>(
-    slot: &RefCell<Option<Box<C>>>,
-    mut cb: Box<C>,
-    f: impl FnOnce(&mut C),
-) {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut cb)));
-    let replaced = {
-        let mut s = slot.borrow_mut();
-        if s.is_none() {
-            *s = Some(cb);
-            None
-        } else {
-            Some(cb)
-        }
-    };
-    drop(replaced); // outside the borrow
-    if let Err(p) = r {
-        std::panic::resume_unwind(p);
-    }
+fn call_unit(list: &Listeners<dyn FnMut()>) {
+    list.emit(|cb| cb());
 }
 
 impl Stream {
@@ -449,11 +436,69 @@ impl Stream {
     /// .unwrap();
     /// assert_eq!(*got.borrow(), b"hello");
     /// ```
-    pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
-        let old = self.inner.cbs.data.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
+    pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
+        let l = self.listen(DATA, |cbs| cbs.data.add(Box::new(cb)));
         self.inner.schedule_read();
-        self
+        l
+    }
+
+    /// Calls `cb` with the next chunk only (Node's `once('data')`), and
+    /// starts reading. Once it has run, and if no other data listener is
+    /// there, the stream reads ahead again (up to 64 KiB) instead of
+    /// losing data. Returns the [`Listener`] that removes it before then.
+    ///
+    /// ```
+    /// # use std::{cell::RefCell, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let first = Rc::new(RefCell::new(Vec::new()));
+    /// let f = first.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         let s = stream.clone();
+    ///         stream.once_data(move |chunk| {
+    ///             f.borrow_mut().extend_from_slice(chunk);
+    ///             s.destroy();
+    ///         });
+    ///         stream.write(b"ping");
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*first.borrow(), b"ping");
+    /// ```
+    pub fn once_data(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
+        let mut cb = Some(cb);
+        let l = self.listen(DATA, |cbs| {
+            cbs.data.add_once(Box::new(move |b: &[u8]| {
+                if let Some(cb) = cb.take() {
+                    cb(b)
+                }
+            }))
+        });
+        self.inner.schedule_read();
+        l
+    }
+
+    /// Adds a listener with `add` (which returns its id) and builds its
+    /// handle; once the stream has closed and dropped its listeners, keeps
+    /// nothing (its events are over) and returns a detached handle.
+    fn listen(&self, event: u8, add: impl FnOnce(&Callbacks) -> u32) -> Listener {
+        if self.inner.cbs.released.get() {
+            return Listener::detached();
+        }
+        let id = add(&self.inner.cbs);
+        let owner = Rc::downgrade(&self.inner);
+        Listener::new(owner, event, id)
     }
 
     /// Calls `cb` when the peer has ended its side (EOF), after the last
@@ -485,10 +530,15 @@ impl Stream {
     /// .unwrap();
     /// assert!(ended.get());
     /// ```
-    pub fn on_end(&self, cb: impl FnMut() + 'static) -> &Self {
-        let old = self.inner.cbs.end.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_end(&self, cb: impl FnOnce() + 'static) -> Listener {
+        let mut cb = Some(cb);
+        self.listen(END, |cbs| {
+            cbs.end.add_once(Box::new(move || {
+                if let Some(cb) = cb.take() {
+                    cb()
+                }
+            }))
+        })
     }
 
     /// Calls `cb` when the write queue empties after
@@ -526,10 +576,54 @@ impl Stream {
     /// .unwrap();
     /// assert!(drained.get());
     /// ```
-    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
-        let old = self.inner.cbs.drain.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> Listener {
+        self.listen(DRAIN, |cbs| cbs.drain.add(Box::new(cb)))
+    }
+
+    /// Calls `cb` at the next `'drain'` only (Node's `once('drain')`, the
+    /// usual way to wait after [`write`](Stream::write) returned `false`).
+    /// Returns the [`Listener`] that removes it before then.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let drains = Rc::new(Cell::new(0));
+    /// let d = drains.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {});
+    ///         if !stream.write(&vec![0u8; 16 << 20]) {
+    ///             let s = stream.clone();
+    ///             stream.once_drain(move || {
+    ///                 d.set(d.get() + 1);
+    ///                 s.end();
+    ///             });
+    ///         }
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(drains.get(), 1);
+    /// ```
+    pub fn once_drain(&self, cb: impl FnOnce() + 'static) -> Listener {
+        let mut cb = Some(cb);
+        self.listen(DRAIN, |cbs| {
+            cbs.drain.add_once(Box::new(move || {
+                if let Some(cb) = cb.take() {
+                    cb()
+                }
+            }))
+        })
     }
 
     /// Calls `cb` with the error that closes the stream (Node's `'error'`);
@@ -567,10 +661,8 @@ impl Stream {
     /// resetter.join().unwrap();
     /// assert_eq!(*kind.borrow(), Some(ErrorKind::ConnectionReset));
     /// ```
-    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
-        let old = self.inner.cbs.error.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> Listener {
+        self.listen(ERROR, |cbs| cbs.error.add(Box::new(cb)))
     }
 
     /// Calls `cb` once, in the close phase, when the stream has closed;
@@ -602,10 +694,10 @@ impl Stream {
     /// .unwrap();
     /// assert_eq!(closed.get(), Some(false));
     /// ```
-    pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> &Self {
-        let old = self.inner.cbs.close.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> Listener {
+        self.listen(CLOSE, |cbs| {
+            cbs.close.add_once(crate::listeners::once_fn(cb))
+        })
     }
 
     /// Writes `data`; see [`write_with`](Stream::write_with). Returns
