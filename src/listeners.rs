@@ -52,6 +52,55 @@ use std::rc::Weak;
 /// A listener added by an `on_*` method: [`remove`](Listener::remove) takes
 /// it off (Node's `emitter.off(event, listener)`). Dropping the handle
 /// leaves the listener in place, as forgetting the function does in Node.
+///
+/// Every `on_*` method of evloop's handles (`Stream`, `UdpSocket`,
+/// `Channel`, `Worker`, `Child`, `Cluster`, `ClusterWorker`) adds a
+/// listener, as Node's `emitter.on`; a second call adds a second one. The
+/// rules are Node's `emit`:
+///
+/// - listeners run in the order they were added;
+/// - each event runs over a snapshot: a listener added while the event is
+///   being delivered waits for the next event, and one removed meanwhile
+///   (even by an earlier listener) still gets this one;
+/// - a one-shot listener (`once_*`, and those of events that happen once:
+///   end, close, exit, shutdown) is taken off before it runs;
+/// - a panicking listener is an uncaught error, as a throw in Node: the
+///   listeners after it miss that event, and it keeps its place for the
+///   next;
+/// - an `'error'` with no listener is uncaught;
+/// - once a handle has closed, a listener added to it is not kept, and its
+///   handle removes nothing.
+///
+/// The library's own reactions (a promise's read, a cluster worker's stop)
+/// never take a user's listener's place: they add and remove their own, or
+/// use internal hooks.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop::net::{connect_addr, TcpListener};
+///
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// evloop::run(move || {
+///     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+///         let c = conn.unwrap();
+///         c.write(b"hi");
+///         c.end();
+///     })
+///     .unwrap();
+///     server.unref();
+///     connect_addr(server.local_addr(), move |r| {
+///         let stream = r.unwrap();
+///         let (a, b, c) = (s.clone(), s.clone(), s.clone());
+///         stream.on_data(move |_| a.borrow_mut().push("first"));
+///         let second = stream.on_data(move |_| b.borrow_mut().push("second"));
+///         stream.on_data(move |_| c.borrow_mut().push("third"));
+///         assert!(second.remove()); // Node's `off`
+///     });
+/// })
+/// .unwrap();
+/// assert_eq!(*seen.borrow(), ["first", "third"]);
+/// ```
 #[derive(Clone)]
 pub struct Listener {
     owner: Weak<dyn RemoveListener>,

@@ -97,7 +97,7 @@ impl UdpSocket {
     /// Adds a listener called with each datagram and its sender (Node's
     /// `on('message')`); returns the [`Listener`] that removes it. Every
     /// listener gets every datagram, in the order they were added (see
-    /// [`crate::listeners`]). Without any, datagrams wait in the kernel.
+    /// [`Listener`]). Without any, datagrams wait in the kernel.
     pub fn on_message(&self, cb: impl FnMut(&[u8], SocketAddr) + 'static) -> Listener {
         let id = self.inner.on_message.add(Box::new(cb));
         // Datagrams may already be waiting: read them on the next turn.

@@ -216,7 +216,7 @@ impl Cluster {
 
     /// Adds a listener called with each [`ClusterEvent`] (for logging);
     /// returns the [`Listener`] that removes it. Listeners run in the order
-    /// they were added (see [`crate::listeners`]); without any, the events
+    /// they were added (see [`Listener`]); without any, the events
     /// are logged at `info` level.
     pub fn on_event(&self, cb: impl FnMut(ClusterEvent) + 'static) -> Listener {
         let id = self.inner.on_event.add(Box::new(cb));

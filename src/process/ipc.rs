@@ -150,7 +150,7 @@ impl Channel {
     /// Node's `on('message')`); returns the [`Listener`] that removes it.
     /// Every listener gets every message, in the order they were added; a
     /// listener added while a message is delivered gets the next one (see
-    /// [`crate::listeners`]). Messages that were waiting for
+    /// [`Listener`]). Messages that were waiting for
     /// [`recv`](Channel::recv) go to the listeners now.
     pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
         let id = self.inner.on_message.add(Box::new(cb));

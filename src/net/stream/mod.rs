@@ -161,7 +161,7 @@ struct State {
 }
 
 /// The listeners of a stream's events, by event (Node's `EventEmitter`
-/// lists; see [`crate::listeners`]). `end` and `close` happen once, so
+/// lists; see [`crate::Listener`]). `end` and `close` happen once, so
 /// their listeners are one-shot.
 #[derive(Default)]
 struct Callbacks {
@@ -214,11 +214,22 @@ pub(crate) struct StreamInner {
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
 /// `net.Socket`). Cheap to clone: clones are handles to one stream.
 ///
+/// # Events
+///
+/// Each `on_*` method adds a listener, as Node's `socket.on(event, f)`:
+/// several may listen to one event, they run in the order they were added,
+/// and each returns a [`Listener`] whose [`remove`](Listener::remove) takes
+/// it off again (Node's `off`). [`once_data`](Stream::once_data) and
+/// [`once_drain`](Stream::once_drain) listen to the next event only; `end`
+/// and `close` happen once, so their listeners are one-shot. The rules
+/// (snapshot per event, panics, errors without a listener) are on
+/// [`Listener`].
+///
 /// # Reading
 ///
 /// Like a Node socket, a stream reads ahead up to 64 KiB before it has a
-/// data callback and hands those bytes to [`on_data`](Stream::on_data) when
-/// it is set (past 64 KiB the data waits in the kernel), so nothing is lost
+/// data listener and hands those bytes to the first [`on_data`](Stream::on_data)
+/// listener (past 64 KiB the data waits in the kernel), so nothing is lost
 /// between accept (or connect) and the moment you install your handlers;
 /// the end of the stream is seen, and [`on_end`](Stream::on_end) runs, even
 /// if you never read, once no unread bytes are left.
@@ -248,8 +259,8 @@ pub(crate) struct StreamInner {
 /// [`destroy`](Stream::destroy) or an error, the stream closes: the fd is
 /// released at once, and queued write callbacks, [`on_error`](Stream::on_error)
 /// and then [`on_close`](Stream::on_close) run later, in the close phase.
-/// After that the stream drops its callbacks (breaking any `Rc` cycle
-/// through them).
+/// After that the stream drops its listeners (breaking any `Rc` cycle
+/// through them), and keeps none added later.
 ///
 /// A stream stays open while its handles are dropped (like a Node socket,
 /// it lives until closed), and keeps the loop alive unless
@@ -402,8 +413,12 @@ impl Stream {
         }
     }
 
-    /// Calls `cb` with each chunk read, and starts reading (Node's
-    /// `'data'` listener, which switches a socket to flowing mode). A chunk
+    /// Adds a listener called with each chunk read, and starts reading
+    /// (Node's `on('data')`, which switches a socket to flowing mode);
+    /// returns the [`Listener`] that removes it. Every data listener gets
+    /// every chunk, in the order they were added; one added during a chunk
+    /// gets the next (the rules are on [`Listener`]). Once the last is
+    /// removed, the stream reads ahead again (up to 64 KiB). A chunk
     /// is at most 64 KiB, and a stream reads at most 32 chunks per loop
     /// iteration: a peer that sends faster than that waits for the next
     /// iteration, so it cannot starve the loop's other sources.
@@ -501,8 +516,9 @@ impl Stream {
         Listener::new(owner, event, id)
     }
 
-    /// Calls `cb` when the peer has ended its side (EOF), after the last
-    /// data (Node's `'end'`).
+    /// Adds a listener called once when the peer has ended its side (EOF),
+    /// after the last data (Node's `'end'`); returns the [`Listener`] that
+    /// removes it. Listeners run in the order they were added.
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -541,8 +557,10 @@ impl Stream {
         })
     }
 
-    /// Calls `cb` when the write queue empties after
-    /// [`write`](Stream::write) returned `false` (Node's `'drain'`).
+    /// Adds a listener called each time the write queue empties after
+    /// [`write`](Stream::write) returned `false` (Node's `on('drain')`);
+    /// returns the [`Listener`] that removes it. To wait for one drain,
+    /// [`once_drain`](Stream::once_drain).
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -626,8 +644,10 @@ impl Stream {
         })
     }
 
-    /// Calls `cb` with the error that closes the stream (Node's `'error'`);
-    /// `on_close` follows. Without it the error is an uncaught error, as an
+    /// Adds a listener called with the error that closes the stream (Node's
+    /// `'error'`; each listener gets its own copy of the `io::Error`), and
+    /// returns the [`Listener`] that removes it; `on_close` follows.
+    /// Without any, the error is an uncaught error, as an
     /// `'error'` event with no listener is in Node: the [uncaught-exception
     /// handler](crate::on_uncaught_exception) gets it, or the loop stops
     /// and `run()` returns [`Error::UnhandledError`](crate::Error::UnhandledError);
@@ -665,8 +685,10 @@ impl Stream {
         self.listen(ERROR, |cbs| cbs.error.add(Box::new(cb)))
     }
 
-    /// Calls `cb` once, in the close phase, when the stream has closed;
-    /// its argument says whether an error closed it (Node's `'close'`).
+    /// Adds a listener called once, in the close phase, when the stream has
+    /// closed; its argument says whether an error closed it (Node's
+    /// `'close'`). Returns the [`Listener`] that removes it. Listeners run
+    /// in the order they were added; one added after the close is not kept.
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
