@@ -501,7 +501,7 @@ impl StreamInner {
             }
             // From here on, its events are over: a listener added (even
             // by a close listener) is not kept.
-            me.cbs.released.set(true);
+            me.released.set(true);
             me.cbs.close.emit(|cb| cb(had_error));
             me.drop_callbacks();
         }));
@@ -541,7 +541,7 @@ impl StreamInner {
     /// After close: drop every callback (they often hold clones of this
     /// stream: the cycle ends here). Dropped outside any borrow.
     pub(super) fn drop_callbacks(&self) {
-        self.cbs.released.set(true);
+        self.released.set(true);
         self.cbs.data.clear();
         self.cbs.end.clear();
         self.cbs.drain.clear();

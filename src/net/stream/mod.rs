@@ -171,9 +171,6 @@ struct Callbacks {
     error: Listeners<dyn FnMut(io::Error)>,
     close: Listeners<dyn FnMut(bool)>,
     connect: RefCell<Option<ConnectCb>>,
-    /// Set once the stream has closed and dropped its listeners: later
-    /// `on_*` calls keep nothing (the events are over).
-    released: Cell<bool>,
 }
 
 /// Event numbers of a stream's [`Listener`] handles.
@@ -204,6 +201,9 @@ pub(crate) struct StreamInner {
     /// Finished writes whose callbacks wait for the pending phase.
     done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
     done_scheduled: Cell<bool>,
+    /// Set once the stream has closed and drops its listeners: later
+    /// `on_*` calls keep nothing (the events are over).
+    released: Cell<bool>,
     lp: LoopRef,
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
@@ -344,6 +344,7 @@ impl Stream {
             cbs: Callbacks::default(),
             done: RefCell::default(),
             done_scheduled: Cell::new(false),
+            released: Cell::new(false),
             lp,
             signal: RefCell::new(None),
         });
@@ -508,7 +509,7 @@ impl Stream {
     /// handle; once the stream has closed and dropped its listeners, keeps
     /// nothing (its events are over) and returns a detached handle.
     fn listen(&self, event: u8, add: impl FnOnce(&Callbacks) -> u32) -> Listener {
-        if self.inner.cbs.released.get() {
+        if self.inner.released.get() {
             return Listener::detached();
         }
         let id = add(&self.inner.cbs);
