@@ -1,5 +1,5 @@
 //! The stream's state machine, on the loop thread: readiness, connecting,
-//! reading (with the read-ahead before a data callback is set), the write
+//! reading (with the read-ahead before a data listener is added), the write
 //! queue and its flush, half-close, and destroying. The public [`Stream`]
 //! methods in `mod.rs` call into it.
 
@@ -110,7 +110,7 @@ impl StreamInner {
             && !st.read_eof
             && !st.destroyed
             && !st.connecting
-            // Without a data callback, read ahead into the buffer up to its
+            // Without a data listener, read ahead into the buffer up to its
             // limit, as a Node socket does before a 'data' listener exists.
             && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
     }
@@ -189,10 +189,10 @@ impl StreamInner {
 
     /// One read; returns whether to keep reading.
     pub(super) fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
-        // Without a data callback, read no further than the read-ahead
+        // Without a data listener, read no further than the read-ahead
         // limit.
         // No user code runs between here and the delivery below, so whether
-        // there is a data callback is read once.
+        // there is a data listener is read once.
         let has_cb = self.has_data_cb();
         let len = if has_cb {
             buf.len()
@@ -211,7 +211,7 @@ impl StreamInner {
             Ok(0) => {
                 log::trace!("stream EOF");
                 self.st.borrow_mut().read_eof = true;
-                // With bytes still waiting for a data callback, 'end' waits
+                // With bytes still waiting for a data listener, 'end' waits
                 // for them (Node emits 'end' only after the data).
                 if self.st.borrow().early.is_empty() {
                     self.emit_end();

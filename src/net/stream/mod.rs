@@ -25,7 +25,7 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
 /// other sources (libuv's `uv__read` reads at most 32 times too).
 const READS_PER_TURN: u32 = 32;
 
-/// How much a stream reads ahead before it has a data callback (Node's
+/// How much a stream reads ahead before it has a data listener (Node's
 /// readable high-water mark); past it, data waits in the kernel.
 const EARLY_LIMIT: usize = 64 * 1024;
 
@@ -145,7 +145,7 @@ struct State {
     short_read_drains: bool,
     /// Reads per batch ([`Stream::set_read_batch`]).
     read_batch: u32,
-    /// Bytes read before a data callback existed (at most `EARLY_LIMIT`).
+    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
     early: Vec<u8>,
     end_requested: bool,
     write_closed: bool,
