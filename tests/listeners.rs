@@ -404,6 +404,15 @@ fn udp_listeners() {
     })
     .unwrap();
     assert_eq!(log.take(), ["a:one", "b:one", "a:two", "close"]);
+
+    // A closed socket keeps no new listener.
+    evloop::run(|| {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.close();
+        assert!(!s.on_message(|_, _| {}).remove());
+        assert!(!s.on_error(|_| {}).remove());
+    })
+    .unwrap();
 }
 
 fn channel_listeners() {

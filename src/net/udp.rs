@@ -106,9 +106,17 @@ impl UdpSocket {
         self.handle(MESSAGE, id)
     }
 
+    /// The handle of listener `id`; once the socket is closed, the
+    /// listener is not kept (its events are over: no `Rc` cycle through
+    /// it stays behind) and the handle is detached.
     fn handle(&self, event: u8, id: u32) -> Listener {
         let owner = Rc::downgrade(&self.inner);
-        Listener::new(owner, event, id)
+        let l = Listener::new(owner, event, id);
+        if self.inner.io.borrow().is_none() {
+            l.remove();
+            return Listener::detached();
+        }
+        l
     }
 
     /// Adds a listener called with receive errors (for example an ICMP
