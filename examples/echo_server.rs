@@ -23,18 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_default();
             println!("{peer} connected");
             let writer = stream.clone();
-            stream
-                .on_data(move |bytes| {
-                    // Backpressure: if the peer reads slower than it sends,
-                    // stop reading until our queued echo has drained.
-                    if !writer.write(bytes) {
-                        writer.pause();
-                        let w = writer.clone();
-                        writer.on_drain(move || w.resume());
-                    }
-                })
-                .on_error(|e| eprintln!("connection error: {e}"))
-                .on_close(move |_| println!("{peer} disconnected"));
+            stream.on_data(move |bytes| {
+                // Backpressure: if the peer reads slower than it sends,
+                // stop reading until our queued echo has drained.
+                if !writer.write(bytes) {
+                    writer.pause();
+                    let w = writer.clone();
+                    writer.on_drain(move || w.resume());
+                }
+            });
+            stream.on_error(|e| eprintln!("connection error: {e}"));
+            stream.on_close(move |_| println!("{peer} disconnected"));
         });
         match server {
             Ok(s) => println!(

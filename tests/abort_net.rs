@@ -255,15 +255,14 @@ fn callback_connect_completed_then_abort_destroys_the_stream_as_node() {
             let stream = r.unwrap();
             l.push("connected");
             let (l1, l2) = (l.clone(), l.clone());
-            stream
-                .on_error(move |e| {
-                    assert!(is_abort_error(&e));
-                    l1.push("error: abort")
-                })
-                .on_close(move |had_error| {
-                    l2.push(format!("close {had_error}"));
-                    evloop::set_timeout(ms(20), move || server.close());
-                });
+            stream.on_error(move |e| {
+                assert!(is_abort_error(&e));
+                l1.push("error: abort")
+            });
+            stream.on_close(move |had_error| {
+                l2.push(format!("close {had_error}"));
+                evloop::set_timeout(ms(20), move || server.close());
+            });
             evloop::set_timeout(ms(5), move || c.abort(None));
         });
         drop(signal);
@@ -313,7 +312,8 @@ fn callback_abort_after_the_stream_closed_does_nothing() {
         net::connect_with_signal(&addr, &c.signal(), move |r| {
             let stream = r.unwrap();
             let l1 = l.clone();
-            stream.on_error(|_| panic!("no error")).on_close(move |e| {
+            stream.on_error(|_| panic!("no error"));
+            stream.on_close(move |e| {
                 l1.push(format!("close {e}"));
                 c.abort(None);
                 server.close();
@@ -839,9 +839,8 @@ fn race_with_timeout_callbacks() {
         net::connect_with_signal(&server.local_addr().to_string(), &signal, move |r| {
             let stream = r.unwrap();
             stream.write(GET);
-            stream
-                .on_data(move |d| b.borrow_mut().extend_from_slice(d))
-                .on_close(move |_| server.close());
+            stream.on_data(move |d| b.borrow_mut().extend_from_slice(d));
+            stream.on_close(move |_| server.close());
         });
     });
     assert!(
@@ -972,13 +971,12 @@ fn timeout_wins_and_releases_the_connection() {
             let stream = r.unwrap();
             stream.write(GET);
             let d = d1.clone();
-            stream
-                .on_data(|_| panic!("no answer"))
-                .on_error(move |err| {
-                    assert!(is_abort_error(&err));
-                    e1.set(e1.get() + 1);
-                })
-                .on_close(move |_| d());
+            stream.on_data(|_| panic!("no answer"));
+            stream.on_error(move |err| {
+                assert!(is_abort_error(&err));
+                e1.set(e1.get() + 1);
+            });
+            stream.on_close(move |_| d());
         });
         // Promises.
         let signal = AbortSignal::timeout(ms(30));

@@ -14,12 +14,15 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use evloop::process::{kill, worker_entry, Cluster, ClusterEvent, ClusterWorker, Signal};
+use evloop::process::{
+    cluster::SHUTDOWN_GRACE, kill, worker_entry, Cluster, ClusterEvent, ClusterWorker, Signal,
+};
 
 fn main() {
     support::init_log();
     match worker_entry().as_deref() {
         Some("pid") => return pid_worker(),
+        Some("user_close") => return user_close_worker(),
         Some("crash") => std::process::exit(3),
         Some(other) => panic!("unknown entry {other}"),
         None => {}
@@ -30,6 +33,84 @@ fn main() {
     eprint!("test a_crash_loop_backs_off ... ");
     crash_loop_backs_off();
     eprintln!("ok");
+    eprint!("test a_user_on_close_on_the_worker_channel_keeps_shutdown_graceful ... ");
+    user_on_close_keeps_shutdown_graceful();
+    eprintln!("ok");
+}
+
+/// A worker that listens on its channel's close itself (the channel is
+/// documented as free for the app), and adds shutdown listeners, one
+/// removed. Answers each connection with its pid, as `pid_worker`.
+fn user_close_worker() {
+    evloop::run(|| {
+        let w = ClusterWorker::listen(|conn| {
+            let s = conn.unwrap();
+            // Read the question: unread bytes would hold the end back,
+            // and the connection would keep the worker alive.
+            s.on_data(|_| {});
+            s.write(std::process::id().to_string().as_bytes());
+            s.end();
+        })
+        .unwrap();
+        let closed = Rc::new(std::cell::Cell::new(false));
+        let c = closed.clone();
+        w.channel().on_close(move |r| {
+            r.unwrap();
+            c.set(true);
+        });
+        w.channel().on_message(|_| {});
+        let gone = w.on_shutdown(|| panic!("removed shutdown listener ran"));
+        assert!(gone.remove());
+        w.on_shutdown(|| {});
+    })
+    .unwrap();
+}
+
+/// Issue 19: a user's `on_close` on `ClusterWorker::channel()` used to
+/// replace the worker's own stop handler, so a graceful shutdown ended in
+/// SIGKILL after the grace period. Every worker must exit 0, well within
+/// it.
+fn user_on_close_keeps_shutdown_graceful() {
+    let statuses = Rc::new(RefCell::new(Vec::new()));
+    let shutdown_took = Rc::new(std::cell::Cell::new(None));
+    let stopped_seen = Rc::new(std::cell::Cell::new(0));
+    let (tx, rx) = mpsc::channel::<SocketAddr>();
+    let client = std::thread::spawn(move || {
+        let addr = rx.recv().unwrap();
+        // Serving (and so past its setup), then a graceful shutdown.
+        ask(addr);
+        kill(std::process::id(), Signal::SIGTERM).unwrap();
+    });
+    let (st, took, seen) = (
+        statuses.clone(),
+        shutdown_took.clone(),
+        stopped_seen.clone(),
+    );
+    evloop::run(move || {
+        let cluster = Cluster::start("127.0.0.1:0", "user_close", 2).unwrap();
+        tx.send(cluster.local_addr()).unwrap();
+        let began = Rc::new(std::cell::Cell::new(None));
+        cluster.on_event(move |ev| match ev {
+            ClusterEvent::ShuttingDown => began.set(Some(Instant::now())),
+            ClusterEvent::Exited { status, .. } => st.borrow_mut().push(status.unwrap()),
+            ClusterEvent::Stopped => took.set(began.get().map(|t| t.elapsed())),
+            _ => {}
+        });
+        // A second event listener sees the same events.
+        cluster.on_event(move |ev| {
+            if let ClusterEvent::Stopped = ev {
+                seen.set(seen.get() + 1);
+            }
+        });
+    })
+    .unwrap();
+    client.join().unwrap();
+    let statuses = statuses.borrow();
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+    let took = shutdown_took.get().expect("stopped after shutting down");
+    assert!(took < SHUTDOWN_GRACE, "shutdown took {took:?}");
+    assert_eq!(stopped_seen.get(), 1);
 }
 
 /// Answers each connection with this worker's pid, then ends it.

@@ -126,10 +126,10 @@ fn echo_run(n: usize, bytes: usize) -> EchoRun {
                     o2.borrow_mut().empty_chunks += 1;
                 }
                 s2.write(b);
-            })
-            .on_end(move || o3.borrow_mut().ends += 1)
-            .on_error(move |e| o4.borrow_mut().stream_errors.push(e.to_string()))
-            .on_close(move |_| {
+            });
+            s.on_end(move || o3.borrow_mut().ends += 1);
+            s.on_error(move |e| o4.borrow_mut().stream_errors.push(e.to_string()));
+            s.on_close(move |_| {
                 let mut o = o5.borrow_mut();
                 o.closes += 1;
                 if o.closes == n {
@@ -337,8 +337,8 @@ fn h6_short_reads_deliver_everything_in_order() {
             .spawn()
             .expect("spawn");
         let so = child.stdout.clone().unwrap();
-        so.on_data(move |d| o2.borrow_mut().extend_from_slice(d))
-            .on_end(move || e2.set(true));
+        so.on_data(move |d| o2.borrow_mut().extend_from_slice(d));
+        so.on_end(move || e2.set(true));
         child.on_exit(|s| assert!(s.unwrap().success()));
     })
     .unwrap();
@@ -570,12 +570,9 @@ fn h6_spurious_readiness_every_poll_is_harmless() {
             .spawn()
             .expect("spawn");
         let (s3, s4) = (sn.clone(), sn.clone());
-        child
-            .stdout
-            .clone()
-            .unwrap()
-            .on_data(move |d| s3.borrow_mut().child_out.extend_from_slice(d))
-            .on_end(move || s4.borrow_mut().child_ends += 1);
+        let out = child.stdout.clone().unwrap();
+        out.on_data(move |d| s3.borrow_mut().child_out.extend_from_slice(d));
+        out.on_end(move || s4.borrow_mut().child_ends += 1);
         child.on_exit(|s| assert!(s.unwrap().success()));
         // A signal handler that no signal reaches.
         let s5 = sn.clone();
@@ -599,9 +596,9 @@ fn h6_spurious_readiness_every_poll_is_harmless() {
                 } else {
                     s.paused_data += 1;
                 }
-            })
-            .on_end(move || s8.borrow_mut().paused_ends += 1)
-            .on_error(move |e| s9.borrow_mut().errors.push(e.to_string()));
+            });
+            s.on_end(move || s8.borrow_mut().paused_ends += 1);
+            s.on_error(move |e| s9.borrow_mut().errors.push(e.to_string()));
             let s2 = s.clone();
             // A 1 ms interval makes the loop poll about 200 times while
             // the stream is paused, each poll with its spurious events.

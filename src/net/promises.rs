@@ -28,7 +28,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::Stream;
-use crate::abort::{is_abort_error, AbortError, AbortSignal};
+use crate::abort::{AbortError, AbortSignal};
+use crate::listeners::Listener;
 use crate::promise::{promisify, Promise};
 
 /// [`net::connect`](super::connect) as a promise.
@@ -92,15 +93,16 @@ type ReadDone = Box<dyn FnOnce(io::Result<Option<Vec<u8>>>)>;
 /// Reads the next chunk: `Some(bytes)`, or `None` once the peer has ended
 /// (Node's `await once(stream, 'data')`, or a read of a paused stream).
 ///
-/// It takes over the stream's `on_data`, `on_end` and `on_error` callbacks
-/// and pauses the stream after each chunk, so bytes that arrive between
-/// reads wait in the kernel (backpressure). Don't mix it with your own
-/// `on_data` on the same stream. An error while a read waits rejects that
-/// read; an error while none waits is uncaught (see
-/// [`crate::on_uncaught_exception`]), as a stream's `'error'` with no
-/// listener is.
+/// While it waits, it adds its own `data`, `end` and `error` listeners to
+/// the stream beside yours (your [`on_data`](Stream::on_data) listeners
+/// see the chunk too, as in Node), and removes them once it settles; it
+/// pauses the stream after each chunk, so bytes that arrive between reads
+/// wait in the kernel (backpressure). An error while a read waits rejects
+/// that read; an error while none waits, with no `on_error` listener of
+/// yours, is uncaught (see [`crate::on_uncaught_exception`]), as a
+/// stream's `'error'` with no listener is.
 pub fn read(stream: &Stream) -> Promise<Option<Vec<u8>>> {
-    read_slot(stream, Rc::new(Cell::new(None)))
+    read_slot(stream, Rc::default())
 }
 
 /// [`read`], abortable: an abort rejects the promise with the
@@ -137,7 +139,7 @@ pub fn read_with_signal(stream: &Stream, signal: &AbortSignal) -> Promise<Option
     if let Some(reason) = signal.reason() {
         return Promise::reject(AbortError::new(reason));
     }
-    let slot: Rc<Cell<Option<ReadDone>>> = Rc::new(Cell::new(None));
+    let slot: Rc<ReadWait> = Rc::default();
     let (held, s) = (slot.clone(), stream.downgrade());
     read_slot(stream, slot).bind_signal(signal, move || {
         // Drop the read's `done`: a chunk it would have taken stays in the
@@ -149,40 +151,55 @@ pub fn read_with_signal(stream: &Stream, signal: &AbortSignal) -> Promise<Option
     })
 }
 
+/// A pending read: its `done`, and its listeners on the stream, removed
+/// when it settles or is aborted (they never stay behind to take chunks or
+/// errors that are not theirs).
+#[derive(Default)]
+struct ReadWait {
+    done: Cell<Option<ReadDone>>,
+    listeners: Cell<Vec<Listener>>,
+}
+
+impl ReadWait {
+    /// Takes the read's `done` (once) and removes its listeners.
+    fn take(&self) -> Option<ReadDone> {
+        for l in self.listeners.take() {
+            l.remove();
+        }
+        self.done.take()
+    }
+}
+
 /// A read whose pending `done` waits in `slot` (so that an abort can take
 /// it back).
-fn read_slot(stream: &Stream, slot: Rc<Cell<Option<ReadDone>>>) -> Promise<Option<Vec<u8>>> {
+fn read_slot(stream: &Stream, slot: Rc<ReadWait>) -> Promise<Option<Vec<u8>>> {
     promisify(move |done: ReadDone| {
         if stream.read_finished() {
             done(Ok(None));
             return;
         }
-        slot.set(Some(done));
-        let (on_data, on_end, on_error) = (slot.clone(), slot.clone(), slot);
+        slot.done.set(Some(done));
+        let (on_data, on_end, on_error) = (slot.clone(), slot.clone(), slot.clone());
         let s = stream.clone();
-        stream
-            .on_data(move |chunk| {
+        let listeners = vec![
+            stream.on_data(move |chunk| {
                 if let Some(done) = on_data.take() {
                     s.pause();
                     done(Ok(Some(chunk.to_vec())));
                 }
-            })
-            .on_end(move || {
+            }),
+            stream.on_end(move || {
                 if let Some(done) = on_end.take() {
                     done(Ok(None));
                 }
-            })
-            .on_error(move |e| match on_error.take() {
-                Some(done) => done(Err(e)),
-                // Destroyed by its signal: an abort is never uncaught.
-                None if is_abort_error(&e) => {}
-                // No read waits: nobody listens for the error, which is
-                // then uncaught, as after Node's `once(stream, 'data')`.
-                None => crate::event_loop::report_uncaught(crate::Error::UnhandledError {
-                    emitter: "stream",
-                    error: e,
-                }),
-            });
+            }),
+            stream.on_error(move |e| {
+                if let Some(done) = on_error.take() {
+                    done(Err(e));
+                }
+            }),
+        ];
+        slot.listeners.set(listeners);
         stream.resume();
     })
 }

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use mio::Interest;
 
 use crate::event_loop::LoopRef;
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 /// Largest UDP payload (IPv4: 65,507 bytes; the buffer allows any).
@@ -22,8 +23,7 @@ const RECVS_PER_TURN: usize = 64;
 /// Datagrams queued while the socket's send buffer is full, at most.
 const MAX_QUEUED: usize = 1024;
 
-type MessageCb = Box<dyn FnMut(&[u8], SocketAddr)>;
-type ErrorCb = Box<dyn FnMut(io::Error)>;
+type MessageFn = dyn FnMut(&[u8], SocketAddr);
 type SendCb = Box<dyn FnOnce(io::Result<usize>)>;
 
 struct Queued {
@@ -35,8 +35,8 @@ struct Queued {
 struct Inner {
     io: RefCell<Option<mio::net::UdpSocket>>,
     watch: WatchSlot,
-    on_message: RefCell<Option<MessageCb>>,
-    on_error: RefCell<Option<ErrorCb>>,
+    on_message: Listeners<MessageFn>,
+    on_error: Listeners<dyn FnMut(io::Error)>,
     queue: RefCell<VecDeque<Queued>>,
     buf: RefCell<Vec<u8>>,
     lp: LoopRef,
@@ -72,8 +72,8 @@ impl UdpSocket {
         let inner = Rc::new(Inner {
             io: RefCell::new(Some(io)),
             watch: WatchSlot::default(),
-            on_message: RefCell::new(None),
-            on_error: RefCell::new(None),
+            on_message: Listeners::default(),
+            on_error: Listeners::default(),
             queue: RefCell::new(VecDeque::new()),
             buf: RefCell::new(vec![0; MAX_DATAGRAM]),
             lp: LoopRef::current(),
@@ -94,26 +94,42 @@ impl UdpSocket {
         f(io.as_ref().ok_or_else(closed)?)
     }
 
-    /// Calls `cb` with each datagram and its sender (Node's `'message'`).
-    pub fn on_message(&self, cb: impl FnMut(&[u8], SocketAddr) + 'static) -> &Self {
-        let old = self.inner.on_message.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-                   // Datagrams may already be waiting: read them on the next turn.
+    /// Adds a listener called with each datagram and its sender (Node's
+    /// `on('message')`); returns the [`Listener`] that removes it. Every
+    /// listener gets every datagram, in the order they were added (see
+    /// [`Listener`]). Without any, datagrams wait in the kernel.
+    pub fn on_message(&self, cb: impl FnMut(&[u8], SocketAddr) + 'static) -> Listener {
+        let id = self.inner.on_message.add(Box::new(cb));
+        // Datagrams may already be waiting: read them on the next turn.
         let me = self.inner.clone();
         self.inner.lp.defer_pending(Box::new(move || me.recv_all()));
-        self
+        self.handle(MESSAGE, id)
     }
 
-    /// Calls `cb` with receive errors (for example an ICMP port unreachable
-    /// on a connected socket). The socket stays open. Without it a receive
-    /// error is an uncaught error, as Node's `'error'` with no listener: the
+    /// The handle of listener `id`; once the socket is closed, the
+    /// listener is not kept (its events are over: no `Rc` cycle through
+    /// it stays behind) and the handle is detached.
+    fn handle(&self, event: u8, id: u32) -> Listener {
+        let owner = Rc::downgrade(&self.inner);
+        let l = Listener::new(owner, event, id);
+        if self.inner.io.borrow().is_none() {
+            l.remove();
+            return Listener::detached();
+        }
+        l
+    }
+
+    /// Adds a listener called with receive errors (for example an ICMP
+    /// port unreachable on a connected socket; each listener gets its own
+    /// copy); returns the [`Listener`] that removes it. The socket stays
+    /// open. Without any, a receive error is an uncaught error, as Node's
+    /// `'error'` with no listener: the
     /// [uncaught-exception handler](crate::on_uncaught_exception) gets it,
     /// or the loop stops with
     /// [`Error::UnhandledError`](crate::Error::UnhandledError).
-    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
-        let old = self.inner.on_error.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> Listener {
+        let id = self.inner.on_error.add(Box::new(cb));
+        self.handle(ERROR, id)
     }
 
     /// Sends one datagram to `to`; `cb` gets the bytes sent or the error.
@@ -194,9 +210,8 @@ impl UdpSocket {
         let io = self.inner.io.borrow_mut().take();
         drop(io);
         let queued = std::mem::take(&mut *self.inner.queue.borrow_mut());
-        let msg = self.inner.on_message.borrow_mut().take();
-        let err = self.inner.on_error.borrow_mut().take();
-        drop((msg, err));
+        self.inner.on_message.clear();
+        self.inner.on_error.clear();
         for q in queued {
             if let Some(cb) = q.cb {
                 self.inner.lp.defer_pending(Box::new(move || {
@@ -236,6 +251,20 @@ fn send_one(s: &mio::net::UdpSocket, data: &[u8], to: Option<SocketAddr>) -> io:
 
 fn closed() -> io::Error {
     io::Error::new(ErrorKind::NotConnected, "socket is closed")
+}
+
+/// Event numbers of a socket's [`Listener`] handles.
+const MESSAGE: u8 = 0;
+const ERROR: u8 = 1;
+
+impl RemoveListener for Inner {
+    fn remove_listener(&self, event: u8, id: u32) -> bool {
+        match event {
+            MESSAGE => self.on_message.remove(id),
+            ERROR => self.on_error.remove(id),
+            _ => false,
+        }
+    }
 }
 
 impl Inner {
@@ -308,7 +337,7 @@ impl Inner {
 
     fn recv_all(self: &Rc<Self>) {
         for _ in 0..RECVS_PER_TURN {
-            if self.on_message.borrow().is_none() {
+            if self.on_message.is_empty() || self.io.borrow().is_none() {
                 return;
             }
             let mut buf = self.buf.borrow_mut();
@@ -323,35 +352,20 @@ impl Inner {
             };
             match r {
                 Ok((n, from)) => {
-                    let cb = self.on_message.borrow_mut().take();
-                    if let Some(mut cb) = cb {
-                        cb(&buf[..n], from);
-                        drop(buf);
-                        let mut slot = self.on_message.borrow_mut();
-                        if slot.is_none() && self.io.borrow().is_some() {
-                            *slot = Some(cb);
-                        }
-                    }
+                    self.on_message.emit(|cb| cb(&buf[..n], from));
+                    drop(buf);
                     self.lp.checkpoint_now();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     drop(buf);
-                    let cb = self.on_error.borrow_mut().take();
-                    match cb {
-                        Some(mut cb) => {
-                            cb(e);
-                            let mut slot = self.on_error.borrow_mut();
-                            if slot.is_none() && self.io.borrow().is_some() {
-                                *slot = Some(cb);
-                            }
-                        }
+                    if let Err(e) = crate::listeners::emit_error(&self.on_error, e) {
                         // Node's 'error' with no listener: uncaught.
-                        None => self.lp.report_uncaught(crate::Error::UnhandledError {
+                        self.lp.report_uncaught(crate::Error::UnhandledError {
                             emitter: "udp socket",
                             error: e,
-                        }),
+                        });
                     }
                 }
             }

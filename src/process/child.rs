@@ -22,6 +22,7 @@ use std::rc::{Rc, Weak};
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::net::{PipeReader, PipeWriter, Stream};
 use crate::promise::{promisify, Promise, Rejection};
 
@@ -331,7 +332,7 @@ impl Command {
             pid,
             proc: RefCell::new(Some(proc)),
             outcome: RefCell::new(None),
-            listeners: RefCell::default(),
+            listeners: Listeners::default(),
             refed: Cell::new(true),
             hub: Rc::downgrade(&hub),
             lp: LoopRef::current(),
@@ -389,8 +390,6 @@ fn pipe_in(rx: mio::unix::pipe::Receiver, kind: &'static str) -> io::Result<Stre
     Stream::register(Box::new(pipe), false)
 }
 
-type ExitCb = Box<dyn FnOnce(io::Result<ExitStatus>)>;
-
 #[derive(Clone)]
 enum Outcome {
     Exited(ExitStatus),
@@ -413,7 +412,7 @@ pub(crate) struct ChildInner {
     /// std's handle, for `try_wait`; `None` once reaped.
     proc: RefCell<Option<std::process::Child>>,
     outcome: RefCell<Option<Outcome>>,
-    listeners: RefCell<Vec<ExitCb>>,
+    listeners: Listeners<dyn FnMut(io::Result<ExitStatus>)>,
     /// Whether it is counted in the hub's refs (running and ref'd).
     refed: Cell<bool>,
     hub: Weak<SignalReceiver>,
@@ -474,11 +473,17 @@ impl ChildInner {
         if self.refed.replace(false) {
             hub.release_ref();
         }
-        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
-        for cb in listeners {
+        self.listeners.emit(|cb| {
             cb(self.report(&outcome));
             self.lp.checkpoint_now();
-        }
+        });
+        self.listeners.clear();
+    }
+}
+
+impl RemoveListener for ChildInner {
+    fn remove_listener(&self, _event: u8, id: u32) -> bool {
+        self.listeners.remove(id)
     }
 }
 
@@ -583,18 +588,24 @@ impl Child {
     /// `std::os::unix::process::ExitStatusExt::signal` for a signal that
     /// killed it, or [`exit_signal`]), the error that kept it from being
     /// reaped, or the [`AbortError`] if the signal given to
-    /// [`Command::signal`] killed it. Several callbacks may be added; one added after the end is
-    /// called from the next pending phase.
-    pub fn on_exit(&self, cb: impl FnOnce(io::Result<ExitStatus>) + 'static) -> &Self {
+    /// [`Command::signal`] killed it (Node's `'exit'`). Adds a listener:
+    /// several may be added, and run in the order they were added; returns
+    /// the [`Listener`] that removes it. One added after the end is called
+    /// from the next pending phase (and its handle is detached).
+    pub fn on_exit(&self, cb: impl FnOnce(io::Result<ExitStatus>) + 'static) -> Listener {
         let done = self.inner.outcome.borrow().clone();
         match done {
             Some(outcome) => {
                 let r = self.inner.report(&outcome);
-                self.inner.lp.defer_pending(Box::new(move || cb(r)))
+                self.inner.lp.defer_pending(Box::new(move || cb(r)));
+                Listener::detached()
             }
-            None => self.inner.listeners.borrow_mut().push(Box::new(cb)),
+            None => {
+                let id = self.inner.listeners.add_once(crate::listeners::once_fn(cb));
+                let owner = Rc::downgrade(&self.inner);
+                Listener::new(owner, 0, id)
+            }
         }
-        self
     }
 
     /// A promise of the exit status (the promise form of

@@ -32,6 +32,7 @@ use std::process::ExitStatus;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::net::{Stream, TcpListener};
 use crate::promise::{Promise, Resolve, WithResolvers};
 use crate::timers::Timeout;
@@ -84,8 +85,6 @@ pub enum ClusterEvent {
     /// Every worker has exited; the cluster is done.
     Stopped,
 }
-
-type EventCb = Box<dyn FnMut(ClusterEvent)>;
 
 /// The primary's side of a cluster.
 ///
@@ -140,7 +139,7 @@ struct ClusterInner {
     shutting_down: Cell<bool>,
     signals: RefCell<Vec<SignalHandle>>,
     kill_timer: RefCell<Option<Timeout>>,
-    on_event: RefCell<Option<EventCb>>,
+    on_event: Listeners<dyn FnMut(ClusterEvent)>,
     /// Promises from [`Cluster::stopped`], fulfilled at `Stopped`.
     stopped: RefCell<Vec<Resolve<()>>>,
     is_stopped: Cell<bool>,
@@ -187,7 +186,7 @@ impl Cluster {
             shutting_down: Cell::new(false),
             signals: RefCell::default(),
             kill_timer: RefCell::new(None),
-            on_event: RefCell::new(None),
+            on_event: Listeners::default(),
             stopped: RefCell::default(),
             is_stopped: Cell::new(false),
         });
@@ -215,11 +214,14 @@ impl Cluster {
         Ok(Cluster { inner })
     }
 
-    /// Calls `cb` with each [`ClusterEvent`] (for logging).
-    pub fn on_event(&self, cb: impl FnMut(ClusterEvent) + 'static) -> &Self {
-        let old = self.inner.on_event.replace(Some(Box::new(cb)));
-        drop(old);
-        self
+    /// Adds a listener called with each [`ClusterEvent`] (for logging);
+    /// returns the [`Listener`] that removes it. Listeners run in the order
+    /// they were added (see [`Listener`]); without any, the events
+    /// are logged at `info` level.
+    pub fn on_event(&self, cb: impl FnMut(ClusterEvent) + 'static) -> Listener {
+        let id = self.inner.on_event.add(Box::new(cb));
+        let owner = Rc::downgrade(&self.inner);
+        Listener::new(owner, 0, id)
     }
 
     /// The address served (with the port the OS chose for port 0).
@@ -259,17 +261,12 @@ impl Cluster {
 
 impl ClusterInner {
     fn emit(&self, e: ClusterEvent) {
-        let cb = self.on_event.borrow_mut().take();
-        match cb {
-            Some(mut cb) => {
-                cb(e);
-                let mut slot = self.on_event.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(cb);
-                }
-            }
-            None => log::info!("cluster: {e:?}"),
+        if self.on_event.is_empty() {
+            log::info!("cluster: {e:?}");
+            return;
         }
+        // Each listener its own copy (an `io::Error` is not `Clone`).
+        self.on_event.emit(|cb| cb(e.dup()));
     }
 
     fn start_worker(self: &Rc<Self>, index: usize) {
@@ -404,6 +401,38 @@ impl ClusterInner {
     }
 }
 
+impl RemoveListener for ClusterInner {
+    fn remove_listener(&self, _event: u8, id: u32) -> bool {
+        self.on_event.remove(id)
+    }
+}
+
+impl ClusterEvent {
+    /// A copy for one more listener.
+    fn dup(&self) -> ClusterEvent {
+        match self {
+            ClusterEvent::Started { index, pid } => ClusterEvent::Started {
+                index: *index,
+                pid: *pid,
+            },
+            ClusterEvent::Exited { index, pid, status } => ClusterEvent::Exited {
+                index: *index,
+                pid: *pid,
+                status: match status {
+                    Ok(s) => Ok(*s),
+                    Err(e) => Err(crate::listeners::dup_error(e)),
+                },
+            },
+            ClusterEvent::Restarting { index, delay } => ClusterEvent::Restarting {
+                index: *index,
+                delay: *delay,
+            },
+            ClusterEvent::ShuttingDown => ClusterEvent::ShuttingDown,
+            ClusterEvent::Stopped => ClusterEvent::Stopped,
+        }
+    }
+}
+
 impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
@@ -426,7 +455,7 @@ struct WorkerInner {
     listener: TcpListener,
     channel: Channel,
     signals: RefCell<Vec<SignalHandle>>,
-    on_shutdown: RefCell<Option<Box<dyn FnOnce()>>>,
+    on_shutdown: Listeners<dyn FnMut(())>,
     stopped: Cell<bool>,
 }
 
@@ -448,13 +477,16 @@ impl ClusterWorker {
             listener,
             channel: channel.clone(),
             signals: RefCell::default(),
-            on_shutdown: RefCell::new(None),
+            on_shutdown: Listeners::default(),
             stopped: Cell::new(false),
         });
         // The channel's and the handler's callbacks own the worker state:
-        // it lives until it stops, whoever keeps a handle.
+        // it lives until it stops, whoever keeps a handle. An internal
+        // hook, not an `on_close` listener: the channel is the app's too,
+        // and its listeners neither displace this one nor are counted
+        // with it.
         let me = inner.clone();
-        channel.on_close(move |_| me.stop());
+        channel.on_close_internal(move || me.stop());
         // Ctrl-C reaches the whole process group: the primary decides.
         let sigint = on_signal(Signal::SIGINT, |_| {})?;
         sigint.unref();
@@ -465,16 +497,24 @@ impl ClusterWorker {
         Ok(ClusterWorker { inner })
     }
 
-    /// Calls `cb` once when the worker stops accepting: end the open
-    /// connections there, and the process exits once they are done.
-    pub fn on_shutdown(&self, cb: impl FnOnce() + 'static) -> &Self {
+    /// Adds a listener called once when the worker stops accepting: end
+    /// the open connections there, and the process exits once they are
+    /// done. Several may be added (they run in the order they were added);
+    /// returns the [`Listener`] that removes it. Added after the stop, it
+    /// is called from the check phase (and its handle is detached).
+    pub fn on_shutdown(&self, cb: impl FnOnce() + 'static) -> Listener {
         if self.inner.stopped.get() {
             crate::set_immediate(cb);
-        } else {
-            let old = self.inner.on_shutdown.replace(Some(Box::new(cb)));
-            drop(old);
+            return Listener::detached();
         }
-        self
+        let mut cb = Some(cb);
+        let id = self.inner.on_shutdown.add_once(Box::new(move |()| {
+            if let Some(cb) = cb.take() {
+                cb()
+            }
+        }));
+        let owner = Rc::downgrade(&self.inner);
+        Listener::new(owner, 0, id)
     }
 
     /// The shared listening socket.
@@ -499,9 +539,13 @@ impl WorkerInner {
         for h in self.signals.take() {
             h.close();
         }
-        let cb = self.on_shutdown.borrow_mut().take();
-        if let Some(cb) = cb {
-            cb();
-        }
+        self.on_shutdown.emit(|cb| cb(()));
+        self.on_shutdown.clear();
+    }
+}
+
+impl RemoveListener for WorkerInner {
+    fn remove_listener(&self, _event: u8, id: u32) -> bool {
+        self.on_shutdown.remove(id)
     }
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::rc::Rc;
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::net::Stream;
 use crate::promise::{Promise, Resolve, WithResolvers};
 
@@ -23,8 +24,7 @@ pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 const HEADER: usize = 4;
 
-type MessageCb = Box<dyn FnMut(&[u8])>;
-type CloseCb = Box<dyn FnOnce(io::Result<()>)>;
+type MessageFn = dyn FnMut(&[u8]);
 type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
 
 /// One end of an IPC channel (Node's `process.send` / `'message'`).
@@ -44,14 +44,18 @@ struct ChannelInner {
     /// Header and payload of one outgoing message, reused.
     scratch: RefCell<Vec<u8>>,
     max_message: Cell<usize>,
-    on_message: RefCell<Option<MessageCb>>,
+    on_message: Listeners<MessageFn>,
     /// Messages waiting for `recv` (pull mode), and the `recv`s waiting
     /// for messages.
     inbox: RefCell<VecDeque<Vec<u8>>>,
     waiting: RefCell<VecDeque<Waiter>>,
     /// Ids of waiters (for an aborted `recv` to find its own).
     next_waiter: Cell<u64>,
-    on_close: RefCell<Option<CloseCb>>,
+    on_close: Listeners<dyn FnMut(io::Result<()>)>,
+    /// The library's own reactions to the close (a cluster worker stops):
+    /// apart from the user's listeners, so they neither displace one nor
+    /// count as one (an error with no user listener stays uncaught).
+    close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     /// Why the channel closed, if it was not a clean end.
     error: RefCell<Option<io::Error>>,
     closed: Cell<bool>,
@@ -85,11 +89,12 @@ impl Channel {
             partial: RefCell::default(),
             scratch: RefCell::default(),
             max_message: Cell::new(DEFAULT_MAX_MESSAGE),
-            on_message: RefCell::new(None),
+            on_message: Listeners::default(),
             inbox: RefCell::default(),
             waiting: RefCell::default(),
             next_waiter: Cell::new(0),
-            on_close: RefCell::new(None),
+            on_close: Listeners::default(),
+            close_hooks: RefCell::default(),
             error: RefCell::new(None),
             closed: Cell::new(false),
         });
@@ -141,17 +146,29 @@ impl Channel {
         }
     }
 
-    /// Calls `cb` with each message, in order (push mode).
-    pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
-        let old = self.inner.on_message.replace(Some(Box::new(cb)));
-        drop(old);
-        // Messages that were waiting for `recv` go to the callback now.
-        let queued: Vec<Vec<u8>> = self.inner.inbox.borrow_mut().drain(..).collect();
-        for m in queued {
-            self.inner.deliver(m.as_slice());
-        }
-        self.inner.stream.resume();
-        self
+    /// Adds a listener called with each message, in order (push mode;
+    /// Node's `on('message')`); returns the [`Listener`] that removes it.
+    /// Every listener gets every message, in the order they were added; a
+    /// listener added while a message is delivered gets the next one (see
+    /// [`Listener`]). Messages that were waiting for
+    /// [`recv`](Channel::recv) go to the listeners now.
+    pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
+        let id = self.inner.on_message.add(Box::new(cb));
+        self.inner.listening(MESSAGE, id)
+    }
+
+    /// Adds a listener called with the next message only (Node's
+    /// `once('message')`); returns the [`Listener`] that removes it before
+    /// then. Messages after it go to the other listeners, or wait for
+    /// [`recv`](Channel::recv) if there are none.
+    pub fn once_message(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
+        let mut cb = Some(cb);
+        let id = self.inner.on_message.add_once(Box::new(move |m: &[u8]| {
+            if let Some(cb) = cb.take() {
+                cb(m)
+            }
+        }));
+        self.inner.listening(MESSAGE, id)
     }
 
     /// The next message, or `None` once the channel has closed (pull mode,
@@ -220,27 +237,42 @@ impl Channel {
         promise
     }
 
-    /// Calls `cb` when the send queue empties after `send` returned
-    /// `false`.
-    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
-        self.inner.stream.on_drain(cb);
-        self
+    /// Adds a listener called when the send queue empties after `send`
+    /// returned `false` (Node's `'drain'`); returns the [`Listener`] that
+    /// removes it.
+    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> Listener {
+        self.inner.stream.on_drain(cb)
     }
 
-    /// Calls `cb` once when the channel has closed: `Ok` when the peer
-    /// ended it or [`close`](Channel::close) was called, the error when a
-    /// failure or a malformed frame closed it. Without it, such an error is
-    /// an uncaught error (see [`crate::on_uncaught_exception`]), as Node's
-    /// `'error'` with no listener.
-    pub fn on_close(&self, cb: impl FnOnce(io::Result<()>) + 'static) -> &Self {
+    /// Adds a listener called once when the channel has closed: `Ok` when
+    /// the peer ended it or [`close`](Channel::close) was called, the error
+    /// (each listener its own copy) when a failure or a malformed frame
+    /// closed it. Returns the [`Listener`] that removes it. Without any,
+    /// such an error is an uncaught error (see
+    /// [`crate::on_uncaught_exception`]), as Node's `'error'` with no
+    /// listener. Added after the close, it is called from the check phase
+    /// (and the handle it returns is detached).
+    pub fn on_close(&self, cb: impl FnOnce(io::Result<()>) + 'static) -> Listener {
         if self.inner.closed.get() {
             let r = self.inner.result();
             crate::set_immediate(move || cb(r));
-        } else {
-            let old = self.inner.on_close.replace(Some(Box::new(cb)));
-            drop(old);
+            return Listener::detached();
         }
-        self
+        let id = self.inner.on_close.add_once(crate::listeners::once_fn(cb));
+        let owner = Rc::downgrade(&self.inner);
+        Listener::new(owner, CLOSE, id)
+    }
+
+    /// Runs `hook` when the channel closes, apart from the user's
+    /// [`on_close`](Channel::on_close) listeners (for the library's own
+    /// reactions, such as a cluster worker stopping); at once if it has
+    /// closed already.
+    pub(crate) fn on_close_internal(&self, hook: impl FnOnce() + 'static) {
+        if self.inner.closed.get() {
+            crate::set_immediate(hook);
+        } else {
+            self.inner.close_hooks.borrow_mut().push(Box::new(hook));
+        }
     }
 
     /// Closes after the queued messages are sent: the peer reads them,
@@ -286,7 +318,39 @@ impl Channel {
     }
 }
 
+/// Event numbers of a channel's [`Listener`] handles.
+const MESSAGE: u8 = 0;
+const CLOSE: u8 = 1;
+
+impl RemoveListener for ChannelInner {
+    fn remove_listener(&self, event: u8, id: u32) -> bool {
+        match event {
+            MESSAGE => self.on_message.remove(id),
+            CLOSE => self.on_close.remove(id),
+            _ => false,
+        }
+    }
+}
+
 impl ChannelInner {
+    /// After a message listener `id` was added: its handle. Messages that
+    /// were waiting for `recv` go to the listeners now; once the channel
+    /// has closed, the listener is not kept (no message comes any more).
+    fn listening(self: &Rc<Self>, event: u8, id: u32) -> Listener {
+        let owner = Rc::downgrade(self);
+        let l = Listener::new(owner, event, id);
+        let queued: Vec<Vec<u8>> = self.inbox.borrow_mut().drain(..).collect();
+        for m in queued {
+            self.deliver(m.as_slice());
+        }
+        if self.closed.get() {
+            l.remove();
+        } else {
+            self.stream.resume();
+        }
+        l
+    }
+
     fn add_waiter(&self, resolve: Resolve<Option<Vec<u8>>>, listener: Option<AbortListener>) {
         let id = self.next_waiter.get();
         self.next_waiter.set(id + 1);
@@ -406,14 +470,7 @@ impl ChannelInner {
     }
 
     fn deliver(&self, msg: &[u8]) {
-        // Take, then call, then put back unless replaced meanwhile.
-        let cb = self.on_message.borrow_mut().take();
-        if let Some(mut cb) = cb {
-            cb(msg);
-            let mut slot = self.on_message.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(cb);
-            }
+        if self.on_message.emit(|cb| cb(msg)) > 0 {
             return;
         }
         let waiter = self.waiting.borrow_mut().pop_front();
@@ -455,20 +512,24 @@ impl ChannelInner {
         for waiter in self.waiting.take() {
             waiter.settle(None);
         }
-        let cb = self.on_close.borrow_mut().take();
-        match (cb, self.result()) {
-            (Some(cb), r) => cb(r),
+        // The library's hooks first: a panicking user listener must not
+        // keep a cluster worker from stopping.
+        for hook in self.close_hooks.take() {
+            hook();
+        }
+        let called = self.on_close.emit(|cb| cb(self.result()));
+        if called == 0 {
             // An error nobody listens for is uncaught, as Node's 'error'.
-            (None, Err(error)) => {
+            if let Err(error) = self.result() {
                 crate::event_loop::report_uncaught(crate::Error::UnhandledError {
                     emitter: "ipc channel",
                     error,
-                })
+                });
             }
-            (None, Ok(())) => {}
         }
-        // Break the cycle through the message callback's captures.
-        drop(self.on_message.borrow_mut().take());
+        // Break the cycle through the listeners' captures.
+        self.on_message.clear();
+        self.on_close.clear();
     }
 }
 

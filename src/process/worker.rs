@@ -47,6 +47,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
+use crate::listeners::Listener;
 use crate::net::Stream;
 
 use super::ipc::Channel;
@@ -150,11 +151,16 @@ impl Worker {
         self.channel.send(msg)
     }
 
-    /// Calls `cb` with each message from the worker; see
-    /// [`Channel::on_message`].
-    pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
-        self.channel.on_message(cb);
-        self
+    /// Adds a listener called with each message from the worker; returns
+    /// the [`Listener`] that removes it. See [`Channel::on_message`].
+    pub fn on_message(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
+        self.channel.on_message(cb)
+    }
+
+    /// Adds a listener called with the next message from the worker only;
+    /// see [`Channel::once_message`].
+    pub fn once_message(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
+        self.channel.once_message(cb)
     }
 
     /// Lets the loop exit while the worker runs and its channel is open.

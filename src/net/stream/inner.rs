@@ -1,5 +1,5 @@
 //! The stream's state machine, on the loop thread: readiness, connecting,
-//! reading (with the read-ahead before a data callback is set), the write
+//! reading (with the read-ahead before a data listener is added), the write
 //! queue and its flush, half-close, and destroying. The public [`Stream`]
 //! methods in `mod.rs` call into it.
 
@@ -100,7 +100,7 @@ impl StreamInner {
     }
 
     pub(super) fn has_data_cb(&self) -> bool {
-        self.cbs.data.borrow().is_some()
+        !self.cbs.data.is_empty()
     }
 
     pub(super) fn can_read(&self) -> bool {
@@ -110,7 +110,7 @@ impl StreamInner {
             && !st.read_eof
             && !st.destroyed
             && !st.connecting
-            // Without a data callback, read ahead into the buffer up to its
+            // Without a data listener, read ahead into the buffer up to its
             // limit, as a Node socket does before a 'data' listener exists.
             && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
     }
@@ -183,19 +183,16 @@ impl StreamInner {
     }
 
     pub(super) fn emit_data(&self, bytes: &[u8]) {
-        let cb = self.cbs.data.borrow_mut().take();
-        if let Some(cb) = cb {
-            call_and_restore(&self.cbs.data, cb, |cb| cb(bytes));
-        }
+        self.cbs.data.emit(|cb| cb(bytes));
         self.lp.checkpoint_now();
     }
 
     /// One read; returns whether to keep reading.
     pub(super) fn read_once(self: &Rc<Self>, buf: &mut [u8]) -> bool {
-        // Without a data callback, read no further than the read-ahead
+        // Without a data listener, read no further than the read-ahead
         // limit.
         // No user code runs between here and the delivery below, so whether
-        // there is a data callback is read once.
+        // there is a data listener is read once.
         let has_cb = self.has_data_cb();
         let len = if has_cb {
             buf.len()
@@ -214,7 +211,7 @@ impl StreamInner {
             Ok(0) => {
                 log::trace!("stream EOF");
                 self.st.borrow_mut().read_eof = true;
-                // With bytes still waiting for a data callback, 'end' waits
+                // With bytes still waiting for a data listener, 'end' waits
                 // for them (Node emits 'end' only after the data).
                 if self.st.borrow().early.is_empty() {
                     self.emit_end();
@@ -502,10 +499,10 @@ impl StreamInner {
                     }
                 }
             }
-            let close = me.cbs.close.borrow_mut().take();
-            if let Some(close) = close {
-                close(had_error);
-            }
+            // From here on, its events are over: a listener added (even
+            // by a close listener) is not kept.
+            me.released.set(true);
+            me.cbs.close.emit(|cb| cb(had_error));
             me.drop_callbacks();
         }));
     }
@@ -544,12 +541,13 @@ impl StreamInner {
     /// After close: drop every callback (they often hold clones of this
     /// stream: the cycle ends here). Dropped outside any borrow.
     pub(super) fn drop_callbacks(&self) {
-        let data = self.cbs.data.borrow_mut().take();
-        let end = self.cbs.end.borrow_mut().take();
-        let drain = self.cbs.drain.borrow_mut().take();
-        let error = self.cbs.error.borrow_mut().take();
-        let close = self.cbs.close.borrow_mut().take();
+        self.released.set(true);
+        self.cbs.data.clear();
+        self.cbs.end.clear();
+        self.cbs.drain.clear();
+        self.cbs.error.clear();
+        self.cbs.close.clear();
         let connect = self.cbs.connect.borrow_mut().take();
-        drop((data, end, drain, error, close, connect));
+        drop(connect);
     }
 }

@@ -13,6 +13,7 @@ use mio::Interest;
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
+use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 mod inner;
@@ -24,7 +25,7 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 16 * 1024;
 /// other sources (libuv's `uv__read` reads at most 32 times too).
 const READS_PER_TURN: u32 = 32;
 
-/// How much a stream reads ahead before it has a data callback (Node's
+/// How much a stream reads ahead before it has a data listener (Node's
 /// readable high-water mark); past it, data waits in the kernel.
 const EARLY_LIMIT: usize = 64 * 1024;
 
@@ -119,10 +120,7 @@ socket_stream_io!(mio::net::UnixStream, "unix", |me| {
     None
 });
 
-type DataCb = Box<dyn FnMut(&[u8])>;
-type UnitCb = Box<dyn FnMut()>;
-type ErrorCb = Box<dyn FnMut(io::Error)>;
-type CloseCb = Box<dyn FnOnce(bool)>;
+type DataFn = dyn FnMut(&[u8]);
 type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
 pub(crate) type ConnectCb = Box<dyn FnOnce(io::Result<Stream>)>;
 
@@ -147,7 +145,7 @@ struct State {
     short_read_drains: bool,
     /// Reads per batch ([`Stream::set_read_batch`]).
     read_batch: u32,
-    /// Bytes read before a data callback existed (at most `EARLY_LIMIT`).
+    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
     early: Vec<u8>,
     end_requested: bool,
     write_closed: bool,
@@ -162,14 +160,37 @@ struct State {
     max_write_queue: Option<usize>,
 }
 
+/// The listeners of a stream's events, by event (Node's `EventEmitter`
+/// lists; see [`crate::Listener`]). `end` and `close` happen once, so
+/// their listeners are one-shot.
 #[derive(Default)]
 struct Callbacks {
-    data: RefCell<Option<DataCb>>,
-    end: RefCell<Option<UnitCb>>,
-    drain: RefCell<Option<UnitCb>>,
-    error: RefCell<Option<ErrorCb>>,
-    close: RefCell<Option<CloseCb>>,
+    data: Listeners<DataFn>,
+    end: Listeners<dyn FnMut()>,
+    drain: Listeners<dyn FnMut()>,
+    error: Listeners<dyn FnMut(io::Error)>,
+    close: Listeners<dyn FnMut(bool)>,
     connect: RefCell<Option<ConnectCb>>,
+}
+
+/// Event numbers of a stream's [`Listener`] handles.
+const DATA: u8 = 0;
+const END: u8 = 1;
+const DRAIN: u8 = 2;
+const ERROR: u8 = 3;
+const CLOSE: u8 = 4;
+
+impl RemoveListener for StreamInner {
+    fn remove_listener(&self, event: u8, id: u32) -> bool {
+        match event {
+            DATA => self.cbs.data.remove(id),
+            END => self.cbs.end.remove(id),
+            DRAIN => self.cbs.drain.remove(id),
+            ERROR => self.cbs.error.remove(id),
+            CLOSE => self.cbs.close.remove(id),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) struct StreamInner {
@@ -180,6 +201,9 @@ pub(crate) struct StreamInner {
     /// Finished writes whose callbacks wait for the pending phase.
     done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
     done_scheduled: Cell<bool>,
+    /// Set once the stream has closed and drops its listeners: later
+    /// `on_*` calls keep nothing (the events are over).
+    released: Cell<bool>,
     lp: LoopRef,
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
@@ -190,11 +214,22 @@ pub(crate) struct StreamInner {
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
 /// `net.Socket`). Cheap to clone: clones are handles to one stream.
 ///
+/// # Events
+///
+/// Each `on_*` method adds a listener, as Node's `socket.on(event, f)`:
+/// several may listen to one event, they run in the order they were added,
+/// and each returns a [`Listener`] whose [`remove`](Listener::remove) takes
+/// it off again (Node's `off`). [`once_data`](Stream::once_data) and
+/// [`once_drain`](Stream::once_drain) listen to the next event only; `end`
+/// and `close` happen once, so their listeners are one-shot. The rules
+/// (snapshot per event, panics, errors without a listener) are on
+/// [`Listener`].
+///
 /// # Reading
 ///
 /// Like a Node socket, a stream reads ahead up to 64 KiB before it has a
-/// data callback and hands those bytes to [`on_data`](Stream::on_data) when
-/// it is set (past 64 KiB the data waits in the kernel), so nothing is lost
+/// data listener and hands those bytes to the first [`on_data`](Stream::on_data)
+/// listener (past 64 KiB the data waits in the kernel), so nothing is lost
 /// between accept (or connect) and the moment you install your handlers;
 /// the end of the stream is seen, and [`on_end`](Stream::on_end) runs, even
 /// if you never read, once no unread bytes are left.
@@ -224,8 +259,8 @@ pub(crate) struct StreamInner {
 /// [`destroy`](Stream::destroy) or an error, the stream closes: the fd is
 /// released at once, and queued write callbacks, [`on_error`](Stream::on_error)
 /// and then [`on_close`](Stream::on_close) run later, in the close phase.
-/// After that the stream drops its callbacks (breaking any `Rc` cycle
-/// through them).
+/// After that the stream drops its listeners (breaking any `Rc` cycle
+/// through them), and keeps none added later.
 ///
 /// A stream stays open while its handles are dropped (like a Node socket,
 /// it lives until closed), and keeps the loop alive unless
@@ -270,50 +305,13 @@ pub struct Stream {
     inner: Rc<StreamInner>,
 }
 
-/// Calls the error callback (take, call, put back unless the user replaced
-/// it meanwhile); false if there is none.
-/// Calls the error listener; without one, hands the error back.
-fn call_error(slot: &RefCell<Option<ErrorCb>>, arg: io::Error) -> Result<(), io::Error> {
-    let cb = slot.borrow_mut().take();
-    match cb {
-        Some(cb) => {
-            call_and_restore(slot, cb, |cb| cb(arg));
-            Ok(())
-        }
-        None => Err(arg),
-    }
+/// Calls the error listeners; without one, hands the error back.
+fn call_error(list: &Listeners<dyn FnMut(io::Error)>, arg: io::Error) -> Result<(), io::Error> {
+    crate::listeners::emit_error(list, arg)
 }
 
-fn call_unit(slot: &RefCell<Option<UnitCb>>) {
-    let cb = slot.borrow_mut().take();
-    if let Some(cb) = cb {
-        call_and_restore(slot, cb, |cb| cb());
-    }
-}
-
-/// Calls a callback taken out of `slot` and puts it back (unless the user
-/// replaced it meanwhile), also when it panics: the panic goes on to the
-/// loop's dispatch boundary, but the stream keeps its handler, as a Node
-/// emitter keeps its listener after a throw.
-fn call_and_restore<C: ?Sized>(
-    slot: &RefCell<Option<Box<C>>>,
-    mut cb: Box<C>,
-    f: impl FnOnce(&mut C),
-) {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut cb)));
-    let replaced = {
-        let mut s = slot.borrow_mut();
-        if s.is_none() {
-            *s = Some(cb);
-            None
-        } else {
-            Some(cb)
-        }
-    };
-    drop(replaced); // outside the borrow
-    if let Err(p) = r {
-        std::panic::resume_unwind(p);
-    }
+fn call_unit(list: &Listeners<dyn FnMut()>) {
+    list.emit(|cb| cb());
 }
 
 impl Stream {
@@ -346,6 +344,7 @@ impl Stream {
             cbs: Callbacks::default(),
             done: RefCell::default(),
             done_scheduled: Cell::new(false),
+            released: Cell::new(false),
             lp,
             signal: RefCell::new(None),
         });
@@ -415,8 +414,12 @@ impl Stream {
         }
     }
 
-    /// Calls `cb` with each chunk read, and starts reading (Node's
-    /// `'data'` listener, which switches a socket to flowing mode). A chunk
+    /// Adds a listener called with each chunk read, and starts reading
+    /// (Node's `on('data')`, which switches a socket to flowing mode);
+    /// returns the [`Listener`] that removes it. Every data listener gets
+    /// every chunk, in the order they were added; one added during a chunk
+    /// gets the next (the rules are on [`Listener`]). Once the last is
+    /// removed, the stream reads ahead again (up to 64 KiB). A chunk
     /// is at most 64 KiB, and a stream reads at most 32 chunks per loop
     /// iteration: a peer that sends faster than that waits for the next
     /// iteration, so it cannot starve the loop's other sources.
@@ -449,15 +452,74 @@ impl Stream {
     /// .unwrap();
     /// assert_eq!(*got.borrow(), b"hello");
     /// ```
-    pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> &Self {
-        let old = self.inner.cbs.data.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
+    pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
+        let l = self.listen(DATA, |cbs| cbs.data.add(Box::new(cb)));
         self.inner.schedule_read();
-        self
+        l
     }
 
-    /// Calls `cb` when the peer has ended its side (EOF), after the last
-    /// data (Node's `'end'`).
+    /// Calls `cb` with the next chunk only (Node's `once('data')`), and
+    /// starts reading. Once it has run, and if no other data listener is
+    /// there, the stream reads ahead again (up to 64 KiB) instead of
+    /// losing data. Returns the [`Listener`] that removes it before then.
+    ///
+    /// ```
+    /// # use std::{cell::RefCell, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let first = Rc::new(RefCell::new(Vec::new()));
+    /// let f = first.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         let s = stream.clone();
+    ///         stream.once_data(move |chunk| {
+    ///             f.borrow_mut().extend_from_slice(chunk);
+    ///             s.destroy();
+    ///         });
+    ///         stream.write(b"ping");
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(*first.borrow(), b"ping");
+    /// ```
+    pub fn once_data(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
+        let mut cb = Some(cb);
+        let l = self.listen(DATA, |cbs| {
+            cbs.data.add_once(Box::new(move |b: &[u8]| {
+                if let Some(cb) = cb.take() {
+                    cb(b)
+                }
+            }))
+        });
+        self.inner.schedule_read();
+        l
+    }
+
+    /// Adds a listener with `add` (which returns its id) and builds its
+    /// handle; once the stream has closed and dropped its listeners, keeps
+    /// nothing (its events are over) and returns a detached handle.
+    fn listen(&self, event: u8, add: impl FnOnce(&Callbacks) -> u32) -> Listener {
+        if self.inner.released.get() {
+            return Listener::detached();
+        }
+        let id = add(&self.inner.cbs);
+        let owner = Rc::downgrade(&self.inner);
+        Listener::new(owner, event, id)
+    }
+
+    /// Adds a listener called once when the peer has ended its side (EOF),
+    /// after the last data (Node's `'end'`); returns the [`Listener`] that
+    /// removes it. Listeners run in the order they were added.
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -485,14 +547,21 @@ impl Stream {
     /// .unwrap();
     /// assert!(ended.get());
     /// ```
-    pub fn on_end(&self, cb: impl FnMut() + 'static) -> &Self {
-        let old = self.inner.cbs.end.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_end(&self, cb: impl FnOnce() + 'static) -> Listener {
+        let mut cb = Some(cb);
+        self.listen(END, |cbs| {
+            cbs.end.add_once(Box::new(move || {
+                if let Some(cb) = cb.take() {
+                    cb()
+                }
+            }))
+        })
     }
 
-    /// Calls `cb` when the write queue empties after
-    /// [`write`](Stream::write) returned `false` (Node's `'drain'`).
+    /// Adds a listener called each time the write queue empties after
+    /// [`write`](Stream::write) returned `false` (Node's `on('drain')`);
+    /// returns the [`Listener`] that removes it. To wait for one drain,
+    /// [`once_drain`](Stream::once_drain).
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -526,14 +595,60 @@ impl Stream {
     /// .unwrap();
     /// assert!(drained.get());
     /// ```
-    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> &Self {
-        let old = self.inner.cbs.drain.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_drain(&self, cb: impl FnMut() + 'static) -> Listener {
+        self.listen(DRAIN, |cbs| cbs.drain.add(Box::new(cb)))
     }
 
-    /// Calls `cb` with the error that closes the stream (Node's `'error'`);
-    /// `on_close` follows. Without it the error is an uncaught error, as an
+    /// Calls `cb` at the next `'drain'` only (Node's `once('drain')`, the
+    /// usual way to wait after [`write`](Stream::write) returned `false`).
+    /// Returns the [`Listener`] that removes it before then.
+    ///
+    /// ```
+    /// # use std::{cell::Cell, rc::Rc};
+    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # fn echo_server() -> std::net::SocketAddr {
+    /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
+    /// #         let s = conn.unwrap();
+    /// #         let w = s.clone();
+    /// #         s.on_data(move |b| { w.write(b); });
+    /// #     })
+    /// #     .unwrap();
+    /// #     server.unref();
+    /// #     server.local_addr()
+    /// # }
+    /// let drains = Rc::new(Cell::new(0));
+    /// let d = drains.clone();
+    /// evloop::run(move || {
+    ///     connect_addr(echo_server(), move |r| {
+    ///         let stream = r.unwrap();
+    ///         stream.on_data(|_| {});
+    ///         if !stream.write(&vec![0u8; 16 << 20]) {
+    ///             let s = stream.clone();
+    ///             stream.once_drain(move || {
+    ///                 d.set(d.get() + 1);
+    ///                 s.end();
+    ///             });
+    ///         }
+    ///     });
+    /// })
+    /// .unwrap();
+    /// assert_eq!(drains.get(), 1);
+    /// ```
+    pub fn once_drain(&self, cb: impl FnOnce() + 'static) -> Listener {
+        let mut cb = Some(cb);
+        self.listen(DRAIN, |cbs| {
+            cbs.drain.add_once(Box::new(move || {
+                if let Some(cb) = cb.take() {
+                    cb()
+                }
+            }))
+        })
+    }
+
+    /// Adds a listener called with the error that closes the stream (Node's
+    /// `'error'`; each listener gets its own copy of the `io::Error`), and
+    /// returns the [`Listener`] that removes it; `on_close` follows.
+    /// Without any, the error is an uncaught error, as an
     /// `'error'` event with no listener is in Node: the [uncaught-exception
     /// handler](crate::on_uncaught_exception) gets it, or the loop stops
     /// and `run()` returns [`Error::UnhandledError`](crate::Error::UnhandledError);
@@ -567,14 +682,14 @@ impl Stream {
     /// resetter.join().unwrap();
     /// assert_eq!(*kind.borrow(), Some(ErrorKind::ConnectionReset));
     /// ```
-    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> &Self {
-        let old = self.inner.cbs.error.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> Listener {
+        self.listen(ERROR, |cbs| cbs.error.add(Box::new(cb)))
     }
 
-    /// Calls `cb` once, in the close phase, when the stream has closed;
-    /// its argument says whether an error closed it (Node's `'close'`).
+    /// Adds a listener called once, in the close phase, when the stream has
+    /// closed; its argument says whether an error closed it (Node's
+    /// `'close'`). Returns the [`Listener`] that removes it. Listeners run
+    /// in the order they were added; one added after the close is not kept.
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -602,10 +717,10 @@ impl Stream {
     /// .unwrap();
     /// assert_eq!(closed.get(), Some(false));
     /// ```
-    pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> &Self {
-        let old = self.inner.cbs.close.replace(Some(Box::new(cb)));
-        drop(old); // after the borrow: its captures may touch this slot
-        self
+    pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> Listener {
+        self.listen(CLOSE, |cbs| {
+            cbs.close.add_once(crate::listeners::once_fn(cb))
+        })
     }
 
     /// Writes `data`; see [`write_with`](Stream::write_with). Returns
