@@ -106,6 +106,18 @@
 //! .unwrap();
 //! ```
 //!
+//! # Splitting: one task reads while others write
+//!
+//! [`TcpStream::split`] (borrowed halves, no allocation) and
+//! [`TcpStream::into_split`] (owned halves sharing the stream through an
+//! `Rc`, for different tasks; [`OwnedReadHalf::reunite`] undoes it) give
+//! a [`ReadHalf`] and a [`WriteHalf`] whose operations can be in flight at
+//! once: each direction has its own waker. Dropping an
+//! [`OwnedWriteHalf`] shuts the writing side down, as tokio does. The
+//! streams and the halves implement [`task::io`](crate::task::io)'s
+//! traits, for [`copy`](crate::task::io::copy) and
+//! [`copy_bidirectional`](crate::task::io::copy_bidirectional).
+//!
 //! All methods must be called on the loop thread, with that loop current
 //! (inside a task, [`block_on`](crate::block_on) or a loop callback).
 
@@ -124,6 +136,10 @@ use mio::Interest;
 use crate::abort::AbortSignal;
 use crate::net::{Acceptor, Listen, Step};
 use crate::reactor::{watch_kind, Ready, Watch};
+
+pub use super::split::{
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, SplitStream, WriteHalf,
+};
 
 /// Which half of a socket an operation waits on.
 #[derive(Clone, Copy)]
@@ -457,6 +473,29 @@ macro_rules! stream_methods {
         /// what was written. Reading stays possible. It completes at once
         /// (writes are not buffered here); it is `async` for tokio's shape.
         pub async fn shutdown(&mut self) -> io::Result<()> {
+            self.io.io.shutdown(Shutdown::Write)
+        }
+
+        // The same paths through `&self`, for the halves of
+        // `src/task/split.rs` (which share the stream) and the
+        // `task::io` traits.
+        pub(super) fn poll_read_shared(
+            &self,
+            cx: &Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.io.poll_read(cx, buf)
+        }
+
+        pub(super) fn poll_write_shared(
+            &self,
+            cx: &Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.io.poll_op(cx, Dir::Write, |mut io| io.write(buf))
+        }
+
+        pub(super) fn shutdown_write(&self) -> io::Result<()> {
             self.io.io.shutdown(Shutdown::Write)
         }
     };
