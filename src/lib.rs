@@ -149,6 +149,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
+pub mod stream;
 mod sys;
 pub mod task;
 pub mod timers;
