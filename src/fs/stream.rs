@@ -162,6 +162,11 @@ impl Common {
     /// it is an abort), then `close`.
     fn emit_error_and_close(&self, emitter: &'static str, err: Option<io::Error>) {
         let had_error = err.is_some();
+        self.emit_error(emitter, err);
+        self.emit_close(had_error);
+    }
+
+    fn emit_error(&self, emitter: &'static str, err: Option<io::Error>) {
         if let Some(e) = err {
             let mut e = Some(e);
             let heard = self
@@ -178,6 +183,9 @@ impl Common {
             }
             self.lp.checkpoint_now();
         }
+    }
+
+    fn emit_close(&self, had_error: bool) {
         self.closed.set(true);
         self.close.emit(|f| f(had_error));
         self.lp.checkpoint_now();
@@ -840,7 +848,10 @@ impl WriteInner {
         self.common.destroy(Box::new(move || {
             let finished = me.st.borrow().finished;
             let result_err = err.as_ref().map(clone_error);
-            me.common.emit_error_and_close("file write stream", err);
+            let had_error = err.is_some();
+            me.common.emit_error("file write stream", err);
+            // `end_with`'s callbacks before the close listeners: a
+            // pipeline learns the stream finished before it sees it close.
             let cbs = std::mem::take(&mut *me.end_cbs.borrow_mut());
             for cb in cbs {
                 cb(match (&result_err, finished) {
@@ -849,6 +860,7 @@ impl WriteInner {
                     (None, false) => Err(premature_close()),
                 });
             }
+            me.common.emit_close(had_error);
             me.drain.clear();
             me.finish.clear();
             me.common.error.clear();
