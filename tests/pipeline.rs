@@ -410,5 +410,7 @@ fn a_user_on_data_on_a_stream_source_today() {
     assert_eq!(seen.get(), 5, "the user's callback got the data");
     // The end still reached the pipeline (on_end was not replaced).
     assert_eq!(dones.once(), Ok(()));
+    // When `Stream::on_*` add listeners (i19-listen), both get the data:
+    // this becomes `b"hello"`, as in Node.
     assert_eq!(std::fs::read(&dst.0).unwrap(), b"");
 }

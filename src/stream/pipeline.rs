@@ -117,9 +117,10 @@ struct Run {
     left: Cell<usize>,
     over: Cell<bool>,
     done: RefCell<Option<Done>>,
-    /// Every listener the pipeline added; the error ones separately.
+    /// Every listener the pipeline added; the error ones separately, with
+    /// their side (`true`: readable) and link.
     listeners: RefCell<Vec<Listener>>,
-    error_listeners: RefCell<Vec<Listener>>,
+    error_listeners: RefCell<Vec<(bool, usize, Listener)>>,
     abort: RefCell<Option<AbortListener>>,
 }
 
@@ -200,9 +201,13 @@ fn connect(run: &Rc<Run>, k: usize, r: &Rc<dyn Readable>, w: &Rc<dyn Writable>) 
     })));
 
     let me = run.clone();
-    errs.push(r.add_error_listener(Box::new(move |e| me.fail(e))));
+    errs.push((true, k, r.add_error_listener(Box::new(move |e| me.fail(e)))));
     let me = run.clone();
-    errs.push(w.add_error_listener(Box::new(move |e| me.fail(e))));
+    errs.push((
+        false,
+        k,
+        w.add_error_listener(Box::new(move |e| me.fail(e))),
+    ));
     // A side that closes without an error before its part is done: Node's
     // ERR_STREAM_PREMATURE_CLOSE.
     let me = run.clone();
@@ -249,9 +254,16 @@ impl Run {
                 w.destroy_stream(Some(crate::fs::stream::clone_error(&e)));
             }
         }
-        // The stages just destroyed emit their error later: the inert
-        // error listeners stay until they close (and drop them).
-        self.error_listeners.borrow_mut().clear();
+        // The stages just destroyed emit their error later: their (inert)
+        // error listeners stay until they close and drop them, so that
+        // error is not uncaught. The others' go with the rest.
+        self.error_listeners.borrow_mut().retain(|(read, k, _)| {
+            if *read {
+                self.ended[*k].get()
+            } else {
+                self.finished[*k].get()
+            }
+        });
         self.finish(Err(e));
     }
 
@@ -260,7 +272,7 @@ impl Run {
         for l in self.listeners.borrow_mut().drain(..) {
             l.remove();
         }
-        for l in self.error_listeners.borrow_mut().drain(..) {
+        for (_, _, l) in self.error_listeners.borrow_mut().drain(..) {
             l.remove();
         }
         if let Some(l) = self.abort.borrow_mut().take() {
