@@ -133,6 +133,40 @@ fn file_to_tcp_to_file() {
     assert_eq!(std::fs::read(&dst.0).unwrap(), data);
 }
 
+/// One socket as a middle stage (`Duplex::from(stream)`): the pipeline
+/// writes to an echo server and reads the echo back.
+#[test]
+fn file_through_an_echo_socket_to_file() {
+    init_log();
+    let data = payload(2 << 20, 8);
+    let (src, dst) = (Tmp::with("echo-src", &data), Tmp::new("echo-dst"));
+    let dones = Dones::default();
+    let (d, s, o) = (dones.clone(), src.0.clone(), dst.0.clone());
+    evloop::run(move || {
+        let server = TcpListener::bind("127.0.0.1:0", |conn| {
+            let conn = conn.unwrap();
+            let w = conn.clone();
+            conn.on_data(move |b| {
+                w.write(b);
+            });
+        })
+        .unwrap();
+        server.unref();
+        connect_addr(server.local_addr(), move |r| {
+            let conn = r.unwrap();
+            pipeline(
+                create_read_stream(s),
+                [Duplex::from(conn)],
+                create_write_stream(o),
+                d.cb(),
+            );
+        });
+    })
+    .unwrap();
+    assert_eq!(dones.once(), Ok(()));
+    assert_eq!(std::fs::read(&dst.0).unwrap(), data);
+}
+
 #[test]
 fn file_through_cat_to_file() {
     init_log();
