@@ -93,7 +93,7 @@
 //! | layer | what it offers |
 //! |---|---|
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
-//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`]; [`stdio`] |
+//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`] (and as streams, [`fs::create_read_stream`]); [`stdio`]; streams joined with backpressure by [`stream::pipeline`] |
 //! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`promise::delay`], [`promise::queue_work`] |
 //! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`] |
 //! | beyond one thread ([`process`]) | child processes with piped stdio ([`process::Command`]), signals on the loop thread ([`process::on_signal`]), worker processes with an IPC channel ([`process::Worker`]), a cluster sharing a port ([`process::Cluster`]); each in callback and promise form |
@@ -149,6 +149,7 @@ pub mod promise;
 mod reactor;
 mod remote;
 pub mod stdio;
+pub mod stream;
 mod sys;
 pub mod task;
 pub mod timers;

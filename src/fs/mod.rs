@@ -123,6 +123,7 @@
 //! the callback, never a panic.
 
 pub mod promises;
+pub(crate) mod stream;
 
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
@@ -138,6 +139,11 @@ use crate::abort::AbortSignal;
 use crate::pool::queue_work;
 
 pub use std::fs::{FileType, Metadata, OpenOptions, Permissions};
+pub use stream::{
+    create_read_stream, create_read_stream_with, create_write_stream, create_write_stream_with,
+    ReadStream, ReadStreamOptions, WriteStream, WriteStreamOptions, DEFAULT_READ_CHUNK,
+    DEFAULT_WRITE_HIGH_WATER_MARK,
+};
 
 // ---------------------------------------------------------------------------
 // Errors
