@@ -416,15 +416,10 @@ fn promise_form_resolves_and_rejects() {
     assert_eq!(std::fs::read(&dst.0).unwrap(), data);
 }
 
-/// A `net::Stream` stage: its `on_*` still keep one callback each, so the
-/// pipeline's replaces the user's. This pins down today's behaviour: a
-/// user `on_data` set on a `Stream` source *after* `pipeline` replaces the
-/// pipeline's, and the destination then never gets the data (nor `done`
-/// its result until the stream closes). Set callbacks on a `Stream` stage
-/// before the pipeline (they are replaced) or not at all, until issue 19
-/// turns them into listener lists.
+/// A `net::Stream` stage: a user `on_data` added after `pipeline` is a
+/// second listener beside the pipeline's, as in Node: both get the data.
 #[test]
-fn a_user_on_data_on_a_stream_source_today() {
+fn a_user_on_data_on_a_stream_source_is_a_listener_beside_the_pipelines() {
     init_log();
     let dst = Tmp::new("user-data-dst");
     let dones = Dones::default();
@@ -441,10 +436,7 @@ fn a_user_on_data_on_a_stream_source_today() {
         out.on_data(move |b| sn.set(sn.get() + b.len()));
     })
     .unwrap();
-    assert_eq!(seen.get(), 5, "the user's callback got the data");
-    // The end still reached the pipeline (on_end was not replaced).
+    assert_eq!(seen.get(), 5, "the user's listener got the data");
     assert_eq!(dones.once(), Ok(()));
-    // When `Stream::on_*` add listeners (i19-listen), both get the data:
-    // this becomes `b"hello"`, as in Node.
-    assert_eq!(std::fs::read(&dst.0).unwrap(), b"");
+    assert_eq!(std::fs::read(&dst.0).unwrap(), b"hello", "and the pipeline too");
 }

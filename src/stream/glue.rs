@@ -1,14 +1,8 @@
 //! The stages' side of [`Readable`] and [`Writable`]: how each stream type
-//! gives the pipeline its events.
-//!
-//! The file streams' `on_*` already add listeners and return handles.
-//! `net::Stream`'s `on_*` still keep **one** callback per event (issue 19
-//! moves them to listener lists): until then a pipeline's callback
-//! replaces the user's on a `Stream` stage, the handle returned is
-//! detached (removing it does nothing), and the pipeline's callbacks go
-//! inert when it is over. When `Stream::on_*` return [`Listener`], each
-//! method of the `Stream` impls below becomes the one call, returning its
-//! handle: nothing else in the pipeline changes.
+//! gives the pipeline its events. Every stage's `on_*` adds a listener
+//! beside the user's and returns its handle, which the pipeline removes
+//! when it is over: a pipeline never occupies or displaces a user's
+//! listener.
 
 use std::io;
 
@@ -21,20 +15,16 @@ use crate::net::Stream;
 
 impl Readable for Stream {
     fn add_data_listener(&self, f: Box<DataListener>) -> Listener {
-        self.on_data(f);
-        Listener::detached()
+        self.on_data(f)
     }
     fn add_end_listener(&self, f: Box<dyn FnMut()>) -> Listener {
-        self.on_end(f);
-        Listener::detached()
+        self.on_end(f)
     }
     fn add_error_listener(&self, f: Box<dyn FnMut(io::Error)>) -> Listener {
-        self.on_error(f);
-        Listener::detached()
+        self.on_error(f)
     }
     fn add_close_listener(&self, f: Box<dyn FnMut(bool)>) -> Listener {
-        self.on_close(f);
-        Listener::detached()
+        self.on_close(f)
     }
     fn pause(&self) {
         Stream::pause(self)
@@ -61,8 +51,7 @@ impl Writable for Stream {
         Stream::end(self);
     }
     fn add_drain_listener(&self, f: Box<dyn FnMut()>) -> Listener {
-        self.on_drain(f);
-        Listener::detached()
+        self.on_drain(f)
     }
     fn add_error_listener(&self, f: Box<dyn FnMut(io::Error)>) -> Listener {
         <Stream as Readable>::add_error_listener(self, f)

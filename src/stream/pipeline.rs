@@ -44,12 +44,9 @@ type Done = Box<dyn FnOnce(io::Result<()>)>;
 /// (give it a data listener if nobody else reads it).
 ///
 /// **Listeners.** The pipeline adds its own listeners to each stage and
-/// removes them when it is over; a listener of yours on a file stream
-/// keeps running beside them (an `on_data` on the source sees every chunk
-/// too, as in Node). A `net::Stream`'s `on_*` still keep one callback per
-/// event, which the pipeline's replaces until they become listener lists
-/// (issue 19): set your own callbacks on a `Stream` stage after the
-/// pipeline ends, and watch `done` instead of its `on_error`.
+/// removes them when it is over; a listener of yours on any stage keeps
+/// running beside them (an `on_data` on the source sees every chunk too,
+/// as in Node).
 ///
 /// ```
 /// use evloop::fs::{create_read_stream, create_write_stream};
