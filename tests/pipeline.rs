@@ -438,5 +438,9 @@ fn a_user_on_data_on_a_stream_source_is_a_listener_beside_the_pipelines() {
     .unwrap();
     assert_eq!(seen.get(), 5, "the user's listener got the data");
     assert_eq!(dones.once(), Ok(()));
-    assert_eq!(std::fs::read(&dst.0).unwrap(), b"hello", "and the pipeline too");
+    assert_eq!(
+        std::fs::read(&dst.0).unwrap(),
+        b"hello",
+        "and the pipeline too"
+    );
 }
