@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop::abort::{is_abort_error, AbortController, AbortError, AbortSignal};
-use evloop::process::{exec, exec_promise, once_signal_with_signal, Command, Signal, Stdio};
+use evloop::process::{exec, once_signal_with_signal, promises, Command, Signal, Stdio};
 use evloop::promise::Rejection;
 use evloop::EventLoop;
 
@@ -132,7 +132,7 @@ fn child_done_then_aborted_reports_its_exit() {
     assert_eq!(got.get(), Some(true));
 }
 
-// ---- exec / exec_promise ----
+// ---- exec / promises::exec ----
 
 #[test]
 fn exec_aborted_before_start() {
@@ -146,7 +146,7 @@ fn exec_aborted_before_start() {
         });
         assert!(g.borrow().is_empty(), "called back asynchronously");
         let g2 = g.clone();
-        exec_promise(&mut sleeper(&signal))
+        promises::exec(&mut sleeper(&signal))
             .then(|_| ())
             .catch(move |e| g2.borrow_mut().push(is_stop(&e)));
         assert!(
@@ -171,7 +171,7 @@ fn exec_aborted_in_flight_from_everywhere() {
                 g1.borrow_mut().push(io_is_stop(&r.unwrap_err()))
             });
             let g2 = g.clone();
-            exec_promise(&mut sleeper(&signal))
+            promises::exec(&mut sleeper(&signal))
                 .then(|_| ())
                 .catch(move |e| g2.borrow_mut().push(is_stop(&e)));
             abort_via(via, controller);
@@ -187,7 +187,7 @@ fn exec_done_then_aborted_keeps_its_output() {
     let g = got.clone();
     run_timed(move || {
         let controller = AbortController::new();
-        let p = exec_promise(Command::new("echo").arg("hi").signal(&controller.signal()));
+        let p = promises::exec(Command::new("echo").arg("hi").signal(&controller.signal()));
         p.then(move |out| {
             controller.abort(None);
             *g.borrow_mut() = Some(out.stdout);

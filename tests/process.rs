@@ -9,7 +9,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::process::{exec, exec_promise, exit_signal, Command, Signal, Stdio};
+use evloop::process::{exec, exit_signal, promises, Command, Signal, Stdio};
 use support::init_log;
 
 /// Whether `pid` is gone (reaped): no /proc entry, or one that is not ours
@@ -80,7 +80,7 @@ fn kill_reports_the_signal_and_refuses_after_reaping() {
 
 /// A program that cannot start is an error at the call (as `std`'s and
 /// tokio's `spawn`), in every style: `spawn()` returns it, `exec` calls
-/// back with it, `exec_promise` rejects with it, and a task gets it from
+/// back with it, `promises::exec` rejects with it, and a task gets it from
 /// `.await`. No `Child` without pipes is ever handed out.
 #[test]
 fn a_missing_program_is_not_found_in_every_style() {
@@ -102,12 +102,12 @@ fn a_missing_program_is_not_found_in_every_style() {
                 .push(("exec callback", r.unwrap_err().kind()))
         });
         let s2 = s.clone();
-        evloop::process::exec_promise(&mut Command::new(MISSING))
+        evloop::process::promises::exec(&mut Command::new(MISSING))
             .then(|_| ())
             .catch(move |e| s2.borrow_mut().push(("exec promise", e.kind())));
         let s2 = s.clone();
         let _ = evloop::spawn(async move {
-            let e = evloop::process::exec_promise(&mut Command::new(MISSING))
+            let e = evloop::process::promises::exec(&mut Command::new(MISSING))
                 .await
                 .expect_err("a missing program");
             s2.borrow_mut().push(("exec await", e.kind()));
@@ -244,9 +244,9 @@ fn exec_collects_output_in_callback_promise_and_async() {
             Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]),
             move |r| *o.borrow_mut() = Some(r.unwrap()),
         );
-        let promise = exec_promise(Command::new("echo").arg("promised"));
+        let promise = promises::exec(Command::new("echo").arg("promised"));
         let task = evloop::spawn(async {
-            let out = exec_promise(Command::new("echo").arg("awaited")).await?;
+            let out = promises::exec(Command::new("echo").arg("awaited")).await?;
             Ok::<_, evloop::promise::Rejection>(out.stdout)
         });
         (promise, task)

@@ -804,7 +804,7 @@ fn h6_open_and_spawn_errors_same_three_ways() {
         s.borrow_mut()
             .push(("spawn callback", e.kind(), e.raw_os_error()));
         let s = sn.clone();
-        evloop::process::exec_promise(&mut Command::new("true"))
+        evloop::process::promises::exec(&mut Command::new("true"))
             .then(|_| panic!("spawn fails"))
             .catch(move |e| {
                 s.borrow_mut()
@@ -817,7 +817,7 @@ fn h6_open_and_spawn_errors_same_three_ways() {
                 .expect_err("open fails");
             s.borrow_mut()
                 .push(("open await", e.kind(), e.raw_os_error()));
-            let e = evloop::process::exec_promise(&mut Command::new("true"))
+            let e = evloop::process::promises::exec(&mut Command::new("true"))
                 .await
                 .expect_err("spawn fails");
             s.borrow_mut()

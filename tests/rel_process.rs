@@ -71,12 +71,12 @@ fn t43_spawn_failures_and_argv() {
         let e = Command::new(missing).spawn().unwrap_err();
         l1.push(format!("callback: {:?}", e.kind()));
         let l2 = l.clone();
-        evloop::process::exec_promise(&mut Command::new(missing))
+        evloop::process::promises::exec(&mut Command::new(missing))
             .then(|_| unreachable!())
             .catch(move |e| l2.push(format!("promise: {:?}", e.kind())));
         let l3 = l.clone();
         let _ = evloop::spawn(async move {
-            let e = evloop::process::exec_promise(&mut Command::new(missing))
+            let e = evloop::process::promises::exec(&mut Command::new(missing))
                 .await
                 .unwrap_err();
             l3.push(format!("await: {:?}", e.kind()));

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::net::{self, UdpSocket};
-use evloop::process::{exec_promise, on_signal, Command, Signal};
+use evloop::process::{on_signal, promises, Command, Signal};
 use evloop::promise::{self, Promise, Rejection, UnhandledRejections};
 use evloop::task::{self, sleep};
 use evloop::{fs, set_timeout, Error, EventLoop, Origin};
@@ -235,7 +235,7 @@ fn cases(reset: SocketAddr) -> Vec<(&'static str, Setup, Want)> {
         (
             "child cannot start / promises",
             Box::new(|| {
-                let _ = exec_promise(&mut Command::new(MISSING));
+                let _ = promises::exec(&mut Command::new(MISSING));
             }),
             not_found,
         ),
@@ -243,7 +243,7 @@ fn cases(reset: SocketAddr) -> Vec<(&'static str, Setup, Want)> {
             "child cannot start / async",
             Box::new(|| {
                 let _ = task::spawn_try(async {
-                    exec_promise(&mut Command::new(MISSING)).await?;
+                    promises::exec(&mut Command::new(MISSING)).await?;
                     Ok::<(), Rejection>(())
                 });
             }),

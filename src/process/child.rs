@@ -192,7 +192,7 @@ impl Command {
     /// `execFile`, with the default `killSignal`): when it aborts, the
     /// child is sent `SIGTERM`, and once it has died and been reaped its
     /// [`on_exit`](Child::on_exit) callbacks, [`wait`](Child::wait)
-    /// promise and [`exec`](super::exec) / [`exec_promise`](super::exec_promise)
+    /// promise and [`exec`](super::exec) / [`promises::exec`](super::promises::exec)
     /// get the [`AbortError`] with the signal's reason
     /// ([`is_abort_error`](crate::abort::is_abort_error), or
     /// [`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)),

@@ -6,8 +6,6 @@ use std::io;
 use std::process::{ExitStatus, Output};
 use std::rc::Rc;
 
-use crate::promise::{promisify, Promise};
-
 use super::{Command, Signal, Stdio};
 
 /// Runs `cmd` to the end and collects its stdout and stderr (Node's
@@ -91,32 +89,6 @@ pub fn exec(cmd: &mut Command, cb: impl FnOnce(io::Result<Output>) + 'static) {
         }
         j.one_done();
     });
-}
-
-/// [`exec`], as a promise. With a [`Command::signal`], an abort kills the
-/// child (`SIGTERM`) and rejects the promise with the
-/// [`AbortError`](crate::abort::AbortError)
-/// ([`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)); if
-/// the signal has already aborted, nothing starts and the promise rejects.
-///
-/// ```
-/// use std::time::Duration;
-/// use evloop::abort::AbortSignal;
-/// use evloop::process::{exec_promise, Command};
-///
-/// evloop::run(|| {
-///     let deadline = AbortSignal::timeout(Duration::from_millis(20));
-///     exec_promise(Command::new("sleep").arg("3600").signal(&deadline))
-///         .then(|_| unreachable!("killed first"))
-///         .catch(|e| assert!(e.is_aborted()));
-/// })
-/// .unwrap(); // in about 20 ms: the child is dead and reaped
-/// ```
-///
-/// # Panics
-/// If no event loop is current on this thread.
-pub fn exec_promise(cmd: &mut Command) -> Promise<Output> {
-    promisify(|done| exec(cmd, done))
 }
 
 /// What [`exec`] gathers until stdout, stderr and the exit are all in.

@@ -5,7 +5,7 @@
 //! - [`Command::spawn`] starts a [`Child`] whose piped stdio are ordinary
 //!   [`Stream`](crate::net::Stream)s; its exit arrives through
 //!   [`Child::on_exit`], [`Child::wait`] (a promise) or `child.wait().await`.
-//!   [`exec`] / [`exec_promise`] run a command and collect its output.
+//!   [`exec`] / [`promises::exec`] run a command and collect its output.
 //! - [`on_signal`] runs a callback on the loop thread when the process gets
 //!   a signal ([`once_signal`] is the promise form); see [`signal`] for how
 //!   a signal reaches the loop.
@@ -21,12 +21,13 @@ pub mod child;
 pub mod cluster;
 mod exec;
 pub mod ipc;
+pub mod promises;
 pub mod signal;
 pub mod worker;
 
 pub use child::{exit_signal, Child, Command, Stdio, DEFAULT_MAX_OUTPUT};
 pub use cluster::{Cluster, ClusterEvent, ClusterWorker};
-pub use exec::{exec, exec_promise};
+pub use exec::exec;
 pub use ipc::{Channel, DEFAULT_MAX_MESSAGE};
 pub use signal::{kill, on_signal, once_signal, once_signal_with_signal, Signal, SignalHandle};
 pub use worker::{parent_channel, worker_entry, Worker};
