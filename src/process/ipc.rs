@@ -194,7 +194,7 @@ impl Channel {
 
     /// [`recv`](Channel::recv), abortable: the next message, `None` once
     /// the channel has closed, or a rejection with the
-    /// [`AbortError`](crate::abort::AbortError) carrying the signal's
+    /// [`AbortError`] carrying the signal's
     /// reason if `signal` aborts first
     /// ([`Rejection::is_aborted`](crate::promise::Rejection::is_aborted)).
     ///

@@ -53,6 +53,15 @@ pub mod promises;
 
 pub use pipeline::{pipeline, pipeline_with_signal};
 
+mod sealed {
+    /// Keeps [`Readable`](super::Readable) and
+    /// [`Writable`](super::Writable) to the crate's streams.
+    pub trait Sealed {}
+    impl Sealed for crate::net::Stream {}
+    impl Sealed for crate::fs::ReadStream {}
+    impl Sealed for crate::fs::WriteStream {}
+}
+
 /// A data listener, as [`Readable::add_data_listener`] takes it.
 pub type DataListener = dyn FnMut(&[u8]);
 
@@ -62,7 +71,12 @@ pub type DataListener = dyn FnMut(&[u8]);
 ///
 /// Each `add_*_listener` adds a listener (never replacing another one)
 /// and returns its handle, which the pipeline removes when it is over.
-pub trait Readable {
+///
+/// Sealed: implemented by evloop's streams only, for now (a stage of your
+/// own, Node's `Transform`, would need a public way to make a
+/// [`Listener`]; a child process or a socket can be a middle stage
+/// meanwhile, see [`Duplex`]).
+pub trait Readable: sealed::Sealed {
     /// Adds a data listener; starts the flow of chunks (Node's `'data'`).
     fn add_data_listener(&self, f: Box<DataListener>) -> Listener;
     /// Adds a listener for the end of the data (Node's `'end'`).
@@ -83,8 +97,9 @@ pub trait Readable {
 
 /// What a [`pipeline`] writes to: Node's `stream.Writable`, as the
 /// pipeline uses it. Implemented by [`net::Stream`](crate::net::Stream)
-/// and [`fs::WriteStream`](crate::fs::WriteStream).
-pub trait Writable {
+/// and [`fs::WriteStream`](crate::fs::WriteStream). Sealed, as
+/// [`Readable`].
+pub trait Writable: sealed::Sealed {
     /// Writes a chunk; `false` asks the caller to wait for a drain.
     fn write(&self, chunk: &[u8]) -> bool;
     /// Ends the stream; `done` runs once every chunk is written (`Ok`) or

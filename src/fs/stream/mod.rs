@@ -53,7 +53,7 @@ pub struct ReadStreamOptions {
     /// `highWaterMark`); 64 KiB by default. 0 is an `InvalidInput` error.
     pub high_water_mark: usize,
     /// Aborting it destroys the stream with the
-    /// [`AbortError`] (Node's `signal` option).
+    /// [`AbortError`](crate::abort::AbortError) (Node's `signal` option).
     pub signal: Option<AbortSignal>,
 }
 
@@ -81,7 +81,7 @@ pub struct WriteStreamOptions {
     /// The queue size at which [`write`](WriteStream::write) returns
     /// `false` (Node's `highWaterMark`, 16 KiB by default).
     pub high_water_mark: usize,
-    /// Aborting it destroys the stream with the [`AbortError`]; queued
+    /// Aborting it destroys the stream with the [`AbortError`](crate::abort::AbortError); queued
     /// data is dropped.
     pub signal: Option<AbortSignal>,
 }
