@@ -13,6 +13,7 @@
 //! Name lookups (`connect("localhost:8080", ..)`) run on the thread pool,
 //! as Node's `dns.lookup` does.
 
+mod addr;
 mod listener;
 mod pipe;
 pub mod promises;
@@ -21,12 +22,14 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use addr::ToAddrs;
 pub use stream::{Stream, DEFAULT_HIGH_WATER_MARK};
-pub use tcp::{connect, connect_addr, connect_addr_with_signal, connect_with_signal, TcpListener};
+pub use tcp::{connect, connect_with_signal, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, connect_unix_with_signal, UnixListener};
 
+pub(crate) use addr::{lookup_host, Target};
 pub(crate) use listener::{Acceptor, Listen, Step};
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use stream::StreamIo;
-pub(crate) use tcp::listen;
+pub(crate) use tcp::listen_first;

@@ -236,7 +236,7 @@ pub(crate) struct StreamInner {
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use evloop::net::{connect_addr, TcpListener};
+/// use evloop::net::{connect, TcpListener};
 ///
 /// fn echo_server() -> std::net::SocketAddr {
 ///     let server = TcpListener::bind("127.0.0.1:0", |conn| {
@@ -254,7 +254,7 @@ pub(crate) struct StreamInner {
 /// let got = Rc::new(RefCell::new(String::new()));
 /// let g = got.clone();
 /// evloop::run(move || {
-///     connect_addr(echo_server(), move |r| {
+///     connect(echo_server(), move |r| {
 ///         let stream = r.expect("connected");
 ///         stream.on_data(move |chunk| g.borrow_mut().push_str(std::str::from_utf8(chunk).unwrap()));
 ///         stream.write(b"hello, ");
@@ -423,7 +423,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -439,7 +439,7 @@ impl Stream {
     /// evloop::run(move || {
     ///     // `echo_server()`: a TcpListener on 127.0.0.1:0 that writes back what
     ///     // it reads (see `Stream`).
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(move |chunk| g.borrow_mut().extend_from_slice(chunk));
     ///         stream.write(b"hello");
@@ -461,7 +461,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -475,7 +475,7 @@ impl Stream {
     /// let ended = Rc::new(Cell::new(false));
     /// let e = ended.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // reading must start for EOF to be seen
     ///         stream.on_end(move || e.set(true));
@@ -496,7 +496,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -510,7 +510,7 @@ impl Stream {
     /// let drained = Rc::new(Cell::new(false));
     /// let d = drained.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // read (and drop) the echo
     ///         // More than the kernel buffers hold: the rest waits in the queue.
@@ -555,7 +555,7 @@ impl Stream {
     /// let kind = Rc::new(RefCell::new(None));
     /// let k = kind.clone();
     /// evloop::run(move || {
-    ///     evloop::net::connect_addr(addr, move |r| {
+    ///     evloop::net::connect(addr, move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {});
     ///         stream.on_error(move |e| *k.borrow_mut() = Some(e.kind()));
@@ -578,7 +578,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -592,7 +592,7 @@ impl Stream {
     /// let closed = Rc::new(Cell::new(None));
     /// let c = closed.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_close(move |had_error| c.set(Some(had_error)));
     ///         stream.destroy();
@@ -615,7 +615,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -629,7 +629,7 @@ impl Stream {
     /// let got = Rc::new(RefCell::new(Vec::new()));
     /// let g = got.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         assert!(stream.write(b"ping ")); // small: far below the mark
     ///         assert!(stream.write(b"pong"));
@@ -653,7 +653,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -669,7 +669,7 @@ impl Stream {
     /// let results = Rc::new(RefCell::new(Vec::new()));
     /// let r2 = results.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // read the echo (and see the server's end)
     ///         let a = r2.clone();
@@ -692,7 +692,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -706,7 +706,7 @@ impl Stream {
     /// let got = Rc::new(RefCell::new(Vec::new()));
     /// let g = got.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.write(b"bye");
     ///         stream.end(); // after "bye" is flushed
