@@ -38,7 +38,7 @@ use crate::Work;
 /// use evloop::net::TcpListener;
 ///
 /// evloop::run(|| {
-///     let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
+///     let server = TcpListener::bind("127.0.0.1:0", |conn| conn.unwrap().end()).unwrap();
 ///     let port = server.local_addr().port();
 ///     // The same server, three ways: a name, a (host, port) pair, a SocketAddr.
 ///     let p1 = net::connect(format!("localhost:{port}"));
@@ -46,6 +46,7 @@ use crate::Work;
 ///     let p3 = net::connect(server.local_addr());
 ///     evloop::promise::Promise::all(vec![p1, p2, p3]).then(move |streams| {
 ///         assert_eq!(streams.len(), 3);
+///         streams.iter().for_each(|s| s.destroy());
 ///         server.close();
 ///     });
 /// })

@@ -321,10 +321,13 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-/// Connects to `addr`, a `host:port` string: a literal IP connects at
-/// once; a name (`"localhost:8080"`) is resolved on the thread pool first,
-/// as Node's `dns.lookup`, and each address is tried in turn. `cb` gets the
-/// connected stream or the last error; it always runs later, never inside
+/// Connects to `addr`, any [`ToAddrs`]: a literal address connects at
+/// once; a name (`"localhost:8080"`, `("localhost", 8080)`) is resolved on
+/// the thread pool first, as Node's `dns.lookup`, and each address is
+/// tried in turn (sequentially; not Node 20's happy-eyeballs race). `cb`
+/// gets the connected stream or the **last** address's error (a name that
+/// does not resolve: `NotFound` naming the host; an empty list or a
+/// malformed string: `InvalidInput`); it always runs later, never inside
 /// this call. [`connect_with_signal`] is the abortable form.
 ///
 /// ```
