@@ -55,7 +55,7 @@ fn localhost() -> SocketAddr {
 fn evloop_echo(conns: usize, trips: usize) -> Spent {
     use evloop::task::net::{TcpListener, TcpStream};
     evloop::block_on(async move {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = evloop::spawn(async move {
             for _ in 0..conns {

@@ -195,7 +195,7 @@ pub async fn run_bots(addr: SocketAddr, n: usize) -> io::Result<Vec<Vec<String>>
 
 fn main() -> io::Result<()> {
     evloop::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = evloop::spawn(async move { serve(listener, 3).await.map_err(Rc::new) });
         for (i, lines) in run_bots(addr, 3).await?.iter().enumerate() {

@@ -4,7 +4,6 @@
 //! then in another terminal: `nc 127.0.0.1 7000` and type; every line comes
 //! back. Ctrl-C stops it.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use evloop::task::net::{TcpListener, TcpStream};
@@ -15,11 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".into());
     evloop::block_on(async move {
-        let server = addr
-            .parse::<SocketAddr>()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-            .and_then(TcpListener::bind);
-        let server = match server {
+        // Any address form: "127.0.0.1:7000", "localhost:7000", "[::1]:7000".
+        let server = match TcpListener::bind(addr.as_str()).await {
             Ok(s) => s,
             Err(e) => return eprintln!("cannot listen on {addr}: {e}"),
         };

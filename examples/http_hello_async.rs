@@ -186,7 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let addr: SocketAddr = addr.parse()?;
     evloop::block_on(async move {
-        let listener = match TcpListener::bind(addr) {
+        let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => return eprintln!("cannot listen on {addr}: {e}"),
         };

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use evloop::fs::{create_read_stream, create_write_stream};
-use evloop::net::{connect_addr, TcpListener};
+use evloop::net::{connect, TcpListener};
 use evloop::process::{Command, Stdio};
 use evloop::stream::{pipeline, Duplex};
 
@@ -108,7 +108,7 @@ fn main() {
             .stdout(Stdio::Piped)
             .spawn()
             .expect("spawn cat");
-        connect_addr(server.local_addr(), move |r| {
+        connect(server.local_addr(), move |r| {
             let conn = r.expect("connect");
             conn.on_data(|_| {}); // see the server's end, then close
             let middle = Duplex::from_child(&cat).expect("piped");

@@ -108,7 +108,7 @@ fn program() {
     .expect("listen on loopback");
     let addr = server.local_addr();
     say(&format!("main: echo server on {addr}"));
-    net::connect_addr(addr, move |r| {
+    net::connect(addr, move |r| {
         let c = r.expect("connect");
         say("client: connected, sends \"hi\"");
         c.write(b"hi");

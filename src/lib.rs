@@ -130,6 +130,7 @@ compile_error!(
 );
 
 pub mod abort;
+pub mod dns;
 mod error;
 mod event_loop;
 #[doc(hidden)]

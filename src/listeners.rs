@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::{cell::RefCell, rc::Rc};
-//! use evloop::net::{connect_addr, TcpListener};
+//! use evloop::net::{connect, TcpListener};
 //!
 //! let seen = Rc::new(RefCell::new(Vec::new()));
 //! let s = seen.clone();
@@ -31,7 +31,7 @@
 //!     })
 //!     .unwrap();
 //!     server.unref();
-//!     connect_addr(server.local_addr(), move |r| {
+//!     connect(server.local_addr(), move |r| {
 //!         let stream = r.unwrap();
 //!         let (a, b) = (s.clone(), s.clone());
 //!         stream.on_data(move |_| a.borrow_mut().push("first"));
@@ -78,7 +78,7 @@ use std::rc::Weak;
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use evloop::net::{connect_addr, TcpListener};
+/// use evloop::net::{connect, TcpListener};
 ///
 /// let seen = Rc::new(RefCell::new(Vec::new()));
 /// let s = seen.clone();
@@ -90,7 +90,7 @@ use std::rc::Weak;
 ///     })
 ///     .unwrap();
 ///     server.unref();
-///     connect_addr(server.local_addr(), move |r| {
+///     connect(server.local_addr(), move |r| {
 ///         let stream = r.unwrap();
 ///         let (a, b, c) = (s.clone(), s.clone(), s.clone());
 ///         stream.on_data(move |_| a.borrow_mut().push("first"));

@@ -382,25 +382,25 @@ fn promise_connect_already_aborted_and_aborted_in_flight_and_from_a_microtask() 
         };
         let ok = |_: Stream| -> Option<Stream> { panic!("connected despite the abort") };
         // Before it starts.
-        pnet::connect_with_signal(&addr.to_string(), &AbortSignal::abort(None))
+        pnet::connect_with_signal(addr.to_string(), &AbortSignal::abort(None))
             .then(ok)
             .catch(count(&k));
         // Synchronously after it started.
         let c = AbortController::new();
-        pnet::connect_addr_with_signal(addr, &c.signal())
+        pnet::connect_with_signal(addr, &c.signal())
             .then(ok)
             .catch(count(&k));
         c.abort(None);
         // In flight, from a microtask.
         let c = AbortController::new();
-        pnet::connect_addr_with_signal(jammed, &c.signal())
+        pnet::connect_with_signal(jammed, &c.signal())
             .then(ok)
             .catch(count(&k));
         evloop::set_timeout(ms(20), move || {
             evloop::queue_microtask(move || c.abort(None));
         });
         // From a timeout signal.
-        pnet::connect_addr_with_signal(jammed, &AbortSignal::timeout(ms(30)))
+        pnet::connect_with_signal(jammed, &AbortSignal::timeout(ms(30)))
             .then(ok)
             .catch(count(&k))
             .finally(move || server.close());
@@ -557,7 +557,7 @@ fn async_connect_before_in_flight_and_after() {
     let r = {
         let _g = el.enter();
         evloop::block_on(async move {
-            let listener = anet::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = anet::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             // Already aborted: nothing starts.
             let before = support::fds::fd_count();
@@ -617,7 +617,7 @@ impl Wake for CountingWaker {
 fn async_cancelled_operations_leave_wakers_only_in_their_socket() {
     let _t = Test::start("abort_net a wakers", LIMIT);
     evloop::block_on(async {
-        let listener = anet::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = anet::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let w = Arc::new(CountingWaker);
         let waker = Waker::from(w.clone());
@@ -655,7 +655,7 @@ fn async_accept_aborted_from_a_timer_then_accepts() {
     {
         let _g = el.enter();
         evloop::block_on(async {
-            let listener = anet::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = anet::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let c = AbortController::new();
             let signal = c.signal();
@@ -687,7 +687,7 @@ fn async_read_aborted_from_a_microtask_a_task_and_a_thread_loses_nothing() {
     {
         let _g = el.enter();
         evloop::block_on(async {
-            let listener = anet::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = anet::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let mut client = anet::TcpStream::connect(addr).await.unwrap();
             let (mut conn, _) = listener.accept().await.unwrap();
@@ -755,7 +755,7 @@ fn async_write_aborted_while_waiting_wrote_nothing() {
     {
         let _g = el.enter();
         evloop::block_on(async {
-            let listener = anet::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = anet::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let mut client = anet::TcpStream::connect(addr).await.unwrap();
             let (mut conn, _) = listener.accept().await.unwrap();
@@ -836,7 +836,7 @@ fn race_with_timeout_callbacks() {
     run_clean(move || {
         let server = slow_server();
         let signal = AbortSignal::timeout(Duration::from_secs(3));
-        net::connect_with_signal(&server.local_addr().to_string(), &signal, move |r| {
+        net::connect_with_signal(server.local_addr().to_string(), &signal, move |r| {
             let stream = r.unwrap();
             stream.write(GET);
             stream.on_data(move |d| b.borrow_mut().extend_from_slice(d));
@@ -878,7 +878,7 @@ fn race_with_timeout_promises() {
         let server = slow_server();
         let signal = AbortSignal::timeout(Duration::from_secs(3));
         let s2 = signal.clone();
-        pnet::connect_with_signal(&server.local_addr().to_string(), &signal)
+        pnet::connect_with_signal(server.local_addr().to_string(), &signal)
             .and_then(move |stream| {
                 let s3 = s2.clone();
                 pnet::write_with_signal(&stream, GET, &s2)
@@ -992,7 +992,7 @@ fn timeout_wins_and_releases_the_connection() {
             });
         // async/await.
         let (e3, d3) = (e.clone(), done);
-        let a = addr.parse().unwrap();
+        let a = addr.clone();
         evloop::spawn(async move {
             let signal = AbortSignal::timeout(ms(30));
             let r = signal
@@ -1031,8 +1031,8 @@ fn async_udp_recv_and_unix_connect_aborted() {
         let _g = el.enter();
         let p = path.clone();
         evloop::block_on(async move {
-            let a = anet::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            let b = anet::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let a = anet::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let b = anet::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut buf = [0; 16];
             let signal = AbortSignal::timeout(ms(10));
             assert!(signal.race(a.recv_from(&mut buf)).await.is_err());

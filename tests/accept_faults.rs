@@ -158,7 +158,7 @@ fn async_listeners_skip_the_errors_of_one_connection() {
     let path = sock_path("faults-async-transient");
     let p2 = path.clone();
     let r = evloop::block_on(async move {
-        let tcp = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        let tcp = TcpListener::bind("127.0.0.1:0").await?;
         let unix = UnixListener::bind(&p2)?;
         let _c1 = std::net::TcpStream::connect(tcp.local_addr()?)?;
         let _c2 = StdUnixStream::connect(&p2)?;

@@ -319,7 +319,8 @@ fn async_accept_under_emfile_sheds_returns_the_error_once_per_burst_and_recovers
     let el = evloop::EventLoop::new().unwrap();
     {
         let _g = el.enter();
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener =
+            TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let clients = (0..CLIENTS)
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
@@ -411,7 +412,8 @@ fn async_accept_after_emfile_waits_out_the_back_off() {
     let el = evloop::EventLoop::new().unwrap();
     {
         let _g = el.enter();
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener =
+            TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         // No fd to spare at all: the first accept fails.
         let first = std::net::TcpStream::connect(addr).unwrap();

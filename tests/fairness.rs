@@ -115,7 +115,7 @@ fn a_task_whose_reads_never_wait_yields_after_its_budget() {
     let done = Rc::new(Cell::new(false));
     let (o, m, d) = (ops.clone(), max.clone(), done.clone());
     let total = evloop::block_on(async move {
-        let listener = AsyncListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = AsyncListener::bind("127.0.0.1:0").await.unwrap();
         let flooder = flood(listener.local_addr().unwrap(), 16 << 20);
         let (mut s, _) = listener.accept().await.unwrap();
         per_iteration_max(o.clone(), m, d.clone());
@@ -172,7 +172,8 @@ fn echo_server(style: Style) -> SocketAddr {
             l.local_addr()
         }
         Style::Async => {
-            let l = AsyncListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let l = AsyncListener::from_std(std).unwrap();
             let addr = l.local_addr().unwrap();
             let _ = evloop::spawn(async move {
                 while let Ok((s, _)) = l.accept().await {

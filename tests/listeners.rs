@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::net::{connect_addr, Stream, TcpListener, UdpSocket};
+use evloop::net::{connect, Stream, TcpListener, UdpSocket};
 use evloop::process::{parent_channel, worker_entry, Worker};
 use evloop::{EventLoop, Listener};
 use support::{ms, Log};
@@ -110,7 +110,7 @@ fn send_chunks(s: Stream, rest: &'static [&'static str]) {
 /// Connects to a [`chunk_server`] and hands the stream to `f`.
 fn with_chunks(chunks: &'static [&'static str], f: impl FnOnce(Stream) + 'static) {
     evloop::run(move || {
-        connect_addr(chunk_server(chunks), move |r| f(r.unwrap()));
+        connect(chunk_server(chunks), move |r| f(r.unwrap()));
     })
     .unwrap();
 }
@@ -218,7 +218,7 @@ fn once_forms() {
         })
         .unwrap();
         server.unref();
-        connect_addr(server.local_addr(), move |r| {
+        connect(server.local_addr(), move |r| {
             let s = r.unwrap();
             let big = vec![0u8; 8 << 20];
             assert!(!s.write(&big));
@@ -281,7 +281,7 @@ fn error_listeners() {
     let l = log.clone();
     let (addr, go, peer) = resetting_peer();
     evloop::run(move || {
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             s.on_data(|_| {});
             for name in ["a", "b"] {
@@ -301,7 +301,7 @@ fn error_listeners() {
     // 'error' with no listener).
     let (addr, go, peer) = resetting_peer();
     let r = evloop::run(move || {
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             s.on_data(|_| {});
             s.on_error(|_| panic!("removed")).remove();
@@ -330,7 +330,7 @@ fn panicking_listener() {
     {
         let _g = el.enter();
         let l = log.clone();
-        connect_addr(chunk_server(&["one", "two"]), move |r| {
+        connect(chunk_server(&["one", "two"]), move |r| {
             let s = r.unwrap();
             let l1 = l.clone();
             s.on_data(move |b| {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use evloop::abort::{is_abort_error, AbortController};
 use evloop::fs::{create_read_stream, create_write_stream, ReadStream, WriteStream};
-use evloop::net::{connect_addr, TcpListener};
+use evloop::net::{connect, TcpListener};
 use evloop::process::{Command, Stdio};
 use evloop::stream::{pipeline, pipeline_with_signal, promises, Duplex};
 use support::{init_log, rng::Rng};
@@ -120,7 +120,7 @@ fn file_to_tcp_to_file() {
         })
         .unwrap();
         server.unref();
-        connect_addr(server.local_addr(), move |r| {
+        connect(server.local_addr(), move |r| {
             let conn = r.unwrap();
             // The destination must read to see the peer's end and close.
             conn.on_data(|_| {});
@@ -152,7 +152,7 @@ fn file_through_an_echo_socket_to_file() {
         })
         .unwrap();
         server.unref();
-        connect_addr(server.local_addr(), move |r| {
+        connect(server.local_addr(), move |r| {
             let conn = r.unwrap();
             pipeline(
                 create_read_stream(s),
@@ -292,7 +292,7 @@ fn an_error_in_the_middle_destroys_every_stage() {
     let stages = Rc::new(RefCell::new(None));
     let (d, s, o, st) = (dones.clone(), src.0.clone(), dst.0.clone(), stages.clone());
     evloop::run(move || {
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let conn = r.unwrap();
             let (source, dest) = (create_read_stream(s), create_write_stream(o));
             *st.borrow_mut() = Some((source.clone(), conn.clone(), dest.clone()));

@@ -49,7 +49,7 @@ fn connect_write_and_read_through_promises_against_an_echo_server() {
         let addr = server.local_addr();
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let expect = big.clone();
-        pnet::connect_addr(addr)
+        pnet::connect(addr)
             .and_then(move |stream| {
                 let s = stream.clone();
                 pnet::write(&stream, &big)

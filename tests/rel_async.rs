@@ -371,7 +371,7 @@ fn starvation_case(hog: impl FnOnce(Rc<Cell<bool>>) + 'static) -> (Duration, Dur
             }
         });
         let (d2, s4) = (done, s2);
-        evloop::net::connect_addr(echo_addr, move |r| {
+        evloop::net::connect(echo_addr, move |r| {
             let s = r.unwrap();
             let t0 = Instant::now();
             s.write(b"ping");
@@ -602,7 +602,7 @@ fn t26_cancellation_frees_registrations() {
                     use evloop::task::net::{TcpListener, TcpStream};
                     match kind {
                         "accept" => {
-                            let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                             let _ = l.accept().await;
                         }
                         "read" => {

@@ -118,7 +118,7 @@ impl Ctx {
             }
             "register socket" => {
                 let (me, e) = (self.clone(), self.expect());
-                evloop::net::connect_addr(self.addr.get().unwrap(), move |r| {
+                evloop::net::connect(self.addr.get().unwrap(), move |r| {
                     let s = r.expect("connect");
                     // Resets are expected here: listen, or they are uncaught.
                     s.on_error(|_| {});
@@ -190,7 +190,7 @@ impl Ctx {
         let me = self.clone();
         let addr = self.addr.get().unwrap();
         match KINDS[kind] {
-            "read" => evloop::net::connect_addr(addr, move |r| {
+            "read" => evloop::net::connect(addr, move |r| {
                 let s = r.unwrap();
                 s.write(b"x"); // the server echoes it
                 let mut step = Some(step);
@@ -203,7 +203,7 @@ impl Ctx {
                     }
                 });
             }),
-            "write-done" => evloop::net::connect_addr(addr, move |r| {
+            "write-done" => evloop::net::connect(addr, move |r| {
                 let s = r.unwrap();
                 let s2 = s.clone();
                 s.write_with(b"y", move |_| {
@@ -214,13 +214,13 @@ impl Ctx {
             }),
             "accept" => {
                 self.accept_waiters.borrow_mut().push_back(step);
-                evloop::net::connect_addr(addr, move |r| {
+                evloop::net::connect(addr, move |r| {
                     let s = r.unwrap();
                     s.on_error(|_| {});
                     me.accepted.borrow_mut().push(s);
                 });
             }
-            "connect" => evloop::net::connect_addr(addr, move |r| {
+            "connect" => evloop::net::connect(addr, move |r| {
                 let s = r.unwrap();
                 let s2 = s.clone();
                 step(&me, Some(Box::new(move || s2.destroy())));
@@ -303,7 +303,7 @@ impl Ctx {
                 // SAFETY: raise has no preconditions.
                 unsafe { libc::raise(libc::SIGWINCH) };
             }
-            "close" => evloop::net::connect_addr(addr, move |r| {
+            "close" => evloop::net::connect(addr, move |r| {
                 let s = r.unwrap();
                 let mut step = Some(step);
                 s.on_close(move |_| {
@@ -498,7 +498,7 @@ fn t18_close_inside_callbacks() {
     let round = |i: usize, log: &Rc<RefCell<Vec<&'static str>>>| {
         let _g = el.enter();
         let (log, freed) = (log.clone(), freed.clone());
-        evloop::net::connect_addr(server.local_addr(), move |r| {
+        evloop::net::connect(server.local_addr(), move |r| {
             let s = r.unwrap();
             let s2 = s.clone();
             let (l2, l3) = (log.clone(), log.clone());
@@ -632,7 +632,7 @@ fn t19_callback_panic_containment() {
                         })
                         .unwrap();
                         let l2 = l.clone();
-                        evloop::net::connect_addr(l.local_addr(), move |r| {
+                        evloop::net::connect(l.local_addr(), move |r| {
                             let s = r.unwrap();
                             l2.close();
                             if site == "data" {

@@ -387,7 +387,7 @@ fn h6_short_writes_deliver_everything_in_order() {
     let done: Rc<RefCell<Vec<(usize, bool)>>> = Rc::default();
     let (d2, done2) = (drains.clone(), done.clone());
     evloop::run(move || {
-        evloop::net::connect_addr(addr, move |r| {
+        evloop::net::connect(addr, move |r| {
             let s = r.unwrap();
             // Writes chunks until `write` says stop, then waits for drain.
             let next = Rc::new(Cell::new(0usize));
@@ -582,7 +582,7 @@ fn h6_spurious_readiness_every_poll_is_harmless() {
         .unwrap();
         // A connecting stream, then paused for 200 ms with data waiting.
         let s6 = sn.clone();
-        evloop::net::connect_addr(addr, move |r| {
+        evloop::net::connect(addr, move |r| {
             let s = r.unwrap();
             s6.borrow_mut().connects += 1;
             s.pause();

@@ -90,7 +90,7 @@ fn t15_ref_unref_matrix() {
                 let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 let slot: Rc<RefCell<Option<Stream>>> = Rc::default();
                 let s2 = slot.clone();
-                evloop::net::connect_addr(l.local_addr().unwrap(), move |r| {
+                evloop::net::connect(l.local_addr().unwrap(), move |r| {
                     *s2.borrow_mut() = Some(r.unwrap());
                 });
                 let (a, b, c) = (slot.clone(), slot.clone(), slot);
@@ -290,7 +290,7 @@ fn t16_shutdown_with_live_resources() {
         let clients: Rc<RefCell<Vec<Stream>>> = Rc::default();
         for _ in 0..500 {
             let (c2, r2) = (clients.clone(), ran.clone());
-            evloop::net::connect_addr(l.local_addr(), move |r| {
+            evloop::net::connect(l.local_addr(), move |r| {
                 let s = r.unwrap();
                 let r3 = r2.clone();
                 s.on_close(move |_| r3.set(r3.get() + 1));

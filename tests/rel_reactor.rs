@@ -94,7 +94,7 @@ fn t01_stale_event_after_key_reuse_tcp() {
                     }
                     other.destroy();
                     let (c_conn, c_events, c_ok) = (c_conn.clone(), c_events.clone(), c_ok.clone());
-                    evloop::net::connect_addr(addr, move |r| {
+                    evloop::net::connect(addr, move |r| {
                         let s = r.expect("C connects");
                         c_ok.set(c_ok.get() + 1);
                         let ce = c_events.clone();
@@ -171,7 +171,7 @@ fn t02_token_churn_no_cross_delivery() {
         }
         st.next_id.set(id + 1);
         let st = st.clone();
-        evloop::net::connect_addr(st.addr.get().unwrap(), move |r| {
+        evloop::net::connect(st.addr.get().unwrap(), move |r| {
             let s = r.expect("connect");
             let want = payload(id);
             s.write(&want);

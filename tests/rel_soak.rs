@@ -25,7 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::net::{connect_addr, TcpListener};
+use evloop::net::{connect, TcpListener};
 use evloop::process::Command;
 use evloop::promise::{Promise, Rejection};
 use evloop::EventLoop;
@@ -67,7 +67,7 @@ fn echo_client(addr: std::net::SocketAddr, counts: Rc<Counts>, stop: Rc<Cell<boo
     if stop.get() {
         return;
     }
-    connect_addr(addr, move |r| {
+    connect(addr, move |r| {
         let s = r.expect("soak connect");
         let msg = b"soak echo payload";
         let got = Rc::new(RefCell::new(Vec::new()));

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::net::{connect_addr, Stream, TcpListener};
+use evloop::net::{connect, Stream, TcpListener};
 use evloop::process::{Command, Stdio};
 use evloop::EventLoop;
 
@@ -62,7 +62,7 @@ fn t32_client_helper() {
     evloop::run(move || {
         for i in 0..n {
             let (v, f) = (v.clone(), f.clone());
-            connect_addr(addr, move |r| {
+            connect(addr, move |r| {
                 let s = match r {
                     Ok(s) => s,
                     Err(e) => return f.borrow_mut().push(format!("connect {i}: {e}")),
@@ -401,7 +401,7 @@ fn t34_max_connections_and_idle_timeout() {
         for _ in 0..150 {
             let (sv, rf, rp, held) = (sv.clone(), rf.clone(), replies.clone(), held.clone());
             let server = server.clone();
-            connect_addr(addr, move |r| {
+            connect(addr, move |r| {
                 let s = r.unwrap();
                 let got = Rc::new(RefCell::new(Vec::new()));
                 let g = got.clone();
@@ -474,7 +474,7 @@ fn t34_max_connections_and_idle_timeout() {
         let clients: Rc<RefCell<Vec<Stream>>> = Rc::default();
         for i in 0..IDLE + ACTIVE {
             let c = clients.clone();
-            connect_addr(addr, move |r| {
+            connect(addr, move |r| {
                 let s = r.unwrap();
                 s.on_error(|_| {});
                 if i >= IDLE {
@@ -851,7 +851,7 @@ fn t37_write_queue_order_and_cancel_on_close() {
         })
         .unwrap();
         let addr = server.local_addr();
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             let chunk = vec![3u8; 4096];
             for i in 0..N {
@@ -984,7 +984,7 @@ fn t38_half_close_misuse() {
 /// and await (`tests/task_net.rs::connect_refused_is_connection_refused`);
 /// AddrInUse and a bad bind address (`tests/tcp.rs`, same test). Not
 /// applicable: "listen without bind" (`TcpListener::bind` does both) and
-/// "close while connecting" for callbacks (`connect_addr` returns no handle
+/// "close while connecting" for callbacks (`connect` returns no handle
 /// until connected; the async form is cancelled by dropping it, below).
 #[test]
 fn t39_connect_timeout_against_a_full_backlog() {
@@ -1022,7 +1022,7 @@ fn t39_connect_timeout_against_a_full_backlog() {
         );
         let waited = t.elapsed();
         // A bad address family / address: errors, not panics.
-        let e = evloop::task::net::TcpStream::connect("0.0.0.0:0".parse().unwrap()).await;
+        let e = evloop::task::net::TcpStream::connect("0.0.0.0:0").await;
         assert!(e.is_err());
         waited
     })

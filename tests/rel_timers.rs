@@ -254,7 +254,7 @@ fn t13_timers_from_timers() {
     .unwrap();
     let trips = Rc::new(Cell::new(0usize));
     let tr = trips.clone();
-    evloop::net::connect_addr(server.local_addr(), move |r| {
+    evloop::net::connect(server.local_addr(), move |r| {
         let s = r.unwrap();
         s.write(b"ping");
         let s2 = s.clone();

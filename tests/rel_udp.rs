@@ -11,7 +11,7 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::net::{connect_addr, TcpListener, UdpSocket};
+use evloop::net::{connect, TcpListener, UdpSocket};
 use evloop::EventLoop;
 
 /// H1: this binary's heap, counted (`support::alloc`).
@@ -217,7 +217,7 @@ fn t42_udp_flood_fairness() {
         .unwrap();
         let (rm, pg) = (rtt_max.clone(), pings.clone());
         let flooder = RefCell::new(Some(flooder));
-        connect_addr(echo.local_addr(), move |c| {
+        connect(echo.local_addr(), move |c| {
             let s = c.unwrap();
             let sent_at = Rc::new(Cell::new(Instant::now()));
             let sa = sent_at.clone();

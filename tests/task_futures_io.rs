@@ -9,7 +9,7 @@ use evloop::task::net::{TcpListener, TcpStream};
 #[test]
 fn futures_io_copy_and_read_to_end_over_evloop_streams() {
     let got = evloop::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // Echo with futures::io::copy from the read half to the write half.
         let server = evloop::spawn(async move {

@@ -62,7 +62,7 @@ fn io_handles(el: &EventLoop) -> usize {
 fn tcp_echo_round_trip() {
     support::init_log();
     let out = block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(async move {
             let (mut conn, peer) = listener.accept().await.unwrap();
@@ -93,7 +93,7 @@ fn thousand_concurrent_echo_connections_on_one_loop() {
     support::init_log();
     raise_nofile(4 * CONNS as u64 + 256);
     let verified = block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(async move {
             for _ in 0..CONNS {
@@ -148,7 +148,7 @@ fn connect_refused_is_connection_refused() {
 fn read_returns_zero_at_eof_after_peer_shutdown() {
     support::init_log();
     block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = spawn(async move {
             let mut c = TcpStream::connect(addr).await.unwrap();
@@ -183,7 +183,7 @@ fn read_returns_zero_at_eof_after_peer_shutdown() {
 fn read_exact_reports_unexpected_eof() {
     support::init_log();
     block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         spawn(async move {
             let mut c = TcpStream::connect(addr).await.unwrap();
@@ -202,8 +202,8 @@ fn read_exact_reports_unexpected_eof() {
 fn udp_send_to_and_recv_from() {
     support::init_log();
     block_on(async {
-        let a = UdpSocket::bind(localhost()).unwrap();
-        let b = UdpSocket::bind(localhost()).unwrap();
+        let a = UdpSocket::bind(localhost()).await.unwrap();
+        let b = UdpSocket::bind(localhost()).await.unwrap();
         let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         let echo = spawn(async move {
             let mut buf = [0; 64];
@@ -291,8 +291,10 @@ fn dropping_a_socket_frees_its_registration() {
     let el = EventLoop::new().unwrap();
     let _g = el.enter();
     assert_eq!(io_handles(&el), 0);
-    let listener = TcpListener::bind(localhost()).unwrap();
-    let udp = UdpSocket::bind(localhost()).unwrap();
+    // Outside a task: bound synchronously, then handed over.
+    let listener =
+        TcpListener::from_std(std::net::TcpListener::bind(localhost()).unwrap()).unwrap();
+    let udp = UdpSocket::from_std(std::net::UdpSocket::bind(localhost()).unwrap()).unwrap();
     assert_eq!(io_handles(&el), 2);
     assert!(format!("{el:?}").contains("sources: 2"));
     drop(udp);
@@ -334,7 +336,7 @@ fn dropping_a_socket_frees_its_registration() {
 fn loop_ends_once_sockets_are_dropped() {
     support::run_strict(|| {
         spawn(async {
-            let listener = TcpListener::bind(localhost()).unwrap();
+            let listener = TcpListener::bind(localhost()).await.unwrap();
             let addr = listener.local_addr().unwrap();
             let c = spawn(async move { TcpStream::connect(addr).await.is_ok() });
             let _conn = listener.accept().await.unwrap();
@@ -387,7 +389,7 @@ static ALLOC: counting::Counting = counting::Counting;
 fn reads_and_writes_do_not_allocate() {
     support::init_log();
     let (writes, reads, per_round) = block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         // The echo side counts what it has sent back, so the read phase
         // below can wait for all of it however busy the machine is.

@@ -34,7 +34,7 @@ fn sock_path(name: &str) -> PathBuf {
 
 /// A connected TCP pair: (client, server side).
 async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind(localhost()).unwrap();
+    let listener = TcpListener::bind(localhost()).await.unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap())
         .await
         .unwrap();
@@ -293,7 +293,7 @@ impl evloop::task::io::AsyncWrite for VecWriter<'_> {
 #[test]
 fn copy_bidirectional_proxies_an_echo_with_byte_counts() {
     block_on(async {
-        let echo = TcpListener::bind(localhost()).unwrap();
+        let echo = TcpListener::bind(localhost()).await.unwrap();
         let echo_addr = echo.local_addr().unwrap();
         let echo_task = spawn(async move {
             let (conn, _) = echo.accept().await.unwrap();
@@ -301,7 +301,7 @@ fn copy_bidirectional_proxies_an_echo_with_byte_counts() {
             copy(&mut r, &mut w).await.unwrap()
             // `w` dropped: EOF back through the proxy.
         });
-        let proxy = TcpListener::bind(localhost()).unwrap();
+        let proxy = TcpListener::bind(localhost()).await.unwrap();
         let proxy_addr = proxy.local_addr().unwrap();
         let proxied = spawn(async move {
             let (mut inbound, _) = proxy.accept().await.unwrap();
@@ -400,7 +400,7 @@ fn unix_stream_splits_too() {
 #[test]
 fn broadcast_chat_with_three_clients_ends_by_itself() {
     let heard = block_on(async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(async move { chat::serve(listener, 3).await.map_err(Rc::new) });
         let heard = chat::run_bots(addr, 3).await.unwrap();

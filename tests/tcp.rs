@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use evloop::net::{connect, connect_addr, Stream, TcpListener};
+use evloop::net::{connect, Stream, TcpListener};
 
 type Pump = Box<dyn Fn()>;
 
@@ -52,7 +52,7 @@ fn echo_round_trips(clients: u32, len: usize) {
         let addr = server.local_addr();
         for id in 0..clients {
             let (done, server) = (d.clone(), server.clone());
-            connect_addr(addr, move |r| {
+            connect(addr, move |r| {
                 let s = r.unwrap();
                 let want = payload(id, len);
                 let got = Rc::new(RefCell::new(Vec::with_capacity(want.len())));
@@ -114,7 +114,7 @@ fn half_close_in_both_directions() {
         })
         .unwrap();
         let addr = server.local_addr();
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             s.allow_half_open(true);
             let got = Rc::new(RefCell::new(Vec::new()));
@@ -239,7 +239,7 @@ fn a_slow_reader_keeps_queued_bytes_bounded_when_the_writer_respects_write() {
         })
         .unwrap();
         let addr = server.local_addr();
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             let (rc, s2) = (rcv.clone(), s.clone());
             // Slow: read a chunk, then pause for a millisecond.
@@ -270,13 +270,13 @@ fn connect_refused_and_bind_in_use_give_the_right_error_kinds() {
     evloop::run(move || {
         let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
         let addr = server.local_addr();
-        let e = TcpListener::bind(&addr.to_string(), |_| {}).unwrap_err();
+        let e = TcpListener::bind(addr.to_string(), |_| {}).unwrap_err();
         k.borrow_mut().push(e.kind());
         let e = TcpListener::bind("not an address", |_| {}).unwrap_err();
         k.borrow_mut().push(e.kind());
         server.close();
         let k2 = k.clone();
-        connect_addr(addr, move |r| k2.borrow_mut().push(r.unwrap_err().kind()));
+        connect(addr, move |r| k2.borrow_mut().push(r.unwrap_err().kind()));
     })
     .unwrap();
     assert_eq!(
@@ -302,7 +302,7 @@ fn connect_by_name_resolves_on_the_pool() {
         })
         .unwrap();
         let port = server.local_addr().port();
-        connect(&format!("localhost:{port}"), move |r| {
+        connect(format!("localhost:{port}"), move |r| {
             let s: Stream = r.unwrap();
             let o = o.clone();
             s.on_data(move |b| {
@@ -374,7 +374,7 @@ fn write_callbacks_run_in_write_order() {
         })
         .unwrap();
         let addr = server.local_addr();
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             let big = vec![0u8; 4 << 20];
             for i in 0..20 {
@@ -408,7 +408,7 @@ fn dropping_the_loop_with_an_open_stream_releases_everything() {
             })
             .unwrap();
             server.unref();
-            connect_addr(server.local_addr(), |r| {
+            connect(server.local_addr(), |r| {
                 r.unwrap().unref();
             });
         }
@@ -446,7 +446,7 @@ fn a_panicking_data_callback_keeps_its_place() {
         })
         .unwrap();
         let addr = server.local_addr();
-        connect_addr(addr, move |r| {
+        connect(addr, move |r| {
             let s = r.unwrap();
             s.write(b"one");
             evloop::set_timeout(Duration::from_millis(20), move || {

@@ -161,7 +161,7 @@ fn cases(reset: SocketAddr) -> Vec<(&'static str, Setup, Want)> {
         (
             "stream error / callbacks",
             Box::new(move || {
-                net::connect_addr(reset, |r| {
+                net::connect(reset, |r| {
                     r.unwrap().on_data(|_| {});
                 })
             }),
@@ -170,7 +170,7 @@ fn cases(reset: SocketAddr) -> Vec<(&'static str, Setup, Want)> {
         (
             "stream error / promises",
             Box::new(move || {
-                net::promises::connect_addr(reset).then(|s| {
+                net::promises::connect(reset).then(|s| {
                     s.on_data(|_| {});
                 });
             }),

@@ -70,7 +70,7 @@ pub fn callbacks(addr: SocketAddr, range: Range<u64>) -> Outcome {
     evloop::run(move || {
         for i in range {
             let g = g.clone();
-            net::connect_addr(addr, move |conn| {
+            net::connect(addr, move |conn| {
                 let Ok(s) = conn else { return };
                 let reply = Rc::new(RefCell::new(Vec::new()));
                 let r = reply.clone();
@@ -106,7 +106,7 @@ pub fn promises(addr: SocketAddr, n: u64) -> Outcome {
     let a = all.clone();
     evloop::run(move || {
         let each = (0..n).map(|i| {
-            net::promises::connect_addr(addr)
+            net::promises::connect(addr)
                 .and_then(move |s| net::promises::write(&s, &request(i)).then(move |()| s))
                 .and_then(|s| read_all(s, Vec::new()))
                 .then(move |reply| is_reply(i, &reply))

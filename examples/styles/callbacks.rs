@@ -98,7 +98,7 @@ fn attempt(
     let server = config.server;
     // The connection is bound to the deadline: an abort destroys it, and
     // its `on_error` below gets the abort error.
-    net::connect_addr_with_signal(server, deadline, move |stream| {
+    net::connect_with_signal(server, deadline, move |stream| {
         let stream = match stream {
             Ok(stream) => stream,
             Err(e) => return done(Err(format!("connect {server}: {e}"))),

@@ -86,7 +86,7 @@ fn attempt(n: u32, config: Rc<Config>, deadline: &AbortSignal) -> Promise<Vec<u8
     let server = config.server;
     // The connection is bound to the deadline: an abort destroys it, and
     // the read or write waiting on it rejects.
-    net::connect_addr_with_signal(server, deadline)
+    net::connect_with_signal(server, deadline)
         .or_else(move |e| Err(Rejection::msg(format!("connect {server}: {e}"))))
         .and_then(move |stream| {
             println!("attempt {n}: connected to {server}");

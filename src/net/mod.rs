@@ -10,9 +10,17 @@
 //! one connection skipped, and libuv's answer to running out of file
 //! descriptors.
 //!
-//! Name lookups (`connect("localhost:8080", ..)`) run on the thread pool,
-//! as Node's `dns.lookup` does.
+//! Every bind and connect takes one address argument, any [`ToAddrs`]
+//! (`"127.0.0.1:80"`, `"localhost:80"`, `("localhost", 80)`, a
+//! `SocketAddr`, a list), in every style. Literal forms need no lookup;
+//! host names are resolved on the thread pool, as Node's `dns.lookup`
+//! does ([`crate::dns`]). Connecting tries each address in turn
+//! (sequentially: Node 20's `autoSelectFamily` races them, we do not) and
+//! reports the last error; binding takes the first address that binds.
+//! Why a callback bind returns at once and may listen later: see
+//! [`TcpListener`](TcpListener#binding-one-shape-for-literal-addresses-and-names).
 
+mod addr;
 mod listener;
 mod pipe;
 pub mod promises;
@@ -21,12 +29,14 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use addr::ToAddrs;
 pub use stream::{Stream, DEFAULT_HIGH_WATER_MARK};
-pub use tcp::{connect, connect_addr, connect_addr_with_signal, connect_with_signal, TcpListener};
+pub use tcp::{connect, connect_with_signal, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, connect_unix_with_signal, UnixListener};
 
+pub(crate) use addr::{lookup_host, Target};
 pub(crate) use listener::{Acceptor, Listen, Step};
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use stream::StreamIo;
-pub(crate) use tcp::listen;
+pub(crate) use tcp::listen_first;

@@ -23,23 +23,32 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::Stream;
+use super::{Stream, ToAddrs};
 use crate::abort::{AbortError, AbortSignal};
 use crate::listeners::Listener;
 use crate::promise::{promisify, Promise};
 
-/// [`net::connect`](super::connect) as a promise.
-pub fn connect(addr: &str) -> Promise<Stream> {
+/// [`net::connect`](super::connect) as a promise: `addr` is any
+/// [`ToAddrs`] (a name is resolved on the pool, each address tried in
+/// turn); rejects with the last address's error.
+///
+/// ```
+/// use evloop::net::{promises as net, TcpListener};
+///
+/// evloop::run(|| {
+///     let server = TcpListener::bind("127.0.0.1:0", |_| {}).unwrap();
+///     net::connect(("localhost", server.local_addr().port())).then(move |stream| {
+///         stream.end();
+///         server.close();
+///     });
+/// })
+/// .unwrap();
+/// ```
+pub fn connect(addr: impl ToAddrs) -> Promise<Stream> {
     promisify(|done| super::connect(addr, done))
-}
-
-/// [`net::connect_addr`](super::connect_addr) as a promise.
-pub fn connect_addr(addr: SocketAddr) -> Promise<Stream> {
-    promisify(|done| super::connect_addr(addr, done))
 }
 
 /// [`net::connect_unix`](super::connect_unix) as a promise.
@@ -74,13 +83,8 @@ pub fn connect_unix(path: impl AsRef<Path>) -> Promise<Stream> {
 /// })
 /// .unwrap();
 /// ```
-pub fn connect_with_signal(addr: &str, signal: &AbortSignal) -> Promise<Stream> {
+pub fn connect_with_signal(addr: impl ToAddrs, signal: &AbortSignal) -> Promise<Stream> {
     promisify(|done| super::connect_with_signal(addr, signal, done))
-}
-
-/// [`connect_addr`] with a signal; see [`connect_with_signal`].
-pub fn connect_addr_with_signal(addr: SocketAddr, signal: &AbortSignal) -> Promise<Stream> {
-    promisify(|done| super::connect_addr_with_signal(addr, signal, done))
 }
 
 /// [`connect_unix`] with a signal; see [`connect_with_signal`].

@@ -3,9 +3,10 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 
+use super::addr::{Target, ToAddrs};
 use super::listener::Listener;
 use super::stream::{ConnectCb, Stream, WeakStream};
 use crate::abort::AbortSignal;
@@ -20,6 +21,31 @@ const BACKLOG: i32 = 1024;
 /// A TCP server socket (Node's `net.Server`): calls back with every
 /// accepted connection.
 ///
+/// # Binding: one shape for literal addresses and names
+///
+/// [`bind`](TcpListener::bind) takes any [`ToAddrs`] and **returns the
+/// listener at once**, as Node's `server.listen(port, host)` does:
+///
+/// - a literal address (`"127.0.0.1:0"`, a `SocketAddr`, a list) is bound
+///   inside the call: bind errors (`EADDRINUSE`, ...) are returned, and
+///   [`local_addr`](TcpListener::local_addr) is known at once (the common
+///   case stays a one-liner, as with std or tokio);
+/// - a host name (`"localhost:8080"`, `("localhost", 0)`) is resolved on
+///   the thread pool (never blocking the loop), then the first address that
+///   binds is used. Until then [`address`](TcpListener::address) is `None`
+///   (Node's `server.address()` is `null`); a lookup or bind failure then
+///   reaches `on_connection` as its `Err` (Node's `'error'` after
+///   `listen`), and the listener is closed.
+///
+/// [`on_listening`](TcpListener::on_listening) (Node's `'listening'`) runs
+/// once the socket listens, later and never inside the call, in either
+/// case: code written for names works unchanged for literals. (Why not a
+/// bind with a completion callback: every numeric bind, by far the common
+/// case, would pay a nesting level; why not synchronous for names:
+/// `getaddrinfo` blocks.)
+///
+/// # Accepting
+///
 /// Accepting drains the backlog on every readiness edge, in batches of
 /// 128 per loop iteration (the policy all listeners share, in
 /// `src/net/listener.rs`). When the process
@@ -31,17 +57,40 @@ const BACKLOG: i32 = 1024;
 /// pauses for 100 ms and resumes by itself: no busy loop, no error flood.
 ///
 /// The listener lives until [`close`](TcpListener::close), even if its
-/// handle is dropped, and keeps the loop alive unless unref'd.
+/// handle is dropped, and keeps the loop alive unless unref'd (while a name
+/// is being resolved, the lookup keeps it alive).
 #[derive(Clone)]
 pub struct TcpListener {
-    inner: Rc<Listener<mio::net::TcpListener>>,
-    local: SocketAddr,
+    shared: Rc<Shared>,
+}
+
+type ConnectionCb = Box<dyn FnMut(io::Result<Stream>)>;
+type ListeningCb = Box<dyn FnOnce(SocketAddr)>;
+
+struct Shared {
+    state: RefCell<State>,
+    on_listening: RefCell<Option<ListeningCb>>,
+    refed: Cell<bool>,
+}
+
+enum State {
+    /// A host name is being looked up on the pool.
+    Resolving {
+        work: Option<Work>,
+        on_connection: ConnectionCb,
+    },
+    Listening(Rc<Listener<mio::net::TcpListener>>, SocketAddr),
+    Closed,
 }
 
 impl TcpListener {
-    /// Binds `addr` (a literal address such as `"127.0.0.1:8080"` or
-    /// `"[::1]:0"`) and calls `on_connection` with each accepted stream, or
-    /// with an accept error.
+    /// Binds `addr` (any [`ToAddrs`]: `"127.0.0.1:8080"`, `"[::1]:0"`,
+    /// `"localhost:8080"`, `("localhost", 0)`, a `SocketAddr`, a list) and
+    /// calls `on_connection` with each accepted stream, or with an accept
+    /// error. Literal addresses are bound now (their errors returned); a
+    /// name is resolved on the pool first and its errors reach
+    /// `on_connection`: see [the type's docs](TcpListener#binding-one-shape-for-literal-addresses-and-names).
+    /// An empty list or a malformed string is `InvalidInput`, returned.
     ///
     /// ```
     /// use evloop::net::TcpListener;
@@ -56,28 +105,71 @@ impl TcpListener {
     ///     .unwrap();
     ///     println!("listening on {}", server.local_addr());
     ///     server.close();
+    ///
+    ///     // A name: listening a little later.
+    ///     let named = TcpListener::bind("localhost:0", |_| {}).unwrap();
+    ///     assert_eq!(named.address(), None);
+    ///     let n = named.clone();
+    ///     named.on_listening(move |addr| {
+    ///         assert!(addr.ip().is_loopback());
+    ///         n.close();
+    ///     });
     /// })
     /// .unwrap();
     /// ```
     pub fn bind(
-        addr: &str,
+        addr: impl ToAddrs,
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<TcpListener> {
-        let addr: SocketAddr = addr.parse().map_err(|_| {
-            io::Error::new(
-                ErrorKind::InvalidInput,
-                format!("not a socket address: {addr:?} (bind takes a literal IP and port)"),
-            )
-        })?;
-        Self::bind_addr(addr, on_connection)
-    }
-
-    /// [`bind`](TcpListener::bind) with a parsed address.
-    pub fn bind_addr(
-        addr: SocketAddr,
-        on_connection: impl FnMut(io::Result<Stream>) + 'static,
-    ) -> io::Result<TcpListener> {
-        Self::from_mio(listen(addr)?, on_connection)
+        let target = Target::of(&addr);
+        let shared = Rc::new(Shared {
+            state: RefCell::new(State::Closed),
+            on_listening: RefCell::new(None),
+            refed: Cell::new(true),
+        });
+        let on_connection: ConnectionCb = Box::new(on_connection);
+        if let Some(addrs) = target.now() {
+            let (listener, local) = start(listen_first(&addrs?)?, on_connection)?;
+            *shared.state.borrow_mut() = State::Listening(listener, local);
+            return Ok(TcpListener { shared });
+        }
+        // Strong: the listener lives until closed, handle dropped or not.
+        let me = shared.clone();
+        let work = target.resolve(move |r| {
+            let state = std::mem::replace(&mut *me.state.borrow_mut(), State::Closed);
+            let State::Resolving {
+                mut on_connection, ..
+            } = state
+            else {
+                return; // closed meanwhile
+            };
+            let bound = r.and_then(|addrs| listen_first(&addrs));
+            match bound {
+                Ok(io) => {
+                    let (listener, local) = match start(io, on_connection) {
+                        Ok(l) => l,
+                        // Registration failed: the callback went with it.
+                        Err(e) => return log::error!("listen: {e}"),
+                    };
+                    listener.set_ref(me.refed.get());
+                    *me.state.borrow_mut() = State::Listening(listener, local);
+                    let cb = me.on_listening.borrow_mut().take();
+                    if let Some(cb) = cb {
+                        cb(local);
+                    }
+                }
+                Err(e) => {
+                    log::debug!("listen failed: {e}");
+                    me.on_listening.borrow_mut().take();
+                    on_connection(Err(e));
+                }
+            }
+        });
+        *shared.state.borrow_mut() = State::Resolving {
+            work,
+            on_connection,
+        };
+        Ok(TcpListener { shared })
     }
 
     /// Serves a listening socket made elsewhere: one bound with options of
@@ -89,47 +181,125 @@ impl TcpListener {
         on_connection: impl FnMut(io::Result<Stream>) + 'static,
     ) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
-        Self::from_mio(mio::net::TcpListener::from_std(listener), on_connection)
+        let (listener, local) = start(
+            mio::net::TcpListener::from_std(listener),
+            Box::new(on_connection),
+        )?;
+        Ok(TcpListener {
+            shared: Rc::new(Shared {
+                state: RefCell::new(State::Listening(listener, local)),
+                on_listening: RefCell::new(None),
+                refed: Cell::new(true),
+            }),
+        })
     }
 
-    fn from_mio(
-        io: mio::net::TcpListener,
-        on_connection: impl FnMut(io::Result<Stream>) + 'static,
-    ) -> io::Result<TcpListener> {
-        let local = io.local_addr()?;
-        let inner = Listener::start(io, "tcp listener", on_connection)?;
-        log::debug!("listening on {local}");
-        Ok(TcpListener { inner, local })
-    }
-
-    /// The bound address (with the port the OS chose for port 0).
+    /// The bound address (with the port the OS chose for port 0). Before
+    /// a listener bound by name listens (see [`address`](TcpListener::address)),
+    /// and after a failed or closed one, the unspecified `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.address()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Stops listening and releases the socket. Connections already
-    /// accepted stay open. Closing twice does nothing.
+    /// The bound address once listening, `None` while a name is still
+    /// being resolved (Node's `server.address()`), or if that failed.
+    pub fn address(&self) -> Option<SocketAddr> {
+        match &*self.shared.state.borrow() {
+            State::Listening(_, local) => Some(*local),
+            _ => None,
+        }
+    }
+
+    /// Calls `cb` with the bound address once the listener listens (Node's
+    /// `'listening'`): in a `next_tick` if it listens already, after the
+    /// lookup if it was bound by name. Never called if the bind fails or
+    /// the listener is closed first. A second call replaces the first
+    /// callback if that has not run yet.
+    pub fn on_listening(&self, cb: impl FnOnce(SocketAddr) + 'static) -> &Self {
+        match &*self.shared.state.borrow() {
+            State::Listening(_, local) => {
+                let local = *local;
+                crate::next_tick(move || cb(local));
+            }
+            State::Resolving { .. } => {
+                let old = self.shared.on_listening.replace(Some(Box::new(cb)));
+                drop(old);
+            }
+            State::Closed => {}
+        }
+        self
+    }
+
+    /// Stops listening and releases the socket (or gives up a lookup in
+    /// progress). Connections already accepted stay open. Closing twice
+    /// does nothing.
     pub fn close(&self) {
-        self.inner.close();
+        let state = std::mem::replace(&mut *self.shared.state.borrow_mut(), State::Closed);
+        match state {
+            State::Listening(listener, _) => listener.close(),
+            State::Resolving { work, .. } => {
+                if let Some(work) = work {
+                    // EBUSY if a pool thread runs it already: its result is
+                    // then dropped when it arrives.
+                    let _ = work.cancel();
+                }
+            }
+            State::Closed => {}
+        }
+        let cb = self.shared.on_listening.borrow_mut().take();
+        drop(cb);
     }
 
     /// Lets the loop exit while the listener is open.
     pub fn unref(&self) -> &Self {
-        self.inner.set_ref(false);
-        self
+        self.set_ref(false)
     }
 
     /// Makes the listener keep the loop alive again.
     pub fn ref_(&self) -> &Self {
-        self.inner.set_ref(true);
+        self.set_ref(true)
+    }
+
+    fn set_ref(&self, refed: bool) -> &Self {
+        self.shared.refed.set(refed);
+        if let State::Listening(listener, _) = &*self.shared.state.borrow() {
+            listener.set_ref(refed);
+        }
         self
     }
+}
+
+/// A listening socket on the first of `addrs` that binds; the last
+/// error if none does.
+pub(crate) fn listen_first(addrs: &[SocketAddr]) -> io::Result<mio::net::TcpListener> {
+    let mut last = None;
+    for addr in addrs {
+        match listen(*addr) {
+            Ok(io) => return Ok(io),
+            Err(e) => {
+                log::debug!("bind {addr}: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no address to bind")))
+}
+
+fn start(
+    io: mio::net::TcpListener,
+    on_connection: ConnectionCb,
+) -> io::Result<(Rc<Listener<mio::net::TcpListener>>, SocketAddr)> {
+    let local = io.local_addr()?;
+    let inner = Listener::start(io, "tcp listener", on_connection)?;
+    log::debug!("listening on {local}");
+    Ok((inner, local))
 }
 
 /// A non-blocking, close-on-exec listening socket with `SO_REUSEADDR`
 /// and our backlog (socket2 does what mio's `bind` does, with the backlog
 /// as a parameter).
-pub(crate) fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -142,16 +312,22 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
-            .field("local_addr", &self.local)
-            .field("open", &self.inner.is_open())
+            .field("address", &self.address())
+            .field(
+                "open",
+                &!matches!(&*self.shared.state.borrow(), State::Closed),
+            )
             .finish()
     }
 }
 
-/// Connects to `addr`, a `host:port` string: a literal IP connects at
-/// once; a name (`"localhost:8080"`) is resolved on the thread pool first,
-/// as Node's `dns.lookup`, and each address is tried in turn. `cb` gets the
-/// connected stream or the last error; it always runs later, never inside
+/// Connects to `addr`, any [`ToAddrs`]: a literal address connects at
+/// once; a name (`"localhost:8080"`, `("localhost", 8080)`) is resolved on
+/// the thread pool first, as Node's `dns.lookup`, and each address is
+/// tried in turn (sequentially; not Node 20's happy-eyeballs race). `cb`
+/// gets the connected stream or the **last** address's error (a name that
+/// does not resolve: `NotFound` naming the host; an empty list or a
+/// malformed string: `InvalidInput`); it always runs later, never inside
 /// this call. [`connect_with_signal`] is the abortable form.
 ///
 /// ```
@@ -167,13 +343,8 @@ impl fmt::Debug for TcpListener {
 /// })
 /// .unwrap();
 /// ```
-pub fn connect(addr: &str, cb: impl FnOnce(io::Result<Stream>) + 'static) {
-    connect_attempt(addr, Rc::new(Attempt::default()), Box::new(cb));
-}
-
-/// Connects to one address; see [`connect`].
-pub fn connect_addr(addr: SocketAddr, cb: impl FnOnce(io::Result<Stream>) + 'static) {
-    connect_each(vec![addr], 0, Box::new(cb), Rc::new(Attempt::default()))
+pub fn connect(addr: impl ToAddrs, cb: impl FnOnce(io::Result<Stream>) + 'static) {
+    connect_attempt(Target::of(&addr), Rc::new(Attempt::default()), Box::new(cb));
 }
 
 /// [`connect`], abortable (Node's `net.connect({ signal })`).
@@ -214,25 +385,13 @@ pub fn connect_addr(addr: SocketAddr, cb: impl FnOnce(io::Result<Stream>) + 'sta
 /// .unwrap();
 /// ```
 pub fn connect_with_signal(
-    addr: &str,
+    addr: impl ToAddrs,
     signal: &AbortSignal,
     cb: impl FnOnce(io::Result<Stream>) + 'static,
 ) {
     let attempt = Rc::new(Attempt::default());
     if let Some(done) = bind_connect(signal, &attempt, cb) {
-        connect_attempt(addr, attempt, done);
-    }
-}
-
-/// [`connect_addr`], abortable: see [`connect_with_signal`].
-pub fn connect_addr_with_signal(
-    addr: SocketAddr,
-    signal: &AbortSignal,
-    cb: impl FnOnce(io::Result<Stream>) + 'static,
-) {
-    let attempt = Rc::new(Attempt::default());
-    if let Some(done) = bind_connect(signal, &attempt, cb) {
-        connect_each(vec![addr], 0, done, attempt);
+        connect_attempt(Target::of(&addr), attempt, done);
     }
 }
 
@@ -303,30 +462,26 @@ impl Attempt {
     }
 }
 
-fn connect_attempt(addr: &str, attempt: Rc<Attempt>, cb: ConnectCb) {
-    if let Ok(addr) = addr.parse::<SocketAddr>() {
-        return connect_each(vec![addr], 0, cb, attempt);
+fn connect_attempt(addr: Target, attempt: Rc<Attempt>, cb: ConnectCb) {
+    if let Some(r) = addr.now() {
+        return match r {
+            Ok(addrs) => connect_each(addrs, 0, cb, attempt),
+            // Never call back synchronously: defer to the pending phase.
+            Err(e) => current_inner().defer_pending(Box::new(move || cb(Err(e)))),
+        };
     }
-    let host = addr.to_string();
     let a = attempt.clone();
-    let work = crate::queue_work_cancelable(
-        move || host.to_socket_addrs().map(|a| a.collect::<Vec<_>>()),
-        move |r| {
-            a.lookup.take();
-            if a.is_aborted() {
-                return; // the abort answered already
-            }
-            match r.and_then(|r| r) {
-                Ok(addrs) if addrs.is_empty() => cb(Err(io::Error::new(
-                    ErrorKind::NotFound,
-                    "the name resolved to no address",
-                ))),
-                Ok(addrs) => connect_each(addrs, 0, cb, a),
-                Err(e) => cb(Err(e)),
-            }
-        },
-    );
-    attempt.lookup.set(Some(work));
+    let work = addr.resolve(move |r| {
+        a.lookup.take();
+        if a.is_aborted() {
+            return; // the abort answered already
+        }
+        match r {
+            Ok(addrs) => connect_each(addrs, 0, cb, a),
+            Err(e) => cb(Err(e)),
+        }
+    });
+    attempt.lookup.set(work);
 }
 
 fn connect_each(addrs: Vec<SocketAddr>, i: usize, cb: ConnectCb, attempt: Rc<Attempt>) {

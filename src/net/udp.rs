@@ -1,6 +1,6 @@
 //! UDP sockets (Node's `dgram`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, ErrorKind};
@@ -10,9 +10,11 @@ use std::rc::Rc;
 
 use mio::Interest;
 
+use super::addr::{Target, ToAddrs};
 use crate::event_loop::LoopRef;
 use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::reactor::{watch_kind, Ready, WatchSlot};
+use crate::Work;
 
 /// Largest UDP payload (IPv4: 65,507 bytes; the buffer allows any).
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -40,6 +42,7 @@ struct Inner {
     queue: RefCell<VecDeque<Queued>>,
     buf: RefCell<Vec<u8>>,
     lp: LoopRef,
+    binding: Binding,
 }
 
 /// A UDP socket. Sends never block: a datagram the kernel cannot take yet
@@ -54,44 +57,123 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds a literal address such as `"127.0.0.1:0"`.
-    pub fn bind(addr: &str) -> io::Result<UdpSocket> {
-        let addr: SocketAddr = addr.parse().map_err(|_| {
-            io::Error::new(
-                ErrorKind::InvalidInput,
-                format!("not a socket address: {addr:?}"),
-            )
-        })?;
-        Self::bind_addr(addr)
-    }
-
-    /// Binds a parsed address.
-    pub fn bind_addr(addr: SocketAddr) -> io::Result<UdpSocket> {
-        let io = mio::net::UdpSocket::bind(addr)?;
-        let fd = io.as_raw_fd();
+    /// Binds `addr`, any [`ToAddrs`] (`"127.0.0.1:0"`, `"localhost:0"`,
+    /// `("::1", 0)`, a `SocketAddr`, a list: the first address that binds
+    /// is taken), and returns the socket at once, as Node's
+    /// `socket.bind(port, address)` does (the same shape as
+    /// [`TcpListener::bind`](super::TcpListener::bind)):
+    ///
+    /// - a literal address is bound inside the call; its errors are
+    ///   returned;
+    /// - a host name is resolved on the thread pool first (never blocking
+    ///   the loop). Meanwhile sends are queued (as Node queues them) and
+    ///   [`local_addr`](UdpSocket::local_addr) is `NotConnected`. A lookup
+    ///   or bind failure goes to [`on_listening`](UdpSocket::on_listening)'s
+    ///   callback, or is an uncaught error if there is none (Node's
+    ///   `'error'` with no listener); queued sends then fail with it.
+    ///
+    /// An empty list or a malformed string is `InvalidInput`, returned.
+    ///
+    /// ```
+    /// use evloop::net::UdpSocket;
+    /// evloop::run(|| {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let b = UdpSocket::bind(("localhost", 0)).unwrap();
+    ///     let to = a.local_addr().unwrap();
+    ///     b.send_to(b"hi", to, |r| assert_eq!(r.unwrap(), 2)); // queued until bound
+    ///     let b2 = b.clone();
+    ///     b.on_listening(move |r| {
+    ///         assert!(r.unwrap().ip().is_loopback());
+    ///         b2.close();
+    ///     });
+    ///     let a2 = a.clone();
+    ///     a.on_message(move |msg, _| {
+    ///         assert_eq!(msg, b"hi");
+    ///         a2.close();
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn bind(addr: impl ToAddrs) -> io::Result<UdpSocket> {
+        let target = Target::of(&addr);
         let inner = Rc::new(Inner {
-            io: RefCell::new(Some(io)),
+            io: RefCell::new(None),
             watch: WatchSlot::default(),
             on_message: Listeners::default(),
             on_error: Listeners::default(),
             queue: RefCell::new(VecDeque::new()),
             buf: RefCell::new(vec![0; MAX_DATAGRAM]),
             lp: LoopRef::current(),
+            binding: Binding::default(),
         });
+        if let Some(addrs) = target.now() {
+            inner.bind_first(&addrs?)?;
+            return Ok(UdpSocket { inner });
+        }
+        inner.binding.resolving.set(true);
         let me = inner.clone();
-        let watch = watch_kind(
-            fd,
-            Interest::READABLE | Interest::WRITABLE,
-            "udp",
-            Box::new(move |ready| me.on_ready(ready)),
-        )?;
-        inner.watch.set(watch);
+        let work = target.resolve(move |r| {
+            if !me.binding.resolving.replace(false) {
+                return; // closed meanwhile
+            }
+            me.binding.work.take();
+            let r = r.and_then(|addrs| me.bind_first(&addrs));
+            let cb = me.binding.on_listening.borrow_mut().take();
+            match r {
+                Ok(local) => {
+                    // Sends queued meanwhile go first, as in Node.
+                    me.flush();
+                    if let Some(cb) = cb {
+                        cb(Ok(local));
+                    }
+                }
+                Err(e) => {
+                    log::debug!("udp bind failed: {e}");
+                    let queued = std::mem::take(&mut *me.queue.borrow_mut());
+                    for q in queued {
+                        if let Some(done) = q.cb {
+                            let e = io::Error::new(e.kind(), e.to_string());
+                            me.lp.defer_pending(Box::new(move || done(Err(e))));
+                        }
+                    }
+                    match cb {
+                        Some(cb) => cb(Err(e)),
+                        None => me.lp.report_uncaught(crate::Error::UnhandledError {
+                            emitter: "udp socket",
+                            error: e,
+                        }),
+                    }
+                }
+            }
+        });
+        inner.binding.work.set(work);
         Ok(UdpSocket { inner })
+    }
+
+    /// Calls `cb` once the socket is bound, with its address (Node's
+    /// `'listening'`), or with the error if a bind by name failed: in a
+    /// `next_tick` if it is bound already, after the lookup if it was
+    /// bound by name. Not called if the socket is closed first.
+    pub fn on_listening(&self, cb: impl FnOnce(io::Result<SocketAddr>) + 'static) -> &Self {
+        if self.inner.binding.resolving.get() {
+            let old = self.inner.binding.on_listening.replace(Some(Box::new(cb)));
+            drop(old);
+        } else if let Ok(local) = self.local_addr() {
+            crate::next_tick(move || cb(Ok(local)));
+        }
+        self
     }
 
     fn with<R>(&self, f: impl FnOnce(&mio::net::UdpSocket) -> io::Result<R>) -> io::Result<R> {
         let io = self.inner.io.borrow();
-        f(io.as_ref().ok_or_else(closed)?)
+        match io.as_ref() {
+            Some(io) => f(io),
+            None if self.inner.binding.resolving.get() => Err(io::Error::new(
+                ErrorKind::NotConnected,
+                "socket not bound yet (its address is being resolved)",
+            )),
+            None => Err(closed()),
+        }
     }
 
     /// Adds a listener called with each datagram and its sender (Node's
@@ -206,6 +288,14 @@ impl UdpSocket {
     /// Closes the socket; queued sends fail with `BrokenPipe` (later, in
     /// the pending phase). Closing twice does nothing.
     pub fn close(&self) {
+        if self.inner.binding.resolving.replace(false) {
+            if let Some(work) = self.inner.binding.work.take() {
+                // EBUSY if a pool thread runs it already: its result is
+                // then dropped when it arrives.
+                let _ = work.cancel();
+            }
+            self.inner.binding.on_listening.borrow_mut().take();
+        }
         self.inner.watch.close();
         let io = self.inner.io.borrow_mut().take();
         drop(io);
@@ -267,7 +357,60 @@ impl RemoveListener for Inner {
     }
 }
 
+/// A bind by name in progress.
+#[derive(Default)]
+struct Binding {
+    /// True while the name is being resolved (the socket has no fd yet).
+    resolving: Cell<bool>,
+    work: Cell<Option<Work>>,
+    on_listening: RefCell<Option<ListeningCb>>,
+}
+
+type ListeningCb = Box<dyn FnOnce(io::Result<SocketAddr>)>;
+
 impl Inner {
+    /// Binds the first of `addrs` that binds (the last error if none
+    /// does) and registers the socket.
+    fn bind_first(self: &Rc<Self>, addrs: &[SocketAddr]) -> io::Result<SocketAddr> {
+        let mut last = None;
+        let io = addrs
+            .iter()
+            .find_map(|addr| match mio::net::UdpSocket::bind(*addr) {
+                Ok(io) => Some(io),
+                Err(e) => {
+                    log::debug!("udp bind {addr}: {e}");
+                    last = Some(e);
+                    None
+                }
+            });
+        let io = match io {
+            Some(io) => io,
+            None => {
+                return Err(last.unwrap_or_else(|| {
+                    io::Error::new(ErrorKind::InvalidInput, "no address to bind")
+                }))
+            }
+        };
+        let local = io.local_addr()?;
+        let fd = io.as_raw_fd();
+        *self.io.borrow_mut() = Some(io);
+        let me = self.clone();
+        let watch = watch_kind(
+            fd,
+            Interest::READABLE | Interest::WRITABLE,
+            "udp",
+            Box::new(move |ready| me.on_ready(ready)),
+        );
+        match watch {
+            Ok(watch) => self.watch.set(watch),
+            Err(e) => {
+                self.io.borrow_mut().take();
+                return Err(e);
+            }
+        }
+        Ok(local)
+    }
+
     fn on_ready(self: &Rc<Self>, ready: Ready) {
         if ready.is_writable() || ready.is_error() {
             self.flush();
@@ -278,7 +421,8 @@ impl Inner {
     }
 
     fn send(self: &Rc<Self>, data: &[u8], to: Option<SocketAddr>, cb: Option<SendCb>) {
-        let r = if self.queue.borrow().is_empty() {
+        // Not bound yet (a name being resolved): queue, as Node does.
+        let r = if self.queue.borrow().is_empty() && !self.binding.resolving.get() {
             let io = self.io.borrow();
             match io.as_ref() {
                 None => Err(closed()),

@@ -33,7 +33,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::listeners::{Listener, Listeners, RemoveListener};
-use crate::net::{Stream, TcpListener};
+use crate::net::{Stream, TcpListener, ToAddrs};
 use crate::promise::{Promise, Resolve, WithResolvers};
 use crate::timers::Timeout;
 
@@ -114,7 +114,7 @@ pub enum ClusterEvent {
 ///     evloop::run(move || {
 ///         let cluster = Cluster::start("127.0.0.1:0", "hello", 2).unwrap();
 ///         let c = cluster.clone();
-///         evloop::net::connect_addr(cluster.local_addr(), move |conn| {
+///         evloop::net::connect(cluster.local_addr(), move |conn| {
 ///             let stream = conn.unwrap();
 ///             stream.on_data(move |bytes| r.borrow_mut().extend_from_slice(bytes));
 ///             stream.on_close(move |_| c.shutdown()); // then `run` returns
@@ -155,27 +155,32 @@ struct Slot {
 }
 
 impl Cluster {
-    /// Binds `addr` and starts `workers` processes of the current
+    /// Binds `addr` (a literal [`ToAddrs`]: `"127.0.0.1:0"`, a
+    /// `SocketAddr`, `(IpAddr, u16)`, a list whose first bindable address
+    /// is taken; a host name is `InvalidInput`, since this call is
+    /// synchronous and a lookup would block) and starts `workers` processes of the current
     /// executable serving `entry` (see [`worker_entry`](super::worker_entry)):
     /// each should call [`ClusterWorker::listen`]. The cluster then keeps
     /// the loop alive until it stops, and handles `SIGTERM` and `SIGINT`.
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub fn start(addr: &str, entry: &str, workers: usize) -> io::Result<Cluster> {
+    pub fn start(addr: impl ToAddrs, entry: &str, workers: usize) -> io::Result<Cluster> {
         if workers == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a cluster needs at least one worker",
             ));
         }
-        let addr: SocketAddr = addr.parse().map_err(|_| {
-            io::Error::new(
+        // Synchronous, so literal addresses only: a name would need a
+        // lookup on the pool (resolve it first with `dns::lookup`).
+        let addrs = crate::net::Target::of(&addr).now().unwrap_or_else(|| {
+            Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("not a socket address: {addr:?}"),
-            )
+                "Cluster::start takes a literal address (resolve a host name with dns::lookup first)",
+            ))
         })?;
-        let mio = crate::net::listen(addr)?;
+        let mio = crate::net::listen_first(&addrs)?;
         let listener = std::net::TcpListener::from(std::os::fd::OwnedFd::from(mio));
         let local = listener.local_addr()?;
         let inner = Rc::new(ClusterInner {

@@ -140,7 +140,7 @@ stream_io!(UnixStream);
 /// use evloop::task::net::{TcpListener, TcpStream};
 ///
 /// evloop::block_on(async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (conn, _) = listener.accept().await?;
 ///     // An echo server in one line: the connection's read half into its
@@ -185,14 +185,14 @@ where
 ///
 /// evloop::block_on(async {
 ///     // An echo server, and a proxy in front of it.
-///     let echo = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let echo = TcpListener::bind("127.0.0.1:0").await?;
 ///     let echo_addr = echo.local_addr()?;
 ///     evloop::spawn(async move {
 ///         let (conn, _) = echo.accept().await.unwrap();
 ///         let (mut r, mut w) = conn.into_split();
 ///         evloop::task::io::copy(&mut r, &mut w).await.unwrap();
 ///     });
-///     let proxy = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let proxy = TcpListener::bind("127.0.0.1:0").await?;
 ///     let proxy_addr = proxy.local_addr()?;
 ///     let proxied = evloop::spawn(async move {
 ///         let (mut inbound, _) = proxy.accept().await.unwrap();

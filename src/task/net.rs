@@ -5,7 +5,7 @@
 //! use evloop::task::net::{TcpListener, TcpStream};
 //!
 //! evloop::block_on(async {
-//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let listener = TcpListener::bind("127.0.0.1:0").await?;
 //!     let addr = listener.local_addr()?;
 //!     let server = evloop::spawn(async move {
 //!         let (mut conn, _) = listener.accept().await.unwrap();
@@ -89,7 +89,7 @@
 //! use evloop::task::net::{TcpListener, TcpStream};
 //!
 //! evloop::block_on(async {
-//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let listener = TcpListener::bind("127.0.0.1:0").await?;
 //!     let signal = AbortSignal::timeout(Duration::from_millis(10));
 //!     let mut client =
 //!         TcpStream::connect_with_signal(listener.local_addr()?, &signal).await?;
@@ -134,7 +134,7 @@ use std::task::{Context, Poll, Waker};
 use mio::Interest;
 
 use crate::abort::AbortSignal;
-use crate::net::{Acceptor, Listen, Step};
+use crate::net::{Acceptor, Listen, Step, Target, ToAddrs};
 use crate::reactor::{watch_kind, Ready, Watch};
 
 pub use super::split::{
@@ -507,13 +507,50 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    /// Connects to `addr`: a nonblocking connect, then a wait until the
-    /// socket is writable and its pending error, if any, is reported (for
-    /// instance `ConnectionRefused`).
+    /// Connects to `addr`, any [`ToAddrs`] (`"127.0.0.1:80"`,
+    /// `"localhost:80"`, `("localhost", 80)`, a `SocketAddr`, a list), as
+    /// tokio's `TcpStream::connect`: a host name is resolved on the thread
+    /// pool (never blocking the loop), then each address is tried in turn
+    /// (sequentially, not Node's happy eyeballs) with a nonblocking connect
+    /// and a wait until the socket is writable and its pending error, if
+    /// any, is reported (for instance `ConnectionRefused`). If every
+    /// address fails, the **last** error is returned. The future borrows
+    /// nothing (`addr` is read at the call).
+    ///
+    /// ```
+    /// use evloop::task::net::{TcpListener, TcpStream};
+    ///
+    /// evloop::block_on(async {
+    ///     let listener = TcpListener::bind("localhost:0").await?;
+    ///     let port = listener.local_addr()?.port();
+    ///     let client = TcpStream::connect(("localhost", port)).await?;
+    ///     assert_eq!(client.peer_addr()?, listener.local_addr()?);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    pub fn connect(addr: impl ToAddrs) -> impl Future<Output = io::Result<TcpStream>> + 'static {
+        let target = Target::of(&addr);
+        async move {
+            let mut last = None;
+            for addr in resolve(target).await? {
+                match TcpStream::connect_one(addr).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => {
+                        log::debug!("connect {addr}: {e}; trying the next address");
+                        last = Some(e);
+                    }
+                }
+            }
+            Err(last.expect("resolve gives at least one address"))
+        }
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let sock = mio::net::TcpStream::connect(addr)?;
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async tcp")?;
         io.connected().await?;
@@ -538,7 +575,7 @@ impl TcpStream {
     /// use evloop::task::net::{TcpListener, TcpStream};
     ///
     /// evloop::block_on(async {
-    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     ///     let controller = AbortController::new();
     ///     controller.abort(None);
     ///     let r = TcpStream::connect_with_signal(listener.local_addr().unwrap(), &controller.signal()).await;
@@ -550,15 +587,16 @@ impl TcpStream {
     /// # Panics
     /// If no event loop is current on this thread.
     pub fn connect_with_signal(
-        addr: SocketAddr,
+        addr: impl ToAddrs,
         signal: &AbortSignal,
     ) -> impl Future<Output = io::Result<TcpStream>> + 'static {
         // The future holds its own clone: it borrows nothing, and a
         // temporary signal still fires.
         let signal = signal.clone();
+        let connect = TcpStream::connect(addr);
         async move {
             signal.throw_if_aborted()?;
-            signal.race(TcpStream::connect(addr)).await?
+            signal.race(connect).await?
         }
     }
 
@@ -607,13 +645,46 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds `addr` (port 0 picks a free port) and listens, with
-    /// `SO_REUSEADDR` and a backlog of 1024 (capped by `somaxconn`).
+    /// Binds `addr`, any [`ToAddrs`] (port 0 picks a free port), and
+    /// listens, with `SO_REUSEADDR` and a backlog of 1024 (capped by
+    /// `somaxconn`), as tokio's `TcpListener::bind(addr).await`: a host
+    /// name is resolved on the thread pool first, and the first address
+    /// that binds is taken (the last error if none does). The future
+    /// borrows nothing.
+    ///
+    /// ```
+    /// use evloop::task::net::TcpListener;
+    ///
+    /// evloop::block_on(async {
+    ///     let listener = TcpListener::bind("localhost:0").await.unwrap();
+    ///     assert!(listener.local_addr().unwrap().ip().is_loopback());
+    /// })
+    /// .unwrap();
+    /// ```
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        let sock = crate::net::listen(addr)?;
+    pub fn bind(addr: impl ToAddrs) -> impl Future<Output = io::Result<TcpListener>> + 'static {
+        let target = Target::of(&addr);
+        async move { TcpListener::bind_now(&resolve(target).await?) }
+    }
+
+    /// Serves a listening socket made elsewhere (tokio's `from_std`): one
+    /// bound with options of your own, or bound synchronously where no
+    /// task can await. It is switched to non-blocking mode.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        TcpListener::from_mio(mio::net::TcpListener::from_std(listener))
+    }
+
+    fn bind_now(addrs: &[SocketAddr]) -> io::Result<TcpListener> {
+        TcpListener::from_mio(crate::net::listen_first(addrs)?)
+    }
+
+    fn from_mio(sock: mio::net::TcpListener) -> io::Result<TcpListener> {
         let io = PollIo::new(sock, Interest::READABLE, "async tcp listener")?;
         Ok(TcpListener {
             io,
@@ -679,18 +750,97 @@ impl fmt::Debug for TcpListener {
     }
 }
 
+/// The addresses of `target`: at once for literal forms, else looked up
+/// on the pool while the task waits. Dropping the future cancels a lookup
+/// still queued (one already running is left to finish; its result is
+/// dropped).
+async fn resolve(target: Target) -> io::Result<Vec<SocketAddr>> {
+    if let Some(r) = target.now() {
+        return r;
+    }
+    type Slot = (Option<io::Result<Vec<SocketAddr>>>, Option<Waker>);
+    let slot: Rc<RefCell<Slot>> = Rc::default();
+    let s = slot.clone();
+    let work = target.resolve(move |r| {
+        let waker = {
+            let mut s = s.borrow_mut();
+            s.0 = Some(r);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    });
+    struct CancelOnDrop(Option<crate::Work>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            if let Some(work) = self.0.take() {
+                if crate::event_loop::has_current() {
+                    let _ = work.cancel(); // EBUSY once running: dropped then
+                }
+            }
+        }
+    }
+    let mut guard = CancelOnDrop(work);
+    let r = poll_fn(|cx| {
+        let mut s = slot.borrow_mut();
+        match s.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await;
+    guard.0 = None;
+    r
+}
+
 /// A UDP socket (tokio's `UdpSocket`).
 pub struct UdpSocket {
     io: PollIo<mio::net::UdpSocket>,
 }
 
 impl UdpSocket {
-    /// Binds `addr` (port 0 picks a free port).
+    /// Binds `addr`, any [`ToAddrs`] (port 0 picks a free port), as
+    /// tokio's `UdpSocket::bind(addr).await`: a host name is resolved on
+    /// the thread pool first, and the first address that binds is taken
+    /// (the last error if none does). The future borrows nothing.
     ///
     /// # Panics
     /// If no event loop is current on this thread.
-    pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-        let sock = mio::net::UdpSocket::bind(addr)?;
+    pub fn bind(addr: impl ToAddrs) -> impl Future<Output = io::Result<UdpSocket>> + 'static {
+        let target = Target::of(&addr);
+        async move { UdpSocket::bind_now(&resolve(target).await?) }
+    }
+
+    fn bind_now(addrs: &[SocketAddr]) -> io::Result<UdpSocket> {
+        let mut last = None;
+        let sock = addrs
+            .iter()
+            .find_map(|a| match mio::net::UdpSocket::bind(*a) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    last = Some(e);
+                    None
+                }
+            });
+        let sock = sock.ok_or_else(|| last.expect("resolve gives at least one address"))?;
+        UdpSocket::from_mio(sock)
+    }
+
+    /// Serves a UDP socket made elsewhere (tokio's `from_std`). It is
+    /// switched to non-blocking mode.
+    ///
+    /// # Panics
+    /// If no event loop is current on this thread.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_mio(mio::net::UdpSocket::from_std(socket))
+    }
+
+    fn from_mio(sock: mio::net::UdpSocket) -> io::Result<UdpSocket> {
         let io = PollIo::new(sock, Interest::READABLE | Interest::WRITABLE, "async udp")?;
         Ok(UdpSocket { io })
     }

@@ -7,7 +7,7 @@
 //! use evloop::task::net::{TcpListener, TcpStream};
 //!
 //! evloop::block_on(async {
-//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let listener = TcpListener::bind("127.0.0.1:0").await?;
 //!     let client = TcpStream::connect(listener.local_addr()?).await?;
 //!     let (mut conn, _) = listener.accept().await?;
 //!     let (mut rd, mut wr) = client.into_split();
@@ -115,7 +115,7 @@ macro_rules! shared {
             /// use evloop::task::net::{TcpListener, TcpStream};
             ///
             /// evloop::block_on(async {
-            ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+            ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
             ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
             ///     let (mut conn, _) = listener.accept().await?;
             ///     evloop::spawn(async move {
@@ -149,7 +149,7 @@ macro_rules! shared {
             /// use evloop::task::net::{TcpListener, TcpStream};
             ///
             /// evloop::block_on(async {
-            ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+            ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
             ///     let client = TcpStream::connect(listener.local_addr()?).await?;
             ///     let (mut conn, _) = listener.accept().await?;
             ///     let (mut rd, wr) = client.into_split();

@@ -271,7 +271,7 @@ pub(crate) struct StreamInner {
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use evloop::net::{connect_addr, TcpListener};
+/// use evloop::net::{connect, TcpListener};
 ///
 /// fn echo_server() -> std::net::SocketAddr {
 ///     let server = TcpListener::bind("127.0.0.1:0", |conn| {
@@ -289,7 +289,7 @@ pub(crate) struct StreamInner {
 /// let got = Rc::new(RefCell::new(String::new()));
 /// let g = got.clone();
 /// evloop::run(move || {
-///     connect_addr(echo_server(), move |r| {
+///     connect(echo_server(), move |r| {
 ///         let stream = r.expect("connected");
 ///         stream.on_data(move |chunk| g.borrow_mut().push_str(std::str::from_utf8(chunk).unwrap()));
 ///         stream.write(b"hello, ");
@@ -426,7 +426,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -442,7 +442,7 @@ impl Stream {
     /// evloop::run(move || {
     ///     // `echo_server()`: a TcpListener on 127.0.0.1:0 that writes back what
     ///     // it reads (see `Stream`).
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(move |chunk| g.borrow_mut().extend_from_slice(chunk));
     ///         stream.write(b"hello");
@@ -523,7 +523,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -537,7 +537,7 @@ impl Stream {
     /// let ended = Rc::new(Cell::new(false));
     /// let e = ended.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // reading must start for EOF to be seen
     ///         stream.on_end(move || e.set(true));
@@ -565,7 +565,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -579,7 +579,7 @@ impl Stream {
     /// let drained = Rc::new(Cell::new(false));
     /// let d = drained.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // read (and drop) the echo
     ///         // More than the kernel buffers hold: the rest waits in the queue.
@@ -670,7 +670,7 @@ impl Stream {
     /// let kind = Rc::new(RefCell::new(None));
     /// let k = kind.clone();
     /// evloop::run(move || {
-    ///     evloop::net::connect_addr(addr, move |r| {
+    ///     evloop::net::connect(addr, move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {});
     ///         stream.on_error(move |e| *k.borrow_mut() = Some(e.kind()));
@@ -693,7 +693,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -707,7 +707,7 @@ impl Stream {
     /// let closed = Rc::new(Cell::new(None));
     /// let c = closed.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_close(move |had_error| c.set(Some(had_error)));
     ///         stream.destroy();
@@ -730,7 +730,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -744,7 +744,7 @@ impl Stream {
     /// let got = Rc::new(RefCell::new(Vec::new()));
     /// let g = got.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         assert!(stream.write(b"ping ")); // small: far below the mark
     ///         assert!(stream.write(b"pong"));
@@ -768,7 +768,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -784,7 +784,7 @@ impl Stream {
     /// let results = Rc::new(RefCell::new(Vec::new()));
     /// let r2 = results.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {}); // read the echo (and see the server's end)
     ///         let a = r2.clone();
@@ -807,7 +807,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::{Cell, RefCell}, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -821,7 +821,7 @@ impl Stream {
     /// let got = Rc::new(RefCell::new(Vec::new()));
     /// let g = got.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.write(b"bye");
     ///         stream.end(); // after "bye" is flushed
