@@ -300,10 +300,14 @@ impl<F: ?Sized> Default for Listeners<F> {
 
 impl<F: ?Sized> Listeners<F> {
     /// Runs `f` on the list, out of its cell (no user code may run in it).
+    /// What goes back into the cell afterwards is the empty list put there
+    /// meanwhile: forgotten, not dropped (nothing to free; no drop glue on
+    /// the dispatch path).
+    #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut List<F>) -> R) -> R {
-        let mut list = self.list.take();
+        let mut list = self.list.replace(List::Many(None));
         let r = f(&mut list);
-        self.list.set(list);
+        mem::forget(self.list.replace(list));
         r
     }
 
@@ -357,8 +361,13 @@ impl<F: ?Sized> Listeners<F> {
     }
 
     /// Whether any listener is there.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.with(|list| match list {
+            List::One(e) => e.removed_at().is_some(),
+            List::Many(None) => true,
+            List::Many(Some(v)) => v.iter().all(|e| e.removed_at().is_some()),
+        })
     }
 
     /// How many listeners are there (Node's `listenerCount`).
@@ -394,11 +403,27 @@ impl<F: ?Sized> Listeners<F> {
     /// (0: nobody listens, which the caller may treat as Node treats an
     /// `'error'` without a listener).
     pub(crate) fn emit(&self, mut call: impl FnMut(&mut F)) -> usize {
+        let epoch = self.epoch.get();
+        // The common case, one listener (not one-shot) and no delivery
+        // under way: take its callback out, call it, put it back; the
+        // general path below would scan and purge for nothing.
+        let single = self.with(|list| match list {
+            List::One(e) if e.mark == 0 => e.f.take().map(|f| (e.id, f)),
+            _ => None,
+        });
+        if let Some((id, mut f)) = single {
+            self.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut f)));
+            self.put_back_single(id, f);
+            if let Err(p) = r {
+                std::panic::resume_unwind(p);
+            }
+            return 1;
+        }
         // The snapshot: ids below `end` were there when the event began.
         // Ids grow in insertion order, so "the next entry after the last
         // one called" is a scan for the smallest larger id.
         let end = self.next_id.get();
-        let epoch = self.epoch.get();
         self.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
         let mut called = 0;
         let mut last: Option<u32> = None;
@@ -429,6 +454,25 @@ impl<F: ?Sized> Listeners<F> {
             }
         }
         called
+    }
+
+    /// Puts the callback of [`emit`](Listeners::emit)'s fast path back:
+    /// into its entry if the list is still that one entry, else as the
+    /// general path does (and then drops what was removed during the call,
+    /// as the end of a delivery does).
+    #[inline]
+    fn put_back_single(&self, id: NonZeroU32, f: Box<F>) {
+        let f = self.with(|list| match list {
+            List::One(e) if e.id == id && e.mark == 0 => {
+                e.f = Some(f);
+                None
+            }
+            _ => Some(f),
+        });
+        if let Some(f) = f {
+            self.put_back(id.get(), false, f);
+            drop(EmitGuard(self));
+        }
     }
 
     /// Puts a listener back after its call. A one-shot listener, or one

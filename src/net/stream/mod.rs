@@ -465,7 +465,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::RefCell, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -479,7 +479,7 @@ impl Stream {
     /// let first = Rc::new(RefCell::new(Vec::new()));
     /// let f = first.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         let s = stream.clone();
     ///         stream.once_data(move |chunk| {
@@ -605,7 +605,7 @@ impl Stream {
     ///
     /// ```
     /// # use std::{cell::Cell, rc::Rc};
-    /// # use evloop::net::{connect_addr, TcpListener};
+    /// # use evloop::net::{connect, TcpListener};
     /// # fn echo_server() -> std::net::SocketAddr {
     /// #     let server = TcpListener::bind("127.0.0.1:0", |conn| {
     /// #         let s = conn.unwrap();
@@ -619,7 +619,7 @@ impl Stream {
     /// let drains = Rc::new(Cell::new(0));
     /// let d = drains.clone();
     /// evloop::run(move || {
-    ///     connect_addr(echo_server(), move |r| {
+    ///     connect(echo_server(), move |r| {
     ///         let stream = r.unwrap();
     ///         stream.on_data(|_| {});
     ///         if !stream.write(&vec![0u8; 16 << 20]) {
