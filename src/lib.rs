@@ -144,6 +144,7 @@ mod introspect;
 mod listeners;
 mod microtasks;
 pub mod net;
+pub mod parity;
 mod pool;
 pub mod process;
 pub mod promise;

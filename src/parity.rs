@@ -59,7 +59,7 @@
 //! | directories | [`read_dir`](crate::fs::read_dir), [`create_dir`](crate::fs::create_dir)(`_all`), [`remove_dir`](crate::fs::remove_dir)(`_all`) | the same names | the promise, `.await`ed |
 //! | metadata, existence | [`metadata`](crate::fs::metadata), [`symlink_metadata`](crate::fs::symlink_metadata), [`exists`](crate::fs::exists) | the same names | the promise, `.await`ed |
 //! | rename, copy, remove | [`rename`](crate::fs::rename), [`copy_file`](crate::fs::copy_file), [`remove_file`](crate::fs::remove_file) | the same names | the promise, `.await`ed |
-//! | open a file | [`open`](crate::fs::open), [`open_with`](crate::fs::open_with) | [`open`](crate::fs::promises::open), [`open_with`](crate::fs::promises::open_with) | the promise, `.await`ed |
+//! | open a file | [`File::open`](crate::fs::File::open), [`File::open_with`](crate::fs::File::open_with) | [`open`](crate::fs::promises::open), [`open_with`](crate::fs::promises::open_with) | the promise, `.await`ed |
 //! | read, write, sync an open file | [`File::read`](crate::fs::File::read), `write`, `sync`, `sync_data`, `set_len`, `metadata`, `close` | `File::read_promise`, `write_promise`, `sync_promise`, `sync_data_promise`, `set_len_promise`, `metadata_promise`, `close_promise` | the promise, `.await`ed |
 //! | stream a file | [`create_read_stream`](crate::fs::create_read_stream), [`create_write_stream`](crate::fs::create_write_stream) (events) | [`stream::promises::pipeline`](crate::stream::promises::pipeline) into or out of one | — (read with `File::read_promise` in a loop, or pipe: the file streams are callback streams) |
 //!
@@ -82,9 +82,18 @@
 //! | copy one stream into another | [`stream::pipeline`](crate::stream::pipeline) | [`stream::promises::pipeline`](crate::stream::promises::pipeline) | [`task::io::copy`](crate::task::io::copy), [`copy_bidirectional`](crate::task::io::copy_bidirectional) |
 //! | UDP | [`UdpSocket::bind`](crate::net::UdpSocket::bind), `on_message`, `send_to` | — (datagrams are many; see below) | [`UdpSocket::bind`](crate::task::net::UdpSocket::bind), `recv_from().await`, `send_to().await` |
 //!
-//! UDP has no promise face: a promise of "the next datagram" would drop the
-//! ones that arrive between two calls (a datagram socket does not queue for
-//! a reader the way a byte stream does); the async socket reads in a loop.
+//! UDP has no promise face: the callback socket hands every datagram to
+//! its `on_message` listeners as it arrives, and a "next datagram" promise
+//! would need a queue of its own between two calls (the async socket reads
+//! in a loop instead, from the kernel's queue). Node has no promise face
+//! for `dgram` either.
+//!
+//! Addresses: every bind and connect above takes any
+//! [`ToAddrs`](crate::net::ToAddrs) (`SocketAddr`, `"ip:port"`,
+//! `"host:port"`, `(host, port)`, a list); a host name is resolved on the
+//! pool and each address is tried in turn. A callback bind by name returns
+//! the listener at once and reports a failed lookup or bind to its
+//! connection callback, as Node's `listen` reports to `'error'`.
 //!
 //! ## Processes
 //!
@@ -101,10 +110,10 @@
 //!
 //! ## Standard streams
 //!
-//! | Operation | Callback | Promise | Async (`task::stdio`) |
+//! | Operation | Callback | Promise | Async (`task::`) |
 //! |---|---|---|---|
-//! | read stdin | [`stdio::stdin`](crate::stdio::stdin) (a `Stream`: `on_data`) | [`net::promises::read`](crate::net::promises::read) on it | [`task::stdio::stdin`](crate::task::stdio::stdin) `.read().await` |
-//! | write stdout, stderr | [`stdio::stdout`](crate::stdio::stdout) (a `Stream`: `write`) | [`net::promises::write`](crate::net::promises::write) on it | [`task::stdio::stdout`](crate::task::stdio::stdout) `.write_all().await` |
+//! | read stdin | [`stdio::stdin`](crate::stdio::stdin) (a `Stream`: `on_data`) | [`net::promises::read`](crate::net::promises::read) on it | [`task::stdin`](crate::task::stdin) `.read().await` |
+//! | write stdout, stderr | [`stdio::stdout`](crate::stdio::stdout) (a `Stream`: `write`) | [`net::promises::write`](crate::net::promises::write) on it | [`task::stdout`](crate::task::stdout) `.write_all().await` |
 //!
 //! ## Cancellation
 //!
