@@ -323,6 +323,7 @@ impl<T: 'static> Promise<T> {
     /// A promise already fulfilled with `value` (JavaScript's
     /// `Promise.resolve(v)`; to follow another promise, clone it, as
     /// `Promise.resolve(p)` returns `p` itself).
+    #[inline]
     pub fn resolve(value: T) -> Self {
         Promise {
             core: Core::fulfilled(value),

@@ -145,6 +145,7 @@ enum State<T> {
 /// with `T: Clone` can be cloned). Without it there is only one handle, so
 /// one subscriber, and nothing to copy: the `None` branch is not reached
 /// by the public API, and answers with a rejection instead of a panic.
+#[inline]
 fn copy_outcome<T>(outcome: &Outcome<T>, copy: Option<CopyFn<T>>) -> Outcome<T> {
     match (outcome, copy) {
         (Ok(v), Some(copy)) => Ok(copy(v)),
@@ -233,6 +234,7 @@ impl<T: 'static> Core<T> {
         })
     }
 
+    #[inline]
     pub(crate) fn fulfilled(value: T) -> Rc<Self> {
         Rc::new(Core {
             state: Cell::new(State::Settled(Ok(value))),
@@ -358,6 +360,7 @@ impl<T: 'static> Core<T> {
     /// The outcome of a settled promise for a new subscriber: a copy while
     /// other handles could still subscribe, else the outcome itself (the
     /// state becomes `Delivered`). `state` is `Settled`.
+    #[inline]
     fn take_or_copy(&self, state: &mut State<T>) -> Outcome<T> {
         let copy = self.copy.get();
         if let (State::Settled(o), Some(_)) = (&*state, copy) {
