@@ -93,7 +93,13 @@
 //! `"host:port"`, `(host, port)`, a list); a host name is resolved on the
 //! pool and each address is tried in turn. A callback bind by name returns
 //! the listener at once and reports a failed lookup or bind to its
-//! connection callback, as Node's `listen` reports to `'error'`.
+//! connection callback, as Node's `listen` reports to `'error'`. The
+//! synchronous calls take the literal forms only (a host name is
+//! `InvalidInput` naming [`dns::lookup`](crate::dns::lookup)): the callback
+//! UDP socket's `send_to` and `connect` (datagrams go out in order, so one
+//! is not held back by a lookup) and
+//! [`Cluster::start`](crate::process::Cluster::start); the async
+//! `UdpSocket::send_to` awaits the lookup.
 //!
 //! ## Processes
 //!

@@ -191,6 +191,16 @@ fn async_bind_and_connect_take_every_form() {
         let mut buf = [0; 8];
         let (n, from) = a.recv_from(&mut buf).await?;
         assert_eq!((&buf[..n], from), (&b"hi"[..], b.local_addr()?));
+        // A datagram's destination by name, looked up on the pool first.
+        let port = a.local_addr()?.port();
+        b.send_to(b"by name", ("localhost", port)).await?;
+        b.send_to(b"by str", format!("127.0.0.1:{port}")).await?;
+        for want in [&b"by name"[..], b"by str"] {
+            let (n, _) = a.recv_from(&mut buf).await?;
+            assert_eq!(&buf[..n], want);
+        }
+        let e = b.send_to(b"x", (BAD, port)).await.unwrap_err();
+        assert!(is_not_found(&e), "{e}");
         Ok::<_, std::io::Error>(())
     })
     .unwrap()
@@ -233,6 +243,53 @@ fn callback_udp_bind_takes_every_form() {
     .unwrap();
     got.borrow_mut().sort();
     assert_eq!(*got.borrow(), [0, 1, 2]);
+}
+
+/// The callback socket's per-datagram calls (`send_to`, `connect`) are
+/// synchronous and ordered, so they take the literal forms only; a name
+/// is `InvalidInput` pointing at `dns::lookup`.
+#[test]
+fn callback_udp_send_to_and_connect_take_the_literal_forms() {
+    let got = Rc::new(RefCell::new(vec![]));
+    let errors = Rc::new(RefCell::new(vec![]));
+    let (g, errs) = (got.clone(), errors.clone());
+    evloop::run(move || {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"a", format!("127.0.0.1:{port}"), |r| {
+            assert_eq!(r.unwrap(), 1)
+        });
+        tx.send_to(b"b", (Ipv4Addr::LOCALHOST, port), |r| {
+            assert_eq!(r.unwrap(), 1)
+        });
+        let e = errs.clone();
+        tx.send_to(b"x", ("localhost", port), move |r| {
+            e.borrow_mut().push(r.unwrap_err())
+        });
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        errs.borrow_mut()
+            .push(c.connect(("localhost", port)).unwrap_err());
+        c.connect(("127.0.0.1", port)).unwrap();
+        c.send(b"c", |r| assert_eq!(r.unwrap(), 1));
+        let (rx2, tx2, c2) = (rx.clone(), tx.clone(), c.clone());
+        rx.on_message(move |m, _| {
+            g.borrow_mut().push(m.to_vec());
+            if g.borrow().len() == 3 {
+                rx2.close();
+                tx2.close();
+                c2.close();
+            }
+        });
+    })
+    .unwrap();
+    got.borrow_mut().sort();
+    assert_eq!(*got.borrow(), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    for e in errors.borrow().iter() {
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("dns::lookup"), "{e}");
+    }
+    assert_eq!(errors.borrow().len(), 2);
 }
 
 #[test]

@@ -637,11 +637,7 @@ fn t06_double_close_of_socket_handles() {
         l.close();
         u.close();
         u.close();
-        u.send_to(
-            b"x",
-            "127.0.0.1:9".parse().unwrap(),
-            |r| assert!(r.is_err()),
-        );
+        u.send_to(b"x", "127.0.0.1:9", |r| assert!(r.is_err()));
     }
     let s: Rc<RefCell<Option<Stream>>> = Rc::default();
     let (l, accepted) = collecting_listener();

@@ -121,6 +121,25 @@ impl Target {
 /// `getaddrinfo` for `(host, port)`, blocking: call it on the pool only.
 /// Errors name the host, as Node's `ENOTFOUND` does; a name with no
 /// address is `NotFound` too.
+/// The first address of `addr` when it needs no lookup: for the
+/// synchronous calls (a datagram's destination, a UDP socket's default
+/// peer, a cluster's bind). A host name is `InvalidInput`, naming `call`
+/// and the way out (resolve it first with [`dns::lookup`](crate::dns::lookup)).
+pub(crate) fn literal_first(addr: &impl ToAddrs, call: &str) -> io::Result<SocketAddr> {
+    Ok(literal(addr, call)?[0])
+}
+
+/// Every address of `addr` when it needs no lookup (never empty); a host
+/// name is `InvalidInput`, as in [`literal_first`].
+pub(crate) fn literal(addr: &impl ToAddrs, call: &str) -> io::Result<Vec<SocketAddr>> {
+    Target::of(addr).now().unwrap_or_else(|| {
+        Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("{call} takes a literal address (resolve a host name with dns::lookup first)"),
+        ))
+    })
+}
+
 pub(crate) fn lookup_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
         Ok(addrs) => addrs.collect(),

@@ -35,7 +35,7 @@ pub use tcp::{connect, connect_with_signal, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{connect_unix, connect_unix_with_signal, UnixListener};
 
-pub(crate) use addr::{lookup_host, Target};
+pub(crate) use addr::{literal, lookup_host, Target};
 pub(crate) use listener::{Acceptor, Listen, Step};
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use stream::StreamIo;

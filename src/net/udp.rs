@@ -215,13 +215,23 @@ impl UdpSocket {
     }
 
     /// Sends one datagram to `to`; `cb` gets the bytes sent or the error.
+    /// `to` is a literal [`ToAddrs`](super::ToAddrs) (`SocketAddr`,
+    /// `"ip:port"`, `(ip, port)`): a datagram is sent in order with the
+    /// others, so a host name is not resolved here (`cb` gets
+    /// `InvalidInput`); resolve it once with [`dns::lookup`](crate::dns::lookup).
     pub fn send_to(
         &self,
         data: &[u8],
-        to: SocketAddr,
+        to: impl super::ToAddrs,
         cb: impl FnOnce(io::Result<usize>) + 'static,
     ) {
-        self.inner.send(data, Some(to), Some(Box::new(cb)));
+        match super::addr::literal_first(&to, "UdpSocket::send_to") {
+            Ok(to) => self.inner.send(data, Some(to), Some(Box::new(cb))),
+            Err(e) => {
+                // Later, as every send callback runs.
+                crate::next_tick(move || cb(Err(e)));
+            }
+        }
     }
 
     /// Sends on a [connected](UdpSocket::connect) socket.
@@ -230,8 +240,11 @@ impl UdpSocket {
     }
 
     /// Sets the default peer: `send` goes there and only its datagrams are
-    /// received.
-    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+    /// received. `peer` is a literal [`ToAddrs`](super::ToAddrs) (a host
+    /// name is `InvalidInput`: resolve it with
+    /// [`dns::lookup`](crate::dns::lookup) first; the call is synchronous).
+    pub fn connect(&self, peer: impl super::ToAddrs) -> io::Result<()> {
+        let peer = super::addr::literal_first(&peer, "UdpSocket::connect")?;
         self.with(|s| s.connect(peer))
     }
 

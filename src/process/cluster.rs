@@ -174,12 +174,7 @@ impl Cluster {
         }
         // Synchronous, so literal addresses only: a name would need a
         // lookup on the pool (resolve it first with `dns::lookup`).
-        let addrs = crate::net::Target::of(&addr).now().unwrap_or_else(|| {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "Cluster::start takes a literal address (resolve a host name with dns::lookup first)",
-            ))
-        })?;
+        let addrs = crate::net::literal(&addr, "Cluster::start")?;
         let mio = crate::net::listen_first(&addrs)?;
         let listener = std::net::TcpListener::from(std::os::fd::OwnedFd::from(mio));
         let local = listener.local_addr()?;

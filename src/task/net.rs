@@ -845,8 +845,17 @@ impl UdpSocket {
         Ok(UdpSocket { io })
     }
 
-    /// Sends `buf` as one datagram to `target`; returns the bytes sent.
-    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+    /// Sends `buf` as one datagram to `target` (any [`ToAddrs`]); returns
+    /// the bytes sent.
+    pub async fn send_to(&self, buf: &[u8], target: impl ToAddrs) -> io::Result<usize> {
+        // A literal address costs nothing; a host name is looked up on the
+        // pool first, and the datagram goes to its first address (Node's
+        // `dgram` `send` does the same through `dns.lookup`).
+        let target = resolve(Target::of(&target))
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
         self.io.op(Dir::Write, |io| io.send_to(buf, target)).await
     }
 
