@@ -368,3 +368,94 @@ fn dropping_it_deregisters() {
     })
     .unwrap();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_timerfd_is_read_when_it_expires() {
+    block_on(async {
+        // SAFETY: timerfd_create(2) with integer arguments.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        assert!(raw >= 0, "timerfd_create: {}", io::Error::last_os_error());
+        // SAFETY: timerfd_create succeeded: `raw` is open and owned by
+        // nothing else.
+        let tfd =
+            AsyncFd::with_interest(unsafe { File::from_raw_fd(raw) }, Interest::READABLE).unwrap();
+        let every_ms = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        let spec = libc::itimerspec {
+            it_interval: every_ms,
+            it_value: every_ms,
+        };
+        // SAFETY: `raw` is an open timerfd (owned by `tfd`); `spec` lives
+        // across the call and the old value is not asked for.
+        let rc = unsafe { libc::timerfd_settime(raw, 0, &spec, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "timerfd_settime: {}", io::Error::last_os_error());
+        let mut expirations = 0;
+        while expirations < 3 {
+            let mut buf = [0u8; 8];
+            let n = tfd.read_with(|f| (&*f).read(&mut buf)).await.unwrap();
+            assert_eq!(n, 8);
+            expirations += u64::from_ne_bytes(buf);
+        }
+    })
+    .unwrap();
+}
+
+/// Whether `fd.readable()` would return at once (one poll, no waiting).
+async fn read_ready_now<T: AsRawFd>(fd: &AsyncFd<T>) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fd.poll_read_ready(cx).is_ready())).await
+}
+
+#[test]
+fn clear_ready_keeps_an_edge_that_came_after_the_guard() {
+    block_on(async {
+        let (a, mut b) = pair();
+        let fd = AsyncFd::with_interest(a, Interest::READABLE).unwrap();
+        b.write_all(b"1").unwrap();
+        let mut guard = fd.readable().await.unwrap();
+        // More data, and its edge, arrive while the guard is held.
+        b.write_all(b"2").unwrap();
+        sleep(Duration::from_millis(1)).await;
+        guard.clear_ready();
+        assert!(read_ready_now(&fd).await, "the later edge was kept");
+        // Read everything: WouldBlock inside try_io now clears for real.
+        let mut buf = [0; 4];
+        let n = fd.read_with(|s| (&*s).read(&mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], b"12");
+        let mut guard = fd.readable().await.unwrap();
+        assert!(guard.try_io(|s| (&*s).read(&mut buf)).is_err());
+        assert!(!read_ready_now(&fd).await, "drained: waits for a new edge");
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_task_spinning_on_an_always_ready_fd_still_lets_others_run() {
+    block_on(async {
+        let (a, b) = pair();
+        drop(b); // EOF: readable for good, every read returns 0 at once
+        let fd = AsyncFd::with_interest(a, Interest::READABLE).unwrap();
+        let stop = Rc::new(Cell::new(false));
+        let s = stop.clone();
+        spawn(async move {
+            sleep(Duration::from_millis(1)).await;
+            s.set(true);
+        });
+        let mut reads = 0u64;
+        let mut buf = [0; 8];
+        // Never `Pending` by itself: only the task budget lets the timer in.
+        while !stop.get() {
+            assert_eq!(fd.read_with(|s| (&*s).read(&mut buf)).await.unwrap(), 0);
+            reads += 1;
+        }
+        assert!(reads > 0);
+    })
+    .unwrap();
+}

@@ -7,60 +7,8 @@
 //! and lets a task wait until the fd is readable or writable; the task
 //! then makes its own nonblocking syscall.
 //!
-//! # Edge triggering, and what it asks of you
-//!
-//! The reactor is edge-triggered (see [`watch`](crate::watch)): epoll
-//! reports a *change* to readable, not the state. So an `AsyncFd`
-//! remembers, per direction, that an edge came, and keeps saying "ready"
-//! until you tell it otherwise: [`readable`](AsyncFd::readable) returns
-//! at once while the flag is set. You clear it when a syscall returns
-//! `WouldBlock`, either by calling [`ReadyGuard::clear_ready`] or, more
-//! simply, by making the syscall inside [`ReadyGuard::try_io`], which
-//! clears it for you. Clearing it without having seen `WouldBlock` can
-//! strand data: no new edge comes for bytes that are already there.
-//! Forgetting to clear it only costs a busy loop (which the task's
-//! [budget](super::TASK_BUDGET) still interrupts to let others run).
-//!
-//! A readiness that arrived after the guard was made is not cleared by
-//! that guard (each edge bumps a counter the guard compares), so an edge
-//! that came while the task held a guard is never lost.
-//!
-//! The flags start cleared: epoll reports the fd's current state as a first
-//! edge at registration, so an fd that is already readable is reported in
-//! the next poll phase.
-//!
-//! # EOF, hang-up, errors
-//!
-//! The peer closing its end (`read_closed`, `HUP`) or an error on the fd
-//! make [`readable`](AsyncFd::readable) ready for good, and
-//! [`writable`](AsyncFd::writable) too for write-closed or an error: the
-//! following read returns 0 (or the error), and no further edge would come
-//! to report it again, so that readiness is never cleared.
-//!
-//! # Directions and waiters
-//!
-//! Readable and writable are independent: one task can wait to read while
-//! another waits to write. Any number of tasks can wait on the same
-//! direction; an edge wakes them all (each then races for the data, and
-//! the losers see `WouldBlock` and wait again). A cancelled wait leaves its
-//! waker behind until the next edge in that direction, as the sockets do:
-//! a stale wake only polls the task once more.
-//!
-//! # Closing
-//!
-//! Dropping an `AsyncFd` deregisters the fd, then drops `T` (which closes
-//! the fd, if `T` owns it). [`into_inner`](AsyncFd::into_inner)
-//! deregisters and hands `T` back, fd open. As with
-//! [`watch`](crate::watch) and libuv's `uv_poll_t`, **deregister before
-//! closing**: if the fd is closed behind the `AsyncFd`'s back (a `T` that
-//! does not own it, a `libc::close`), the loop keeps running and the drop
-//! still frees the registration, but epoll may already report the fd
-//! number's next owner, and deregistering by number can then remove that
-//! owner's registration. Use `into_inner` (or drop the `AsyncFd`) first.
-//!
-//! An `AsyncFd` keeps the loop alive while it exists, as a socket does.
-//! All methods must be called on the loop thread of the loop it was made
-//! on.
+//! The contract (edge triggering, EOF, waiters, closing) is documented
+//! on [`AsyncFd`] itself, since this module is private.
 
 use std::cell::{Cell, RefCell};
 use std::error::Error as StdError;
@@ -158,8 +106,10 @@ impl FdState {
 }
 
 /// An fd registered with the current loop's reactor, whose readiness tasks
-/// can `.await`. See the [module docs](self) for the edge-triggered
-/// contract.
+/// can `.await`: tokio's `AsyncFd`, async-io's `Async<T>`. It registers any
+/// `T: AsRawFd` (a pipe, an eventfd, a timerfd, a tty, a socket from
+/// another crate) and lets a task wait until the fd is readable or
+/// writable; the task then makes its own nonblocking syscall.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -193,8 +143,65 @@ impl FdState {
 /// .unwrap();
 /// ```
 ///
-/// Field order matters: the watch is dropped (deregistered) before `inner`
-/// is, so the fd is closed only after the reactor forgot it.
+/// # Edge triggering, and what it asks of you
+///
+/// The reactor is edge-triggered (see [`watch`](crate::watch)): epoll
+/// reports a *change* to readable, not the state. So an `AsyncFd`
+/// remembers, per direction, that an edge came, and keeps saying "ready"
+/// until you tell it otherwise: [`readable`](AsyncFd::readable) returns
+/// at once while the flag is set. You clear it when a syscall returns
+/// `WouldBlock`, either by calling [`ReadyGuard::clear_ready`] or, more
+/// simply, by making the syscall inside [`ReadyGuard::try_io`], which
+/// clears it for you. Clearing it without having seen `WouldBlock` can
+/// strand data: no new edge comes for bytes that are already there.
+/// Forgetting to clear it only costs a busy loop (which the task's
+/// [budget](super::TASK_BUDGET) still interrupts to let others run).
+///
+/// A readiness that arrived after the guard was made is not cleared by
+/// that guard (each edge bumps a counter the guard compares), so an edge
+/// that came while the task held a guard is never lost.
+///
+/// The flags start cleared: epoll reports the fd's current state as a first
+/// edge at registration, so an fd that is already readable is reported in
+/// the next poll phase.
+///
+/// # EOF, hang-up, errors
+///
+/// The peer closing its end (`read_closed`, `HUP`) or an error on the fd
+/// make [`readable`](AsyncFd::readable) ready for good, and
+/// [`writable`](AsyncFd::writable) too for write-closed or an error: the
+/// following read returns 0 (or the error), and no further edge would come
+/// to report it again, so that readiness is never cleared.
+///
+/// # Directions and waiters
+///
+/// Readable and writable are independent: one task can wait to read while
+/// another waits to write. Any number of tasks can wait on the same
+/// direction; an edge wakes them all (each then races for the data, and
+/// the losers see `WouldBlock` and wait again). A cancelled wait leaves its
+/// waker behind until the next edge in that direction, as the sockets do:
+/// a stale wake only polls the task once more.
+///
+/// # Closing
+///
+/// Dropping an `AsyncFd` deregisters the fd, then drops `T` (which closes
+/// the fd, if `T` owns it). [`into_inner`](AsyncFd::into_inner)
+/// deregisters and hands `T` back, fd open. As with
+/// [`watch`](crate::watch) and libuv's `uv_poll_t`, **deregister before
+/// closing**. If the fd is closed behind the `AsyncFd`'s back (a `T` that
+/// does not own it, a `libc::close`), the loop keeps running and dropping
+/// the `AsyncFd` still frees its registration (the failed `EPOLL_CTL_DEL`
+/// is only logged). But epoll deregisters by fd *number*: if that number
+/// was reused in the meantime by another source of this loop, the drop
+/// removes the other source's registration, and it goes deaf. Drop the
+/// `AsyncFd` or call [`into_inner`](AsyncFd::into_inner) first, then
+/// close.
+///
+/// An `AsyncFd` keeps the loop alive while it exists, as a socket does.
+/// All methods must be called on the loop thread of the loop it was made
+/// on.
+// Field order matters: the watch is dropped (deregistered) before `inner`
+// is, so the fd is closed only after the reactor forgot it.
 pub struct AsyncFd<T: AsRawFd> {
     watch: Watch,
     state: Rc<FdState>,
@@ -214,6 +221,20 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// `inner` back on failure.
     ///
     /// [`try_with_interest`]: AsyncFd::try_with_interest
+    ///
+    /// ```
+    /// use evloop::task::AsyncFd;
+    ///
+    /// evloop::block_on(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let a = AsyncFd::new(a)?;
+    ///     a.writable().await?; // an empty socket buffer has room
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     ///
     /// # Panics
     /// If no event loop is current on this thread.
@@ -293,8 +314,26 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     /// Deregisters the fd and returns the wrapped value, fd still open.
-    /// Tasks still waiting on it are not woken (they hold a borrow of the
-    /// `AsyncFd`, so there are none).
+    /// No task can be waiting on it: waiting borrows the `AsyncFd`.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use evloop::task::AsyncFd;
+    ///
+    /// evloop::block_on(async {
+    ///     let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+    ///     b.set_nonblocking(true)?;
+    ///     let b = AsyncFd::new(b)?.into_inner(); // back to a plain socket
+    ///     a.write_all(b"still open")?;
+    ///     b.set_nonblocking(false)?;
+    ///     let mut buf = [0; 10];
+    ///     (&b).read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"still open");
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     pub fn into_inner(self) -> T {
         let AsyncFd { watch, inner, .. } = self;
         drop(watch); // deregisters
@@ -313,6 +352,37 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// Errors: `InvalidInput` if registered without
     /// [`Interest::READABLE`], `NotConnected` if the loop it was
     /// registered with is gone.
+    ///
+    /// The syscall made by hand, and readiness cleared by hand:
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Read, Write};
+    /// use evloop::task::AsyncFd;
+    ///
+    /// evloop::block_on(async {
+    ///     let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+    ///     b.set_nonblocking(true)?;
+    ///     let b = AsyncFd::new(b)?;
+    ///     a.write_all(b"abc")?;
+    ///     drop(a); // then EOF
+    ///     let mut got = Vec::new();
+    ///     let mut buf = [0; 2];
+    ///     loop {
+    ///         let mut guard = b.readable().await?;
+    ///         match b.get_ref().read(&mut buf) {
+    ///             Ok(0) => break,
+    ///             Ok(n) => got.extend_from_slice(&buf[..n]),
+    ///             // Drained: only now may readiness be forgotten.
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => guard.clear_ready(),
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    ///     assert_eq!(got, b"abc");
+    ///     Ok(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     pub async fn readable(&self) -> io::Result<ReadyGuard<'_, T>> {
         poll_fn(|cx| self.poll_read_ready(cx)).await
     }
@@ -386,6 +456,24 @@ impl<T: AsRawFd> AsyncFd<T> {
 
     /// Waits until writable and runs `op` on the inner value, until it
     /// returns something other than `WouldBlock` (async-io's `write_with`).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use evloop::task::AsyncFd;
+    ///
+    /// evloop::block_on(async {
+    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let a = AsyncFd::new(a)?;
+    ///     let n = a.write_with(|s| (&*s).write(b"hey")).await?;
+    ///     let mut buf = [0; 3];
+    ///     b.read_exact(&mut buf[..n])?;
+    ///     assert_eq!(&buf, b"hey");
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     pub async fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         self.io_with(Dir::Write, op).await
     }
