@@ -51,6 +51,7 @@
 //!
 //! [`net`] has the async sockets (TCP, UDP, Unix) on the same reactor.
 
+mod async_fd;
 mod await_promise;
 mod block_on;
 mod boxed;
@@ -70,6 +71,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
+pub use async_fd::{AsyncFd, ReadyGuard, ReadyMutGuard, TryIoError};
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
 pub use coop::TASK_BUDGET;
