@@ -27,8 +27,9 @@ fn openpty() -> Pty {
             &mut m,
             &mut s,
             std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
+            // `*const` on Linux, `*mut` on the BSDs: null_mut fits both.
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
         )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
@@ -356,4 +357,36 @@ fn the_keys_example_exits_0_without_a_terminal() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not a terminal"));
+}
+
+/// The child half of the test below: raw mode on its stdin (the pty),
+/// then `exit` with nothing dropped and no loop torn down.
+#[test]
+fn exit_child_leaves_raw_mode_on_stdin() {
+    if std::env::var_os("EVLOOP_TTY_EXIT_CHILD").is_none() {
+        return;
+    }
+    tty::set_raw_mode(0, true).unwrap();
+    let guard = tty::RawMode::enable(0).unwrap();
+    assert!(raw(0));
+    std::mem::forget(guard);
+    std::process::exit(0);
+}
+
+#[test]
+fn the_terminal_is_restored_at_exit() {
+    let pty = openpty();
+    let slave = pty.slave.as_raw_fd();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "exit_child_leaves_raw_mode_on_stdin",
+            "--nocapture",
+        ])
+        .env("EVLOOP_TTY_EXIT_CHILD", "1")
+        .stdin(pty.slave.try_clone().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(cooked(slave), "atexit put the terminal back");
 }
