@@ -48,11 +48,16 @@
 //!
 //! Not covered: a death by signal (`SIGKILL`; `SIGTERM`, `SIGHUP` or
 //! `SIGINT` with the default action: install a handler with
-//! [`on_signal`](crate::process::on_signal) that calls [`reset_mode`]
+//! [`on_signal`] that calls [`reset_mode`]
 //! and exits; in raw mode `^C` is a byte, not `SIGINT`), an abort that
 //! is not a panic, and `SIGSTOP`/`SIGTSTP` suspending the process (the
 //! shell sees raw mode until it resumes). Node covers the same cases and
 //! additionally resets on `SIGINT`/`SIGTERM` it handles itself.
+//!
+//! A terminal is recognised by the device number of the fd given (its
+//! `st_rdev`), so fd 0 and its dups are one terminal; an fd opened from
+//! `/dev/tty` has that node's number, so switching both it and fd 0 keeps
+//! two records: use one fd for raw mode.
 
 use std::cell::RefCell;
 use std::fmt;
