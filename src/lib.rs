@@ -121,7 +121,7 @@
 //! (macOS) is read by a helper thread, as libuv does (see [`stdio`]).
 //! Windows is not supported, and the crate says so when built there.
 #![warn(missing_docs)]
-#![deny(unsafe_code)] // allowed in four places: sys.rs (the FFI: signals, kill, fds, select), task/boxed.rs (one pin projection), inline_fn.rs (timer callbacks stored inline, type-erased by hand) and event_loop/slots.rs (a per-loop value's typed pointer)
+#![deny(unsafe_code)] // allowed in five places: sys.rs (the FFI: signals, kill, fds, select), tty/sys.rs (the terminal's FFI: termios, ioctl, atexit), task/boxed.rs (one pin projection), inline_fn.rs (timer callbacks stored inline, type-erased by hand) and event_loop/slots.rs (a per-loop value's typed pointer)
 
 #[cfg(not(unix))]
 compile_error!(
@@ -156,6 +156,7 @@ mod sys;
 pub mod task;
 pub mod timers;
 pub mod trace;
+pub mod tty;
 
 pub use abort::{
     queue_work_with_signal, set_interval_with_signal, set_timeout_with_signal, AbortController,
