@@ -202,6 +202,7 @@ mod inotify {
             let e = fs::watch("/no/such/dir/evloop", WatchOptions::default(), |_| {}).unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
             assert!(e.to_string().contains("/no/such/dir/evloop"), "{e}");
+            assert_eq!(fs::raw_os_error(&e), Some(2), "ENOENT, as Node's");
         })
         .unwrap();
     }

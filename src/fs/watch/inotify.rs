@@ -142,7 +142,7 @@ impl Instance {
             w.close();
             return Err(io::Error::new(
                 e.kind(),
-                format!("watch '{}': {e}", w.path.display()),
+                crate::fs::FsError::new("watch", w.path.clone(), None, e),
             ));
         }
         Ok(())
