@@ -188,8 +188,44 @@ impl RemoveListener for WatcherInner {
 /// `listener` is the first [`on_change`](FsWatcher::on_change) listener.
 ///
 /// Fails at once (Node throws) if the path cannot be watched: missing
-/// (`NotFound`), a limit reached (`max_user_watches`: the OS error
+/// (`NotFound`, an [`FsError`](crate::fs::FsError) naming the path, as
+/// every `fs` error), a limit reached (`max_user_watches`: the OS error
 /// `ENOSPC`), or not Linux (`Unsupported`).
+///
+/// # Events
+///
+/// Named as libuv names them: an inotify event that only modified the
+/// file or its attributes (`IN_MODIFY`, `IN_ATTRIB`) is
+/// [`Change`](WatchEventType::Change); anything else (create, delete,
+/// move, the kernel dropping the watch) is
+/// [`Rename`](WatchEventType::Rename). The file name is the entry's name
+/// for a directory watch, the watched path's last component for a file
+/// watch. As in Node, deleting a watched file gives `change` (its link
+/// count), then `rename` twice (`IN_DELETE_SELF`, `IN_IGNORED`). Events
+/// are delivered one by one, each followed by a microtask checkpoint.
+///
+/// # One inotify instance per loop
+///
+/// As in libuv, every watcher of a loop is a watch descriptor on one
+/// inotify instance, created with the first watcher and closed with the
+/// last (watchers of the same inode share a descriptor). A thousand
+/// watchers cost one fd and a thousand watches (bounded by
+/// `/proc/sys/fs/inotify/max_user_watches`), not a thousand instances
+/// (`max_user_instances` is often 128).
+///
+/// # Recursive
+///
+/// `recursive: true` works on Linux as in Node 20: every directory under
+/// the path is watched, and directories created (or moved in) later are
+/// added when their creation is seen; names are relative to the watched
+/// path (`sub/file.txt`). Entries created inside a new directory before
+/// its watch is added are not reported (Node has the same race).
+///
+/// # Other systems
+///
+/// On macOS and the BSDs this fails with
+/// [`Unsupported`](io::ErrorKind::Unsupported) (FSEvents and kqueue are
+/// not wired up); [`watch_file`](crate::fs::watch_file) works everywhere.
 ///
 /// ```
 /// # #[cfg(target_os = "linux")] {

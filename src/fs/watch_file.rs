@@ -210,9 +210,23 @@ impl RemoveListener for StatInner {
 /// interval }, listener)`; Node's default is
 /// [`DEFAULT_WATCH_FILE_INTERVAL`]; zero is taken as 1 ms, as libuv does);
 /// `listener(current, previous)` is the first
-/// [`on_change`](StatWatcher::on_change) listener. See the [module
-/// docs](self) for when it is called. It never fails: a path that cannot
-/// be stat'ed is a missing file.
+/// [`on_change`](StatWatcher::on_change) listener. It never fails: a path
+/// that cannot be stat'ed is a missing file. Portable, and the only way to
+/// watch files on network file systems, where inotify sees nothing.
+///
+/// As libuv's `uv_fs_poll_t`: a `stat` runs on the pool at once (the
+/// baseline: no call), then again one interval after each began, driven
+/// by a loop timer. When the result differs from the previous one (size,
+/// mode, owner, inode, device, or the change, modification or birth time)
+/// the listeners get `(current, previous)`. A missing file is all-zero
+/// [`Stats`] ([`Stats::missing`]), as in Node: its creation is a call with
+/// a zeroed `previous`, its deletion one with a zeroed `current`; missing
+/// and still missing is no call.
+///
+/// The watcher keeps the loop alive (its timer is ref'd) until
+/// [`close`](StatWatcher::close)d or [`unref`](StatWatcher::unref)'d; a
+/// `stat` already on the pool when it closes finishes and its result is
+/// dropped.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc, time::Duration};
