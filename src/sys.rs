@@ -1,6 +1,7 @@
 //! The ground floor's FFI: every libc call the crate makes (signal
 //! handlers and dispositions, `kill`, fd inheritance across exec, SIGXFSZ,
-//! `select` for the stdin reader thread),
+//! `select` for the stdin reader thread, inotify in [`inotify`] for
+//! `fs::watch`),
 //! each `unsafe` block with the reason it holds. It imports no layer; the
 //! loop (`ignore_sigxfsz`) and `process/` (signals, children, workers)
 //! call it.
@@ -10,6 +11,9 @@
 //! (timer callbacks stored inline, type-erased by hand) and `task/boxed.rs`
 //! (one pin projection). The rest of the crate is `deny(unsafe_code)`.
 #![allow(unsafe_code)]
+
+#[cfg(target_os = "linux")]
+pub(crate) mod inotify;
 
 use std::io;
 use std::os::fd::RawFd;

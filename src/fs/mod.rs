@@ -124,6 +124,8 @@
 
 pub mod promises;
 pub(crate) mod stream;
+mod watch;
+mod watch_file;
 
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
@@ -144,6 +146,8 @@ pub use stream::{
     ReadStream, ReadStreamOptions, WriteStream, WriteStreamOptions, DEFAULT_READ_CHUNK,
     DEFAULT_WRITE_HIGH_WATER_MARK,
 };
+pub use watch::{watch, FsWatcher, WatchEvent, WatchEventType, WatchEvents, WatchOptions};
+pub use watch_file::{watch_file, StatWatcher, Stats, DEFAULT_WATCH_FILE_INTERVAL};
 
 // ---------------------------------------------------------------------------
 // Errors
