@@ -157,6 +157,7 @@ pub mod task;
 pub mod timers;
 pub mod trace;
 pub mod tty;
+pub mod worker_threads;
 
 pub use abort::{
     queue_work_with_signal, set_interval_with_signal, set_timeout_with_signal, AbortController,

@@ -1,4 +1,4 @@
-//! The seed articles' comparison, measured: the same two workloads in six
+//! The seed articles' comparison, measured: the same two workloads in seven
 //! models, side by side.
 //!
 //! `cargo run --release --example compare` (about half a minute on 2
@@ -21,7 +21,9 @@
 //! - **threads**: OS threads that block (one per request for I/O, one per
 //!   core for CPU);
 //! - **processes**: evloop worker processes (this program, re-run), each
-//!   with its own loop, talking to the parent over IPC.
+//!   with its own loop, talking to the parent over IPC;
+//! - **worker threads**: `evloop::worker_threads` workers, an OS thread
+//!   and a loop each, talking to the parent through typed message ports.
 //!
 //! The I/O server runs in a process of its own, started here, so its CPU
 //! time is not counted. CPU time is this process plus the worker processes
@@ -35,6 +37,7 @@ mod cpu;
 mod io;
 mod measure;
 mod processes;
+mod worker_threads;
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -207,6 +210,10 @@ fn io_workload(o: &Options) -> Vec<Row> {
     rows.push(measure("processes", w + 1, w + 1, || {
         processes::io(addr, n, w)
     }));
+    progress(&format!("worker threads ({w})"));
+    rows.push(measure("worker threads", w + 1, 1, || {
+        worker_threads::io(addr, n, w)
+    }));
     let _ = server.kill();
     let _ = server.wait();
 
@@ -224,6 +231,9 @@ fn io_workload(o: &Options) -> Vec<Row> {
             ),
             "processes" => {
                 format!("{speedup:.0}x faster; start-up and a loop per process cost memory")
+            }
+            "worker threads" => {
+                format!("{speedup:.0}x faster; a loop per thread, one address space")
             }
             _ => format!("{speedup:.0}x faster: one thread waits for all replies at once"),
         };
@@ -256,6 +266,10 @@ fn cpu_workload(o: &Options) -> Vec<Row> {
     rows.push(measure("processes", w + 1, w + 1, || {
         processes::cpu(&job, w)
     }));
+    progress(&format!("worker threads ({w})"));
+    rows.push(measure("worker threads", w + 1, 1, || {
+        worker_threads::cpu(&job, w)
+    }));
 
     let base = rows[0].wall.as_secs_f64();
     for r in &mut rows {
@@ -263,7 +277,7 @@ fn cpu_workload(o: &Options) -> Vec<Row> {
         let cores = r.cpu.as_secs_f64() / r.wall.as_secs_f64();
         r.reading = match r.model {
             "synchronous" => "one core, flat out".to_string(),
-            "threads" | "processes" => {
+            "threads" | "processes" | "worker threads" => {
                 format!("{speedup:.2}x: {cores:.1} cores busy at once")
             }
             _ => format!("{speedup:.2}x: one thread cannot out-compute itself; the loop only stays responsive between chunks"),

@@ -130,12 +130,12 @@ fn human(d: Duration) -> String {
 pub fn print_table(title: &str, rows: &[Row]) {
     println!("\n{title}");
     println!(
-        "  {:<13} {:>9} {:>9} {:>8} {:>10} {:>10}  reading",
+        "  {:<14} {:>9} {:>9} {:>8} {:>10} {:>10}  reading",
         "model", "wall", "CPU", "threads", "processes", "peak mem"
     );
     for r in rows {
         println!(
-            "  {:<13} {:>9} {:>9} {:>8} {:>10} {:>7.1} MiB  {}{}",
+            "  {:<14} {:>9} {:>9} {:>8} {:>10} {:>7.1} MiB  {}{}",
             r.model,
             human(r.wall),
             human(r.cpu),

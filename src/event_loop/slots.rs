@@ -28,8 +28,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::LoopState;
 
-/// How many keys the crate may declare (it declares a handful).
-const MAX_SLOTS: usize = 8;
+/// How many keys the crate may declare (it declares 8: the executor, the
+/// rejection tracker, signals, async handles, abort senders, inotify,
+/// message ports, terminals; room for more).
+const MAX_SLOTS: usize = 16;
 
 /// The next free slot index, process-wide: each key takes one on first use.
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
