@@ -93,10 +93,12 @@
 //! | layer | what it offers |
 //! |---|---|
 //! | the loop ([`EventLoop`]) | phases, [`set_timeout`], [`set_interval`], [`set_immediate`], [`next_tick`], [`queue_microtask`], raw readiness with [`watch`], cross-thread [`Remote`], the thread pool's [`queue_work`] |
-//! | callbacks | TCP, UDP and Unix sockets in [`net`]; files on the pool in [`fs`] (and as streams, [`fs::create_read_stream`]); [`stdio`]; streams joined with backpressure by [`stream::pipeline`] |
+//! | callbacks | TCP, UDP and Unix sockets in [`net`] (one address argument, [`net::ToAddrs`]; names via [`dns`]); files on the pool in [`fs`] (as streams, [`fs::create_read_stream`]; watched, [`fs::watch`], [`fs::watch_file`]); [`stdio`] and the terminal ([`tty`]); streams joined with backpressure by [`stream::pipeline`]; every `on_*` adds a [`Listener`] |
 //! | promises ([`promise`]) | [`Promise<T>`](promise::Promise) with JavaScript's semantics on the microtask queue, combinators, unhandled-rejection reports, and the promise forms [`fs::promises`], [`net::promises`], [`promise::delay`], [`promise::queue_work`] |
-//! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`] |
-//! | beyond one thread ([`process`]) | child processes with piped stdio ([`process::Command`]), signals on the loop thread ([`process::on_signal`]), worker processes with an IPC channel ([`process::Worker`]), a cluster sharing a port ([`process::Cluster`]); each in callback and promise form |
+//! | async/await ([`task`]) | [`spawn`] a future as a task returning a promise, `.await` a promise with JavaScript's timing, [`block_on`], [`task::sleep`], [`task::timeout`], [`task::yield_now`], async sockets ([`task::net`]) with split halves and [`task::io::copy`], readiness of any fd ([`task::AsyncFd`]) |
+//! | beyond one thread ([`process`], [`worker_threads`]) | child processes with piped stdio ([`process::Command`]), signals on the loop thread ([`process::on_signal`]), worker processes with an IPC channel ([`process::Worker`]), a cluster sharing a port ([`process::Cluster`]), worker threads with a loop of their own and typed message ports ([`worker_threads::Worker`]); each in callback and promise form |
+//!
+//! Every operation's three faces, side by side: [`parity`].
 //!
 //! ## One tick
 //!
@@ -110,8 +112,9 @@
 //! `!Send`). Other threads reach it only through a [`Remote`]: a queue and a
 //! `mio::Waker`.
 //! Beyond one core, the thread pool takes blocking and CPU work
-//! ([`queue_work`]), and [`process`] starts more processes, each with its
-//! own loop.
+//! ([`queue_work`]), [`worker_threads`] starts threads with a loop of
+//! their own, and [`process`] starts more processes, each with its own
+//! loop.
 //!
 //! ## Platforms
 //!

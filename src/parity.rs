@@ -61,6 +61,8 @@
 //! | rename, copy, remove | [`rename`](crate::fs::rename), [`copy_file`](crate::fs::copy_file), [`remove_file`](crate::fs::remove_file) | the same names | the promise, `.await`ed |
 //! | open a file | [`File::open`](crate::fs::File::open), [`File::open_with`](crate::fs::File::open_with) | [`open`](crate::fs::promises::open), [`open_with`](crate::fs::promises::open_with) | the promise, `.await`ed |
 //! | read, write, sync an open file | [`File::read`](crate::fs::File::read), `write`, `sync`, `sync_data`, `set_len`, `metadata`, `close` | `File::read_promise`, `write_promise`, `sync_promise`, `sync_data_promise`, `set_len_promise`, `metadata_promise`, `close_promise` | the promise, `.await`ed |
+//! | watch a path | [`watch`](crate::fs::watch) (inotify; `on_change` adds listeners) | [`FsWatcher::next`](crate::fs::FsWatcher::next) (the next event) | [`FsWatcher::events`](crate::fs::FsWatcher::events) `.next().await` |
+//! | poll a file's stats | [`watch_file`](crate::fs::watch_file) | — (a change stream, not one result; `watch` has the promise face) | — (as promise) |
 //! | stream a file | [`create_read_stream`](crate::fs::create_read_stream), [`create_write_stream`](crate::fs::create_write_stream) (events) | [`stream::promises::pipeline`](crate::stream::promises::pipeline) into or out of one | — (read with `File::read_promise` in a loop, or pipe: the file streams are callback streams) |
 //!
 //! Every one of them has a `_with_signal` twin (methods: `read_with_signal`,
@@ -112,6 +114,8 @@
 //! | cancel | [`Command::signal`](crate::process::Command::signal) (kills the child on abort) | the same | the same |
 //! | receive a signal | [`on_signal`](crate::process::on_signal) | [`once_signal`](crate::process::once_signal) (`_with_signal`) | `once_signal(..).await` |
 //! | messages to a worker | [`Channel::send`](crate::process::Channel::send) (`false`: wait for `on_drain`), `on_message` | [`Channel::send_promise`](crate::process::Channel::send_promise), [`Channel::recv`](crate::process::Channel::recv) (`recv_with_signal`) | `recv().await` |
+//! | a worker thread | [`worker_threads::Worker::spawn`](crate::worker_threads::Worker::spawn), `on_message`, `on_exit`, `on_error` | [`Worker::recv`](crate::worker_threads::Worker::recv), [`exited`](crate::worker_threads::Worker::exited), [`terminate`](crate::worker_threads::Worker::terminate) | `recv().await`, `exited().await` |
+//! | messages between threads | [`MessagePort::post_message`](crate::worker_threads::MessagePort::post_message), `on_message` (`T: Clone`: each listener its copy) | [`MessagePort::recv`](crate::worker_threads::MessagePort::recv) (any `T`: moved) | `recv().await` |
 //! | a cluster | [`Cluster::start`](crate::process::Cluster::start), `on_event` | — (runs until shutdown: events, not one result) | — (as promise) |
 //!
 //! ## Standard streams
@@ -119,6 +123,8 @@
 //! | Operation | Callback | Promise | Async (`task::`) |
 //! |---|---|---|---|
 //! | read stdin | [`stdio::stdin`](crate::stdio::stdin) (a `Stream`: `on_data`) | [`net::promises::read`](crate::net::promises::read) on it | [`task::stdin`](crate::task::stdin) `.read().await` |
+//! | the terminal | [`tty::set_raw_mode`](crate::tty::set_raw_mode), [`RawMode`](crate::tty::RawMode), [`window_size`](crate::tty::window_size), [`on_resize`](crate::tty::on_resize) (synchronous calls, and a listener) | — (no waiting involved; a resize is an event) | the same calls |
+//! | readiness of any fd | [`watch_fd`](crate::watch_fd) (a callback per readiness) | — (readiness repeats; a promise settles once) | [`task::AsyncFd`](crate::task::AsyncFd) `readable().await`, `writable().await` |
 //! | write stdout, stderr | [`stdio::stdout`](crate::stdio::stdout) (a `Stream`: `write`) | [`net::promises::write`](crate::net::promises::write) on it | [`task::stdout`](crate::task::stdout) `.write_all().await` |
 //!
 //! ## Cancellation
