@@ -10,22 +10,24 @@
 //! side is the same code in every evloop case. Read the ratios: the
 //! machine is shared and noisy. A watchdog ends the process after 110 s.
 
-use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::process::{parent_channel, worker_entry, Worker};
+use evloop::process::worker_entry;
 
 #[path = "common/node.rs"]
 mod node;
+#[path = "common/process_echo.rs"]
+mod process_echo;
+
+use process_echo::{echo_worker, ECHO};
 
 const MSG: usize = 64;
 
 fn main() {
     match worker_entry().as_deref() {
-        Some("echo") => return echo_worker(),
+        Some(ECHO) => return echo_worker(),
         Some("raw") => return raw_echo_worker(),
         _ => {}
     }
@@ -43,7 +45,10 @@ fn main() {
     println!("IPC, {MSG}-byte messages: {n} pipelined, {m} one at a time");
     for round in 1..=2 {
         println!("round {round}");
-        let (ev_tp, ev_lat) = (evloop_throughput(n), evloop_latency(m));
+        let (ev_tp, ev_lat) = (
+            process_echo::evloop_throughput(n, |_| [7u8; MSG]),
+            process_echo::evloop_latency(m, |_| [7u8; MSG]),
+        );
         let (raw_tp, raw_lat) = (raw_throughput(n), raw_latency(m));
         let node = node(n, m);
         report("evloop", ev_tp, &ev_lat);
@@ -80,81 +85,6 @@ fn p(v: &[f64], pct: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() - 1) as f64 * pct / 100.0).round() as usize]
-}
-
-/// The worker: echo every message.
-fn echo_worker() {
-    evloop::run(|| {
-        let parent = parent_channel().unwrap();
-        let p = parent.clone();
-        parent.on_message(move |m| {
-            let _ = p.send(m);
-        });
-    })
-    .unwrap();
-}
-
-/// evloop: send `n` messages as fast as backpressure allows; time until
-/// the last echo is back.
-fn evloop_throughput(n: usize) -> f64 {
-    let elapsed = Rc::new(Cell::new(Duration::ZERO));
-    let e = elapsed.clone();
-    evloop::run(move || {
-        let w = Worker::spawn("echo").unwrap();
-        let ch = w.channel().clone();
-        let start = Instant::now();
-        let (sent, got) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-        let pump: Rc<dyn Fn()> = {
-            let (ch, sent) = (ch.clone(), sent.clone());
-            Rc::new(move || {
-                let msg = [7u8; MSG];
-                while sent.get() < n {
-                    sent.set(sent.get() + 1);
-                    if !ch.send(&msg).unwrap() {
-                        return;
-                    }
-                }
-            })
-        };
-        let p = pump.clone();
-        ch.on_drain(move || p());
-        let c = ch.clone();
-        ch.on_message(move |_| {
-            got.set(got.get() + 1);
-            if got.get() == n {
-                e.set(start.elapsed());
-                c.close();
-            }
-        });
-        pump();
-    })
-    .unwrap();
-    n as f64 / elapsed.get().as_secs_f64()
-}
-
-/// evloop: `m` round trips one after the other; each one's time in us.
-fn evloop_latency(m: usize) -> Vec<f64> {
-    let times = Rc::new(RefCell::new(Vec::with_capacity(m)));
-    let t = times.clone();
-    evloop::run(move || {
-        let w = Worker::spawn("echo").unwrap();
-        let ch = w.channel().clone();
-        let sent_at = Rc::new(Cell::new(Instant::now()));
-        let (c, s) = (ch.clone(), sent_at.clone());
-        ch.on_message(move |_| {
-            t.borrow_mut().push(s.get().elapsed().as_secs_f64() * 1e6);
-            if t.borrow().len() == m {
-                c.close();
-                return;
-            }
-            s.set(Instant::now());
-            c.send(&[7u8; MSG]).unwrap();
-        });
-        sent_at.set(Instant::now());
-        ch.send(&[7u8; MSG]).unwrap();
-    })
-    .unwrap();
-    times.take()
 }
 
 // ---- the floor: blocking reads and writes, same framing ----

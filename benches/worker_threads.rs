@@ -2,8 +2,11 @@
 //! side, a typed `MessagePort<u64>`), `std::sync::mpsc` between plain
 //! blocking threads (the floor: no loop, no wake-up coalescing), and
 //! Node's `worker_threads` `postMessage` (when `node` is on the PATH), in
-//! the same run. Two figures each: pipelined throughput (N numbers sent at
-//! once and echoed back) and round-trip latency (M numbers one at a time).
+//! the same run; with, for comparison, evloop's worker *process*
+//! (`process::Worker` + `Channel`: the 8 bytes of each number over a Unix
+//! socket, the code shared with the `ipc` bench). Two figures each:
+//! pipelined throughput (N numbers sent at once and echoed back) and
+//! round-trip latency (M numbers one at a time).
 //!
 //! `cargo bench --bench worker_threads` (add `-- --quick` to divide the
 //! counts by 10). Read the ratios: the machine is shared and noisy. A
@@ -14,15 +17,22 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use evloop::process::worker_entry;
 use evloop::worker_threads::{MessagePort, Worker};
 
 #[path = "common/node.rs"]
 mod node;
+#[path = "common/process_echo.rs"]
+mod process_echo;
 
 /// The worker's "ready" message, sent before it echoes anything.
 const READY: u64 = u64::MAX;
 
 fn main() {
+    // The bench binary is also the worker process of the IPC row.
+    if worker_entry().as_deref() == Some(process_echo::ECHO) {
+        return process_echo::echo_worker();
+    }
     std::thread::spawn(|| {
         std::thread::sleep(Duration::from_secs(110));
         eprintln!("worker_threads bench: watchdog fired");
@@ -43,22 +53,37 @@ fn main() {
         println!("round {round}");
         let ev = (evloop_throughput(n), evloop_latency(m));
         let std = (mpsc_throughput(n), mpsc_latency(m));
+        let proc = (
+            process_echo::evloop_throughput(n, u64::to_le_bytes),
+            process_echo::evloop_latency(m, u64::to_le_bytes),
+        );
         let node = node_figures(n, m);
         report("evloop worker_threads", ev.0, &ev.1);
         report("std mpsc, plain threads", std.0, &std.1);
         if let Some((tp, lat)) = &node {
             report("node worker_threads", *tp, lat);
         }
+        report("evloop worker process (IPC)", proc.0, &proc.1);
         println!(
             "  evloop/mpsc: throughput {:.2}x, p50 latency {:.2}x",
             ev.0 / std.0,
             p(&ev.1, 50.0) / p(&std.1, 50.0)
+        );
+        println!(
+            "  process/mpsc: throughput {:.2}x, p50 latency {:.2}x",
+            proc.0 / std.0,
+            p(&proc.1, 50.0) / p(&std.1, 50.0)
         );
         if let Some((tp, lat)) = &node {
             println!(
                 "  evloop/node: throughput {:.2}x, p50 latency {:.2}x",
                 ev.0 / tp,
                 p(&ev.1, 50.0) / p(lat, 50.0)
+            );
+            println!(
+                "  process/node: throughput {:.2}x, p50 latency {:.2}x",
+                proc.0 / tp,
+                p(&proc.1, 50.0) / p(lat, 50.0)
             );
         }
     }
