@@ -62,7 +62,7 @@
 //! | open a file | [`File::open`](crate::fs::File::open), [`File::open_with`](crate::fs::File::open_with) | [`open`](crate::fs::promises::open), [`open_with`](crate::fs::promises::open_with) | the promise, `.await`ed |
 //! | read, write, sync an open file | [`File::read`](crate::fs::File::read), `write`, `sync`, `sync_data`, `set_len`, `metadata`, `close` | `File::read_promise`, `write_promise`, `sync_promise`, `sync_data_promise`, `set_len_promise`, `metadata_promise`, `close_promise` | the promise, `.await`ed |
 //! | watch a path | [`watch`](crate::fs::watch) (inotify; `on_change` adds listeners) | [`FsWatcher::next`](crate::fs::FsWatcher::next) (the next event) | [`FsWatcher::events`](crate::fs::FsWatcher::events) `.next().await` |
-//! | poll a file's stats | [`watch_file`](crate::fs::watch_file) | — (a change stream, not one result; `watch` has the promise face) | — (as promise) |
+//! | poll a file's stats | [`watch_file`](crate::fs::watch_file) (`on_change` adds listeners) | [`StatWatcher::next`](crate::fs::StatWatcher::next) (the next change) | [`StatWatcher::events`](crate::fs::StatWatcher::events) `.next().await` |
 //! | stream a file | [`create_read_stream`](crate::fs::create_read_stream), [`create_write_stream`](crate::fs::create_write_stream) (events) | [`stream::promises::pipeline`](crate::stream::promises::pipeline) into or out of one | — (read with `File::read_promise` in a loop, or pipe: the file streams are callback streams) |
 //!
 //! Every one of them has a `_with_signal` twin (methods: `read_with_signal`,

@@ -485,3 +485,44 @@ fn a_thousand_stat_watchers() {
     .unwrap();
     assert!(seen.borrow().iter().all(|&b| b));
 }
+
+/// `watch_file`'s promise face (`next`) and async face (`events`): both
+/// see a change; after `close`, the stream ends and `next` is `None`.
+#[test]
+fn watch_file_has_a_promise_and_an_async_face() {
+    let _t = start("watch_file promise and stream");
+    let dir = TempDir::new("statfaces");
+    let f = dir.join("grown");
+    std::fs::write(&f, "1").unwrap();
+    let (first, streamed, rest_ok, after) = evloop::block_on(async move {
+        let w = fs::watch_file(&f, Duration::from_millis(5), |_, _| {});
+        let mut changes = w.events();
+        let next = w.next();
+        // Grow the file until both faces saw a change: sizes only grow,
+        // so every change has `current.size > previous.size`, and a slow
+        // pool cannot make the test hang.
+        let (path, round) = (f.clone(), Rc::new(Cell::new(1)));
+        let iv = evloop::set_interval(Duration::from_millis(30), move || {
+            round.set(round.get() + 1);
+            std::fs::write(&path, "1".repeat(round.get())).unwrap();
+        });
+        let first = next.await.unwrap().unwrap();
+        let streamed = changes.next().await.unwrap().unwrap();
+        iv.clear();
+        w.close();
+        let mut rest_ok = true;
+        while let Some(c) = changes.next().await.unwrap() {
+            rest_ok &= c.current.size > c.previous.size;
+        }
+        let after = w.next().await.unwrap();
+        (first, streamed, rest_ok, after)
+    })
+    .unwrap();
+    assert!(first.current.size > first.previous.size, "{first:?}");
+    assert!(
+        streamed.current.size > streamed.previous.size,
+        "{streamed:?}"
+    );
+    assert!(rest_ok);
+    assert_eq!(after, None, "closed: no next change");
+}

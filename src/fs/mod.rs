@@ -147,7 +147,9 @@ pub use stream::{
     DEFAULT_WRITE_HIGH_WATER_MARK,
 };
 pub use watch::{watch, FsWatcher, WatchEvent, WatchEventType, WatchEvents, WatchOptions};
-pub use watch_file::{watch_file, StatWatcher, Stats, DEFAULT_WATCH_FILE_INTERVAL};
+pub use watch_file::{
+    watch_file, StatChange, StatChanges, StatWatcher, Stats, DEFAULT_WATCH_FILE_INTERVAL,
+};
 
 // ---------------------------------------------------------------------------
 // Errors

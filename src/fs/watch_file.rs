@@ -17,6 +17,7 @@
 //! result is dropped.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::Metadata;
 use std::io;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::listeners::{Listener, Listeners, RemoveListener};
 use crate::pool::queue_work;
+use crate::promise::{Promise, Resolve};
 use crate::timers::{set_timeout, Timeout};
 
 /// Node's default `interval` for `fs.watchFile`.
@@ -192,6 +194,10 @@ struct StatInner {
     path: PathBuf,
     interval: Duration,
     change: Listeners<StatFn>,
+    /// [`StatWatcher::next`]'s promises, settled by the next change.
+    waiters: RefCell<Vec<Resolve<Option<StatChange>>>>,
+    /// The live [`StatChanges`] streams.
+    streams: RefCell<Vec<Weak<StreamState>>>,
     /// The last stat; `None` before the first.
     prev: RefCell<Option<Stats>>,
     /// The timer of the next poll, while one is scheduled.
@@ -266,6 +272,8 @@ pub fn watch_file(
         path: path.as_ref().to_path_buf(),
         interval: interval.max(Duration::from_millis(1)),
         change: Listeners::default(),
+        waiters: RefCell::default(),
+        streams: RefCell::default(),
         prev: RefCell::new(None),
         timer: RefCell::new(None),
         closed: Cell::new(false),
@@ -333,7 +341,109 @@ impl StatInner {
         };
         if changed {
             self.change.emit(|f| f(&cur, &prev));
+            let change = StatChange {
+                current: cur,
+                previous: prev,
+            };
+            self.deliver(Some(change));
         }
+    }
+
+    /// Hands a change (or, with `None`, the end) to the promise and stream
+    /// faces; the promises settle later, as every promise does.
+    fn deliver(&self, change: Option<StatChange>) {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w(change.clone());
+        }
+        let streams: Vec<Rc<StreamState>> = {
+            let mut s = self.streams.borrow_mut();
+            s.retain(|w| w.strong_count() > 0);
+            s.iter().filter_map(Weak::upgrade).collect()
+        };
+        for st in streams {
+            match &change {
+                Some(c) => st.push(c.clone()),
+                None => st.end(),
+            }
+        }
+    }
+}
+
+/// One change a [`StatWatcher`] saw: the stats now and before (what the
+/// listeners get as `(current, previous)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatChange {
+    /// The stats now (zeroed if the file is missing).
+    pub current: Stats,
+    /// The stats at the poll before (zeroed if it was missing).
+    pub previous: Stats,
+}
+
+/// What a [`StatChanges`] stream holds: changes not yet taken, the
+/// promise waiting for the next one, and whether the watcher closed.
+#[derive(Default)]
+struct StreamState {
+    queue: RefCell<VecDeque<StatChange>>,
+    waiter: RefCell<Option<Resolve<Option<StatChange>>>>,
+    done: Cell<bool>,
+}
+
+impl StreamState {
+    fn push(&self, c: StatChange) {
+        let w = self.waiter.borrow_mut().take();
+        match w {
+            Some(w) => w(Some(c)),
+            None => self.queue.borrow_mut().push_back(c),
+        }
+    }
+
+    fn end(&self) {
+        self.done.set(true);
+        let w = self.waiter.borrow_mut().take();
+        if let Some(w) = w {
+            w(None);
+        }
+    }
+}
+
+/// A [`StatWatcher`]'s changes from the moment [`events`](StatWatcher::events)
+/// was called, queued until taken: the async face (`while let
+/// Some(c) = changes.next().await? { .. }`).
+pub struct StatChanges {
+    st: Rc<StreamState>,
+}
+
+impl StatChanges {
+    /// The next change, queued or to come; `None` once the watcher is
+    /// closed and the queue is empty. Calling it again before the last
+    /// one settled takes that promise's place (it then never settles).
+    // Not `Iterator::next`: it returns a promise, as an async iterator's does.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Promise<Option<StatChange>> {
+        if let Some(c) = self.st.queue.borrow_mut().pop_front() {
+            return Promise::resolve(Some(c));
+        }
+        if self.st.done.get() {
+            return Promise::resolve(None);
+        }
+        let w = Promise::with_resolvers();
+        *self.st.waiter.borrow_mut() = Some(w.resolve);
+        w.promise
+    }
+
+    /// How many changes are queued.
+    pub fn queued(&self) -> usize {
+        self.st.queue.borrow().len()
+    }
+}
+
+impl fmt::Debug for StatChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatChanges")
+            .field("queued", &self.queued())
+            .field("done", &self.st.done.get())
+            .finish()
     }
 }
 
@@ -362,6 +472,31 @@ impl StatWatcher {
             t.clear();
         }
         self.inner.change.clear();
+        self.inner.deliver(None);
+    }
+
+    /// The next change as a promise (the promise face of `'change'`):
+    /// `Some(change)`, or `None` once the watcher is closed. Only changes
+    /// after this call count; [`events`](Self::events) queues every one.
+    pub fn next(&self) -> Promise<Option<StatChange>> {
+        if self.is_closed() {
+            return Promise::resolve(None);
+        }
+        let w = Promise::with_resolvers();
+        self.inner.waiters.borrow_mut().push(w.resolve);
+        w.promise
+    }
+
+    /// A stream of this watcher's changes from now on, queued until taken
+    /// with [`StatChanges::next`] (awaited: the async face).
+    pub fn events(&self) -> StatChanges {
+        let st = Rc::new(StreamState::default());
+        if self.is_closed() {
+            st.done.set(true);
+        } else {
+            self.inner.streams.borrow_mut().push(Rc::downgrade(&st));
+        }
+        StatChanges { st }
     }
 
     /// Whether [`close`](Self::close) was called.
