@@ -4,6 +4,10 @@
 //!
 //! `cargo run --release --example tokio_echo [ADDR]` (default
 //! 127.0.0.1:7004). Driven by `bash benches/servers/echo.sh`.
+//!
+//! With `SCALE_FAR_TIMER=1` in the environment it also holds one timer an
+//! hour away (a sleeping task), as the idle-loop measurement of
+//! `benches/servers/scale.sh` asks of every server.
 
 use std::io;
 
@@ -17,6 +21,9 @@ async fn main() -> io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:7004".to_string());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("tokio_echo listening on {}", listener.local_addr()?);
+    if std::env::var_os("SCALE_FAR_TIMER").is_some_and(|v| v == "1") {
+        tokio::spawn(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+    }
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
