@@ -31,7 +31,9 @@
 # FAIR_DURATION (s of probing per fairness run, default 4), FAIR_ROUNDS
 # (default 3),
 # MICRO (full or quick, default full), OUT (default BENCHMARKS.md), PRIO
-# (rt: servers and load generators under SCHED_FIFO, see lib.sh).
+# (rt: servers and load generators under SCHED_FIFO, see lib.sh), SCALE (1:
+# then run benches/servers/scale.sh too, ~15-20 min more; it rewrites its
+# own block after "<!-- notes -->").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benches/servers/lib.sh
@@ -220,3 +222,9 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 progress "wrote $OUT"
+
+if [[ ${SCALE:-0} == 1 ]]; then
+  progress "scaling curves (benches/servers/scale.sh)"
+  OUT="$OUT" bash benches/servers/scale.sh >/dev/null || log "scale.sh failed"
+  progress "scale block written to $OUT"
+fi

@@ -362,7 +362,7 @@ if want idle; then
     server_cmd "$label" "$port" idle || continue
     start_server "$label" "$READY" "$port" -- "${CMD[@]}" || continue
     if hold_start "$port" "$IDLE_N" 600 echo "$WORK/hold.txt"; then
-      sleep 1
+      sleep 2 # let the last echoes' work settle
       x0=$(ctxt "$SERVER_PID") c0=$(cpu_ticks "$SERVER_PID")
       sleep "$IDLE_SECS"
       x1=$(ctxt "$SERVER_PID") c1=$(cpu_ticks "$SERVER_PID")
@@ -423,7 +423,8 @@ if want cores && [[ $HAVE_WRK == 1 ]]; then
     start_server "$fam-$shape" http_answers "$port" -- "${cmd[@]}" || started=0
     PIN_SERVER=("${saved[@]}")
     [[ $started == 1 ]] || continue
-    sleep 0.5 # every worker up
+    # Every worker up and past its start-up work before CPU is counted.
+    if [[ $shape == "2 workers" ]]; then sleep 2; else sleep 0.5; fi
     out=$WORK/wrk-$port.txt
     c0=$(tree_ticks "$SERVER_PID")
     log "$fam $shape: wrk -t1 -c100 -d${CORE_SECS}s"
