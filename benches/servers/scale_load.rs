@@ -30,7 +30,8 @@ const PONG: &[u8] = b"+PONG\r\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: scale_load hold ADDR N SECONDS [echo|ping] | accept ADDR TOTAL INFLIGHT [SECONDS]";
+    let usage =
+        "usage: scale_load hold ADDR N SECONDS [echo|ping] | accept ADDR TOTAL INFLIGHT [SECONDS]";
     if args.len() < 5 {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -43,12 +44,10 @@ fn main() {
         }
     };
     let num = |i: usize| -> f64 {
-        args.get(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                eprintln!("{usage}");
-                std::process::exit(2)
-            })
+        args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            eprintln!("{usage}");
+            std::process::exit(2)
+        })
     };
     let res = match args[1].as_str() {
         "hold" => hold(
@@ -79,7 +78,11 @@ fn main() {
 
 fn hold(addr: SocketAddr, n: usize, secs: Duration, ping: bool) -> io::Result<()> {
     let start = Instant::now();
-    let (send, want) = if ping { (PING, PONG) } else { (&MSG[..], &MSG[..]) };
+    let (send, want) = if ping {
+        (PING, PONG)
+    } else {
+        (&MSG[..], &MSG[..])
+    };
     let mut conns = Vec::with_capacity(n);
     let mut buf = [0u8; 64];
     for i in 0..n {
@@ -98,7 +101,10 @@ fn hold(addr: SocketAddr, n: usize, secs: Duration, ping: bool) -> io::Result<()
         }
         conns.push(s);
     }
-    println!("ready {n} connect_secs={:.3}", start.elapsed().as_secs_f64());
+    println!(
+        "ready {n} connect_secs={:.3}",
+        start.elapsed().as_secs_f64()
+    );
     io::stdout().flush()?;
     let end = start + secs;
     while Instant::now() < end {
@@ -139,7 +145,11 @@ fn refill(
     while *left > 0 {
         *left -= 1;
         let res = open(addr).and_then(|mut stream| {
-            registry.register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+            registry.register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
             Ok(stream)
         });
         match res {
@@ -244,7 +254,7 @@ fn accept(addr: SocketAddr, total: usize, inflight: usize, limit: Duration) -> i
         done as f64 / secs
     );
     if done == 0 {
-        return Err(io::Error::new(io::ErrorKind::Other, "no connection completed"));
+        return Err(io::Error::other("no connection completed"));
     }
     Ok(())
 }
