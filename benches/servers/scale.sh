@@ -74,6 +74,7 @@ else
   CORE_SECS=${CORE_SECS:-10}
 fi
 STRACE=${STRACE:-1}
+SETTLE_MAX=${SETTLE_MAX:-30}
 OUT=${OUT:-BENCHMARKS.md}
 SECTIONS=${SECTIONS:-"rss accept rt idle cores timers"}
 CHARTS=benches/charts
@@ -353,7 +354,8 @@ if want idle; then
     "Each server holds $IDLE_N idle connections (one 8-byte echo each) and, where it can, one timer an hour away" \
     "(evloop: \`idle_echo\`; tokio and node: SCALE_FAR_TIMER=1; evloop-async and mio: no timer). Over ${IDLE_SECS}s:" \
     "context switches of all the server's threads (/proc/PID/task/*/status, voluntary + involuntary) and CPU;" \
-    "then, over another ${IDLE_SECS}s under \`strace -c -f\`, the epoll_wait/epoll_pwait calls that returned." "" \
+    "then, over another ${IDLE_SECS}s under \`strace -c -f\`, the epoll_wait/epoll_pwait calls that returned." \
+    "The window starts once the server has had one second without a context switch (at most ${SETTLE_MAX}s after the connections are up)." "" \
     "| server | wakeups/s (context switches) | CPU ms over ${IDLE_SECS}s | epoll_wait returns/s (strace) |" "|---|---|---|---|"
   IDLE_ROWS=$WORK/idle.csv
   : >"$IDLE_ROWS"
@@ -362,7 +364,18 @@ if want idle; then
     server_cmd "$label" "$port" idle || continue
     start_server "$label" "$READY" "$port" -- "${CMD[@]}" || continue
     if hold_start "$port" "$IDLE_N" 600 echo "$WORK/hold.txt"; then
-      sleep 2 # let the last echoes' work settle
+      # Let the connection burst's work settle: wait (up to SETTLE_MAX s)
+      # for a second without a context switch; a loop that never settles
+      # is measured anyway.
+      settle=0 x0=$(ctxt "$SERVER_PID")
+      while ((settle < SETTLE_MAX)); do
+        sleep 1
+        settle=$((settle + 1))
+        x1=$(ctxt "$SERVER_PID")
+        [[ $x1 == "$x0" ]] && break
+        x0=$x1
+      done
+      ((settle > 1)) && log "$label: settled after ${settle}s"
       x0=$(ctxt "$SERVER_PID") c0=$(cpu_ticks "$SERVER_PID")
       sleep "$IDLE_SECS"
       x1=$(ctxt "$SERVER_PID") c1=$(cpu_ticks "$SERVER_PID")
