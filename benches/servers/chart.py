@@ -58,14 +58,20 @@ def nice_ticks(lo, hi, n=6):
 
 
 def log_ticks(lo, hi):
-    """Powers of ten covering [lo, hi] (with 2 and 5 when the span is short)."""
+    """Log ticks covering [lo, hi]: powers of ten, with 2 and 5 between
+    them when the span is short; trimmed to the data's range."""
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     if b == a:
         b = a + 1
-    ticks = [10.0 ** k for k in range(a, b + 1)]
-    if b - a <= 2:
-        ticks = sorted(set(ticks + [m * 10.0 ** k for k in range(a, b) for m in (2, 5)]))
-    return ticks
+    mults = (1, 2, 5) if b - a <= 3 else (1,)
+    cand = sorted(m * 10.0 ** k for k in range(a, b + 1) for m in mults)
+    below = [t for t in cand if t <= lo * (1 + 1e-9)]
+    above = [t for t in cand if t >= hi * (1 - 1e-9)]
+    first = below[-1] if below else cand[0]
+    last = above[0] if above else cand[-1]
+    if last <= first:
+        last = next((t for t in cand if t > first), first * 10)
+    return [t for t in cand if first <= t <= last] or [first, last]
 
 
 class Axis:

@@ -388,13 +388,15 @@ if want idle; then
       fi
       log "$label idle: $wps context switches/s, $cms ms CPU in ${IDLE_SECS}s, $eps epoll_wait/s"
       emit "| $label | $wps | $cms | $eps |"
-      echo "$label,$label,$wps" >>"$IDLE_ROWS"
+      echo "context switches/s,$label,$wps" >>"$IDLE_ROWS"
+      [[ $eps != n/a ]] && echo "epoll_wait returns/s,$label,$eps" >>"$IDLE_ROWS"
       [[ $label == evloop ]] && echo "| idle loop: zero wakeups ($IDLE_N connections + a far timer) | $wps context switches/s, $eps epoll_wait/s, $cms ms CPU in ${IDLE_SECS}s | $(met "$wps" 0) |" >>"$TARGETS"
       hold_stop
     fi
     stop_server "$SERVER_PID"
   done
-  emit ""
+  emit "" "![idle loop: wakeups](benches/charts/idle_wakeups.svg)" ""
+  chart idle_wakeups "Idle loop: $IDLE_N idle connections + a far timer" "server" "per second" --bars <"$IDLE_ROWS"
 fi
 
 # --- 5. cores ---------------------------------------------------------------------
