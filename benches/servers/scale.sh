@@ -260,7 +260,8 @@ if want accept; then
   emit "### Accept rate" "" \
     "$ACCEPT_N short connections, 64 in flight (\`scale_load accept\`, core 1): connect, one 8-byte echo, close with a RST (SO_LINGER 0)." \
     "evloop here is \`idle_echo\` (echo_server's callbacks without its per-connection log lines); evloop-async is" \
-    "\`echo_server_async\` as it is, which prints three log lines per connection (to a file)." "" \
+    "\`echo_server_async\` as it is, which prints three log lines per connection (to a file). The client is one thread on" \
+    "one core and the kernel's connect/RST work is on its side, so it bounds connections/s: compare the server's CPU per connection." "" \
     "![accept: server CPU per connection](benches/charts/accept_cpu.svg)" "" \
     "| server | connections/s | server CPU us per connection | errors |" "|---|---|---|---|"
   for label in "${ECHO_SERVERS[@]}"; do
