@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 /// A monotonic clock read on demand and cached between reads.
 pub(crate) struct Clock {
     epoch: Instant,
+    /// The epoch as `CLOCK_MONOTONIC` nanoseconds (the clock `Instant` reads
+    /// on Linux), read just after `epoch`, so that the cached time never
+    /// runs ahead of `Instant::now()`.
+    #[cfg(target_os = "linux")]
+    epoch_raw: u64,
     now_ns: Cell<u64>,
 }
 
@@ -17,6 +22,8 @@ impl Clock {
     pub(crate) fn new() -> Clock {
         Clock {
             epoch: Instant::now(),
+            #[cfg(target_os = "linux")]
+            epoch_raw: crate::sys::monotonic_ns(),
             now_ns: Cell::new(0),
         }
     }
@@ -24,6 +31,9 @@ impl Clock {
     /// Reads the clock into the cache; returns nanoseconds since the epoch.
     #[inline]
     pub(crate) fn update(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        let ns = crate::sys::monotonic_ns().saturating_sub(self.epoch_raw);
+        #[cfg(not(target_os = "linux"))]
         let ns = duration_to_ns(self.epoch.elapsed());
         self.now_ns.set(ns);
         ns

@@ -318,17 +318,24 @@ impl TimerStore {
         }
     }
 
+    #[inline]
     fn sift_up(&mut self, mut pos: usize) {
-        let entry = self.heap[pos];
+        // The slice ends at `pos`, so the compiler sees every parent index
+        // in bounds (the arm path had a bounds check per level).
+        let heap = &mut self.heap[..=pos];
+        let entry = heap[pos];
         while pos > 0 {
             let parent = (pos - 1) / ARITY;
-            if !entry.before(&self.heap[parent]) {
+            let above = heap[parent];
+            if !entry.before(&above) {
                 break;
             }
-            self.place(pos, self.heap[parent]);
+            heap[pos] = above;
+            self.slots.set_position(above.key, pos as u32);
             pos = parent;
         }
-        self.place(pos, entry);
+        heap[pos] = entry;
+        self.slots.set_position(entry.key, pos as u32);
     }
 
     fn sift_down(&mut self, mut pos: usize) {
