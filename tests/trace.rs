@@ -212,7 +212,14 @@ fn html_page() {
     evloop::trace::stop().unwrap();
     let page = std::fs::read_to_string(&path).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
-    for offline in ["http://", "https://", "src=", "fetch(", "XMLHttpRequest", "@import"] {
+    for offline in [
+        "http://",
+        "https://",
+        "src=",
+        "fetch(",
+        "XMLHttpRequest",
+        "@import",
+    ] {
         assert!(!page.contains(offline), "the page refers to {offline:?}");
     }
     assert_eq!(page.matches("<script>").count(), 1);
