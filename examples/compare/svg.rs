@@ -128,7 +128,8 @@ fn chart(out: &mut String, x0: f64, top: f64, m: &Metric, rows: &[Row]) {
     let (lo, hi) = if log {
         (
             10f64.powf(min_pos.log10().floor()),
-            10f64.powf(max.log10().ceil()),
+            // A little room past the longest bar, not a whole decade.
+            max * 1.15,
         )
     } else {
         let step = nice_ceiling(max / 4.0);
@@ -199,12 +200,23 @@ fn chart(out: &mut String, x0: f64, top: f64, m: &Metric, rows: &[Row]) {
     }
 }
 
-/// A grid line's label: short (`0`, `50 ms`, `2.5 MiB`).
+/// A grid line's label: short (`0`, `50 ms`, `1.5 s`, `2.5 MiB`).
 fn tick_label(t: f64, m: &Metric) -> String {
     if t == 0.0 {
-        return "0".into();
+        "0".into()
+    } else if m.title == "peak memory" {
+        format!("{} MiB", trimmed(t))
+    } else if t >= 1.0 {
+        format!("{} s", trimmed(t))
+    } else {
+        format!("{} ms", trimmed(t * 1e3))
     }
-    (m.label)(t).replace(".0 ", " ")
+}
+
+/// Up to 2 decimals, without trailing zeros.
+fn trimmed(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// 1, 2, 2.5 or 5 times a power of ten, at least `v`.
