@@ -4,7 +4,8 @@
 #
 # 1. A known small program (tests/trace.rs's render_program: 3 timers, 2
 #    immediates, a pool job, a microtask) traced to a page: after its
-#    script ran, the page must say it drew exactly the expected boxes.
+#    script ran, the page must say it drew exactly the expected boxes, and
+#    (opened with #selftest) that hover, wheel zoom and drag pan work.
 # 2. examples/kitchen.rs traced to a page: the loop thread, the pool
 #    threads and the second kitchen's process each get a lane.
 # 3. compare --svg on a small run: the SVG parses and holds 42 bars
@@ -69,6 +70,10 @@ for want in '"callback:timer":6' '"callback:immediate":2' '"callback:main":1' \
   '"callback:pending":1' '"checkpoint:microtasks":1' '"pool:work":1'; do
   grep -qF "$want" <<<"$counts" || fail "small.html: no $want in $counts"
 done
+# The mouse: hover shows a box's details, the wheel zooms, a drag pans
+# (the page simulates them itself when opened with #selftest).
+body=$(body_of "$out/small.html#selftest")
+[ "$(attr data-selftest "$body")" = "hover zoom pan" ] || fail "small.html#selftest: $body"
 screenshot "$out/small.html" "$out/small.png" 1400 260
 echo "render check: small.html drew 12 boxes in 2 lanes ($out/small.png)"
 
