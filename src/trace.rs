@@ -45,8 +45,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 mod html;
 
-/// The environment variable that turns tracing on: a file path, or `-` for
-/// the text timeline on stderr.
+/// The environment variable that turns tracing on: a file path (`.html`
+/// for the timeline page, anything else for the JSON file), or `-` for the
+/// text timeline on stderr.
 pub const TRACE_ENV: &str = "EVLOOP_TRACE";
 /// Set in child processes: write a `.part` file for the parent to merge.
 const PART_ENV: &str = "EVLOOP_TRACE_PART";
