@@ -6,6 +6,10 @@
 //!
 //! - `EVLOOP_TRACE=trace.json` (or [`start`]) writes a Chrome trace-event
 //!   file; open it in <https://ui.perfetto.dev> or `chrome://tracing`.
+//! - `EVLOOP_TRACE=trace.html` (or [`start`] with a path ending in
+//!   `.html`) writes the same events as one self-contained page: a lane per
+//!   thread and process, zoom and pan with the mouse, details on hover. It
+//!   needs no network (no external script or style).
 //! - `EVLOOP_TRACE=-` (or [`start_text`]) prints a plain-text timeline on
 //!   stderr as it happens.
 //!
@@ -39,8 +43,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The environment variable that turns tracing on: a file path, or `-` for
-/// the text timeline on stderr.
+mod html;
+
+/// The environment variable that turns tracing on: a file path (`.html`
+/// for the timeline page, anything else for the JSON file), or `-` for the
+/// text timeline on stderr.
 pub const TRACE_ENV: &str = "EVLOOP_TRACE";
 /// Set in child processes: write a `.part` file for the parent to merge.
 const PART_ENV: &str = "EVLOOP_TRACE_PART";
@@ -60,6 +67,8 @@ enum Out {
         path: PathBuf,
         /// A child's part: no brackets, merged by the parent.
         part: bool,
+        /// Rewrite the finished JSON as the timeline page (see [`html`]).
+        html: bool,
     },
     Text(io::Stderr),
 }
@@ -76,8 +85,10 @@ fn sink() -> MutexGuard<'static, Option<Sink>> {
     SINK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts writing a Chrome trace-event file at `path` (replacing it).
-/// Fails if tracing is already on.
+/// Starts writing a Chrome trace-event file at `path` (replacing it), or
+/// the self-contained timeline page when `path` ends in `.html` or `.htm`
+/// (the events are gathered in the file as JSON and the page replaces them
+/// at [`stop`]). Fails if tracing is already on.
 pub fn start(path: impl AsRef<Path>) -> io::Result<()> {
     start_json(path.as_ref().to_path_buf(), false)
 }
@@ -95,7 +106,16 @@ fn start_json(path: PathBuf, part: bool) -> io::Result<()> {
     } else {
         "[\n".to_string()
     };
-    install(Out::Json { file, path, part }, head)
+    let html = !part && html::is_page_path(&path);
+    install(
+        Out::Json {
+            file,
+            path,
+            part,
+            html,
+        },
+        head,
+    )
 }
 
 fn install(out: Out, head: String) -> io::Result<()> {
@@ -119,6 +139,7 @@ fn install(out: Out, head: String) -> io::Result<()> {
         .unwrap_or_else(|| "evloop".into());
     s.meta("process_name", 0, &format!("{name} ({pid})"));
     *g = Some(s);
+    GENERATION.fetch_add(1, Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
     log::debug!("tracing on");
     Ok(())
@@ -132,7 +153,13 @@ pub fn stop() -> io::Result<()> {
         return Ok(());
     };
     s.flush()?;
-    if let Out::Json { file, path, part } = &mut s.out {
+    if let Out::Json {
+        file,
+        path,
+        part,
+        html,
+    } = &mut s.out
+    {
         if !*part {
             merge_parts(file, path)?;
             // The last event has no trailing comma.
@@ -144,6 +171,9 @@ pub fn stop() -> io::Result<()> {
             )?;
         }
         file.flush()?;
+        if *html {
+            html::rewrite_as_page(path)?;
+        }
     }
     log::debug!("tracing off");
     Ok(())
@@ -292,9 +322,15 @@ fn record(t0: f64, name: &str, cat: &str, count: Option<(&str, usize)>) {
             s.text_line(t0, tid, cat, name, Some(t1 - t0), count);
             return;
         }
-        let args = match count {
-            Some((k, v)) => format!(",\"args\":{{\"{k}\":{v}}}"),
-            None => String::new(),
+        // The loop's own events say which iteration of this thread's loop
+        // they belong to (the timeline page shows it); pool jobs do not.
+        let iter = matches!(cat, "phase" | "callback" | "checkpoint" | "wait")
+            .then(|| iterations_done() + 1);
+        let args = match (count, iter) {
+            (Some((k, v)), Some(i)) => format!(",\"args\":{{\"{k}\":{v},\"iter\":{i}}}"),
+            (Some((k, v)), None) => format!(",\"args\":{{\"{k}\":{v}}}"),
+            (None, Some(i)) => format!(",\"args\":{{\"iter\":{i}}}"),
+            (None, None) => String::new(),
         };
         let _ = writeln!(
             s.buf,
@@ -316,10 +352,31 @@ fn with_sink(f: impl FnOnce(&mut Sink)) {
     }
 }
 
+/// Bumped each time tracing starts, so iterations count from 1 again.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Loop iterations this thread has finished while tracing (counted at
+    /// [`flush`], which a loop calls once at the end of each iteration),
+    /// with the tracing generation they were counted in.
+    static ITERATION: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This thread's loop iterations finished since tracing started.
+fn iterations_done() -> u64 {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    ITERATION.with(|i| match i.get() {
+        (g, n) if g == generation => n,
+        _ => 0,
+    })
+}
+
 /// Flushes this process's buffered events (a loop calls it once per
 /// iteration, so a killed process loses little).
 pub(crate) fn flush() {
     if is_enabled() {
+        let n = iterations_done() + 1;
+        ITERATION.with(|i| i.set((GENERATION.load(Ordering::Relaxed), n)));
         if let Some(s) = sink().as_mut() {
             let _ = s.flush();
         }

@@ -18,12 +18,15 @@ fn main() {
     match worker_entry().as_deref() {
         Some("reply") => return reply_worker(),
         Some("text") => return small_program(),
+        // scripts/render_check.sh: the known program, traced to a page.
+        Some("render") => return render_program(),
         _ => {}
     }
     for (name, test) in [
         ("off_records_nothing", off_records_nothing as fn()),
         ("json_file_holds_the_expected_events", json_file),
         ("text_timeline_on_stderr", text_timeline),
+        ("html_page_holds_the_events", html_page),
     ] {
         eprint!("test {name} ... ");
         test();
@@ -37,6 +40,29 @@ fn small_program() {
         evloop::set_timeout(Duration::from_millis(2), || {
             evloop::queue_microtask(|| {});
         });
+        evloop::set_immediate(|| {});
+        evloop::queue_work(|| std::thread::sleep(Duration::from_millis(2)), |_| {});
+    })
+    .unwrap();
+}
+
+/// The program whose page `scripts/render_check.sh` opens in a headless
+/// browser: exactly 3 timers, 2 immediates, 1 pool job (and its
+/// completion callback), 1 microtask checkpoint, the main script. A
+/// one-shot timer shows as two `timer` callbacks: its closure, then the
+/// dropping of that closure (user code too, run at the dispatch boundary
+/// by the timers phase). So 12 boxes: 11 on the loop thread, 1 on a pool
+/// thread. Keep the check's expectations in step with it.
+fn render_program() {
+    evloop::run(|| {
+        for ms in [1, 3, 5] {
+            evloop::set_timeout(Duration::from_millis(ms), move || {
+                if ms == 3 {
+                    evloop::queue_microtask(|| {});
+                }
+            });
+        }
+        evloop::set_immediate(|| {});
         evloop::set_immediate(|| {});
         evloop::queue_work(|| std::thread::sleep(Duration::from_millis(2)), |_| {});
     })
@@ -173,4 +199,66 @@ fn text_timeline() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
     assert!(text.lines().all(|l| l.starts_with('+')), "{text}");
+}
+
+/// `start` with an `.html` path: one self-contained page holding the same
+/// events as the JSON file would, with no reference to the network.
+fn html_page() {
+    let dir = std::env::temp_dir().join(format!("evloop-trace-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.html");
+    evloop::trace::start(&path).unwrap();
+    render_program();
+    evloop::trace::stop().unwrap();
+    let page = std::fs::read_to_string(&path).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    for offline in [
+        "http://",
+        "https://",
+        "src=",
+        "fetch(",
+        "XMLHttpRequest",
+        "@import",
+    ] {
+        assert!(!page.contains(offline), "the page refers to {offline:?}");
+    }
+    assert_eq!(page.matches("<script>").count(), 1);
+    assert_eq!(page.matches("</script>").count(), 1);
+    // The embedded events: between `const EVENTS = ` and the line's `;`.
+    let json = page
+        .split_once("const EVENTS = ")
+        .and_then(|(_, rest)| rest.split_once(";\n"))
+        .map(|(json, _)| json)
+        .expect("the events literal");
+    let events: Vec<serde_json::Value> = serde_json::from_str(json).expect("the events parse");
+    let me = std::process::id() as u64;
+    let count = |cat: &str, name: &str| {
+        events
+            .iter()
+            .filter(|e| e["pid"].as_u64() == Some(me) && e["cat"] == cat && e["name"] == name)
+            .count()
+    };
+    assert_eq!(count("callback", "main"), 1);
+    // Each timer's closure, then its drop (see render_program).
+    assert_eq!(count("callback", "timer"), 6);
+    assert_eq!(count("callback", "immediate"), 2);
+    assert_eq!(count("callback", "pending"), 1);
+    assert_eq!(count("checkpoint", "microtasks"), 1);
+    assert_eq!(count("pool", "work"), 1);
+    // Loop events carry their iteration; the main script is in the first.
+    let iter = |e: &serde_json::Value| e["args"]["iter"].as_u64();
+    let main = events.iter().find(|e| e["name"] == "main").unwrap();
+    assert_eq!(iter(main), Some(1));
+    let timers: Vec<u64> = events
+        .iter()
+        .filter(|e| e["name"] == "timer")
+        .map(|e| iter(e).expect("a timer's iteration"))
+        .collect();
+    assert!(timers.windows(2).all(|w| w[0] <= w[1]), "{timers:?}");
+    assert!(events
+        .iter()
+        .filter(|e| e["cat"] == "pool")
+        .all(|e| iter(e).is_none()));
+    assert_eq!(events.last().unwrap()["name"], "trace end");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

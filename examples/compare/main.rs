@@ -12,6 +12,7 @@
 //! --workers W    threads and processes for the parallel models (default: cores)
 //! --only io|cpu  run one workload
 //! --json         print the figures as JSON (progress still goes to stderr)
+//! --svg FILE     also draw the figures as bar charts in FILE (svg.rs)
 //! ```
 //!
 //! The models:
@@ -37,6 +38,7 @@ mod cpu;
 mod io;
 mod measure;
 mod processes;
+mod svg;
 mod worker_threads;
 
 use std::io::BufRead;
@@ -51,7 +53,8 @@ const USAGE: &str = "cargo run --release --example compare -- [options]
   --chunks K     CPU-bound: equal chunks of the space (default 16)
   --workers W    threads and processes for the parallel models (default: cores)
   --only io|cpu  run one workload
-  --json         print the figures as JSON (progress still goes to stderr)";
+  --json         print the figures as JSON (progress still goes to stderr)
+  --svg FILE     also draw the figures as bar charts in FILE";
 
 struct Options {
     requests: u64,
@@ -61,6 +64,7 @@ struct Options {
     workers: usize,
     only: Option<String>,
     json: bool,
+    svg: Option<std::path::PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -73,6 +77,7 @@ fn options() -> Result<Options, String> {
         workers: cores,
         only: None,
         json: false,
+        svg: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -89,6 +94,10 @@ fn options() -> Result<Options, String> {
             "--chunks" => o.chunks = value("--chunks")?,
             "--workers" => o.workers = value("--workers")? as usize,
             "--json" => o.json = true,
+            "--svg" => match args.next() {
+                Some(f) if !f.starts_with("--") => o.svg = Some(f.into()),
+                _ => return Err("--svg takes a file name".into()),
+            },
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -129,40 +138,46 @@ fn main() {
     };
     let mut json = Vec::new();
     let mut all_ok = true;
+    let mut charts = Vec::new();
     if o.only.as_deref() != Some("cpu") {
         let rows = io_workload(&o);
         all_ok &= rows.iter().all(|r| r.ok);
+        let title = format!(
+            "I/O-bound: {} requests, the server answers each after {:?}",
+            o.requests, o.delay
+        );
         if o.json {
             json.push(measure::json("io", &rows));
         } else {
-            measure::print_table(
-                &format!(
-                    "I/O-bound: {} requests, the server answers each after {:?}",
-                    o.requests, o.delay
-                ),
-                &rows,
-            );
+            measure::print_table(&title, &rows);
         }
+        charts.push((title, rows));
     }
     if o.only.as_deref() != Some("io") {
         let rows = cpu_workload(&o);
         all_ok &= rows.iter().all(|r| r.ok);
+        let title = format!(
+            "CPU-bound: hashing {} numbers in {} chunks ({} cores here)",
+            o.space,
+            o.chunks,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
         if o.json {
             json.push(measure::json("cpu", &rows));
         } else {
-            measure::print_table(
-                &format!(
-                    "CPU-bound: hashing {} numbers in {} chunks ({} cores here)",
-                    o.space,
-                    o.chunks,
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
-                ),
-                &rows,
-            );
+            measure::print_table(&title, &rows);
         }
+        charts.push((title, rows));
     }
     if o.json {
         println!("[\n{}\n]", json.join(",\n"));
+    }
+    if let Some(path) = &o.svg {
+        if let Err(e) = std::fs::write(path, svg::render(&charts)) {
+            eprintln!("compare: cannot write {}: {e}", path.display());
+            std::process::exit(2);
+        }
+        eprintln!("compare: the charts are in {}", path.display());
     }
     if !all_ok {
         eprintln!("compare: a model gave a wrong answer");
