@@ -59,14 +59,14 @@ exe=$(cargo test --quiet --no-run --test trace --message-format=json |
 EVLOOP_WORKER=render EVLOOP_TRACE="$out/small.html" "$exe"
 body=$(body_of "$out/small.html")
 [ "$(attr data-rendered "$body")" = yes ] || fail "small.html did not render: $body"
-# 12 boxes: main, 6 timer (3 callbacks and 3 closure drops), 2 immediate,
+# 9 boxes: main, 3 timer, 2 immediate,
 # 1 pending (the pool job's completion), 1 microtask checkpoint on the loop
 # thread, and the pool job on a pool thread (see render_program).
-[ "$(attr data-boxes "$body")" = 12 ] || fail "small.html: expected 12 boxes: $body"
-[ "$(attr data-drawn-boxes "$body")" = 12 ] || fail "small.html: expected 12 boxes drawn: $body"
+[ "$(attr data-boxes "$body")" = 9 ] || fail "small.html: expected 9 boxes: $body"
+[ "$(attr data-drawn-boxes "$body")" = 9 ] || fail "small.html: expected 9 boxes drawn: $body"
 [ "$(attr data-lanes "$body")" = 2 ] || fail "small.html: expected 2 lanes (loop, pool): $body"
 counts=$(attr data-counts "$body" | sed 's/&quot;/"/g')
-for want in '"callback:timer":6' '"callback:immediate":2' '"callback:main":1' \
+for want in '"callback:timer":3' '"callback:immediate":2' '"callback:main":1' \
   '"callback:pending":1' '"checkpoint:microtasks":1' '"pool:work":1'; do
   grep -qF "$want" <<<"$counts" || fail "small.html: no $want in $counts"
 done
@@ -75,7 +75,7 @@ done
 body=$(body_of "$out/small.html#selftest")
 [ "$(attr data-selftest "$body")" = "hover zoom pan" ] || fail "small.html#selftest: $body"
 screenshot "$out/small.html" "$out/small.png" 1400 260
-echo "render check: small.html drew 12 boxes in 2 lanes ($out/small.png)"
+echo "render check: small.html drew 9 boxes in 2 lanes ($out/small.png)"
 
 # ---- 2. the kitchen: threads and a worker process ----
 (cd "$out" && EVLOOP_TRACE=kitchen.html cargo run --quiet --example kitchen >/dev/null)

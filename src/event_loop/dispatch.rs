@@ -11,6 +11,22 @@ impl LoopState {
         let span = trace::begin();
         let r = catch_unwind(AssertUnwindSafe(f));
         trace::end(span, origin, "callback", None);
+        self.caught(origin, r)
+    }
+
+    /// Drops what a finished callback captured. That is user code too (a
+    /// capture's `Drop` may panic: caught and reported as [`call`](Self::call)
+    /// reports it), but it is part of the callback that just ran, not a
+    /// callback of its own: it is not traced, so the timeline shows one
+    /// box per callback.
+    pub(crate) fn drop_captures<T>(&self, origin: &'static str, captures: T) -> bool {
+        let r = catch_unwind(AssertUnwindSafe(move || drop(captures)));
+        self.caught(origin, r)
+    }
+
+    /// The outcome of user code run under `catch_unwind`: a panic goes to
+    /// the uncaught-exception handler. Returns whether it returned normally.
+    fn caught(&self, origin: &'static str, r: std::thread::Result<()>) -> bool {
         match r {
             Ok(()) => true,
             Err(payload) => {

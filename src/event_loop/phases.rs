@@ -140,7 +140,7 @@ impl LoopState {
                 .finish(due, || self.update_now_ns());
             // Dropping user captures is user code too: it may panic.
             if let Some(garbage) = garbage {
-                ok &= self.call("timer", move || drop(garbage));
+                ok &= self.drop_captures("timer", garbage);
             }
             if !ok {
                 panicked = Some(delay);

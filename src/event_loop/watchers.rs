@@ -225,7 +225,7 @@ impl LoopState {
                 *w.cb.borrow_mut() = Some(cb);
             } else {
                 // Restarted with a new callback, or dropped: it goes.
-                let _ = self.call(kind.label(), move || drop(cb));
+                let _ = self.drop_captures(kind.label(), cb);
             }
             self.checkpoint_after(ok, turn);
         }
