@@ -437,6 +437,10 @@ impl Future for Counting {
                     }
                 }));
             }
+            // Always wait for a wake: on a loaded machine the threads may
+            // finish every increment before this poll reads the count,
+            // and the test is about wakes reaching the task.
+            return Poll::Pending;
         }
         let n = self.count.load(Ordering::Relaxed);
         if n >= self.target {
@@ -476,7 +480,8 @@ fn cross_thread_wakes_4_threads_100k_each() {
     })
     .unwrap();
     assert_eq!(done.get(), THREADS * PER, "every wake delivered");
-    // Coalesced: far fewer polls than wakes, but at least one.
+    // Coalesced: far fewer polls than wakes, but at least one delivered
+    // (the first poll always returns Pending).
     assert!(polls.get() >= 2, "{}", polls.get());
     assert!(t.elapsed() < Duration::from_secs(60));
 }
