@@ -32,7 +32,7 @@ impl StreamInner {
     /// an `end` waiting to shut the write side down.
     pub(super) fn has_flush_work(&self) -> bool {
         let st = self.st.borrow();
-        !st.queue.is_empty()
+        !st.queue_is_empty()
             || st.need_drain
             || (st.end_requested && !st.write_closed && !st.destroyed)
     }
@@ -51,7 +51,7 @@ impl StreamInner {
             Ok(true) => {
                 log::debug!("stream connected");
                 self.st.borrow_mut().connecting = false;
-                let cb = self.cbs.connect.borrow_mut().take();
+                let cb = self.cbs.connect.take();
                 if let Some(cb) = cb {
                     cb(Ok(Stream {
                         inner: self.clone(),
@@ -64,7 +64,7 @@ impl StreamInner {
             }
             Err(e) => {
                 log::debug!("connect failed: {e}");
-                let cb = self.cbs.connect.borrow_mut().take();
+                let cb = self.cbs.connect.take();
                 self.destroy_quietly();
                 if let Some(cb) = cb {
                     cb(Err(e));
@@ -112,7 +112,7 @@ impl StreamInner {
             && !st.connecting
             // Without a data listener, read ahead into the buffer up to its
             // limit, as a Node socket does before a 'data' listener exists.
-            && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
+            && (st.early_len() < EARLY_LIMIT || self.has_data_cb())
     }
 
     pub(super) fn do_read(self: &Rc<Self>) {
@@ -153,16 +153,18 @@ impl StreamInner {
             // not paused, no end waiting.
             let st = self.st.borrow();
             let end_waiting = st.read_eof && !st.end_emitted;
-            if st.early.is_empty() && !st.paused && !end_waiting {
+            if st.early_len() == 0 && !st.paused && !end_waiting {
                 return false;
             }
         }
         let (early, paused) = {
             let mut st = self.st.borrow_mut();
-            if st.early.is_empty() || st.paused || !self.has_data_cb() {
+            if st.early_len() == 0 || st.paused || !self.has_data_cb() {
                 (Vec::new(), st.paused)
             } else {
-                (std::mem::take(&mut st.early), false)
+                let early = std::mem::take(&mut st.cold().early);
+                st.trim_cold();
+                (early, false)
             }
         };
         if paused {
@@ -173,7 +175,7 @@ impl StreamInner {
         }
         let eof_waiting = {
             let st = self.st.borrow();
-            st.read_eof && !st.end_emitted && st.early.is_empty() && !st.paused
+            st.read_eof && !st.end_emitted && st.early_len() == 0 && !st.paused
         };
         if eof_waiting {
             self.emit_end();
@@ -197,7 +199,7 @@ impl StreamInner {
         let len = if has_cb {
             buf.len()
         } else {
-            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early.len());
+            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early_len());
             room.clamp(1, buf.len())
         };
         let r = {
@@ -213,7 +215,7 @@ impl StreamInner {
                 self.st.borrow_mut().read_eof = true;
                 // With bytes still waiting for a data listener, 'end' waits
                 // for them (Node emits 'end' only after the data).
-                if self.st.borrow().early.is_empty() {
+                if self.st.borrow().early_len() == 0 {
                     self.emit_end();
                 }
                 false
@@ -238,7 +240,11 @@ impl StreamInner {
                 if has_cb {
                     self.emit_data(&buf[..n]);
                 } else {
-                    self.st.borrow_mut().early.extend_from_slice(&buf[..n]);
+                    self.st
+                        .borrow_mut()
+                        .cold()
+                        .early
+                        .extend_from_slice(&buf[..n]);
                 }
                 !drained
             }
@@ -275,7 +281,7 @@ impl StreamInner {
             let st = self.st.borrow();
             (
                 st.destroyed || st.end_requested,
-                st.queue.is_empty() && !st.connecting,
+                st.queue_is_empty() && !st.connecting,
             )
         };
         if refused {
@@ -318,8 +324,9 @@ impl StreamInner {
         }
         let mut st = self.st.borrow_mut();
         let rest = data.len() - off;
-        if let Some(max) = st.max_write_queue {
-            if st.queued_bytes + rest > max {
+        let cold = st.cold();
+        if let Some(max) = cold.max_write_queue {
+            if cold.queued_bytes + rest > max {
                 let msg = format!("write queue over its cap of {max} bytes");
                 drop(st);
                 let e = || io::Error::new(ErrorKind::OutOfMemory, msg.clone());
@@ -328,13 +335,13 @@ impl StreamInner {
                 return false;
             }
         }
-        st.queue.push_back(WriteReq {
+        cold.queue.push_back(WriteReq {
             data: data[off..].to_vec(),
             off: 0,
             cb,
         });
-        st.queued_bytes += rest;
-        if st.queued_bytes >= st.high_water_mark {
+        cold.queued_bytes += rest;
+        if cold.queued_bytes >= cold.high_water_mark {
             st.need_drain = true;
             false
         } else {
@@ -350,14 +357,16 @@ impl StreamInner {
             let io = self.io.borrow();
             let Some(io) = io.as_ref() else { return };
             let mut st = self.st.borrow_mut();
-            while let Some(req) = st.queue.front_mut() {
+            let mut empty = Cold::default();
+            let cold = st.cold.as_deref_mut().unwrap_or(&mut empty);
+            while let Some(req) = cold.queue.front_mut() {
                 match io.write_some(&req.data[req.off..]) {
                     Ok(n) => {
                         req.off += n;
                         let finished = req.off == req.data.len();
-                        st.queued_bytes -= n;
+                        cold.queued_bytes -= n;
                         if finished {
-                            let req = st.queue.pop_front().expect("front exists");
+                            let req = cold.queue.pop_front().expect("front exists");
                             done.extend(req.cb);
                         }
                     }
@@ -369,7 +378,17 @@ impl StreamInner {
                     }
                 }
             }
+            if cold.queue.is_empty() {
+                st.trim_cold();
+            }
         }
+        self.flush_done(done, failed);
+    }
+
+    /// The end of a [`flush`](Self::flush): the finished writes' callbacks,
+    /// then the error, or `drain` and the pending shutdown once the queue
+    /// is empty.
+    fn flush_done(self: &Rc<Self>, done: Vec<WriteCb>, failed: Option<io::Error>) {
         for cb in done {
             self.complete(Some(cb), Ok(()));
         }
@@ -379,7 +398,7 @@ impl StreamInner {
         }
         let (drain, shutdown) = {
             let mut st = self.st.borrow_mut();
-            if !st.queue.is_empty() || st.destroyed {
+            if !st.queue_is_empty() || st.destroyed {
                 return;
             }
             let drain = std::mem::take(&mut st.need_drain);
@@ -402,7 +421,7 @@ impl StreamInner {
                 return;
             }
             st.end_requested = true;
-            st.queue.is_empty() && !st.connecting
+            st.queue_is_empty() && !st.connecting
         };
         if flush_now {
             self.shutdown_now();
@@ -459,8 +478,8 @@ impl StreamInner {
                 return;
             }
             st.destroyed = true;
-            st.queued_bytes = 0;
-            std::mem::take(&mut st.queue)
+            // The read-ahead and the queue go; the limits no longer matter.
+            st.cold.take().map(|c| c.queue).unwrap_or_default()
         };
         log::debug!(
             "stream closes{}",
@@ -509,8 +528,9 @@ impl StreamInner {
 
     /// Closing: the signal the stream was bound to no longer concerns it.
     fn release_signal(&self) {
-        let bound = self.signal.borrow_mut().take();
-        if let Some((signal, listener)) = bound {
+        let bound = self.signal.take();
+        if let Some(bound) = bound {
+            let (signal, listener) = *bound;
             listener.remove();
             drop(signal);
         }
@@ -521,7 +541,9 @@ impl StreamInner {
     /// whether the kernel took the data at once or from the queue.
     pub(super) fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
         let Some(cb) = cb else { return };
-        self.done.borrow_mut().push_back((cb, r));
+        let mut done = self.done.take().unwrap_or_default();
+        done.push_back((cb, r));
+        self.done.set(Some(done));
         if !self.done_scheduled.replace(true) {
             let me = self.clone();
             self.lp.defer_pending(Box::new(move || me.run_done()));
@@ -531,7 +553,18 @@ impl StreamInner {
     pub(super) fn run_done(&self) {
         self.done_scheduled.set(false);
         loop {
-            let next = self.done.borrow_mut().pop_front();
+            let next = match self.done.take() {
+                Some(mut done) => {
+                    let next = done.pop_front();
+                    // Put back unless empty (an idle stream keeps no queue),
+                    // before the call: a write it makes queues behind.
+                    if !done.is_empty() {
+                        self.done.set(Some(done));
+                    }
+                    next
+                }
+                None => None,
+            };
             let Some((cb, r)) = next else { break };
             cb(r);
             self.lp.checkpoint_now();
@@ -547,7 +580,7 @@ impl StreamInner {
         self.cbs.drain.clear();
         self.cbs.error.clear();
         self.cbs.close.clear();
-        let connect = self.cbs.connect.borrow_mut().take();
+        let connect = self.cbs.connect.take();
         drop(connect);
     }
 }

@@ -120,6 +120,25 @@ socket_stream_io!(mio::net::UnixStream, "unix", |me| {
     None
 });
 
+/// A stream's fd: a TCP socket inline (an accepted connection costs no
+/// second allocation for it), anything else boxed.
+pub(crate) enum Io {
+    Tcp(mio::net::TcpStream),
+    Other(Box<dyn StreamIo>),
+}
+
+impl std::ops::Deref for Io {
+    type Target = dyn StreamIo;
+
+    #[inline]
+    fn deref(&self) -> &(dyn StreamIo + 'static) {
+        match self {
+            Io::Tcp(t) => t,
+            Io::Other(b) => &**b,
+        }
+    }
+}
+
 type DataFn = dyn FnMut(&[u8]);
 type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
 pub(crate) type ConnectCb = Box<dyn FnOnce(io::Result<Stream>)>;
@@ -131,6 +150,9 @@ struct WriteReq {
     cb: Option<WriteCb>,
 }
 
+/// The stream's flags and, boxed apart, its cold state: an idle
+/// connection has no write queue, no read-ahead and default limits, and
+/// keeps none of them (memory per idle connection counts: issue 25).
 #[derive(Default)]
 struct State {
     /// The fd may have data (edge-triggered: remembered until WouldBlock).
@@ -143,21 +165,75 @@ struct State {
     read_scheduled: bool,
     /// A short read means the fd is drained ([`StreamIo::short_read_drains`]).
     short_read_drains: bool,
-    /// Reads per batch ([`Stream::set_read_batch`]).
-    read_batch: u32,
-    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
-    early: Vec<u8>,
     end_requested: bool,
     write_closed: bool,
     destroyed: bool,
     connecting: bool,
     allow_half_open: bool,
     need_drain: bool,
+    /// Reads per batch ([`Stream::set_read_batch`]).
+    read_batch: u32,
+    /// Allocated when first needed, dropped when back to its defaults.
+    cold: Option<Box<Cold>>,
+}
+
+/// What a stream needs only while it queues writes, reads ahead, or has
+/// non-default limits.
+struct Cold {
+    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
+    early: Vec<u8>,
     queue: VecDeque<WriteReq>,
     queued_bytes: usize,
     high_water_mark: usize,
     /// The hard cap on queued bytes ([`Stream::set_max_write_queue`]).
     max_write_queue: Option<usize>,
+}
+
+impl Default for Cold {
+    fn default() -> Self {
+        Cold {
+            early: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            max_write_queue: None,
+        }
+    }
+}
+
+impl State {
+    /// The cold state, allocated on first use.
+    fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the cold state once it holds nothing and only defaults, so
+    /// that a connection that has queued once is small again when idle.
+    fn trim_cold(&mut self) {
+        if let Some(c) = &self.cold {
+            if c.early.is_empty()
+                && c.queue.is_empty()
+                && c.high_water_mark == DEFAULT_HIGH_WATER_MARK
+                && c.max_write_queue.is_none()
+            {
+                self.cold = None;
+            }
+        }
+    }
+
+    #[inline]
+    fn queue_is_empty(&self) -> bool {
+        self.cold.as_ref().map_or(true, |c| c.queue.is_empty())
+    }
+
+    #[inline]
+    fn early_len(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.early.len())
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.queued_bytes)
+    }
 }
 
 /// The listeners of a stream's events, by event (Node's `EventEmitter`
@@ -170,7 +246,8 @@ struct Callbacks {
     drain: Listeners<dyn FnMut()>,
     error: Listeners<dyn FnMut(io::Error)>,
     close: Listeners<dyn FnMut(bool)>,
-    connect: RefCell<Option<ConnectCb>>,
+    /// Taken (never borrowed) when the connect finishes.
+    connect: Cell<Option<ConnectCb>>,
 }
 
 /// Event numbers of a stream's [`Listener`] handles.
@@ -194,12 +271,15 @@ impl RemoveListener for StreamInner {
 }
 
 pub(crate) struct StreamInner {
-    io: RefCell<Option<Box<dyn StreamIo>>>,
+    io: RefCell<Option<Io>>,
     watch: WatchSlot,
     st: RefCell<State>,
     cbs: Callbacks,
-    /// Finished writes whose callbacks wait for the pending phase.
-    done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
+    /// Finished writes whose callbacks wait for the pending phase
+    /// (allocated by the first write with a callback; taken out, never
+    /// borrowed across a call).
+    #[allow(clippy::type_complexity)]
+    done: Cell<Option<Box<VecDeque<(WriteCb, io::Result<()>)>>>>,
     done_scheduled: Cell<bool>,
     /// Set once the stream has closed and drops its listeners: later
     /// `on_*` calls keep nothing (the events are over).
@@ -208,7 +288,7 @@ pub(crate) struct StreamInner {
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
     /// of `net.connect` does): released when the stream closes.
-    signal: RefCell<Option<(AbortSignal, AbortListener)>>,
+    signal: Cell<Option<Box<(AbortSignal, AbortListener)>>>,
 }
 
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
@@ -318,6 +398,15 @@ impl Stream {
     /// Wraps a connected (or connecting) fd and registers it with the
     /// current loop.
     pub(crate) fn register(io: Box<dyn StreamIo>, connecting: bool) -> io::Result<Stream> {
+        Stream::register_io(Io::Other(io), connecting)
+    }
+
+    /// [`register`](Stream::register) for a TCP socket, kept inline.
+    pub(crate) fn register_tcp(sock: mio::net::TcpStream, connecting: bool) -> io::Result<Stream> {
+        Stream::register_io(Io::Tcp(sock), connecting)
+    }
+
+    fn register_io(io: Io, connecting: bool) -> io::Result<Stream> {
         let lp = LoopRef::current();
         let fd = io.as_raw_fd();
         let kind = io.kind();
@@ -337,16 +426,14 @@ impl Stream {
                 connecting,
                 short_read_drains,
                 read_batch: READS_PER_TURN,
-                high_water_mark: DEFAULT_HIGH_WATER_MARK,
-                max_write_queue: None,
                 ..State::default()
             }),
             cbs: Callbacks::default(),
-            done: RefCell::default(),
+            done: Cell::new(None),
             done_scheduled: Cell::new(false),
             released: Cell::new(false),
             lp,
-            signal: RefCell::new(None),
+            signal: Cell::new(None),
         });
         if !pollable {
             // Blocking writes never queue; nothing to watch, nothing that
@@ -408,9 +495,12 @@ impl Stream {
                 inner.destroy(Some(AbortError::new(reason.clone()).into()));
             }
         });
-        let old = self.inner.signal.replace(Some((signal.clone(), listener)));
-        if let Some((_, l)) = old {
-            l.remove();
+        let old = self
+            .inner
+            .signal
+            .replace(Some(Box::new((signal.clone(), listener))));
+        if let Some(old) = old {
+            old.1.remove();
         }
     }
 
@@ -881,7 +971,9 @@ impl Stream {
     /// without bound (Redis's `client-output-buffer-limit`; reliability
     /// test T36).
     pub fn set_max_write_queue(&self, bytes: Option<usize>) -> &Self {
-        self.inner.st.borrow_mut().max_write_queue = bytes;
+        let mut st = self.inner.st.borrow_mut();
+        st.cold().max_write_queue = bytes;
+        st.trim_cold();
         self
     }
 
@@ -912,14 +1004,16 @@ impl Stream {
     /// Sets the write queue size at which [`write`](Stream::write) starts
     /// returning `false`.
     pub fn set_high_water_mark(&self, bytes: usize) -> &Self {
-        self.inner.st.borrow_mut().high_water_mark = bytes;
+        let mut st = self.inner.st.borrow_mut();
+        st.cold().high_water_mark = bytes;
+        st.trim_cold();
         self
     }
 
     /// Bytes accepted by `write` and not yet taken by the kernel (Node's
     /// `writableLength`).
     pub fn write_queue_len(&self) -> usize {
-        self.inner.st.borrow().queued_bytes
+        self.inner.st.borrow().queued_bytes()
     }
 
     /// Whether the stream has closed (or is closing).
@@ -998,10 +1092,22 @@ impl fmt::Debug for Stream {
         f.debug_struct("Stream")
             .field("fd", &self.as_raw_fd())
             .field("paused", &st.paused)
-            .field("queued_bytes", &st.queued_bytes)
+            .field("queued_bytes", &st.queued_bytes())
             .field("ended", &st.end_requested)
             .field("read_eof", &st.read_eof)
             .field("closed", &st.destroyed)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_idle_stream_is_small() {
+        // Memory per idle connection counts (issue 25): print the size, and
+        // keep it from growing back unnoticed.
+        let size = std::mem::size_of::<super::StreamInner>();
+        eprintln!("StreamInner: {size} bytes");
+        assert!(size <= 512, "StreamInner is {size} bytes");
     }
 }
