@@ -151,8 +151,10 @@ struct SourceSlot {
     fd: RawFd,
     interest: Interest,
     refed: bool,
-    /// What this source is, for `active_handles` ("fd", "tcp", ...).
-    kind: &'static str,
+    /// What this source is, for `active_handles` ("fd", "tcp", ...): an
+    /// index into [`Reactor::kinds`] (a slot per source counts: 32 bytes,
+    /// not 48 with the label itself).
+    kind: u8,
 }
 
 /// Registered sources.
@@ -165,6 +167,9 @@ pub(crate) struct Reactor {
     /// Registrations since the loop was created (a metric).
     registrations: Cell<u64>,
     refed: Cell<usize>,
+    /// The kind labels sources were registered with (a few: "tcp",
+    /// "pipe", "signal", ...), indexed by [`SourceSlot::kind`].
+    kinds: RefCell<Vec<&'static str>>,
 }
 
 fn token(key: usize, gen: u32) -> Token {
@@ -185,6 +190,7 @@ impl Reactor {
             next_gen: Cell::new(0),
             registrations: Cell::new(0),
             refed: Cell::new(0),
+            kinds: RefCell::new(vec!["io"]),
         }
     }
 
@@ -208,6 +214,7 @@ impl Reactor {
             .borrow()
             .registry()
             .register(&mut SourceFd(&fd), token(key, gen), interest)?;
+        let kind = self.kind_index(kind);
         entry.insert(SourceSlot {
             cb: Some(cb),
             gen,
@@ -218,6 +225,30 @@ impl Reactor {
         });
         self.refed.set(self.refed.get() + 1);
         Ok((key, gen))
+    }
+
+    /// The index of a kind label in `kinds`, added if new; past 255
+    /// labels, 0 ("io").
+    fn kind_index(&self, kind: &'static str) -> u8 {
+        let mut kinds = self.kinds.borrow_mut();
+        if let Some(i) = kinds.iter().position(|k| *k == kind) {
+            return i as u8;
+        }
+        match u8::try_from(kinds.len()) {
+            Ok(i) => {
+                kinds.push(kind);
+                i
+            }
+            Err(_) => 0,
+        }
+    }
+
+    fn kind_name(&self, kind: u8) -> &'static str {
+        self.kinds
+            .borrow()
+            .get(kind as usize)
+            .copied()
+            .unwrap_or("io")
     }
 
     /// Sources registered since the loop was created.
@@ -321,7 +352,8 @@ impl Reactor {
 
     /// The kind label of source `key` ("tcp", "signal", ...).
     pub(crate) fn kind(&self, key: usize) -> &'static str {
-        self.sources.borrow().get(key).map_or("io", |s| s.kind)
+        let kind = self.sources.borrow().get(key).map(|s| s.kind);
+        kind.map_or("io", |k| self.kind_name(k))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -332,7 +364,7 @@ impl Reactor {
         let sources = self.sources.borrow();
         sources
             .iter()
-            .map(|(_, s)| (s.kind, s.fd, s.interest, s.refed))
+            .map(|(_, s)| (self.kind_name(s.kind), s.fd, s.interest, s.refed))
             .collect()
     }
 
@@ -362,7 +394,9 @@ fn closed() -> io::Error {
 /// active: close the watch first, then the fd.
 pub struct Watch {
     inner: Weak<LoopState>,
-    key: usize,
+    /// The slab key (at most `u32::MAX`, checked by `register`): 16
+    /// bytes in all, part of every open stream.
+    key: u32,
     gen: u32,
 }
 
@@ -374,14 +408,16 @@ impl Watch {
 
     /// Changes which readiness the callback is told about.
     pub fn set_interest(&self, interest: Interest) -> io::Result<()> {
-        self.with(|r| r.set_interest(self.key, self.gen, interest))
+        self.with(|r| r.set_interest(self.key as usize, self.gen, interest))
             .unwrap_or_else(|| Err(closed()))
     }
 
     /// Deregisters now. Safe from inside the watch's own callback; an event
     /// already in the current batch is dropped.
     pub fn close(&self) {
-        let garbage = self.with(|r| r.close(self.key, self.gen)).flatten();
+        let garbage = self
+            .with(|r| r.close(self.key as usize, self.gen))
+            .flatten();
         if garbage.is_some() {
             log::debug!("close watch #{}", self.key);
         }
@@ -390,32 +426,32 @@ impl Watch {
 
     /// Lets the loop exit while this watch is active.
     pub fn unref(&self) -> &Self {
-        self.with(|r| r.set_ref(self.key, self.gen, false));
+        self.with(|r| r.set_ref(self.key as usize, self.gen, false));
         self
     }
 
     /// Makes this watch keep the loop alive again (the default).
     pub fn ref_(&self) -> &Self {
-        self.with(|r| r.set_ref(self.key, self.gen, true));
+        self.with(|r| r.set_ref(self.key as usize, self.gen, true));
         self
     }
 
     /// Whether this watch keeps the loop alive.
     pub fn has_ref(&self) -> bool {
-        self.with(|r| r.has_ref(self.key, self.gen))
+        self.with(|r| r.has_ref(self.key as usize, self.gen))
             .unwrap_or(false)
     }
 
     /// Whether it is still registered.
     pub fn is_active(&self) -> bool {
-        self.with(|r| r.is_active(self.key, self.gen))
+        self.with(|r| r.is_active(self.key as usize, self.gen))
             .unwrap_or(false)
     }
 
     /// The slab key (the low half of its mio token), for debugging and
     /// tests that check key reuse.
     pub fn key(&self) -> usize {
-        self.key
+        self.key as usize
     }
 }
 
@@ -560,7 +596,7 @@ pub(crate) fn watch_kind(
         log::debug!("watch {kind} fd {fd} as #{key} (gen {gen}) for {interest:?}");
         Ok(Watch {
             inner: Rc::downgrade(inner),
-            key,
+            key: key as u32,
             gen,
         })
     })

@@ -51,7 +51,7 @@ impl StreamInner {
             Ok(true) => {
                 log::debug!("stream connected");
                 self.st.borrow_mut().connecting = false;
-                let cb = self.cbs.connect.take();
+                let cb = self.cbs.connect.take().map(|cb| *cb);
                 if let Some(cb) = cb {
                     cb(Ok(Stream {
                         inner: self.clone(),
@@ -64,7 +64,7 @@ impl StreamInner {
             }
             Err(e) => {
                 log::debug!("connect failed: {e}");
-                let cb = self.cbs.connect.take();
+                let cb = self.cbs.connect.take().map(|cb| *cb);
                 self.destroy_quietly();
                 if let Some(cb) = cb {
                     cb(Err(e));
@@ -185,7 +185,7 @@ impl StreamInner {
     }
 
     pub(super) fn emit_data(&self, bytes: &[u8]) {
-        self.cbs.data.emit(|cb| cb(bytes));
+        self.cbs.data.emit(&self.cbs.c, |cb| cb(bytes));
         self.lp.checkpoint_now();
     }
 
@@ -268,7 +268,7 @@ impl StreamInner {
             }
             st.end_emitted = true;
         }
-        call_unit(&self.cbs.end);
+        call_unit(&self.cbs.end, &self.cbs.c);
         self.lp.checkpoint_now();
         if !self.st.borrow().allow_half_open {
             self.end();
@@ -406,7 +406,7 @@ impl StreamInner {
             (drain, shutdown)
         };
         if drain {
-            call_unit(&self.cbs.drain);
+            call_unit(&self.cbs.drain, &self.cbs.c);
             self.lp.checkpoint_now();
         }
         if shutdown {
@@ -506,7 +506,7 @@ impl StreamInner {
             }
             let had_error = err.is_some();
             if let Some(e) = err {
-                if let Err(e) = call_error(&me.cbs.error, e) {
+                if let Err(e) = call_error(&me.cbs, e) {
                     // Node's 'error' with no listener: an uncaught error,
                     // unless an abort closed the stream (Node does not
                     // report a socket destroyed by its signal either).
@@ -520,8 +520,8 @@ impl StreamInner {
             }
             // From here on, its events are over: a listener added (even
             // by a close listener) is not kept.
-            me.released.set(true);
-            me.cbs.close.emit(|cb| cb(had_error));
+            me.st.borrow_mut().released = true;
+            me.cbs.close.emit(&me.cbs.c, |cb| cb(had_error));
             me.drop_callbacks();
         }));
     }
@@ -544,14 +544,15 @@ impl StreamInner {
         let mut done = self.done.take().unwrap_or_default();
         done.push_back((cb, r));
         self.done.set(Some(done));
-        if !self.done_scheduled.replace(true) {
+        let scheduled = std::mem::replace(&mut self.st.borrow_mut().done_scheduled, true);
+        if !scheduled {
             let me = self.clone();
             self.lp.defer_pending(Box::new(move || me.run_done()));
         }
     }
 
     pub(super) fn run_done(&self) {
-        self.done_scheduled.set(false);
+        self.st.borrow_mut().done_scheduled = false;
         loop {
             let next = match self.done.take() {
                 Some(mut done) => {
@@ -574,12 +575,12 @@ impl StreamInner {
     /// After close: drop every callback (they often hold clones of this
     /// stream: the cycle ends here). Dropped outside any borrow.
     pub(super) fn drop_callbacks(&self) {
-        self.released.set(true);
-        self.cbs.data.clear();
-        self.cbs.end.clear();
-        self.cbs.drain.clear();
-        self.cbs.error.clear();
-        self.cbs.close.clear();
+        self.st.borrow_mut().released = true;
+        self.cbs.data.clear(&self.cbs.c);
+        self.cbs.end.clear(&self.cbs.c);
+        self.cbs.drain.clear(&self.cbs.c);
+        self.cbs.error.clear(&self.cbs.c);
+        self.cbs.close.clear(&self.cbs.c);
         let connect = self.cbs.connect.take();
         drop(connect);
     }

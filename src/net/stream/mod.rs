@@ -13,7 +13,7 @@ use mio::Interest;
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
-use crate::listeners::{Listener, Listeners, RemoveListener};
+use crate::listeners::{Counters, Listener, ListenerList, RemoveListener};
 use crate::reactor::{watch_kind, Ready, WatchSlot};
 
 mod inner;
@@ -171,6 +171,11 @@ struct State {
     connecting: bool,
     allow_half_open: bool,
     need_drain: bool,
+    /// A job to run the finished writes' callbacks is queued.
+    done_scheduled: bool,
+    /// Set once the stream has closed and drops its listeners: later
+    /// `on_*` calls keep nothing (the events are over).
+    released: bool,
     /// Reads per batch ([`Stream::set_read_batch`]).
     read_batch: u32,
     /// Allocated when first needed, dropped when back to its defaults.
@@ -241,13 +246,17 @@ impl State {
 /// their listeners are one-shot.
 #[derive(Default)]
 struct Callbacks {
-    data: Listeners<DataFn>,
-    end: Listeners<dyn FnMut()>,
-    drain: Listeners<dyn FnMut()>,
-    error: Listeners<dyn FnMut(io::Error)>,
-    close: Listeners<dyn FnMut(bool)>,
-    /// Taken (never borrowed) when the connect finishes.
-    connect: Cell<Option<ConnectCb>>,
+    data: ListenerList<DataFn>,
+    end: ListenerList<dyn FnMut()>,
+    drain: ListenerList<dyn FnMut()>,
+    error: ListenerList<dyn FnMut(io::Error)>,
+    close: ListenerList<dyn FnMut(bool)>,
+    /// The ids and delivery count of all five lists.
+    c: Counters,
+    /// Taken (never borrowed) when the connect finishes; boxed once more
+    /// to keep an accepted stream, which never has one, 8 bytes smaller.
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    connect: Cell<Option<Box<ConnectCb>>>,
 }
 
 /// Event numbers of a stream's [`Listener`] handles.
@@ -260,11 +269,11 @@ const CLOSE: u8 = 4;
 impl RemoveListener for StreamInner {
     fn remove_listener(&self, event: u8, id: u32) -> bool {
         match event {
-            DATA => self.cbs.data.remove(id),
-            END => self.cbs.end.remove(id),
-            DRAIN => self.cbs.drain.remove(id),
-            ERROR => self.cbs.error.remove(id),
-            CLOSE => self.cbs.close.remove(id),
+            DATA => self.cbs.data.remove(&self.cbs.c, id),
+            END => self.cbs.end.remove(&self.cbs.c, id),
+            DRAIN => self.cbs.drain.remove(&self.cbs.c, id),
+            ERROR => self.cbs.error.remove(&self.cbs.c, id),
+            CLOSE => self.cbs.close.remove(&self.cbs.c, id),
             _ => false,
         }
     }
@@ -280,10 +289,6 @@ pub(crate) struct StreamInner {
     /// borrowed across a call).
     #[allow(clippy::type_complexity)]
     done: Cell<Option<Box<VecDeque<(WriteCb, io::Result<()>)>>>>,
-    done_scheduled: Cell<bool>,
-    /// Set once the stream has closed and drops its listeners: later
-    /// `on_*` calls keep nothing (the events are over).
-    released: Cell<bool>,
     lp: LoopRef,
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
@@ -386,12 +391,12 @@ pub struct Stream {
 }
 
 /// Calls the error listeners; without one, hands the error back.
-fn call_error(list: &Listeners<dyn FnMut(io::Error)>, arg: io::Error) -> Result<(), io::Error> {
-    crate::listeners::emit_error(list, arg)
+fn call_error(cbs: &Callbacks, arg: io::Error) -> Result<(), io::Error> {
+    crate::listeners::emit_error_in(&cbs.error, &cbs.c, arg)
 }
 
-fn call_unit(list: &Listeners<dyn FnMut()>) {
-    list.emit(|cb| cb());
+fn call_unit(list: &ListenerList<dyn FnMut()>, c: &Counters) {
+    list.emit(c, |cb| cb());
 }
 
 impl Stream {
@@ -430,8 +435,6 @@ impl Stream {
             }),
             cbs: Callbacks::default(),
             done: Cell::new(None),
-            done_scheduled: Cell::new(false),
-            released: Cell::new(false),
             lp,
             signal: Cell::new(None),
         });
@@ -454,7 +457,7 @@ impl Stream {
     }
 
     pub(crate) fn set_connect_callback(&self, cb: ConnectCb) {
-        let old = self.inner.cbs.connect.replace(Some(cb));
+        let old = self.inner.cbs.connect.replace(Some(Box::new(cb)));
         drop(old);
     }
 
@@ -543,7 +546,7 @@ impl Stream {
     /// assert_eq!(*got.borrow(), b"hello");
     /// ```
     pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
-        let l = self.listen(DATA, |cbs| cbs.data.add(Box::new(cb)));
+        let l = self.listen(DATA, |cbs| cbs.data.add(&cbs.c, Box::new(cb)));
         self.inner.schedule_read();
         l
     }
@@ -585,11 +588,14 @@ impl Stream {
     pub fn once_data(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
         let mut cb = Some(cb);
         let l = self.listen(DATA, |cbs| {
-            cbs.data.add_once(Box::new(move |b: &[u8]| {
-                if let Some(cb) = cb.take() {
-                    cb(b)
-                }
-            }))
+            cbs.data.add_once(
+                &cbs.c,
+                Box::new(move |b: &[u8]| {
+                    if let Some(cb) = cb.take() {
+                        cb(b)
+                    }
+                }),
+            )
         });
         self.inner.schedule_read();
         l
@@ -599,7 +605,7 @@ impl Stream {
     /// handle; once the stream has closed and dropped its listeners, keeps
     /// nothing (its events are over) and returns a detached handle.
     fn listen(&self, event: u8, add: impl FnOnce(&Callbacks) -> u32) -> Listener {
-        if self.inner.released.get() {
+        if self.inner.st.borrow().released {
             return Listener::detached();
         }
         let id = add(&self.inner.cbs);
@@ -640,11 +646,14 @@ impl Stream {
     pub fn on_end(&self, cb: impl FnOnce() + 'static) -> Listener {
         let mut cb = Some(cb);
         self.listen(END, |cbs| {
-            cbs.end.add_once(Box::new(move || {
-                if let Some(cb) = cb.take() {
-                    cb()
-                }
-            }))
+            cbs.end.add_once(
+                &cbs.c,
+                Box::new(move || {
+                    if let Some(cb) = cb.take() {
+                        cb()
+                    }
+                }),
+            )
         })
     }
 
@@ -686,7 +695,7 @@ impl Stream {
     /// assert!(drained.get());
     /// ```
     pub fn on_drain(&self, cb: impl FnMut() + 'static) -> Listener {
-        self.listen(DRAIN, |cbs| cbs.drain.add(Box::new(cb)))
+        self.listen(DRAIN, |cbs| cbs.drain.add(&cbs.c, Box::new(cb)))
     }
 
     /// Calls `cb` at the next `'drain'` only (Node's `once('drain')`, the
@@ -727,11 +736,14 @@ impl Stream {
     pub fn once_drain(&self, cb: impl FnOnce() + 'static) -> Listener {
         let mut cb = Some(cb);
         self.listen(DRAIN, |cbs| {
-            cbs.drain.add_once(Box::new(move || {
-                if let Some(cb) = cb.take() {
-                    cb()
-                }
-            }))
+            cbs.drain.add_once(
+                &cbs.c,
+                Box::new(move || {
+                    if let Some(cb) = cb.take() {
+                        cb()
+                    }
+                }),
+            )
         })
     }
 
@@ -773,7 +785,7 @@ impl Stream {
     /// assert_eq!(*kind.borrow(), Some(ErrorKind::ConnectionReset));
     /// ```
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> Listener {
-        self.listen(ERROR, |cbs| cbs.error.add(Box::new(cb)))
+        self.listen(ERROR, |cbs| cbs.error.add(&cbs.c, Box::new(cb)))
     }
 
     /// Adds a listener called once, in the close phase, when the stream has
@@ -809,7 +821,7 @@ impl Stream {
     /// ```
     pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> Listener {
         self.listen(CLOSE, |cbs| {
-            cbs.close.add_once(crate::listeners::once_fn(cb))
+            cbs.close.add_once(&cbs.c, crate::listeners::once_fn(cb))
         })
     }
 
@@ -1108,6 +1120,13 @@ mod tests {
         // keep it from growing back unnoticed.
         let size = std::mem::size_of::<super::StreamInner>();
         eprintln!("StreamInner: {size} bytes");
-        assert!(size <= 512, "StreamInner is {size} bytes");
+        eprintln!(
+            "io {} watch {} state {} callbacks {}",
+            std::mem::size_of::<std::cell::RefCell<Option<super::Io>>>(),
+            std::mem::size_of::<crate::reactor::WatchSlot>(),
+            std::mem::size_of::<std::cell::RefCell<super::State>>(),
+            std::mem::size_of::<super::Callbacks>(),
+        );
+        assert!(size <= 296, "StreamInner is {size} bytes");
     }
 }
