@@ -142,8 +142,38 @@ impl fmt::Debug for Ready {
     }
 }
 
-/// A callback taken out of its slot while it runs.
-pub(crate) type IoCallback = Box<dyn FnMut(Ready)>;
+/// What the reactor calls with a source's readiness: a closure
+/// ([`io_callback`]), or an object that is its own callback (a stream:
+/// its `Rc` is the callback, with no closure allocated per connection).
+pub(crate) trait OnReady {
+    /// Handles one readiness event.
+    fn on_ready(self: Rc<Self>, ready: Ready);
+}
+
+/// A callback, taken out of its slot while it runs (so a closure's
+/// `RefCell` is never borrowed twice).
+pub(crate) type IoCallback = Rc<dyn OnReady>;
+
+/// A closure as an [`OnReady`] source.
+struct ClosureSource<F>(RefCell<F>);
+
+impl<F: FnMut(Ready)> OnReady for ClosureSource<F> {
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        (self.0.borrow_mut())(ready)
+    }
+}
+
+/// Wraps a closure as an [`IoCallback`].
+pub(crate) fn io_callback(f: impl FnMut(Ready) + 'static) -> IoCallback {
+    Rc::new(ClosureSource(RefCell::new(f)))
+}
+
+/// Runs a callback taken out of its slot (it stays owned by the caller,
+/// to be put back).
+#[inline]
+pub(crate) fn call(cb: &IoCallback, ready: Ready) {
+    Rc::clone(cb).on_ready(ready)
+}
 
 struct SourceSlot {
     cb: Option<IoCallback>,
@@ -580,12 +610,22 @@ pub fn watch_fd(
     interest: Interest,
     cb: impl FnMut(Ready) + 'static,
 ) -> io::Result<Watch> {
-    watch_kind(fd, interest, "fd", Box::new(cb))
+    watch_kind(fd, interest, "fd", cb)
 }
 
 /// [`watch_fd`] with a kind label for `active_handles` (used by later
 /// layers: "tcp", "pipe", ...).
 pub(crate) fn watch_kind(
+    fd: RawFd,
+    interest: Interest,
+    kind: &'static str,
+    cb: impl FnMut(Ready) + 'static,
+) -> io::Result<Watch> {
+    watch_source(fd, interest, kind, io_callback(cb))
+}
+
+/// [`watch_kind`] for a source that is its own callback ([`OnReady`]).
+pub(crate) fn watch_source(
     fd: RawFd,
     interest: Interest,
     kind: &'static str,
@@ -627,13 +667,23 @@ mod tests {
         let reactor = Reactor::new(mio::Poll::new().unwrap());
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (ka, ga) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert!(reactor.close(ka, ga).is_some());
         assert!(reactor.close(ka, ga).is_none(), "closing twice is a no-op");
         // The key is reused at once, with another generation.
         let (kb, gb) = reactor
-            .register(b.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                b.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!(kb, ka);
         assert_ne!(gb, ga);
@@ -664,12 +714,22 @@ mod tests {
         reactor.next_gen.set(u32::MAX);
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (k1, g1) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!(g1, u32::MAX);
         reactor.close(k1, g1);
         let (k2, g2) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!((k2, g2), (k1, 0));
         assert!(reactor.take_callback(k1, g1).is_none());

@@ -69,10 +69,10 @@ static A: Counting = Counting;
 const N: usize = 1000;
 
 /// The budget: issue 25, item 1 aims at 256 bytes of RSS per idle callback
-/// connection, malloc's overhead included, and is not there yet (496
-/// bytes here: the stream, its reactor callback, the reactor's slot and
-/// the example's three closures and peer string); this keeps what was
-/// reached (from 752) from growing back. The reactor's slab is a vector
+/// connection, malloc's overhead included, and is not there yet (464
+/// bytes here: the stream, the reactor's slot, and the example's two
+/// boxed closures and peer string); this keeps what was reached (from
+/// 752) from growing back. The reactor's slab is a vector
 /// that doubles: its share per connection depends on `N`, and is counted
 /// here as it stands at `N` + 1 connections.
 const BUDGET: isize = 512;

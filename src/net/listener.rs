@@ -272,12 +272,7 @@ where
             acceptor: Acceptor::new(),
         });
         let on_ready = me.clone();
-        let watch = watch_kind(
-            fd,
-            Interest::READABLE,
-            kind,
-            Box::new(move |_| on_ready.accept_all()),
-        )?;
+        let watch = watch_kind(fd, Interest::READABLE, kind, move |_| on_ready.accept_all())?;
         me.watch.set(watch);
         Ok(me)
     }

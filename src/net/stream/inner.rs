@@ -6,7 +6,7 @@
 use super::*;
 
 impl StreamInner {
-    pub(super) fn on_ready(self: &Rc<Self>, ready: Ready) {
+    pub(super) fn ready(self: &Rc<Self>, ready: Ready) {
         if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
             let mut st = self.st.borrow_mut();
             st.readable = true;

@@ -14,7 +14,7 @@ use mio::Interest;
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
 use crate::listeners::{Counters, Listener, ListenerList, RemoveListener};
-use crate::reactor::{watch_kind, Ready, WatchSlot};
+use crate::reactor::{watch_source, OnReady, Ready, WatchSlot};
 
 mod inner;
 
@@ -266,6 +266,13 @@ const DRAIN: u8 = 2;
 const ERROR: u8 = 3;
 const CLOSE: u8 = 4;
 
+impl OnReady for StreamInner {
+    #[inline]
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        self.ready(ready);
+    }
+}
+
 impl RemoveListener for StreamInner {
     fn remove_listener(&self, event: u8, id: u32) -> bool {
         match event {
@@ -445,12 +452,13 @@ impl Stream {
         }
         // The registration owns a strong reference: an open stream lives
         // until it closes, whoever holds handles. `destroy` breaks the cycle.
-        let me = inner.clone();
-        let watch = watch_kind(
+        // The stream is its own reactor callback ([`OnReady`]): no closure
+        // allocated per connection.
+        let watch = watch_source(
             fd,
             Interest::READABLE | Interest::WRITABLE,
             kind,
-            Box::new(move |ready| me.on_ready(ready)),
+            inner.clone(),
         )?;
         inner.watch.set(watch);
         Ok(Stream { inner })
