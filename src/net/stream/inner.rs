@@ -40,7 +40,7 @@ impl StreamInner {
     pub(super) fn finish_connect(self: &Rc<Self>) {
         let status = {
             let io = self.io.borrow();
-            let Some(io) = io.as_ref() else { return };
+            let Some(io) = io.open() else { return };
             match io.take_error() {
                 Ok(Some(e)) | Err(e) => Err(e),
                 Ok(None) => io.is_connected(),
@@ -204,7 +204,7 @@ impl StreamInner {
         };
         let r = {
             let io = self.io.borrow();
-            match io.as_ref() {
+            match io.open() {
                 Some(io) => io.read_some(&mut buf[..len]),
                 None => return false,
             }
@@ -294,7 +294,7 @@ impl StreamInner {
             let mut failed = None;
             {
                 let io = self.io.borrow();
-                let io = io.as_ref().expect("an open stream has its fd");
+                let io = io.open().expect("an open stream has its fd");
                 while off < data.len() {
                     match io.write_some(&data[off..]) {
                         Ok(n) => off += n,
@@ -355,7 +355,7 @@ impl StreamInner {
         let mut failed = None;
         {
             let io = self.io.borrow();
-            let Some(io) = io.as_ref() else { return };
+            let Some(io) = io.open() else { return };
             let mut st = self.st.borrow_mut();
             let mut empty = Cold::default();
             let cold = st.cold.as_deref_mut().unwrap_or(&mut empty);
@@ -431,7 +431,7 @@ impl StreamInner {
     pub(super) fn shutdown_now(self: &Rc<Self>) {
         let r = {
             let io = self.io.borrow();
-            match io.as_ref() {
+            match io.open() {
                 Some(io) => io.shutdown_write(),
                 None => return,
             }
@@ -528,9 +528,8 @@ impl StreamInner {
 
     /// Closing: the signal the stream was bound to no longer concerns it.
     fn release_signal(&self) {
-        let bound = self.signal.take();
-        if let Some(bound) = bound {
-            let (signal, listener) = *bound;
+        let bound = self.with_extra(|x| x.signal.take());
+        if let Some((signal, listener)) = bound {
             listener.remove();
             drop(signal);
         }
@@ -541,9 +540,7 @@ impl StreamInner {
     /// whether the kernel took the data at once or from the queue.
     pub(super) fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
         let Some(cb) = cb else { return };
-        let mut done = self.done.take().unwrap_or_default();
-        done.push_back((cb, r));
-        self.done.set(Some(done));
+        self.with_extra(|x| x.done.push_back((cb, r)));
         let scheduled = std::mem::replace(&mut self.st.borrow_mut().done_scheduled, true);
         if !scheduled {
             let me = self.clone();
@@ -554,18 +551,9 @@ impl StreamInner {
     pub(super) fn run_done(&self) {
         self.st.borrow_mut().done_scheduled = false;
         loop {
-            let next = match self.done.take() {
-                Some(mut done) => {
-                    let next = done.pop_front();
-                    // Put back unless empty (an idle stream keeps no queue),
-                    // before the call: a write it makes queues behind.
-                    if !done.is_empty() {
-                        self.done.set(Some(done));
-                    }
-                    next
-                }
-                None => None,
-            };
+            // Back in its cell before the call: a write the callback
+            // makes queues behind.
+            let next = self.with_extra(|x| x.done.pop_front());
             let Some((cb, r)) = next else { break };
             cb(r);
             self.lp.checkpoint_now();

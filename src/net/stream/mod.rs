@@ -78,6 +78,10 @@ pub(crate) trait StreamIo: AsRawFd {
     fn short_read_drains(&self) -> bool {
         crate::fault::short_read_drains()
     }
+    /// Whether this is the fd of a closed stream ([`Closed`]).
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// mio's TCP and Unix streams have the same shape: one impl for both.
@@ -121,10 +125,57 @@ socket_stream_io!(mio::net::UnixStream, "unix", |me| {
 });
 
 /// A stream's fd: a TCP socket inline (an accepted connection costs no
-/// second allocation for it), anything else boxed.
+/// second allocation for it), anything else boxed; once closed, `Other`
+/// of the zero-sized [`Closed`] (no allocation either). 16 bytes: the
+/// `Option` a closed state would add costs 8 more per stream.
 pub(crate) enum Io {
     Tcp(mio::net::TcpStream),
     Other(Box<dyn StreamIo>),
+}
+
+/// The fd of a closed stream: none ([`Io::open`] says so).
+struct Closed;
+
+impl AsRawFd for Closed {
+    fn as_raw_fd(&self) -> RawFd {
+        -1
+    }
+}
+
+impl StreamIo for Closed {
+    fn read_some(&self, _: &mut [u8]) -> io::Result<usize> {
+        Err(closed_error())
+    }
+    fn write_some(&self, _: &[u8]) -> io::Result<usize> {
+        Err(closed_error())
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        Err(closed_error())
+    }
+    fn kind(&self) -> &'static str {
+        "closed"
+    }
+    fn is_closed(&self) -> bool {
+        true
+    }
+}
+
+impl Io {
+    /// The fd, unless closed.
+    #[inline]
+    fn open(&self) -> Option<&Io> {
+        match self {
+            Io::Tcp(_) => Some(self),
+            Io::Other(b) if !b.is_closed() => Some(self),
+            Io::Other(_) => None,
+        }
+    }
+
+    /// Takes the fd out (to close it), leaving the closed state.
+    fn take(&mut self) -> Option<Io> {
+        self.open()?;
+        Some(std::mem::replace(self, Io::Other(Box::new(Closed))))
+    }
 }
 
 impl std::ops::Deref for Io {
@@ -287,20 +338,51 @@ impl RemoveListener for StreamInner {
 }
 
 pub(crate) struct StreamInner {
-    io: RefCell<Option<Io>>,
+    io: RefCell<Io>,
     watch: WatchSlot,
     st: RefCell<State>,
     cbs: Callbacks,
-    /// Finished writes whose callbacks wait for the pending phase
-    /// (allocated by the first write with a callback; taken out, never
-    /// borrowed across a call).
-    #[allow(clippy::type_complexity)]
-    done: Cell<Option<Box<VecDeque<(WriteCb, io::Result<()>)>>>>,
+    /// Finished writes waiting for their callbacks, and the signal: what
+    /// an idle accepted stream does not have (allocated when needed,
+    /// dropped when empty; taken out of its cell, never borrowed).
+    extra: Cell<Option<Box<Extra>>>,
     lp: LoopRef,
+}
+
+/// The rarely used parts of a stream ([`StreamInner::extra`]).
+#[derive(Default)]
+struct Extra {
+    /// Finished writes whose callbacks wait for the pending phase.
+    done: VecDeque<(WriteCb, io::Result<()>)>,
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
     /// of `net.connect` does): released when the stream closes.
-    signal: Cell<Option<Box<(AbortSignal, AbortListener)>>>,
+    signal: Option<(AbortSignal, AbortListener)>,
+}
+
+impl StreamInner {
+    /// Changes the extra state; drops it once it holds nothing.
+    fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let keep = |x: &Extra| !x.done.is_empty() || x.signal.is_some();
+        match self.extra.take() {
+            Some(mut extra) => {
+                let r = f(&mut extra);
+                if keep(&extra) {
+                    self.extra.set(Some(extra));
+                }
+                r
+            }
+            None => {
+                // Boxed only if it ends up holding something.
+                let mut extra = Extra::default();
+                let r = f(&mut extra);
+                if keep(&extra) {
+                    self.extra.set(Some(Box::new(extra)));
+                }
+                r
+            }
+        }
+    }
 }
 
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
@@ -426,7 +508,7 @@ impl Stream {
             (io.has_read_side(), io.has_write_side(), io.pollable());
         let short_read_drains = io.short_read_drains();
         let inner = Rc::new(StreamInner {
-            io: RefCell::new(Some(io)),
+            io: RefCell::new(io),
             watch: WatchSlot::default(),
             st: RefCell::new(State {
                 readable: read_side,
@@ -441,9 +523,8 @@ impl Stream {
                 ..State::default()
             }),
             cbs: Callbacks::default(),
-            done: Cell::new(None),
+            extra: Cell::new(None),
             lp,
-            signal: Cell::new(None),
         });
         if !pollable {
             // Blocking writes never queue; nothing to watch, nothing that
@@ -508,10 +589,9 @@ impl Stream {
         });
         let old = self
             .inner
-            .signal
-            .replace(Some(Box::new((signal.clone(), listener))));
-        if let Some(old) = old {
-            old.1.remove();
+            .with_extra(|x| x.signal.replace((signal.clone(), listener)));
+        if let Some((_, l)) = old {
+            l.remove();
         }
     }
 
@@ -1055,7 +1135,7 @@ impl Stream {
 
     fn with_tcp<R>(&self, f: impl FnOnce(&mio::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
         let io = self.inner.io.borrow();
-        let io = io.as_ref().ok_or_else(closed_error)?;
+        let io = io.open().ok_or_else(closed_error)?;
         let tcp = io
             .tcp()
             .ok_or_else(|| io::Error::new(ErrorKind::Unsupported, "not a TCP stream"))?;
@@ -1088,7 +1168,7 @@ impl Stream {
 
     /// The fd, while open.
     pub fn as_raw_fd(&self) -> Option<RawFd> {
-        self.inner.io.borrow().as_ref().map(|io| io.as_raw_fd())
+        self.inner.io.borrow().open().map(|io| io.as_raw_fd())
     }
 }
 
@@ -1130,11 +1210,11 @@ mod tests {
         eprintln!("StreamInner: {size} bytes");
         eprintln!(
             "io {} watch {} state {} callbacks {}",
-            std::mem::size_of::<std::cell::RefCell<Option<super::Io>>>(),
+            std::mem::size_of::<std::cell::RefCell<super::Io>>(),
             std::mem::size_of::<crate::reactor::WatchSlot>(),
             std::mem::size_of::<std::cell::RefCell<super::State>>(),
             std::mem::size_of::<super::Callbacks>(),
         );
-        assert!(size <= 296, "StreamInner is {size} bytes");
+        assert!(size <= 288, "StreamInner is {size} bytes");
     }
 }
