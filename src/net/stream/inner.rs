@@ -6,6 +6,7 @@
 use super::*;
 
 impl StreamInner {
+    #[inline]
     pub(super) fn ready(self: &Rc<Self>, ready: Ready) {
         if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
             let mut st = self.st.borrow_mut();
@@ -322,8 +323,17 @@ impl StreamInner {
             }
             return true;
         }
+        self.enqueue(&data[off..], cb)
+    }
+
+    /// [`write`](Self::write)'s slow path: queues what the kernel did not
+    /// take. Kept apart so that the common path (all written at once)
+    /// stays small.
+    #[inline(never)]
+    fn enqueue(self: &Rc<Self>, rest: &[u8], cb: Option<WriteCb>) -> bool {
         let mut st = self.st.borrow_mut();
-        let rest = data.len() - off;
+        let data = rest;
+        let rest = data.len();
         let cold = st.cold();
         if let Some(max) = cold.max_write_queue {
             if cold.queued_bytes + rest > max {
@@ -336,7 +346,7 @@ impl StreamInner {
             }
         }
         cold.queue.push_back(WriteReq {
-            data: data[off..].to_vec(),
+            data: data.to_vec(),
             off: 0,
             cb,
         });
@@ -538,6 +548,7 @@ impl StreamInner {
     /// Queues a write callback: write callbacks always run later (in the
     /// pending phase, as libuv's do) and in the order the writes were made,
     /// whether the kernel took the data at once or from the queue.
+    #[inline(never)]
     pub(super) fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
         let Some(cb) = cb else { return };
         self.with_extra(|x| x.done.push_back((cb, r)));

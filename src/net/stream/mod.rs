@@ -171,6 +171,25 @@ impl Io {
         }
     }
 
+    /// Reads (a TCP socket's read called directly, not through the
+    /// trait object: it runs once or twice per event).
+    #[inline]
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.read_some(buf),
+            Io::Other(b) => b.read_some(buf),
+        }
+    }
+
+    /// Writes, as [`read_some`](Io::read_some) reads.
+    #[inline]
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.write_some(buf),
+            Io::Other(b) => b.write_some(buf),
+        }
+    }
+
     /// Takes the fd out (to close it), leaving the closed state.
     fn take(&mut self) -> Option<Io> {
         self.open()?;
