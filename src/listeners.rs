@@ -276,31 +276,48 @@ impl<F: ?Sized> List<F> {
     }
 }
 
-/// The listeners of one event. `F` is the callback's unsized type, such as
-/// `dyn FnMut(&[u8])`. 40 bytes. The list is borrowed only while no user
-/// code runs (a listener runs with its callback taken out of its entry, the
-/// borrow released). A `RefCell`, not a `Cell` the list is moved out of
-/// and back (8 bytes less): that moved 24 bytes twice per event, about
-/// 40 instructions per read on the echo server under callgrind.
-pub(crate) struct Listeners<F: ?Sized> {
-    list: RefCell<List<F>>,
+/// The id and delivery counters of one or several [`ListenerList`]s: a
+/// handle with several events (a stream has five) shares one, which keeps
+/// each list at 32 bytes. Ids only need to grow in insertion order within
+/// each list, and deliveries only need a count that grows: a shared one
+/// gives both.
+pub(crate) struct Counters {
     next_id: Cell<u32>,
     /// How many deliveries have begun (31 bits, never 0): a delivery calls
     /// a removed listener only if it was removed after the delivery began.
     epoch: Cell<u32>,
 }
 
-impl<F: ?Sized> Default for Listeners<F> {
+impl Default for Counters {
     fn default() -> Self {
-        Listeners {
-            list: RefCell::new(List::default()),
+        Counters {
             next_id: Cell::new(1),
             epoch: Cell::new(1),
         }
     }
 }
 
-impl<F: ?Sized> Listeners<F> {
+/// The listeners of one event, with [`Counters`] kept elsewhere (passed to
+/// each call, always the same ones). `F` is the callback's unsized type,
+/// such as `dyn FnMut(&[u8])`. 32 bytes. The list is borrowed only while
+/// no user code runs (a listener runs with its callback taken out of its
+/// entry, the borrow released). A `RefCell`, not a `Cell` the list is
+/// moved out of and back (8 bytes less): that moved 24 bytes twice per
+/// event, about 40 instructions per read on the echo server under
+/// callgrind.
+pub(crate) struct ListenerList<F: ?Sized> {
+    list: RefCell<List<F>>,
+}
+
+impl<F: ?Sized> Default for ListenerList<F> {
+    fn default() -> Self {
+        ListenerList {
+            list: RefCell::new(List::default()),
+        }
+    }
+}
+
+impl<F: ?Sized> ListenerList<F> {
     /// Runs `f` on the list (no user code may run in it).
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut List<F>) -> R) -> R {
@@ -308,20 +325,20 @@ impl<F: ?Sized> Listeners<F> {
     }
 
     /// Adds a listener (Node's `on`); returns its id.
-    pub(crate) fn add(&self, f: Box<F>) -> u32 {
-        self.insert(f, false)
+    pub(crate) fn add(&self, c: &Counters, f: Box<F>) -> u32 {
+        self.insert(c, f, false)
     }
 
     /// Adds a one-shot listener (Node's `once`); returns its id.
-    pub(crate) fn add_once(&self, f: Box<F>) -> u32 {
-        self.insert(f, true)
+    pub(crate) fn add_once(&self, c: &Counters, f: Box<F>) -> u32 {
+        self.insert(c, f, true)
     }
 
-    fn insert(&self, f: Box<F>, once: bool) -> u32 {
+    fn insert(&self, c: &Counters, f: Box<F>, once: bool) -> u32 {
         // Ids grow in insertion order (the snapshot rule relies on it);
         // after 2^32 additions to one list they would wrap.
-        let id = NonZeroU32::new(self.next_id.get()).unwrap_or(NonZeroU32::MIN);
-        self.next_id.set(id.get().wrapping_add(1).max(1));
+        let id = NonZeroU32::new(c.next_id.get()).unwrap_or(NonZeroU32::MIN);
+        c.next_id.set(id.get().wrapping_add(1).max(1));
         let mark = if once { ONCE } else { 0 };
         self.with(|list| {
             list.push(Entry {
@@ -336,8 +353,8 @@ impl<F: ?Sized> Listeners<F> {
     /// Removes listener `id`; `true` if it was there. During a delivery
     /// that still owes it a call, it is only marked, and the call happens
     /// (the snapshot rule).
-    pub(crate) fn remove(&self, id: u32) -> bool {
-        let epoch = self.epoch.get();
+    pub(crate) fn remove(&self, c: &Counters, id: u32) -> bool {
+        let epoch = c.epoch.get();
         let (found, dropped) = self.with(|list| {
             let Some(e) = list
                 .entries()
@@ -380,8 +397,8 @@ impl<F: ?Sized> Listeners<F> {
     /// Removes every listener (Node's `removeAllListeners`); they are
     /// dropped after the list is back in its cell, or marked if an event
     /// is being delivered.
-    pub(crate) fn clear(&self) {
-        let epoch = self.epoch.get();
+    pub(crate) fn clear(&self, c: &Counters) {
+        let epoch = c.epoch.get();
         let dropped = self.with(|list| {
             for e in list.entries() {
                 e.mark_removed(epoch);
@@ -400,7 +417,7 @@ impl<F: ?Sized> Listeners<F> {
     /// (0: nobody listens, which the caller may treat as Node treats an
     /// `'error'` without a listener).
     #[inline]
-    pub(crate) fn emit(&self, mut call: impl FnMut(&mut F)) -> usize {
+    pub(crate) fn emit(&self, c: &Counters, mut call: impl FnMut(&mut F)) -> usize {
         // The common case, one listener (not one-shot) and no delivery
         // under way: take its callback out, call it, put it back; the
         // general path would scan and purge for nothing.
@@ -409,10 +426,10 @@ impl<F: ?Sized> Listeners<F> {
             _ => None,
         });
         let Some((id, mut f)) = single else {
-            return self.emit_all(&mut call);
+            return self.emit_all(c, &mut call);
         };
-        let epoch = self.epoch.get();
-        self.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
+        let epoch = c.epoch.get();
+        c.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut f)));
         self.put_back_single(id, f);
         if let Err(p) = r {
@@ -424,13 +441,13 @@ impl<F: ?Sized> Listeners<F> {
     /// [`emit`](Listeners::emit)'s general path: several listeners, a
     /// one-shot one, or a delivery under way.
     #[inline(never)]
-    fn emit_all(&self, call: &mut dyn FnMut(&mut F)) -> usize {
-        let epoch = self.epoch.get();
+    fn emit_all(&self, c: &Counters, call: &mut dyn FnMut(&mut F)) -> usize {
+        let epoch = c.epoch.get();
         // The snapshot: ids below `end` were there when the event began.
         // Ids grow in insertion order, so "the next entry after the last
         // one called" is a scan for the smallest larger id.
-        let end = self.next_id.get();
-        self.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
+        let end = c.next_id.get();
+        c.epoch.set(if epoch >= EPOCH { 1 } else { epoch + 1 });
         let mut called = 0;
         let mut last: Option<u32> = None;
         let _done = EmitGuard(self);
@@ -515,7 +532,7 @@ impl<F: ?Sized> Listeners<F> {
 }
 
 /// Ends a delivery; the outermost one drops what was removed during it.
-struct EmitGuard<'a, F: ?Sized>(&'a Listeners<F>);
+struct EmitGuard<'a, F: ?Sized>(&'a ListenerList<F>);
 
 impl<F: ?Sized> Drop for EmitGuard<'_, F> {
     fn drop(&mut self) {
@@ -527,6 +544,61 @@ impl<F: ?Sized> Drop for EmitGuard<'_, F> {
             }
         });
         drop(dropped);
+    }
+}
+
+/// The listeners of one event, with their own [`Counters`]: what a
+/// handle with one list per event uses. 40 bytes.
+pub(crate) struct Listeners<F: ?Sized> {
+    list: ListenerList<F>,
+    c: Counters,
+}
+
+impl<F: ?Sized> Default for Listeners<F> {
+    fn default() -> Self {
+        Listeners {
+            list: ListenerList::default(),
+            c: Counters::default(),
+        }
+    }
+}
+
+impl<F: ?Sized> Listeners<F> {
+    /// Adds a listener (Node's `on`); returns its id.
+    pub(crate) fn add(&self, f: Box<F>) -> u32 {
+        self.list.add(&self.c, f)
+    }
+
+    /// Adds a one-shot listener (Node's `once`); returns its id.
+    pub(crate) fn add_once(&self, f: Box<F>) -> u32 {
+        self.list.add_once(&self.c, f)
+    }
+
+    /// Removes listener `id` ([`ListenerList::remove`]).
+    pub(crate) fn remove(&self, id: u32) -> bool {
+        self.list.remove(&self.c, id)
+    }
+
+    /// Whether any listener is there.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many listeners are there (Node's `listenerCount`).
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Removes every listener ([`ListenerList::clear`]).
+    pub(crate) fn clear(&self) {
+        self.list.clear(&self.c)
+    }
+
+    /// Delivers one event ([`ListenerList::emit`]).
+    #[inline]
+    pub(crate) fn emit(&self, call: impl FnMut(&mut F)) -> usize {
+        self.list.emit(&self.c, call)
     }
 }
 
@@ -562,6 +634,15 @@ pub(crate) fn emit_error(
     list: &Listeners<dyn FnMut(std::io::Error)>,
     e: std::io::Error,
 ) -> Result<(), std::io::Error> {
+    emit_error_in(&list.list, &list.c, e)
+}
+
+/// [`emit_error`] for a [`ListenerList`] and its counters.
+pub(crate) fn emit_error_in(
+    list: &ListenerList<dyn FnMut(std::io::Error)>,
+    c: &Counters,
+    e: std::io::Error,
+) -> Result<(), std::io::Error> {
     if list.is_empty() {
         return Err(e);
     }
@@ -569,7 +650,7 @@ pub(crate) fn emit_error(
     let mut spare = None;
     let n = list.len();
     let mut i = 0;
-    list.emit(|f| {
+    list.emit(c, |f| {
         i += 1;
         let arg = if i < n {
             dup_error(orig.as_ref().or(spare.as_ref()).expect("an error"))
@@ -599,6 +680,7 @@ mod tests {
     fn a_list_is_40_bytes() {
         // Five of them per stream: memory per idle connection counts.
         assert_eq!(std::mem::size_of::<Listeners<Cb>>(), 40);
+        assert_eq!(std::mem::size_of::<super::ListenerList<Cb>>(), 32);
     }
 
     fn log() -> Rc<RefCell<Vec<String>>> {

@@ -142,8 +142,38 @@ impl fmt::Debug for Ready {
     }
 }
 
-/// A callback taken out of its slot while it runs.
-pub(crate) type IoCallback = Box<dyn FnMut(Ready)>;
+/// What the reactor calls with a source's readiness: a closure
+/// ([`io_callback`]), or an object that is its own callback (a stream:
+/// its `Rc` is the callback, with no closure allocated per connection).
+pub(crate) trait OnReady {
+    /// Handles one readiness event.
+    fn on_ready(self: Rc<Self>, ready: Ready);
+}
+
+/// A callback, taken out of its slot while it runs (so a closure's
+/// `RefCell` is never borrowed twice).
+pub(crate) type IoCallback = Rc<dyn OnReady>;
+
+/// A closure as an [`OnReady`] source.
+struct ClosureSource<F>(RefCell<F>);
+
+impl<F: FnMut(Ready)> OnReady for ClosureSource<F> {
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        (self.0.borrow_mut())(ready)
+    }
+}
+
+/// Wraps a closure as an [`IoCallback`].
+pub(crate) fn io_callback(f: impl FnMut(Ready) + 'static) -> IoCallback {
+    Rc::new(ClosureSource(RefCell::new(f)))
+}
+
+/// Runs a callback taken out of its slot (it stays owned by the caller,
+/// to be put back).
+#[inline]
+pub(crate) fn call(cb: &IoCallback, ready: Ready) {
+    Rc::clone(cb).on_ready(ready)
+}
 
 struct SourceSlot {
     cb: Option<IoCallback>,
@@ -151,8 +181,10 @@ struct SourceSlot {
     fd: RawFd,
     interest: Interest,
     refed: bool,
-    /// What this source is, for `active_handles` ("fd", "tcp", ...).
-    kind: &'static str,
+    /// What this source is, for `active_handles` ("fd", "tcp", ...): an
+    /// index into [`Reactor::kinds`] (a slot per source counts: 32 bytes,
+    /// not 48 with the label itself).
+    kind: u8,
 }
 
 /// Registered sources.
@@ -165,6 +197,9 @@ pub(crate) struct Reactor {
     /// Registrations since the loop was created (a metric).
     registrations: Cell<u64>,
     refed: Cell<usize>,
+    /// The kind labels sources were registered with (a few: "tcp",
+    /// "pipe", "signal", ...), indexed by [`SourceSlot::kind`].
+    kinds: RefCell<Vec<&'static str>>,
 }
 
 fn token(key: usize, gen: u32) -> Token {
@@ -185,6 +220,7 @@ impl Reactor {
             next_gen: Cell::new(0),
             registrations: Cell::new(0),
             refed: Cell::new(0),
+            kinds: RefCell::new(vec!["io"]),
         }
     }
 
@@ -208,6 +244,7 @@ impl Reactor {
             .borrow()
             .registry()
             .register(&mut SourceFd(&fd), token(key, gen), interest)?;
+        let kind = self.kind_index(kind);
         entry.insert(SourceSlot {
             cb: Some(cb),
             gen,
@@ -218,6 +255,30 @@ impl Reactor {
         });
         self.refed.set(self.refed.get() + 1);
         Ok((key, gen))
+    }
+
+    /// The index of a kind label in `kinds`, added if new; past 255
+    /// labels, 0 ("io").
+    fn kind_index(&self, kind: &'static str) -> u8 {
+        let mut kinds = self.kinds.borrow_mut();
+        if let Some(i) = kinds.iter().position(|k| *k == kind) {
+            return i as u8;
+        }
+        match u8::try_from(kinds.len()) {
+            Ok(i) => {
+                kinds.push(kind);
+                i
+            }
+            Err(_) => 0,
+        }
+    }
+
+    fn kind_name(&self, kind: u8) -> &'static str {
+        self.kinds
+            .borrow()
+            .get(kind as usize)
+            .copied()
+            .unwrap_or("io")
     }
 
     /// Sources registered since the loop was created.
@@ -321,7 +382,8 @@ impl Reactor {
 
     /// The kind label of source `key` ("tcp", "signal", ...).
     pub(crate) fn kind(&self, key: usize) -> &'static str {
-        self.sources.borrow().get(key).map_or("io", |s| s.kind)
+        let kind = self.sources.borrow().get(key).map(|s| s.kind);
+        kind.map_or("io", |k| self.kind_name(k))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -332,7 +394,7 @@ impl Reactor {
         let sources = self.sources.borrow();
         sources
             .iter()
-            .map(|(_, s)| (s.kind, s.fd, s.interest, s.refed))
+            .map(|(_, s)| (self.kind_name(s.kind), s.fd, s.interest, s.refed))
             .collect()
     }
 
@@ -362,7 +424,9 @@ fn closed() -> io::Error {
 /// active: close the watch first, then the fd.
 pub struct Watch {
     inner: Weak<LoopState>,
-    key: usize,
+    /// The slab key (at most `u32::MAX`, checked by `register`): 16
+    /// bytes in all, part of every open stream.
+    key: u32,
     gen: u32,
 }
 
@@ -374,14 +438,16 @@ impl Watch {
 
     /// Changes which readiness the callback is told about.
     pub fn set_interest(&self, interest: Interest) -> io::Result<()> {
-        self.with(|r| r.set_interest(self.key, self.gen, interest))
+        self.with(|r| r.set_interest(self.key as usize, self.gen, interest))
             .unwrap_or_else(|| Err(closed()))
     }
 
     /// Deregisters now. Safe from inside the watch's own callback; an event
     /// already in the current batch is dropped.
     pub fn close(&self) {
-        let garbage = self.with(|r| r.close(self.key, self.gen)).flatten();
+        let garbage = self
+            .with(|r| r.close(self.key as usize, self.gen))
+            .flatten();
         if garbage.is_some() {
             log::debug!("close watch #{}", self.key);
         }
@@ -390,32 +456,32 @@ impl Watch {
 
     /// Lets the loop exit while this watch is active.
     pub fn unref(&self) -> &Self {
-        self.with(|r| r.set_ref(self.key, self.gen, false));
+        self.with(|r| r.set_ref(self.key as usize, self.gen, false));
         self
     }
 
     /// Makes this watch keep the loop alive again (the default).
     pub fn ref_(&self) -> &Self {
-        self.with(|r| r.set_ref(self.key, self.gen, true));
+        self.with(|r| r.set_ref(self.key as usize, self.gen, true));
         self
     }
 
     /// Whether this watch keeps the loop alive.
     pub fn has_ref(&self) -> bool {
-        self.with(|r| r.has_ref(self.key, self.gen))
+        self.with(|r| r.has_ref(self.key as usize, self.gen))
             .unwrap_or(false)
     }
 
     /// Whether it is still registered.
     pub fn is_active(&self) -> bool {
-        self.with(|r| r.is_active(self.key, self.gen))
+        self.with(|r| r.is_active(self.key as usize, self.gen))
             .unwrap_or(false)
     }
 
     /// The slab key (the low half of its mio token), for debugging and
     /// tests that check key reuse.
     pub fn key(&self) -> usize {
-        self.key
+        self.key as usize
     }
 }
 
@@ -544,12 +610,22 @@ pub fn watch_fd(
     interest: Interest,
     cb: impl FnMut(Ready) + 'static,
 ) -> io::Result<Watch> {
-    watch_kind(fd, interest, "fd", Box::new(cb))
+    watch_kind(fd, interest, "fd", cb)
 }
 
 /// [`watch_fd`] with a kind label for `active_handles` (used by later
 /// layers: "tcp", "pipe", ...).
 pub(crate) fn watch_kind(
+    fd: RawFd,
+    interest: Interest,
+    kind: &'static str,
+    cb: impl FnMut(Ready) + 'static,
+) -> io::Result<Watch> {
+    watch_source(fd, interest, kind, io_callback(cb))
+}
+
+/// [`watch_kind`] for a source that is its own callback ([`OnReady`]).
+pub(crate) fn watch_source(
     fd: RawFd,
     interest: Interest,
     kind: &'static str,
@@ -560,7 +636,7 @@ pub(crate) fn watch_kind(
         log::debug!("watch {kind} fd {fd} as #{key} (gen {gen}) for {interest:?}");
         Ok(Watch {
             inner: Rc::downgrade(inner),
-            key,
+            key: key as u32,
             gen,
         })
     })
@@ -591,13 +667,23 @@ mod tests {
         let reactor = Reactor::new(mio::Poll::new().unwrap());
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (ka, ga) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert!(reactor.close(ka, ga).is_some());
         assert!(reactor.close(ka, ga).is_none(), "closing twice is a no-op");
         // The key is reused at once, with another generation.
         let (kb, gb) = reactor
-            .register(b.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                b.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!(kb, ka);
         assert_ne!(gb, ga);
@@ -628,12 +714,22 @@ mod tests {
         reactor.next_gen.set(u32::MAX);
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (k1, g1) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!(g1, u32::MAX);
         reactor.close(k1, g1);
         let (k2, g2) = reactor
-            .register(a.as_raw_fd(), Interest::READABLE, "test", Box::new(|_| {}))
+            .register(
+                a.as_raw_fd(),
+                Interest::READABLE,
+                "test",
+                io_callback(|_| {}),
+            )
             .unwrap();
         assert_eq!((k2, g2), (k1, 0));
         assert!(reactor.take_callback(k1, g1).is_none());

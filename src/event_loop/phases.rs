@@ -229,7 +229,7 @@ impl LoopState {
     fn dispatch_io(&self, key: usize, gen: u32, ready: crate::reactor::Ready, turn: &mut Turn) {
         // A stale token (closed source, key perhaps reused) or a callback
         // already on the stack yields nothing.
-        let Some(mut cb) = self.reactor.take_callback(key, gen) else {
+        let Some(cb) = self.reactor.take_callback(key, gen) else {
             log::trace!("drop stale event for #{key} (gen {gen})");
             return;
         };
@@ -239,7 +239,7 @@ impl LoopState {
         } else {
             "io"
         };
-        let mut ok = self.call(label, || cb(ready));
+        let mut ok = self.call(label, || crate::reactor::call(&cb, ready));
         turn.io += 1;
         if let Some(garbage) = self.reactor.restore_callback(key, gen, cb) {
             ok &= self.call("io", move || drop(garbage));

@@ -62,6 +62,8 @@ pub(crate) trait Listen: AsRawFd {
     type Peer: fmt::Debug;
     /// One `accept(2)`, without the fault hook (see [`Acceptor::step`]).
     fn accept_raw(&self) -> io::Result<(Self::Conn, Self::Peer)>;
+    /// Registers an accepted connection as a [`Stream`].
+    fn register(conn: Self::Conn) -> io::Result<Stream>;
 }
 
 impl Listen for mio::net::TcpListener {
@@ -70,6 +72,10 @@ impl Listen for mio::net::TcpListener {
     fn accept_raw(&self) -> io::Result<(Self::Conn, Self::Peer)> {
         self.accept()
     }
+    fn register(conn: Self::Conn) -> io::Result<Stream> {
+        // Inline in the stream: no second allocation per connection.
+        Stream::register_tcp(conn, false)
+    }
 }
 
 impl Listen for mio::net::UnixListener {
@@ -77,6 +83,9 @@ impl Listen for mio::net::UnixListener {
     type Peer = std::os::unix::net::SocketAddr;
     fn accept_raw(&self) -> io::Result<(Self::Conn, Self::Peer)> {
         self.accept()
+    }
+    fn register(conn: Self::Conn) -> io::Result<Stream> {
+        Stream::register(Box::new(conn), false)
     }
 }
 
@@ -263,12 +272,7 @@ where
             acceptor: Acceptor::new(),
         });
         let on_ready = me.clone();
-        let watch = watch_kind(
-            fd,
-            Interest::READABLE,
-            kind,
-            Box::new(move |_| on_ready.accept_all()),
-        )?;
+        let watch = watch_kind(fd, Interest::READABLE, kind, move |_| on_ready.accept_all())?;
         me.watch.set(watch);
         Ok(me)
     }
@@ -288,7 +292,7 @@ where
             match step {
                 Step::Conn(sock, peer) => {
                     log::trace!("accepted {peer:?}");
-                    let stream = Stream::register(Box::new(sock), false);
+                    let stream = L::register(sock);
                     if !self.deliver(stream) {
                         return;
                     }

@@ -490,7 +490,7 @@ fn connect_each(addrs: Vec<SocketAddr>, i: usize, cb: ConnectCb, attempt: Rc<Att
     }
     let addr = addrs[i];
     let started =
-        mio::net::TcpStream::connect(addr).and_then(|sock| Stream::register(Box::new(sock), true));
+        mio::net::TcpStream::connect(addr).and_then(|sock| Stream::register_tcp(sock, true));
     let a = attempt.clone();
     let on_done: ConnectCb = Box::new(move |r| match r {
         Err(e) if i + 1 < addrs.len() => {

@@ -6,7 +6,8 @@
 use super::*;
 
 impl StreamInner {
-    pub(super) fn on_ready(self: &Rc<Self>, ready: Ready) {
+    #[inline]
+    pub(super) fn ready(self: &Rc<Self>, ready: Ready) {
         if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
             let mut st = self.st.borrow_mut();
             st.readable = true;
@@ -32,7 +33,7 @@ impl StreamInner {
     /// an `end` waiting to shut the write side down.
     pub(super) fn has_flush_work(&self) -> bool {
         let st = self.st.borrow();
-        !st.queue.is_empty()
+        !st.queue_is_empty()
             || st.need_drain
             || (st.end_requested && !st.write_closed && !st.destroyed)
     }
@@ -40,7 +41,7 @@ impl StreamInner {
     pub(super) fn finish_connect(self: &Rc<Self>) {
         let status = {
             let io = self.io.borrow();
-            let Some(io) = io.as_ref() else { return };
+            let Some(io) = io.open() else { return };
             match io.take_error() {
                 Ok(Some(e)) | Err(e) => Err(e),
                 Ok(None) => io.is_connected(),
@@ -51,7 +52,7 @@ impl StreamInner {
             Ok(true) => {
                 log::debug!("stream connected");
                 self.st.borrow_mut().connecting = false;
-                let cb = self.cbs.connect.borrow_mut().take();
+                let cb = self.cbs.connect.take().map(|cb| *cb);
                 if let Some(cb) = cb {
                     cb(Ok(Stream {
                         inner: self.clone(),
@@ -64,7 +65,7 @@ impl StreamInner {
             }
             Err(e) => {
                 log::debug!("connect failed: {e}");
-                let cb = self.cbs.connect.borrow_mut().take();
+                let cb = self.cbs.connect.take().map(|cb| *cb);
                 self.destroy_quietly();
                 if let Some(cb) = cb {
                     cb(Err(e));
@@ -112,7 +113,7 @@ impl StreamInner {
             && !st.connecting
             // Without a data listener, read ahead into the buffer up to its
             // limit, as a Node socket does before a 'data' listener exists.
-            && (st.early.len() < EARLY_LIMIT || self.has_data_cb())
+            && (st.early_len() < EARLY_LIMIT || self.has_data_cb())
     }
 
     pub(super) fn do_read(self: &Rc<Self>) {
@@ -153,16 +154,18 @@ impl StreamInner {
             // not paused, no end waiting.
             let st = self.st.borrow();
             let end_waiting = st.read_eof && !st.end_emitted;
-            if st.early.is_empty() && !st.paused && !end_waiting {
+            if st.early_len() == 0 && !st.paused && !end_waiting {
                 return false;
             }
         }
         let (early, paused) = {
             let mut st = self.st.borrow_mut();
-            if st.early.is_empty() || st.paused || !self.has_data_cb() {
+            if st.early_len() == 0 || st.paused || !self.has_data_cb() {
                 (Vec::new(), st.paused)
             } else {
-                (std::mem::take(&mut st.early), false)
+                let early = std::mem::take(&mut st.cold().early);
+                st.trim_cold();
+                (early, false)
             }
         };
         if paused {
@@ -173,7 +176,7 @@ impl StreamInner {
         }
         let eof_waiting = {
             let st = self.st.borrow();
-            st.read_eof && !st.end_emitted && st.early.is_empty() && !st.paused
+            st.read_eof && !st.end_emitted && st.early_len() == 0 && !st.paused
         };
         if eof_waiting {
             self.emit_end();
@@ -183,7 +186,7 @@ impl StreamInner {
     }
 
     pub(super) fn emit_data(&self, bytes: &[u8]) {
-        self.cbs.data.emit(|cb| cb(bytes));
+        self.cbs.data.emit(&self.cbs.c, |cb| cb(bytes));
         self.lp.checkpoint_now();
     }
 
@@ -197,12 +200,12 @@ impl StreamInner {
         let len = if has_cb {
             buf.len()
         } else {
-            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early.len());
+            let room = EARLY_LIMIT.saturating_sub(self.st.borrow().early_len());
             room.clamp(1, buf.len())
         };
         let r = {
             let io = self.io.borrow();
-            match io.as_ref() {
+            match io.open() {
                 Some(io) => io.read_some(&mut buf[..len]),
                 None => return false,
             }
@@ -213,7 +216,7 @@ impl StreamInner {
                 self.st.borrow_mut().read_eof = true;
                 // With bytes still waiting for a data listener, 'end' waits
                 // for them (Node emits 'end' only after the data).
-                if self.st.borrow().early.is_empty() {
+                if self.st.borrow().early_len() == 0 {
                     self.emit_end();
                 }
                 false
@@ -238,7 +241,11 @@ impl StreamInner {
                 if has_cb {
                     self.emit_data(&buf[..n]);
                 } else {
-                    self.st.borrow_mut().early.extend_from_slice(&buf[..n]);
+                    self.st
+                        .borrow_mut()
+                        .cold()
+                        .early
+                        .extend_from_slice(&buf[..n]);
                 }
                 !drained
             }
@@ -262,7 +269,7 @@ impl StreamInner {
             }
             st.end_emitted = true;
         }
-        call_unit(&self.cbs.end);
+        call_unit(&self.cbs.end, &self.cbs.c);
         self.lp.checkpoint_now();
         if !self.st.borrow().allow_half_open {
             self.end();
@@ -275,7 +282,7 @@ impl StreamInner {
             let st = self.st.borrow();
             (
                 st.destroyed || st.end_requested,
-                st.queue.is_empty() && !st.connecting,
+                st.queue_is_empty() && !st.connecting,
             )
         };
         if refused {
@@ -288,7 +295,7 @@ impl StreamInner {
             let mut failed = None;
             {
                 let io = self.io.borrow();
-                let io = io.as_ref().expect("an open stream has its fd");
+                let io = io.open().expect("an open stream has its fd");
                 while off < data.len() {
                     match io.write_some(&data[off..]) {
                         Ok(n) => off += n,
@@ -316,10 +323,20 @@ impl StreamInner {
             }
             return true;
         }
+        self.enqueue(&data[off..], cb)
+    }
+
+    /// [`write`](Self::write)'s slow path: queues what the kernel did not
+    /// take. Kept apart so that the common path (all written at once)
+    /// stays small.
+    #[inline(never)]
+    fn enqueue(self: &Rc<Self>, rest: &[u8], cb: Option<WriteCb>) -> bool {
         let mut st = self.st.borrow_mut();
-        let rest = data.len() - off;
-        if let Some(max) = st.max_write_queue {
-            if st.queued_bytes + rest > max {
+        let data = rest;
+        let rest = data.len();
+        let cold = st.cold();
+        if let Some(max) = cold.max_write_queue {
+            if cold.queued_bytes + rest > max {
                 let msg = format!("write queue over its cap of {max} bytes");
                 drop(st);
                 let e = || io::Error::new(ErrorKind::OutOfMemory, msg.clone());
@@ -328,13 +345,13 @@ impl StreamInner {
                 return false;
             }
         }
-        st.queue.push_back(WriteReq {
-            data: data[off..].to_vec(),
+        cold.queue.push_back(WriteReq {
+            data: data.to_vec(),
             off: 0,
             cb,
         });
-        st.queued_bytes += rest;
-        if st.queued_bytes >= st.high_water_mark {
+        cold.queued_bytes += rest;
+        if cold.queued_bytes >= cold.high_water_mark {
             st.need_drain = true;
             false
         } else {
@@ -348,16 +365,18 @@ impl StreamInner {
         let mut failed = None;
         {
             let io = self.io.borrow();
-            let Some(io) = io.as_ref() else { return };
+            let Some(io) = io.open() else { return };
             let mut st = self.st.borrow_mut();
-            while let Some(req) = st.queue.front_mut() {
+            let mut empty = Cold::default();
+            let cold = st.cold.as_deref_mut().unwrap_or(&mut empty);
+            while let Some(req) = cold.queue.front_mut() {
                 match io.write_some(&req.data[req.off..]) {
                     Ok(n) => {
                         req.off += n;
                         let finished = req.off == req.data.len();
-                        st.queued_bytes -= n;
+                        cold.queued_bytes -= n;
                         if finished {
-                            let req = st.queue.pop_front().expect("front exists");
+                            let req = cold.queue.pop_front().expect("front exists");
                             done.extend(req.cb);
                         }
                     }
@@ -369,7 +388,17 @@ impl StreamInner {
                     }
                 }
             }
+            if cold.queue.is_empty() {
+                st.trim_cold();
+            }
         }
+        self.flush_done(done, failed);
+    }
+
+    /// The end of a [`flush`](Self::flush): the finished writes' callbacks,
+    /// then the error, or `drain` and the pending shutdown once the queue
+    /// is empty.
+    fn flush_done(self: &Rc<Self>, done: Vec<WriteCb>, failed: Option<io::Error>) {
         for cb in done {
             self.complete(Some(cb), Ok(()));
         }
@@ -379,7 +408,7 @@ impl StreamInner {
         }
         let (drain, shutdown) = {
             let mut st = self.st.borrow_mut();
-            if !st.queue.is_empty() || st.destroyed {
+            if !st.queue_is_empty() || st.destroyed {
                 return;
             }
             let drain = std::mem::take(&mut st.need_drain);
@@ -387,7 +416,7 @@ impl StreamInner {
             (drain, shutdown)
         };
         if drain {
-            call_unit(&self.cbs.drain);
+            call_unit(&self.cbs.drain, &self.cbs.c);
             self.lp.checkpoint_now();
         }
         if shutdown {
@@ -402,7 +431,7 @@ impl StreamInner {
                 return;
             }
             st.end_requested = true;
-            st.queue.is_empty() && !st.connecting
+            st.queue_is_empty() && !st.connecting
         };
         if flush_now {
             self.shutdown_now();
@@ -412,7 +441,7 @@ impl StreamInner {
     pub(super) fn shutdown_now(self: &Rc<Self>) {
         let r = {
             let io = self.io.borrow();
-            match io.as_ref() {
+            match io.open() {
                 Some(io) => io.shutdown_write(),
                 None => return,
             }
@@ -459,8 +488,8 @@ impl StreamInner {
                 return;
             }
             st.destroyed = true;
-            st.queued_bytes = 0;
-            std::mem::take(&mut st.queue)
+            // The read-ahead and the queue go; the limits no longer matter.
+            st.cold.take().map(|c| c.queue).unwrap_or_default()
         };
         log::debug!(
             "stream closes{}",
@@ -487,7 +516,7 @@ impl StreamInner {
             }
             let had_error = err.is_some();
             if let Some(e) = err {
-                if let Err(e) = call_error(&me.cbs.error, e) {
+                if let Err(e) = call_error(&me.cbs, e) {
                     // Node's 'error' with no listener: an uncaught error,
                     // unless an abort closed the stream (Node does not
                     // report a socket destroyed by its signal either).
@@ -501,15 +530,15 @@ impl StreamInner {
             }
             // From here on, its events are over: a listener added (even
             // by a close listener) is not kept.
-            me.released.set(true);
-            me.cbs.close.emit(|cb| cb(had_error));
+            me.st.borrow_mut().released = true;
+            me.cbs.close.emit(&me.cbs.c, |cb| cb(had_error));
             me.drop_callbacks();
         }));
     }
 
     /// Closing: the signal the stream was bound to no longer concerns it.
     fn release_signal(&self) {
-        let bound = self.signal.borrow_mut().take();
+        let bound = self.with_extra(|x| x.signal.take());
         if let Some((signal, listener)) = bound {
             listener.remove();
             drop(signal);
@@ -519,19 +548,23 @@ impl StreamInner {
     /// Queues a write callback: write callbacks always run later (in the
     /// pending phase, as libuv's do) and in the order the writes were made,
     /// whether the kernel took the data at once or from the queue.
+    #[inline(never)]
     pub(super) fn complete(self: &Rc<Self>, cb: Option<WriteCb>, r: io::Result<()>) {
         let Some(cb) = cb else { return };
-        self.done.borrow_mut().push_back((cb, r));
-        if !self.done_scheduled.replace(true) {
+        self.with_extra(|x| x.done.push_back((cb, r)));
+        let scheduled = std::mem::replace(&mut self.st.borrow_mut().done_scheduled, true);
+        if !scheduled {
             let me = self.clone();
             self.lp.defer_pending(Box::new(move || me.run_done()));
         }
     }
 
     pub(super) fn run_done(&self) {
-        self.done_scheduled.set(false);
+        self.st.borrow_mut().done_scheduled = false;
         loop {
-            let next = self.done.borrow_mut().pop_front();
+            // Back in its cell before the call: a write the callback
+            // makes queues behind.
+            let next = self.with_extra(|x| x.done.pop_front());
             let Some((cb, r)) = next else { break };
             cb(r);
             self.lp.checkpoint_now();
@@ -541,13 +574,13 @@ impl StreamInner {
     /// After close: drop every callback (they often hold clones of this
     /// stream: the cycle ends here). Dropped outside any borrow.
     pub(super) fn drop_callbacks(&self) {
-        self.released.set(true);
-        self.cbs.data.clear();
-        self.cbs.end.clear();
-        self.cbs.drain.clear();
-        self.cbs.error.clear();
-        self.cbs.close.clear();
-        let connect = self.cbs.connect.borrow_mut().take();
+        self.st.borrow_mut().released = true;
+        self.cbs.data.clear(&self.cbs.c);
+        self.cbs.end.clear(&self.cbs.c);
+        self.cbs.drain.clear(&self.cbs.c);
+        self.cbs.error.clear(&self.cbs.c);
+        self.cbs.close.clear(&self.cbs.c);
+        let connect = self.cbs.connect.take();
         drop(connect);
     }
 }

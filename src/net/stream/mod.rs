@@ -13,8 +13,8 @@ use mio::Interest;
 
 use crate::abort::{AbortError, AbortListener, AbortSignal};
 use crate::event_loop::LoopRef;
-use crate::listeners::{Listener, Listeners, RemoveListener};
-use crate::reactor::{watch_kind, Ready, WatchSlot};
+use crate::listeners::{Counters, Listener, ListenerList, RemoveListener};
+use crate::reactor::{watch_source, OnReady, Ready, WatchSlot};
 
 mod inner;
 
@@ -78,6 +78,10 @@ pub(crate) trait StreamIo: AsRawFd {
     fn short_read_drains(&self) -> bool {
         crate::fault::short_read_drains()
     }
+    /// Whether this is the fd of a closed stream ([`Closed`]).
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// mio's TCP and Unix streams have the same shape: one impl for both.
@@ -120,6 +124,91 @@ socket_stream_io!(mio::net::UnixStream, "unix", |me| {
     None
 });
 
+/// A stream's fd: a TCP socket inline (an accepted connection costs no
+/// second allocation for it), anything else boxed; once closed, `Other`
+/// of the zero-sized [`Closed`] (no allocation either). 16 bytes: the
+/// `Option` a closed state would add costs 8 more per stream.
+pub(crate) enum Io {
+    Tcp(mio::net::TcpStream),
+    Other(Box<dyn StreamIo>),
+}
+
+/// The fd of a closed stream: none ([`Io::open`] says so).
+struct Closed;
+
+impl AsRawFd for Closed {
+    fn as_raw_fd(&self) -> RawFd {
+        -1
+    }
+}
+
+impl StreamIo for Closed {
+    fn read_some(&self, _: &mut [u8]) -> io::Result<usize> {
+        Err(closed_error())
+    }
+    fn write_some(&self, _: &[u8]) -> io::Result<usize> {
+        Err(closed_error())
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        Err(closed_error())
+    }
+    fn kind(&self) -> &'static str {
+        "closed"
+    }
+    fn is_closed(&self) -> bool {
+        true
+    }
+}
+
+impl Io {
+    /// The fd, unless closed.
+    #[inline]
+    fn open(&self) -> Option<&Io> {
+        match self {
+            Io::Tcp(_) => Some(self),
+            Io::Other(b) if !b.is_closed() => Some(self),
+            Io::Other(_) => None,
+        }
+    }
+
+    /// Reads (a TCP socket's read called directly, not through the
+    /// trait object: it runs once or twice per event).
+    #[inline]
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.read_some(buf),
+            Io::Other(b) => b.read_some(buf),
+        }
+    }
+
+    /// Writes, as [`read_some`](Io::read_some) reads.
+    #[inline]
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.write_some(buf),
+            Io::Other(b) => b.write_some(buf),
+        }
+    }
+
+    /// Takes the fd out (to close it), leaving the closed state.
+    fn take(&mut self) -> Option<Io> {
+        self.open()?;
+        Some(std::mem::replace(self, Io::Other(Box::new(Closed))))
+    }
+}
+
+impl std::ops::Deref for Io {
+    type Target = dyn StreamIo;
+
+    #[inline]
+    fn deref(&self) -> &(dyn StreamIo + 'static) {
+        match self {
+            Io::Tcp(t) => t,
+            Io::Other(b) => &**b,
+        }
+    }
+}
+
 type DataFn = dyn FnMut(&[u8]);
 type WriteCb = Box<dyn FnOnce(io::Result<()>)>;
 pub(crate) type ConnectCb = Box<dyn FnOnce(io::Result<Stream>)>;
@@ -131,6 +220,9 @@ struct WriteReq {
     cb: Option<WriteCb>,
 }
 
+/// The stream's flags and, boxed apart, its cold state: an idle
+/// connection has no write queue, no read-ahead and default limits, and
+/// keeps none of them (memory per idle connection counts: issue 25).
 #[derive(Default)]
 struct State {
     /// The fd may have data (edge-triggered: remembered until WouldBlock).
@@ -143,16 +235,28 @@ struct State {
     read_scheduled: bool,
     /// A short read means the fd is drained ([`StreamIo::short_read_drains`]).
     short_read_drains: bool,
-    /// Reads per batch ([`Stream::set_read_batch`]).
-    read_batch: u32,
-    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
-    early: Vec<u8>,
     end_requested: bool,
     write_closed: bool,
     destroyed: bool,
     connecting: bool,
     allow_half_open: bool,
     need_drain: bool,
+    /// A job to run the finished writes' callbacks is queued.
+    done_scheduled: bool,
+    /// Set once the stream has closed and drops its listeners: later
+    /// `on_*` calls keep nothing (the events are over).
+    released: bool,
+    /// Reads per batch ([`Stream::set_read_batch`]).
+    read_batch: u32,
+    /// Allocated when first needed, dropped when back to its defaults.
+    cold: Option<Box<Cold>>,
+}
+
+/// What a stream needs only while it queues writes, reads ahead, or has
+/// non-default limits.
+struct Cold {
+    /// Bytes read before a data listener existed (at most `EARLY_LIMIT`).
+    early: Vec<u8>,
     queue: VecDeque<WriteReq>,
     queued_bytes: usize,
     high_water_mark: usize,
@@ -160,17 +264,69 @@ struct State {
     max_write_queue: Option<usize>,
 }
 
+impl Default for Cold {
+    fn default() -> Self {
+        Cold {
+            early: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            max_write_queue: None,
+        }
+    }
+}
+
+impl State {
+    /// The cold state, allocated on first use.
+    fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the cold state once it holds nothing and only defaults, so
+    /// that a connection that has queued once is small again when idle.
+    fn trim_cold(&mut self) {
+        if let Some(c) = &self.cold {
+            if c.early.is_empty()
+                && c.queue.is_empty()
+                && c.high_water_mark == DEFAULT_HIGH_WATER_MARK
+                && c.max_write_queue.is_none()
+            {
+                self.cold = None;
+            }
+        }
+    }
+
+    #[inline]
+    fn queue_is_empty(&self) -> bool {
+        self.cold.as_ref().map_or(true, |c| c.queue.is_empty())
+    }
+
+    #[inline]
+    fn early_len(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.early.len())
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.queued_bytes)
+    }
+}
+
 /// The listeners of a stream's events, by event (Node's `EventEmitter`
 /// lists; see [`crate::Listener`]). `end` and `close` happen once, so
 /// their listeners are one-shot.
 #[derive(Default)]
 struct Callbacks {
-    data: Listeners<DataFn>,
-    end: Listeners<dyn FnMut()>,
-    drain: Listeners<dyn FnMut()>,
-    error: Listeners<dyn FnMut(io::Error)>,
-    close: Listeners<dyn FnMut(bool)>,
-    connect: RefCell<Option<ConnectCb>>,
+    data: ListenerList<DataFn>,
+    end: ListenerList<dyn FnMut()>,
+    drain: ListenerList<dyn FnMut()>,
+    error: ListenerList<dyn FnMut(io::Error)>,
+    close: ListenerList<dyn FnMut(bool)>,
+    /// The ids and delivery count of all five lists.
+    c: Counters,
+    /// Taken (never borrowed) when the connect finishes; boxed once more
+    /// to keep an accepted stream, which never has one, 8 bytes smaller.
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    connect: Cell<Option<Box<ConnectCb>>>,
 }
 
 /// Event numbers of a stream's [`Listener`] handles.
@@ -180,35 +336,72 @@ const DRAIN: u8 = 2;
 const ERROR: u8 = 3;
 const CLOSE: u8 = 4;
 
+impl OnReady for StreamInner {
+    #[inline]
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        self.ready(ready);
+    }
+}
+
 impl RemoveListener for StreamInner {
     fn remove_listener(&self, event: u8, id: u32) -> bool {
         match event {
-            DATA => self.cbs.data.remove(id),
-            END => self.cbs.end.remove(id),
-            DRAIN => self.cbs.drain.remove(id),
-            ERROR => self.cbs.error.remove(id),
-            CLOSE => self.cbs.close.remove(id),
+            DATA => self.cbs.data.remove(&self.cbs.c, id),
+            END => self.cbs.end.remove(&self.cbs.c, id),
+            DRAIN => self.cbs.drain.remove(&self.cbs.c, id),
+            ERROR => self.cbs.error.remove(&self.cbs.c, id),
+            CLOSE => self.cbs.close.remove(&self.cbs.c, id),
             _ => false,
         }
     }
 }
 
 pub(crate) struct StreamInner {
-    io: RefCell<Option<Box<dyn StreamIo>>>,
+    io: RefCell<Io>,
     watch: WatchSlot,
     st: RefCell<State>,
     cbs: Callbacks,
-    /// Finished writes whose callbacks wait for the pending phase.
-    done: RefCell<VecDeque<(WriteCb, io::Result<()>)>>,
-    done_scheduled: Cell<bool>,
-    /// Set once the stream has closed and drops its listeners: later
-    /// `on_*` calls keep nothing (the events are over).
-    released: Cell<bool>,
+    /// Finished writes waiting for their callbacks, and the signal: what
+    /// an idle accepted stream does not have (allocated when needed,
+    /// dropped when empty; taken out of its cell, never borrowed).
+    extra: Cell<Option<Box<Extra>>>,
     lp: LoopRef,
+}
+
+/// The rarely used parts of a stream ([`StreamInner::extra`]).
+#[derive(Default)]
+struct Extra {
+    /// Finished writes whose callbacks wait for the pending phase.
+    done: VecDeque<(WriteCb, io::Result<()>)>,
     /// The signal the stream was connected with, if any, and its listener
     /// (which destroys the stream on abort, as Node's `{ signal }` option
     /// of `net.connect` does): released when the stream closes.
-    signal: RefCell<Option<(AbortSignal, AbortListener)>>,
+    signal: Option<(AbortSignal, AbortListener)>,
+}
+
+impl StreamInner {
+    /// Changes the extra state; drops it once it holds nothing.
+    fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let keep = |x: &Extra| !x.done.is_empty() || x.signal.is_some();
+        match self.extra.take() {
+            Some(mut extra) => {
+                let r = f(&mut extra);
+                if keep(&extra) {
+                    self.extra.set(Some(extra));
+                }
+                r
+            }
+            None => {
+                // Boxed only if it ends up holding something.
+                let mut extra = Extra::default();
+                let r = f(&mut extra);
+                if keep(&extra) {
+                    self.extra.set(Some(Box::new(extra)));
+                }
+                r
+            }
+        }
+    }
 }
 
 /// A connected stream: TCP or Unix socket, pipe or terminal (Node's
@@ -306,18 +499,27 @@ pub struct Stream {
 }
 
 /// Calls the error listeners; without one, hands the error back.
-fn call_error(list: &Listeners<dyn FnMut(io::Error)>, arg: io::Error) -> Result<(), io::Error> {
-    crate::listeners::emit_error(list, arg)
+fn call_error(cbs: &Callbacks, arg: io::Error) -> Result<(), io::Error> {
+    crate::listeners::emit_error_in(&cbs.error, &cbs.c, arg)
 }
 
-fn call_unit(list: &Listeners<dyn FnMut()>) {
-    list.emit(|cb| cb());
+fn call_unit(list: &ListenerList<dyn FnMut()>, c: &Counters) {
+    list.emit(c, |cb| cb());
 }
 
 impl Stream {
     /// Wraps a connected (or connecting) fd and registers it with the
     /// current loop.
     pub(crate) fn register(io: Box<dyn StreamIo>, connecting: bool) -> io::Result<Stream> {
+        Stream::register_io(Io::Other(io), connecting)
+    }
+
+    /// [`register`](Stream::register) for a TCP socket, kept inline.
+    pub(crate) fn register_tcp(sock: mio::net::TcpStream, connecting: bool) -> io::Result<Stream> {
+        Stream::register_io(Io::Tcp(sock), connecting)
+    }
+
+    fn register_io(io: Io, connecting: bool) -> io::Result<Stream> {
         let lp = LoopRef::current();
         let fd = io.as_raw_fd();
         let kind = io.kind();
@@ -325,7 +527,7 @@ impl Stream {
             (io.has_read_side(), io.has_write_side(), io.pollable());
         let short_read_drains = io.short_read_drains();
         let inner = Rc::new(StreamInner {
-            io: RefCell::new(Some(io)),
+            io: RefCell::new(io),
             watch: WatchSlot::default(),
             st: RefCell::new(State {
                 readable: read_side,
@@ -337,16 +539,11 @@ impl Stream {
                 connecting,
                 short_read_drains,
                 read_batch: READS_PER_TURN,
-                high_water_mark: DEFAULT_HIGH_WATER_MARK,
-                max_write_queue: None,
                 ..State::default()
             }),
             cbs: Callbacks::default(),
-            done: RefCell::default(),
-            done_scheduled: Cell::new(false),
-            released: Cell::new(false),
+            extra: Cell::new(None),
             lp,
-            signal: RefCell::new(None),
         });
         if !pollable {
             // Blocking writes never queue; nothing to watch, nothing that
@@ -355,19 +552,20 @@ impl Stream {
         }
         // The registration owns a strong reference: an open stream lives
         // until it closes, whoever holds handles. `destroy` breaks the cycle.
-        let me = inner.clone();
-        let watch = watch_kind(
+        // The stream is its own reactor callback ([`OnReady`]): no closure
+        // allocated per connection.
+        let watch = watch_source(
             fd,
             Interest::READABLE | Interest::WRITABLE,
             kind,
-            Box::new(move |ready| me.on_ready(ready)),
+            inner.clone(),
         )?;
         inner.watch.set(watch);
         Ok(Stream { inner })
     }
 
     pub(crate) fn set_connect_callback(&self, cb: ConnectCb) {
-        let old = self.inner.cbs.connect.replace(Some(cb));
+        let old = self.inner.cbs.connect.replace(Some(Box::new(cb)));
         drop(old);
     }
 
@@ -408,7 +606,9 @@ impl Stream {
                 inner.destroy(Some(AbortError::new(reason.clone()).into()));
             }
         });
-        let old = self.inner.signal.replace(Some((signal.clone(), listener)));
+        let old = self
+            .inner
+            .with_extra(|x| x.signal.replace((signal.clone(), listener)));
         if let Some((_, l)) = old {
             l.remove();
         }
@@ -453,7 +653,7 @@ impl Stream {
     /// assert_eq!(*got.borrow(), b"hello");
     /// ```
     pub fn on_data(&self, cb: impl FnMut(&[u8]) + 'static) -> Listener {
-        let l = self.listen(DATA, |cbs| cbs.data.add(Box::new(cb)));
+        let l = self.listen(DATA, |cbs| cbs.data.add(&cbs.c, Box::new(cb)));
         self.inner.schedule_read();
         l
     }
@@ -495,11 +695,14 @@ impl Stream {
     pub fn once_data(&self, cb: impl FnOnce(&[u8]) + 'static) -> Listener {
         let mut cb = Some(cb);
         let l = self.listen(DATA, |cbs| {
-            cbs.data.add_once(Box::new(move |b: &[u8]| {
-                if let Some(cb) = cb.take() {
-                    cb(b)
-                }
-            }))
+            cbs.data.add_once(
+                &cbs.c,
+                Box::new(move |b: &[u8]| {
+                    if let Some(cb) = cb.take() {
+                        cb(b)
+                    }
+                }),
+            )
         });
         self.inner.schedule_read();
         l
@@ -509,7 +712,7 @@ impl Stream {
     /// handle; once the stream has closed and dropped its listeners, keeps
     /// nothing (its events are over) and returns a detached handle.
     fn listen(&self, event: u8, add: impl FnOnce(&Callbacks) -> u32) -> Listener {
-        if self.inner.released.get() {
+        if self.inner.st.borrow().released {
             return Listener::detached();
         }
         let id = add(&self.inner.cbs);
@@ -550,11 +753,14 @@ impl Stream {
     pub fn on_end(&self, cb: impl FnOnce() + 'static) -> Listener {
         let mut cb = Some(cb);
         self.listen(END, |cbs| {
-            cbs.end.add_once(Box::new(move || {
-                if let Some(cb) = cb.take() {
-                    cb()
-                }
-            }))
+            cbs.end.add_once(
+                &cbs.c,
+                Box::new(move || {
+                    if let Some(cb) = cb.take() {
+                        cb()
+                    }
+                }),
+            )
         })
     }
 
@@ -596,7 +802,7 @@ impl Stream {
     /// assert!(drained.get());
     /// ```
     pub fn on_drain(&self, cb: impl FnMut() + 'static) -> Listener {
-        self.listen(DRAIN, |cbs| cbs.drain.add(Box::new(cb)))
+        self.listen(DRAIN, |cbs| cbs.drain.add(&cbs.c, Box::new(cb)))
     }
 
     /// Calls `cb` at the next `'drain'` only (Node's `once('drain')`, the
@@ -637,11 +843,14 @@ impl Stream {
     pub fn once_drain(&self, cb: impl FnOnce() + 'static) -> Listener {
         let mut cb = Some(cb);
         self.listen(DRAIN, |cbs| {
-            cbs.drain.add_once(Box::new(move || {
-                if let Some(cb) = cb.take() {
-                    cb()
-                }
-            }))
+            cbs.drain.add_once(
+                &cbs.c,
+                Box::new(move || {
+                    if let Some(cb) = cb.take() {
+                        cb()
+                    }
+                }),
+            )
         })
     }
 
@@ -683,7 +892,7 @@ impl Stream {
     /// assert_eq!(*kind.borrow(), Some(ErrorKind::ConnectionReset));
     /// ```
     pub fn on_error(&self, cb: impl FnMut(io::Error) + 'static) -> Listener {
-        self.listen(ERROR, |cbs| cbs.error.add(Box::new(cb)))
+        self.listen(ERROR, |cbs| cbs.error.add(&cbs.c, Box::new(cb)))
     }
 
     /// Adds a listener called once, in the close phase, when the stream has
@@ -719,7 +928,7 @@ impl Stream {
     /// ```
     pub fn on_close(&self, cb: impl FnOnce(bool) + 'static) -> Listener {
         self.listen(CLOSE, |cbs| {
-            cbs.close.add_once(crate::listeners::once_fn(cb))
+            cbs.close.add_once(&cbs.c, crate::listeners::once_fn(cb))
         })
     }
 
@@ -881,7 +1090,9 @@ impl Stream {
     /// without bound (Redis's `client-output-buffer-limit`; reliability
     /// test T36).
     pub fn set_max_write_queue(&self, bytes: Option<usize>) -> &Self {
-        self.inner.st.borrow_mut().max_write_queue = bytes;
+        let mut st = self.inner.st.borrow_mut();
+        st.cold().max_write_queue = bytes;
+        st.trim_cold();
         self
     }
 
@@ -912,14 +1123,16 @@ impl Stream {
     /// Sets the write queue size at which [`write`](Stream::write) starts
     /// returning `false`.
     pub fn set_high_water_mark(&self, bytes: usize) -> &Self {
-        self.inner.st.borrow_mut().high_water_mark = bytes;
+        let mut st = self.inner.st.borrow_mut();
+        st.cold().high_water_mark = bytes;
+        st.trim_cold();
         self
     }
 
     /// Bytes accepted by `write` and not yet taken by the kernel (Node's
     /// `writableLength`).
     pub fn write_queue_len(&self) -> usize {
-        self.inner.st.borrow().queued_bytes
+        self.inner.st.borrow().queued_bytes()
     }
 
     /// Whether the stream has closed (or is closing).
@@ -941,7 +1154,7 @@ impl Stream {
 
     fn with_tcp<R>(&self, f: impl FnOnce(&mio::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
         let io = self.inner.io.borrow();
-        let io = io.as_ref().ok_or_else(closed_error)?;
+        let io = io.open().ok_or_else(closed_error)?;
         let tcp = io
             .tcp()
             .ok_or_else(|| io::Error::new(ErrorKind::Unsupported, "not a TCP stream"))?;
@@ -974,7 +1187,7 @@ impl Stream {
 
     /// The fd, while open.
     pub fn as_raw_fd(&self) -> Option<RawFd> {
-        self.inner.io.borrow().as_ref().map(|io| io.as_raw_fd())
+        self.inner.io.borrow().open().map(|io| io.as_raw_fd())
     }
 }
 
@@ -998,10 +1211,29 @@ impl fmt::Debug for Stream {
         f.debug_struct("Stream")
             .field("fd", &self.as_raw_fd())
             .field("paused", &st.paused)
-            .field("queued_bytes", &st.queued_bytes)
+            .field("queued_bytes", &st.queued_bytes())
             .field("ended", &st.end_requested)
             .field("read_eof", &st.read_eof)
             .field("closed", &st.destroyed)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_idle_stream_is_small() {
+        // Memory per idle connection counts (issue 25): print the size, and
+        // keep it from growing back unnoticed.
+        let size = std::mem::size_of::<super::StreamInner>();
+        eprintln!("StreamInner: {size} bytes");
+        eprintln!(
+            "io {} watch {} state {} callbacks {}",
+            std::mem::size_of::<std::cell::RefCell<super::Io>>(),
+            std::mem::size_of::<crate::reactor::WatchSlot>(),
+            std::mem::size_of::<std::cell::RefCell<super::State>>(),
+            std::mem::size_of::<super::Callbacks>(),
+        );
+        assert!(size <= 288, "StreamInner is {size} bytes");
     }
 }
