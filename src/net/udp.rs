@@ -412,7 +412,7 @@ impl Inner {
             fd,
             Interest::READABLE | Interest::WRITABLE,
             "udp",
-            Box::new(move |ready| me.on_ready(ready)),
+            move |ready| me.on_ready(ready),
         );
         match watch {
             Ok(watch) => self.watch.set(watch),

@@ -336,11 +336,11 @@ impl SignalReceiver {
             hub.rx.as_raw_fd(),
             Interest::READABLE,
             "signal",
-            Box::new(move |_| {
+            move |_| {
                 if let Some(hub) = weak.upgrade() {
                     hub.dispatch();
                 }
-            }),
+            },
         )?;
         // Nothing listens yet: nothing to keep the loop alive for.
         watch.unref();

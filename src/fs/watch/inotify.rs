@@ -113,11 +113,11 @@ impl Instance {
                 inst.file.as_raw_fd(),
                 Interest::READABLE,
                 "fs_watch",
-                Box::new(move |_| {
+                move |_| {
                     if let Some(inst) = weak.upgrade() {
                         inst.on_readable();
                     }
-                }),
+                },
             )?;
             inst.watch.set(w);
             inst.watch.set_ref(false);
