@@ -4,7 +4,7 @@
 //! simpler), runs them all in one batch on both sides, and keeps the first
 //! that still differs, until none does.
 
-use super::model::{keepalive, throws_in_microtask, AStep, Clear, Link, Program, Ret, Src, Step};
+use super::model::{throws_in_microtask, timer_in_micro, AStep, Clear, Link, Program, Ret, Src, Step};
 
 fn body_of(s: &Step) -> Option<&Vec<Step>> {
     match s {
@@ -225,7 +225,8 @@ fn valid(p: &Program) -> bool {
         && throw_last(&p.main)
         && pool_ok
         && !(has_pool && macros_in_main)
-        && !(keepalive(p) && throws_in_microtask(&p.main))
+        && !throws_in_microtask(&p.main)
+        && !timer_in_micro(&p.main, false)
 }
 
 /// Shrinks `p`; `fails` says, for each candidate of a batch, whether it
