@@ -9,10 +9,10 @@
 //! and the equivalent Rust. Without `node` (v20 or later) the test says so
 //! on stderr and passes: `.ci/run` installs it.
 
-#[path = "differential/model.rs"]
-mod model;
 #[path = "differential/interp.rs"]
 mod interp;
+#[path = "differential/model.rs"]
+mod model;
 #[path = "differential/print.rs"]
 mod print;
 #[path = "differential/shrink.rs"]
@@ -79,7 +79,10 @@ fn run_node(bin: &str, progs: &[Program]) -> Vec<Vec<String>> {
             let input = dir.join(format!("evloop-diff-failed-{}.jsonl", std::process::id()));
             let body: Vec<String> = progs.iter().map(model::to_json).collect();
             std::fs::write(&input, body.join("\n") + "\n").unwrap();
-            panic!("node wrote no traces ({e}); its input is in {}", input.display());
+            panic!(
+                "node wrote no traces ({e}); its input is in {}",
+                input.display()
+            );
         }
     };
     let _ = std::fs::remove_file(&out);
@@ -88,7 +91,10 @@ fn run_node(bin: &str, progs: &[Program]) -> Vec<Vec<String>> {
         if line.starts_with("=== program ") {
             traces.push(Vec::new());
         } else {
-            traces.last_mut().expect("a header first").push(line.to_string());
+            traces
+                .last_mut()
+                .expect("a header first")
+                .push(line.to_string());
         }
     }
     assert_eq!(traces.len(), progs.len(), "node traced every program");
@@ -143,9 +149,8 @@ fn quiet_program_panics() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        let ours = msg.len() > 1
-            && msg.starts_with('x')
-            && msg[1..].bytes().all(|b| b.is_ascii_digit());
+        let ours =
+            msg.len() > 1 && msg.starts_with('x') && msg[1..].bytes().all(|b| b.is_ascii_digit());
         if !ours {
             default(info);
         }
@@ -204,4 +209,34 @@ fn random_programs_print_what_node_prints() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The repro printer's `.js` prints what `interp.js` prints, program by
+/// program (so a printed repro is the program that failed).
+#[test]
+fn printed_js_repros_print_what_the_interpreter_prints() {
+    let Some((bin, _)) = node() else {
+        eprintln!("SKIPPED differential repro check: no node 20 or later");
+        return;
+    };
+    let mut gen = Gen::new(FIXED_SEED);
+    let progs: Vec<Program> = (0..25).map(|_| gen.program()).collect();
+    let traces = run_node(&bin, &progs);
+    for (p, want) in progs.iter().zip(&traces) {
+        let file =
+            std::env::temp_dir().join(format!("evloop-diff-repro-{}.js", std::process::id()));
+        std::fs::write(&file, print::js(p)).unwrap();
+        let out = Command::new(&bin).arg(&file).output().expect("node runs");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(&got, want, "{}", print::js(p));
+    }
 }

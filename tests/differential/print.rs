@@ -105,7 +105,11 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
         }
         Step::Immediate { id, clear, body } => {
             writeln!(o, "{i}{{").unwrap();
-            writeln!(o, "{i}  const s{id} = setImmediate(() => {{\n{i}    log('S{id}');").unwrap();
+            writeln!(
+                o,
+                "{i}  const s{id} = setImmediate(() => {{\n{i}    log('S{id}');"
+            )
+            .unwrap();
             js_steps(o, body, d + 2);
             writeln!(o, "{i}  }});").unwrap();
             match clear {
@@ -140,8 +144,11 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
                         writeln!(o, "{i}    {}\n{i}  }})", js_ret(*ret, *id)).unwrap();
                     }
                     Link::Catch { id, body, ret } => {
-                        writeln!(o, "{i}  .catch((e) => {{\n{i}    log('catch{id}:' + show(e));")
-                            .unwrap();
+                        writeln!(
+                            o,
+                            "{i}  .catch((e) => {{\n{i}    log('catch{id}:' + show(e));"
+                        )
+                        .unwrap();
                         js_steps(o, body, d + 2);
                         writeln!(o, "{i}    {}\n{i}  }})", js_ret(*ret, *id)).unwrap();
                     }
@@ -183,11 +190,23 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
 /// The program as a standalone Node script.
 pub fn js(p: &Program) -> String {
     let mut o = String::new();
-    writeln!(o, "'use strict';\nconst fs = require('fs');\nconst log = (s) => console.log(s);").unwrap();
+    writeln!(
+        o,
+        "'use strict';\nconst fs = require('fs');\nconst log = (s) => console.log(s);"
+    )
+    .unwrap();
     writeln!(o, "const show = (e) => (e && Array.isArray(e.errors) ? 'agg[' + e.errors.map(show).join(',') + ']' : e.message);").unwrap();
     writeln!(o, "const spin = () => {{ const end = process.hrtime.bigint() + {}n; while (process.hrtime.bigint() < end); }};", SPIN_US * 1000).unwrap();
-    writeln!(o, "process.on('uncaughtException', (e) => log('uncaught ' + show(e)));").unwrap();
-    writeln!(o, "process.on('unhandledRejection', (e) => log('unhandled ' + show(e)));").unwrap();
+    writeln!(
+        o,
+        "process.on('uncaughtException', (e) => log('uncaught ' + show(e)));"
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "process.on('unhandledRejection', (e) => log('unhandled ' + show(e)));"
+    )
+    .unwrap();
     js_steps(&mut o, &p.main, 0);
     let _ = SPIN_MS;
     o
@@ -274,7 +293,11 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
                 writeln!(o, "{i}    }}").unwrap();
             }
             writeln!(o, "{i}    if n == {n} {{ slot.borrow_mut().take().unwrap().clear(); }} else {{ spin(); }}").unwrap();
-            writeln!(o, "{i}  }} }});\n{i}  *slot.borrow_mut() = Some(h);\n{i}  spin();\n{i}}}").unwrap();
+            writeln!(
+                o,
+                "{i}  }} }});\n{i}  *slot.borrow_mut() = Some(h);\n{i}  spin();\n{i}}}"
+            )
+            .unwrap();
         }
         Step::Immediate { id, clear, body } => {
             writeln!(o, "{i}{{\n{i}  let s{id} = evloop::set_immediate({{ let l = l.clone(); move || {{\n{i}    l.push(\"S{id}\");").unwrap();
@@ -293,7 +316,11 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
             } else {
                 ("evloop::queue_microtask", "M")
             };
-            writeln!(o, "{i}{f}({{ let l = l.clone(); move || {{\n{i}  l.push(\"{lab}{id}\");").unwrap();
+            writeln!(
+                o,
+                "{i}{f}({{ let l = l.clone(); move || {{\n{i}  l.push(\"{lab}{id}\");"
+            )
+            .unwrap();
             rs_steps(o, body, d + 1);
             writeln!(o, "{i}}} }});").unwrap();
         }
@@ -330,7 +357,11 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
             writeln!(o, "{i}  .then_or_else({{ let l = l.clone(); move |v| {{ l.push(format!(\"end{id}:{{v}}\")); Settlement::Fulfill(()) }} }}, {{ let l = l.clone(); move |e| {{ l.push(format!(\"endc{id}:{{}}\", show(&e))); Settlement::Fulfill(()) }} }});").unwrap();
         }
         Step::Async { id, body } => {
-            writeln!(o, "{i}evloop::spawn({{ let l = l.clone(); async move {{\n{i}  l.push(\"A{id}\");").unwrap();
+            writeln!(
+                o,
+                "{i}evloop::spawn({{ let l = l.clone(); async move {{\n{i}  l.push(\"A{id}\");"
+            )
+            .unwrap();
             for a in body {
                 match a {
                     AStep::Step(s) => rs_step(o, s, d + 1),
@@ -349,12 +380,24 @@ pub fn rust(p: &Program) -> String {
     let mut o = String::new();
     writeln!(o, "// use evloop::promise::{{Promise, Rejection, Settlement}}; use std::{{cell::RefCell, rc::Rc}};").unwrap();
     writeln!(o, "// fn show(r: &Rejection) -> String {{ match r.errors() {{ Some(es) => format!(\"agg[{{}}]\", es.iter().map(show).collect::<Vec<_>>().join(\",\")), None => r.message() }} }}").unwrap();
-    writeln!(o, "// fn spin() {{ support::spin(std::time::Duration::from_micros({SPIN_US})) }}").unwrap();
-    writeln!(o, "let log = Log::new();\nlet el = evloop::EventLoop::new().unwrap();").unwrap();
+    writeln!(
+        o,
+        "// fn spin() {{ support::spin(std::time::Duration::from_micros({SPIN_US})) }}"
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "let log = Log::new();\nlet el = evloop::EventLoop::new().unwrap();"
+    )
+    .unwrap();
     writeln!(o, "{{ let l = log.clone(); el.on_uncaught_exception(move |e, _| l.push(format!(\"uncaught {{}}\", match &e {{ evloop::Error::Panicked(p) => p.message().to_string(), e => e.to_string() }}))); }}").unwrap();
     writeln!(o, "{{ let l = log.clone(); el.on_unhandled_rejection(move |r: &Rejection| l.push(format!(\"unhandled {{}}\", show(r)))); }}").unwrap();
     writeln!(o, "let l = log.clone();\nel.run_main(move || {{").unwrap();
     rs_steps(&mut o, &p.main, 1);
-    writeln!(o, "}}).unwrap();\nel.run().unwrap();\nprintln!(\"{{:#?}}\", log.take());").unwrap();
+    writeln!(
+        o,
+        "}}).unwrap();\nel.run().unwrap();\nprintln!(\"{{:#?}}\", log.take());"
+    )
+    .unwrap();
     o
 }

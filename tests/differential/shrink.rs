@@ -4,7 +4,10 @@
 //! simpler), runs them all in one batch on both sides, and keeps the first
 //! that still differs, until none does.
 
-use super::model::{throws_in_microtask, timer_in_micro, AStep, Clear, Link, Program, Ret, Src, Step};
+use super::model::{
+    has_repeating_interval, throws_in_microtask, timer_in_micro, to_json, AStep, Clear, Link,
+    Program, Ret, Src, Step,
+};
 
 fn body_of(s: &Step) -> Option<&Vec<Step>> {
     match s {
@@ -201,7 +204,8 @@ fn steps_vars(v: &[Step]) -> Vec<Vec<Step>> {
 
 fn throw_last(v: &[Step]) -> bool {
     v.iter().enumerate().all(|(i, s)| {
-        (!matches!(s, Step::Throw(_)) || i + 1 == v.len()) && body_of(s).map_or(true, |b| throw_last(b))
+        (!matches!(s, Step::Throw(_)) || i + 1 == v.len())
+            && body_of(s).map_or(true, |b| throw_last(b))
     })
 }
 
@@ -221,12 +225,20 @@ fn valid(p: &Program) -> bool {
             Step::Timeout { .. } | Step::Interval { .. } | Step::Immediate { .. }
         )
     });
-    !p.main.iter().any(|s| matches!(s, Step::Throw(_)))
+    let throw_in_main = p.main.iter().any(|s| matches!(s, Step::Throw(_)));
+    let pool_stage_ok = !(has_pool && macros_in_main);
+    let no_micro_throw = !throws_in_microtask(&p.main);
+    let no_micro_timer = !timer_in_micro(&p.main, false);
+    let j = to_json(p);
+    let interval_rearm =
+        has_repeating_interval(&p.main) && (j.contains("\"imm\"") || j.contains("\"throw\""));
+    !throw_in_main
         && throw_last(&p.main)
         && pool_ok
-        && !(has_pool && macros_in_main)
-        && !throws_in_microtask(&p.main)
-        && !timer_in_micro(&p.main, false)
+        && pool_stage_ok
+        && no_micro_throw
+        && no_micro_timer
+        && !interval_rearm
 }
 
 /// Shrinks `p`; `fails` says, for each candidate of a batch, whether it
