@@ -240,3 +240,20 @@ fn printed_js_repros_print_what_the_interpreter_prints() {
         assert_eq!(&got, want, "{}", print::js(p));
     }
 }
+
+/// `DIFF_PRINT=K` (with `DIFF_SEED`): prints program K of the seed as
+/// JSON, as a `.js` file and as Rust, and runs nothing else.
+#[test]
+fn print_a_program_on_request() {
+    let Some(k) = env_u64("DIFF_PRINT") else {
+        return;
+    };
+    let mut gen = Gen::new(env_u64("DIFF_SEED").unwrap_or(FIXED_SEED));
+    let p = (0..=k).map(|_| gen.program()).last().unwrap();
+    println!(
+        "{}\n// ---- .js\n{}\n// ---- .rs\n{}",
+        model::to_json(&p),
+        print::js(&p),
+        print::rust(&p)
+    );
+}

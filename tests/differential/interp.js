@@ -92,8 +92,10 @@ function exec(steps) {
       case 'log': log('L' + s.id); break;
       case 'timeout': {
         const h = setTimeout(() => { log('T' + s.id); exec(s.body); }, s.delay);
-        if (s.clear === 'now') { clearTimeout(h); break; }
+        // Spun even when cleared at once: setTimeout refreshes libuv's
+        // clock, from which Node arms its next timer wake-up.
         spin();
+        if (s.clear === 'now') clearTimeout(h);
         if (s.clear === 'tick') process.nextTick(() => { log('ct' + s.id); clearTimeout(h); });
         if (s.clear === 'imm') setImmediate(() => { log('ci' + s.id); clearTimeout(h); });
         break;

@@ -171,11 +171,12 @@ fn exec_one(t: &Trace, s: &Step) {
                 t1.log(format!("T{id}"));
                 exec(&t1, &body);
             });
+            // Spun even when cleared at once, as interp.js must.
+            spin();
             if *clear == Clear::Now {
                 h.clear();
                 return;
             }
-            spin();
             let t2 = t.clone();
             match clear {
                 Clear::Tick => evloop::next_tick(move || {

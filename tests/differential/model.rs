@@ -14,7 +14,10 @@
 //! - right after a timer is created (and at the end of each interval tick
 //!   that re-arms), the callback busy-waits [`SPIN_MS`], so the timer is
 //!   always due at the next timers phase: a timer against an immediate is
-//!   then decided by the loop's phases, not by latency;
+//!   then decided by the loop's phases, not by latency. Also after a timer
+//!   that is cleared at once: Node's `setTimeout` refreshes libuv's clock,
+//!   from which Node arms its next wake-up (without the spin, a timer set
+//!   just before may miss the next timers phase);
 //! - a pool job (`fs.stat` in Node, `queue_work` here) is only the last
 //!   step of a main script that queued nothing else but ticks and
 //!   microtasks: its completion races with nothing; its callback is an I/O

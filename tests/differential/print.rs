@@ -75,7 +75,7 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
             js_steps(o, body, d + 2);
             writeln!(o, "{i}  }}, {delay});").unwrap();
             match clear {
-                Clear::Now => writeln!(o, "{i}  clearTimeout(t{id});").unwrap(),
+                Clear::Now => writeln!(o, "{i}  spin();\n{i}  clearTimeout(t{id});").unwrap(),
                 Clear::No => writeln!(o, "{i}  spin();").unwrap(),
                 Clear::Tick => writeln!(
                     o,
@@ -249,10 +249,10 @@ fn rs_src(s: &Src) -> String {
 fn rs_ret(r: Ret, id: u32) -> String {
     match r {
         Ret::Value => format!("Settlement::Fulfill(\"t{id}\".to_string())"),
-        Ret::Throw => format!("panic!(\"x{id}\")"),
+        Ret::Throw => format!("throw(\"x{id}\")"),
         Ret::Resolved => format!("Settlement::Adopt(Promise::resolve(\"r{id}\".to_string()))"),
         Ret::Rejected => {
-            format!("Settlement::Adopt(Promise::reject(Rejection::msg(\"e{id}\")))")
+            format!("Settlement::Adopt(Promise::<String>::reject(Rejection::msg(\"e{id}\")))")
         }
     }
 }
@@ -277,7 +277,7 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
             rs_steps(o, body, d + 2);
             writeln!(o, "{i}  }} }});").unwrap();
             match clear {
-                Clear::Now => writeln!(o, "{i}  t{id}.clear();").unwrap(),
+                Clear::Now => writeln!(o, "{i}  spin();\n{i}  t{id}.clear();").unwrap(),
                 Clear::No => writeln!(o, "{i}  spin();").unwrap(),
                 Clear::Tick => writeln!(o, "{i}  spin();\n{i}  evloop::next_tick({{ let l = l.clone(); move || {{ l.push(\"ct{id}\"); t{id}.clear(); }} }});").unwrap(),
                 Clear::Immediate => writeln!(o, "{i}  spin();\n{i}  evloop::set_immediate({{ let l = l.clone(); move || {{ l.push(\"ci{id}\"); t{id}.clear(); }} }});").unwrap(),
@@ -383,6 +383,11 @@ pub fn rust(p: &Program) -> String {
     writeln!(
         o,
         "// fn spin() {{ support::spin(std::time::Duration::from_micros({SPIN_US})) }}"
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "// fn throw(msg: &str) -> Settlement<String> {{ panic!(\"{{msg}}\") }} // a JavaScript throw"
     )
     .unwrap();
     writeln!(
