@@ -129,7 +129,7 @@ function exec(steps) {
             case 'finally': p = p.finally(() => { log('fin' + l.id); exec(l.body); if (l.throws) throw new Error('x' + l.id); }); break;
           }
         }
-        end(p, s.id);
+        if (!s.loose) end(p, s.id);
         break;
       }
       case 'async': end(runAsync(s), s.id); break;

@@ -247,7 +247,12 @@ fn exec_one(t: &Trace, s: &Step) {
             });
         }
         Step::Throw(id) => panic!("x{id}"),
-        Step::Chain { id, src, links } => {
+        Step::Chain {
+            id,
+            src,
+            links,
+            loose,
+        } => {
             let mut p = mk_src(t, src);
             for l in links {
                 let t1 = t.clone();
@@ -271,7 +276,9 @@ fn exec_one(t: &Trace, s: &Step) {
                     }),
                 };
             }
-            end(t, p, *id);
+            if !*loose {
+                end(t, p, *id);
+            }
         }
         Step::Async { id, body } => {
             let (t1, id2, body) = (t.clone(), *id, body.clone());

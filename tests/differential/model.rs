@@ -181,11 +181,15 @@ pub enum Step {
     },
     /// Throws (panics) `x<id>`: the last step of a body.
     Throw(u32),
-    /// `src.link1.link2...` ended by `.then(v => 'end<id>:v', e => 'endc<id>:e')`.
+    /// `src.link1.link2...` ended by `.then(v => 'end<id>:v', e =>
+    /// 'endc<id>:e')`; a `loose` chain has no end, so that its rejection
+    /// goes unhandled (both sides print `unhandled <reason>` from their
+    /// unhandled-rejection hook).
     Chain {
         id: u32,
         src: Src,
         links: Vec<Link>,
+        loose: bool,
     },
     /// An async function, called at once, its promise ended as a chain's.
     Async {
@@ -407,7 +411,13 @@ impl Gen {
                     let src = self.src(Self::micro(cx, false), 0);
                     let n = self.rng.below(4);
                     let links = (0..n).map(|_| self.link(cx)).collect();
-                    Step::Chain { id, src, links }
+                    let loose = self.rng.pct(8);
+                    Step::Chain {
+                        id,
+                        src,
+                        links,
+                        loose,
+                    }
                 }
                 84..=99 => {
                     let n = 1 + self.rng.below(4);
@@ -697,8 +707,13 @@ fn step_json(s: &Step) -> Value {
         Step::Tick { id, body } => json!({"k": "tick", "id": id, "body": steps_json(body)}),
         Step::Micro { id, body } => json!({"k": "micro", "id": id, "body": steps_json(body)}),
         Step::Throw(id) => json!({"k": "throw", "id": id}),
-        Step::Chain { id, src, links } => json!({
-            "k": "chain", "id": id, "src": src_json(src),
+        Step::Chain {
+            id,
+            src,
+            links,
+            loose,
+        } => json!({
+            "k": "chain", "id": id, "src": src_json(src), "loose": loose,
             "links": Value::Array(links.iter().map(|l| match l {
                 Link::Then { id, body, ret } => json!({"k": "then", "id": id, "body": steps_json(body), "ret": ret_str(*ret)}),
                 Link::Catch { id, body, ret } => json!({"k": "catch", "id": id, "body": steps_json(body), "ret": ret_str(*ret)}),

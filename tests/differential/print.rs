@@ -134,7 +134,12 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
             writeln!(o, "{i}}}){tail};").unwrap();
         }
         Step::Throw(id) => writeln!(o, "{i}throw new Error('x{id}');").unwrap(),
-        Step::Chain { id, src, links } => {
+        Step::Chain {
+            id,
+            src,
+            links,
+            loose,
+        } => {
             writeln!(o, "{i}{}", js_src(src)).unwrap();
             for l in links {
                 match l {
@@ -162,11 +167,15 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
                     }
                 }
             }
-            writeln!(
-                o,
-                "{i}  .then((v) => log('end{id}:' + v), (e) => log('endc{id}:' + show(e)));"
-            )
-            .unwrap();
+            if *loose {
+                writeln!(o, "{i};").unwrap();
+            } else {
+                writeln!(
+                    o,
+                    "{i}  .then((v) => log('end{id}:' + v), (e) => log('endc{id}:' + show(e)));"
+                )
+                .unwrap();
+            }
         }
         Step::Async { id, body } => {
             writeln!(o, "{i}(async () => {{\n{i}  log('A{id}');").unwrap();
@@ -330,7 +339,12 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
             writeln!(o, "{i}}} }});").unwrap();
         }
         Step::Throw(id) => writeln!(o, "{i}panic!(\"x{id}\");").unwrap(),
-        Step::Chain { id, src, links } => {
+        Step::Chain {
+            id,
+            src,
+            links,
+            loose,
+        } => {
             writeln!(o, "{i}{}", rs_src(src)).unwrap();
             for l in links {
                 match l {
@@ -354,7 +368,11 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
                     }
                 }
             }
-            writeln!(o, "{i}  .then_or_else({{ let l = l.clone(); move |v| {{ l.push(format!(\"end{id}:{{v}}\")); Settlement::Fulfill(()) }} }}, {{ let l = l.clone(); move |e| {{ l.push(format!(\"endc{id}:{{}}\", show(&e))); Settlement::Fulfill(()) }} }});").unwrap();
+            if *loose {
+                writeln!(o, "{i};").unwrap();
+            } else {
+                writeln!(o, "{i}  .then_or_else({{ let l = l.clone(); move |v| {{ l.push(format!(\"end{id}:{{v}}\")); Settlement::Fulfill(()) }} }}, {{ let l = l.clone(); move |e| {{ l.push(format!(\"endc{id}:{{}}\", show(&e))); Settlement::Fulfill(()) }} }});").unwrap();
+            }
         }
         Step::Async { id, body } => {
             writeln!(

@@ -105,12 +105,26 @@ fn step_vars(s: &Step) -> Vec<Step> {
             }
             out.push(c);
         }
-        Step::Chain { id, src, links } => {
+        Step::Chain {
+            id,
+            src,
+            links,
+            loose,
+        } => {
+            if *loose {
+                out.push(Step::Chain {
+                    id: *id,
+                    src: src.clone(),
+                    links: links.clone(),
+                    loose: false,
+                });
+            }
             for x in src_vars(src) {
                 out.push(Step::Chain {
                     id: *id,
                     src: x,
                     links: links.clone(),
+                    loose: *loose,
                 });
             }
             for i in 0..links.len() {
@@ -120,6 +134,7 @@ fn step_vars(s: &Step) -> Vec<Step> {
                     id: *id,
                     src: src.clone(),
                     links: v,
+                    loose: *loose,
                 });
                 let (b, simpler) = match &links[i] {
                     Link::Then { body, ret, .. } | Link::Catch { body, ret, .. } => {
@@ -154,6 +169,7 @@ fn step_vars(s: &Step) -> Vec<Step> {
                         id: *id,
                         src: src.clone(),
                         links: v,
+                        loose: *loose,
                     });
                 }
             }
