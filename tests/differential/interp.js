@@ -98,6 +98,7 @@ function exec(steps) {
         if (s.clear === 'now') clearTimeout(h);
         if (s.clear === 'tick') process.nextTick(() => { log('ct' + s.id); clearTimeout(h); });
         if (s.clear === 'imm') setImmediate(() => { log('ci' + s.id); clearTimeout(h); });
+        if (s.clear === 'refresh') setImmediate(() => { log('ri' + s.id); h.refresh(); spin(); });
         break;
       }
       case 'interval': {

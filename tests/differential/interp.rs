@@ -167,10 +167,17 @@ fn exec_one(t: &Trace, s: &Step) {
             body,
         } => {
             let (t1, id, body) = (t.clone(), *id, body.clone());
-            let h = evloop::set_timeout(Duration::from_millis(u64::from(*delay)), move || {
+            let delay = Duration::from_millis(u64::from(*delay));
+            let cb = move || {
                 t1.log(format!("T{id}"));
                 exec(&t1, &body);
-            });
+            };
+            // `refresh` after it ran needs the FnMut face (README).
+            let h = if *clear == Clear::Refresh {
+                evloop::set_timeout_mut(delay, cb)
+            } else {
+                evloop::set_timeout(delay, cb)
+            };
             // Spun even when cleared at once, as interp.js must.
             spin();
             if *clear == Clear::Now {
@@ -187,6 +194,13 @@ fn exec_one(t: &Trace, s: &Step) {
                     evloop::set_immediate(move || {
                         t2.log(format!("ci{id}"));
                         h.clear();
+                    });
+                }
+                Clear::Refresh => {
+                    evloop::set_immediate(move || {
+                        t2.log(format!("ri{id}"));
+                        h.refresh();
+                        spin();
                     });
                 }
                 _ => {}

@@ -79,6 +79,11 @@ pub enum Clear {
     Tick,
     /// From an immediate queued right after it is set (prints `ci<id>`).
     Immediate,
+    /// Not cleared: refreshed (`timeout.refresh()`, evloop's
+    /// `set_timeout_mut`) from an immediate queued right after it is set
+    /// (prints `ri<id>`): before it fired, it starts again; after, it runs
+    /// again.
+    Refresh,
 }
 
 /// What a deferred promise settles from.
@@ -268,7 +273,7 @@ impl Gen {
             // the microtasks a throwing timer left behind: README's "Known,
             // deliberate differences" (where an interval re-arms).
             let interval_vs_immediate = j.contains("\"interval\"")
-                && (j.contains("\"imm\"") || j.contains("\"throw\""))
+                && (j.contains("\"imm\"") || j.contains("\"refresh\"") || j.contains("\"throw\""))
                 && has_repeating_interval(&p.main);
             debug_assert!(!timer_in_micro(&p.main, false), "{j}");
             if !racy_keepalive && !interval_vs_immediate {
@@ -374,6 +379,7 @@ impl Gen {
                         0 => Clear::Now,
                         1 => Clear::Tick,
                         2 => Clear::Immediate,
+                        3 => Clear::Refresh,
                         _ => Clear::No,
                     };
                     let delay = self.rng.below(2) as u8;
@@ -538,7 +544,7 @@ pub fn keepalive(p: &Program) -> bool {
         matches!(
             s,
             Step::Timeout {
-                clear: Clear::No | Clear::Immediate,
+                clear: Clear::No | Clear::Immediate | Clear::Refresh,
                 ..
             } | Step::Interval { .. }
                 | Step::Immediate {
@@ -643,6 +649,7 @@ fn clear_str(c: Clear) -> &'static str {
         Clear::Now => "now",
         Clear::Tick => "tick",
         Clear::Immediate => "imm",
+        Clear::Refresh => "refresh",
     }
 }
 

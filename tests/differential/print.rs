@@ -87,6 +87,11 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
                     "{i}  spin();\n{i}  setImmediate(() => {{ log('ci{id}'); clearTimeout(t{id}); }});"
                 )
                 .unwrap(),
+                Clear::Refresh => writeln!(
+                    o,
+                    "{i}  spin();\n{i}  setImmediate(() => {{ log('ri{id}'); t{id}.refresh(); spin(); }});"
+                )
+                .unwrap(),
             }
             writeln!(o, "{i}}}").unwrap();
         }
@@ -282,7 +287,12 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
             clear,
             body,
         } => {
-            writeln!(o, "{i}{{\n{i}  let t{id} = evloop::set_timeout(ms({delay}), {{ let l = l.clone(); move || {{\n{i}    l.push(\"T{id}\");").unwrap();
+            let set = if *clear == Clear::Refresh {
+                "set_timeout_mut"
+            } else {
+                "set_timeout"
+            };
+            writeln!(o, "{i}{{\n{i}  let t{id} = evloop::{set}(ms({delay}), {{ let l = l.clone(); move || {{\n{i}    l.push(\"T{id}\");").unwrap();
             rs_steps(o, body, d + 2);
             writeln!(o, "{i}  }} }});").unwrap();
             match clear {
@@ -290,6 +300,7 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
                 Clear::No => writeln!(o, "{i}  spin();").unwrap(),
                 Clear::Tick => writeln!(o, "{i}  spin();\n{i}  evloop::next_tick({{ let l = l.clone(); move || {{ l.push(\"ct{id}\"); t{id}.clear(); }} }});").unwrap(),
                 Clear::Immediate => writeln!(o, "{i}  spin();\n{i}  evloop::set_immediate({{ let l = l.clone(); move || {{ l.push(\"ci{id}\"); t{id}.clear(); }} }});").unwrap(),
+                Clear::Refresh => writeln!(o, "{i}  spin();\n{i}  evloop::set_immediate({{ let l = l.clone(); move || {{ l.push(\"ri{id}\"); t{id}.refresh(); spin(); }} }});").unwrap(),
             }
             writeln!(o, "{i}}}").unwrap();
         }

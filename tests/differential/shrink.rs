@@ -246,8 +246,8 @@ fn valid(p: &Program) -> bool {
     let no_micro_throw = !throws_in_microtask(&p.main);
     let no_micro_timer = !timer_in_micro(&p.main, false);
     let j = to_json(p);
-    let interval_rearm =
-        has_repeating_interval(&p.main) && (j.contains("\"imm\"") || j.contains("\"throw\""));
+    let interval_rearm = has_repeating_interval(&p.main)
+        && (j.contains("\"imm\"") || j.contains("\"refresh\"") || j.contains("\"throw\""));
     !throw_in_main
         && throw_last(&p.main)
         && pool_ok
