@@ -1,13 +1,26 @@
 //! Differential testing against Node (issue 22): random event-loop
-//! programs, run by evloop (`differential/interp.rs`) and by `node`
-//! (`differential/interp.js`), must print the same trace.
+//! programs, run by evloop (`differential/interp.rs`, one `EventLoop` per
+//! program, in this process) and by `node` (`differential/interp.js`, one
+//! process per batch of programs), must print the same trace. The model,
+//! its generator and what it leaves out (and why) are in
+//! `differential/model.rs`; README's "Known, deliberate differences"
+//! names the differences evloop keeps.
 //!
-//! `cargo test --test differential` runs a fixed seed and a few hundred
-//! programs; `DIFF_SEED=<n> DIFF_COUNT=<n>` runs any count with any seed
-//! (`DIFF_COUNT=100000` before a release; run it with `--release`). A
-//! difference is shrunk to a minimal program and printed as a `.js` file
-//! and the equivalent Rust. Without `node` (v20 or later) the test says so
-//! on stderr and passes: `.ci/run` installs it.
+//! - `cargo test --test differential`: the fixed seed, 300 programs, a few
+//!   seconds; each batch also runs twice in node, which must agree with
+//!   itself.
+//! - `DIFF_SEED=<n> DIFF_COUNT=<n>`: any seed and count, e.g.
+//!   `DIFF_SEED=2026 DIFF_COUNT=100000 cargo test --release --test
+//!   differential random_programs -- --nocapture` before a release (about
+//!   5 minutes on 2 cores); `DIFF_BATCH` programs per node process (2000).
+//! - `DIFF_SEED=<n> DIFF_PRINT=<k> cargo test --test differential print_a
+//!   -- --nocapture`: program k as JSON, `.js` and Rust.
+//! - `NODE=/path/to/node`: another node (20 or later).
+//!
+//! A difference is shrunk to a minimal program (`differential/shrink.rs`)
+//! and printed as a `.js` file and the equivalent Rust
+//! (`differential/print.rs`). Without node 20 or later the test says so on
+//! stderr and passes: `.ci/run` installs it.
 
 #[path = "differential/interp.rs"]
 mod interp;
