@@ -221,9 +221,9 @@ fn exec_one(t: &Trace, s: &Step) {
                     if let Some(h) = s2.borrow_mut().take() {
                         h.clear();
                     }
-                } else {
-                    spin();
                 }
+                // The last tick too, as interp.js must.
+                spin();
             });
             *slot.borrow_mut() = Some(h);
             spin();

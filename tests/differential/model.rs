@@ -11,8 +11,9 @@
 //! Determinism in Node (the generator's rules):
 //! - every timer has a delay of 0 or 1 ms (Node makes 0 into 1): one
 //!   duration list, so timers run in creation order;
-//! - right after a timer is created (and at the end of each interval tick
-//!   that re-arms), the callback busy-waits [`SPIN_MS`], so the timer is
+//! - right after a timer is created (and at the end of every interval
+//!   tick: Node reads libuv's clock as a tick starts, and may arm its next
+//!   wake-up from it), the callback busy-waits [`SPIN_MS`], so the timer is
 //!   always due at the next timers phase: a timer against an immediate is
 //!   then decided by the loop's phases, not by latency. Also after a timer
 //!   that is cleared at once: Node's `setTimeout` refreshes libuv's clock,

@@ -105,7 +105,7 @@ fn js_step(o: &mut String, s: &Step, d: usize) {
                 js_steps(o, body, d + 3);
                 writeln!(o, "{i}    }}").unwrap();
             }
-            writeln!(o, "{i}    if (n === {n}) clearInterval(h); else spin();").unwrap();
+            writeln!(o, "{i}    if (n === {n}) clearInterval(h);\n{i}    spin();").unwrap();
             writeln!(o, "{i}  }}, 1);\n{i}  spin();\n{i}}}").unwrap();
         }
         Step::Immediate { id, clear, body } => {
@@ -312,7 +312,7 @@ fn rs_step(o: &mut String, s: &Step, d: usize) {
                 rs_steps(o, body, d + 3);
                 writeln!(o, "{i}    }}").unwrap();
             }
-            writeln!(o, "{i}    if n == {n} {{ slot.borrow_mut().take().unwrap().clear(); }} else {{ spin(); }}").unwrap();
+            writeln!(o, "{i}    if n == {n} {{ slot.borrow_mut().take().unwrap().clear(); }}\n{i}    spin();").unwrap();
             writeln!(
                 o,
                 "{i}  }} }});\n{i}  *slot.borrow_mut() = Some(h);\n{i}  spin();\n{i}}}"
