@@ -116,15 +116,17 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
     let limits = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
-    // read, reused across reads: no allocation per request.
-    let mut buf = vec![0u8; 16 * 1024];
+    // read, reused across reads: no allocation per request. There is no
+    // read buffer: `read_chunk` leases one from the loop thread's pool
+    // only once data is there, and the chunk gives it back when dropped,
+    // so an idle connection holds none.
     let mut pending = Vec::new();
     let mut out = Vec::new();
     let mut framer = http_common::Framer::default();
     let mut dog = Watchdog::new(limits.idle);
     loop {
-        let n = match dog.guard(conn.read(&mut buf)).await {
-            Ok(n) => n?,
+        let chunk = match dog.guard(conn.read_chunk()).await {
+            Ok(chunk) => chunk?,
             Err(Expired::Head) => {
                 // Best effort: a client that is not reading gets no 408.
                 dog.head_due(None);
@@ -133,20 +135,21 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
             }
             Err(Expired::Idle) => return linger(conn).await,
         };
-        if n == 0 {
+        if chunk.is_empty() {
             return Ok(()); // the client closed
         }
         out.clear();
         let parsed = if pending.is_empty() {
-            let p = framer.answer(&buf[..n], &mut out);
-            pending.extend_from_slice(&buf[p.consumed..n]);
+            let p = framer.answer(&chunk, &mut out);
+            pending.extend_from_slice(&chunk[p.consumed..]);
             p
         } else {
-            pending.extend_from_slice(&buf[..n]);
+            pending.extend_from_slice(&chunk);
             let p = framer.answer(&pending, &mut out);
             pending.drain(..p.consumed);
             p
         };
+        drop(chunk); // parsed: its buffer goes back to the pool
         if !out.is_empty() {
             // A client that takes nothing for an idle period is dropped.
             match dog.guard(conn.write_all(&out)).await {
@@ -170,8 +173,7 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
 async fn linger(mut conn: TcpStream) -> std::io::Result<()> {
     conn.shutdown().await?;
     let _ = timeout(LINGER, async {
-        let mut buf = [0u8; 4096];
-        while conn.read(&mut buf).await? > 0 {}
+        while !conn.read_chunk().await?.is_empty() {}
         Ok::<_, std::io::Error>(())
     })
     .await;

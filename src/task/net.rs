@@ -68,6 +68,8 @@
 //! | operation | cancel-safe | what a cancelled one did |
 //! |---|---|---|
 //! | `read`, `recv_from` | yes | nothing: no byte (datagram) was taken; the next read gets it |
+//! | `read_chunk` | yes | nothing: no byte was taken, and no buffer is held (a buffer leased for a read that would block goes back to the pool in the same poll) |
+//! | `readable` | yes | nothing (readiness is only observed); `try_read` never waits, so it cannot be cancelled |
 //! | `write`, `send_to` | yes | nothing: no byte was written (a write that wrote some completed with that count) |
 //! | `accept` | yes | nothing: no connection was taken from the backlog |
 //! | `read_exact` | **no** | bytes already read into `buf` are lost to the next read |
@@ -133,6 +135,7 @@ use std::task::{Context, Poll, Waker};
 
 use mio::Interest;
 
+use super::chunk::Chunk;
 use crate::abort::AbortSignal;
 use crate::net::{Acceptor, Listen, Step, Target, ToAddrs};
 use crate::reactor::{watch_kind, Ready, Watch};
@@ -411,6 +414,67 @@ where
         poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
+    /// One poll of `read_chunk`: parks holding no buffer while the read
+    /// half is drained; leases one only to make the read (and gives it
+    /// back at once if the read would block).
+    fn poll_read_chunk(&self, cx: &Context<'_>) -> Poll<io::Result<Chunk>> {
+        let half = &self.readiness.read;
+        if !half.is_ready() {
+            half.park(cx);
+            return Poll::Pending;
+        }
+        let mut chunk = Chunk::lease();
+        match self.poll_read(cx, chunk.spare_mut()) {
+            Poll::Ready(Ok(n)) => {
+                chunk.set_len(n);
+                Poll::Ready(Ok(chunk))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// One poll of `readable`: ready when the read half is not known to be
+    /// drained (data, EOF or an error may be there; a `try_read` may still
+    /// find nothing). Counts against the task's budget, as a read does.
+    fn poll_readable(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        let half = &self.readiness.read;
+        if !half.is_ready() {
+            half.park(cx);
+            return Poll::Pending;
+        }
+        let Some(budget) = super::coop::proceed(cx) else {
+            return Poll::Pending;
+        };
+        super::coop::spend(budget);
+        Poll::Ready(Ok(()))
+    }
+
+    /// A read that never waits: `WouldBlock` (without a syscall when the
+    /// read half is known to be drained) if no data is there; like
+    /// `poll_read`, `WouldBlock` and a short read mark the half drained, so
+    /// the next `readable` waits for a new edge.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let half = &self.readiness.read;
+        if !half.is_ready() {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        loop {
+            match (&self.io).read(buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    half.ready.set(false);
+                    return Err(e);
+                }
+                Ok(n) if 0 < n && n < buf.len() => {
+                    half.ready.set(false);
+                    return Ok(n);
+                }
+                r => return r,
+            }
+        }
+    }
+
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.op(Dir::Write, |mut io| io.write(buf)).await
     }
@@ -452,6 +516,64 @@ macro_rules! stream_methods {
             self.io.read(buf).await
         }
 
+        /// Waits until data is there, then reads it into a buffer leased
+        /// from the thread's pool (see [`Chunk`]) and returns it; an empty
+        /// chunk means the peer shut down its writing half. While it waits
+        /// the task holds **no buffer**: an idle connection costs no read
+        /// buffer, and busy ones share a few. Dropping the chunk gives its
+        /// buffer back. At most [`CHUNK_SIZE`](crate::task::chunk::CHUNK_SIZE)
+        /// bytes per chunk.
+        ///
+        /// Cancel-safe, as `read` is: a cancelled `read_chunk` took no byte.
+        ///
+        /// ```
+        /// # use evloop::task::net::TcpStream;
+        /// async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+        ///     loop {
+        ///         let chunk = stream.read_chunk().await?;
+        ///         if chunk.is_empty() {
+        ///             return Ok(()); // the peer closed
+        ///         }
+        ///         stream.write_all(&chunk).await?;
+        ///     } // each chunk goes back to the pool here
+        /// }
+        /// ```
+        pub async fn read_chunk(&mut self) -> io::Result<Chunk> {
+            poll_fn(|cx| self.io.poll_read_chunk(cx)).await
+        }
+
+        /// Waits until the stream may be readable (tokio's `readable`):
+        /// data, EOF or an error may be there. Pair it with
+        /// [`try_read`](Self::try_read), which can still give
+        /// `WouldBlock` (readiness is a hint); then wait again. Holds
+        /// nothing while it waits. Cancel-safe.
+        ///
+        /// ```
+        /// # use evloop::task::net::TcpStream;
+        /// async fn first_bytes(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
+        ///     loop {
+        ///         stream.readable().await?;
+        ///         let mut buf = [0; 512]; // only once data is there
+        ///         match stream.try_read(&mut buf) {
+        ///             Ok(n) => return Ok(buf[..n].to_vec()),
+        ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+        ///             Err(e) => return Err(e),
+        ///         }
+        ///     }
+        /// }
+        /// ```
+        pub async fn readable(&self) -> io::Result<()> {
+            poll_fn(|cx| self.io.poll_readable(cx)).await
+        }
+
+        /// Reads what is there into `buf` without waiting (tokio's
+        /// `try_read`): `Ok(0)` is EOF (or an empty `buf`), `WouldBlock`
+        /// means nothing is there yet (wait with
+        /// [`readable`](Self::readable)).
+        pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.io.try_read(buf)
+        }
+
         /// Writes some of `buf`, waiting until the socket can take at least
         /// one byte. Returns how many bytes were written.
         pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -485,6 +607,10 @@ macro_rules! stream_methods {
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
             self.io.poll_read(cx, buf)
+        }
+
+        pub(super) fn poll_read_chunk_shared(&self, cx: &Context<'_>) -> Poll<io::Result<Chunk>> {
+            self.io.poll_read_chunk(cx)
         }
 
         pub(super) fn poll_write_shared(
