@@ -20,7 +20,7 @@
 //!
 //! [`TcpStream::read_chunk`]: crate::task::net::TcpStream::read_chunk
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Deref;
 
@@ -34,11 +34,18 @@ pub const POOL_MAX: usize = 16;
 type Buf = Box<[u8; CHUNK_SIZE]>;
 
 thread_local! {
+    /// The last buffer given back: a request-response loop leases and
+    /// gives back one buffer per round, which this one slot serves.
+    static SPARE: Cell<Option<Buf>> = const { Cell::new(None) };
+    /// The other free buffers.
     static POOL: RefCell<Vec<Buf>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A buffer from the pool, or a new one if the pool is empty.
 fn lease() -> Buf {
+    if let Some(buf) = SPARE.try_with(Cell::take).ok().flatten() {
+        return buf;
+    }
     let reused = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
     reused.unwrap_or_else(|| {
         log::trace!("chunk pool empty: a new {CHUNK_SIZE}-byte buffer");
@@ -51,10 +58,13 @@ fn lease() -> Buf {
 /// Gives `buf` back to the pool, or frees it if the pool is full (or this
 /// thread is exiting).
 fn give_back(buf: Buf) {
+    let Ok(Some(older)) = SPARE.try_with(|s| s.replace(Some(buf))) else {
+        return;
+    };
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
-        if p.len() < POOL_MAX {
-            p.push(buf);
+        if p.len() + 1 < POOL_MAX {
+            p.push(older);
         }
     });
 }
@@ -62,7 +72,15 @@ fn give_back(buf: Buf) {
 /// How many free buffers this thread's pool holds now (for tests and
 /// diagnostics).
 pub fn pooled() -> usize {
-    POOL.try_with(|p| p.borrow().len()).unwrap_or(0)
+    let spare = SPARE
+        .try_with(|s| {
+            let b = s.take();
+            let some = b.is_some();
+            s.set(b);
+            usize::from(some)
+        })
+        .unwrap_or(0);
+    spare + POOL.try_with(|p| p.borrow().len()).unwrap_or(0)
 }
 
 /// The bytes of one stream read, in a pooled buffer that goes back to the
