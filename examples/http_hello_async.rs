@@ -30,7 +30,7 @@
 #[path = "../benches/servers/http_common.rs"]
 mod http_common;
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
@@ -95,24 +95,52 @@ impl Watchdog {
     }
 
     /// Runs `op` unless a deadline passes first; a completed `op` counts as
-    /// activity.
-    async fn guard<T>(&mut self, op: impl Future<Output = T>) -> Result<T, Expired> {
-        let mut op = pin!(op);
-        let out = poll_fn(|cx| {
-            if let Poll::Ready(v) = op.as_mut().poll(cx) {
-                return Poll::Ready(Ok(v));
-            }
-            self.poll_expired(cx).map(Err)
-        })
-        .await;
-        self.active |= out.is_ok();
-        out
+    /// activity. Pass the operation pinned where it is
+    /// (`dog.guard(pin!(conn.read_chunk()))`).
+    fn guard<F: Future + Unpin>(&mut self, op: F) -> Guarded<'_, F> {
+        Guarded { dog: self, op }
     }
+}
+
+/// [`Watchdog::guard`]'s future: `op` raced against the deadlines. A
+/// plain struct over the pinned operation rather than an `async fn`: each
+/// idle connection holds this state, and an `async fn` that pins its
+/// argument keeps two places for it.
+struct Guarded<'a, F> {
+    dog: &'a mut Watchdog,
+    op: F,
+}
+
+impl<F: Future + Unpin> Future for Guarded<'_, F> {
+    type Output = Result<F::Output, Expired>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(v) = Pin::new(&mut this.op).poll(cx) {
+            this.dog.active = true;
+            return Poll::Ready(Ok(v));
+        }
+        this.dog.poll_expired(cx).map(Err)
+    }
+}
+
+/// How a connection ends.
+enum End {
+    /// The client closed it, or takes no response: close at once.
+    Close,
+    /// The server ends it (a request asked to close, an error response, a
+    /// deadline): send FIN, then [`linger`].
+    Linger,
 }
 
 /// Serves one connection until the client closes it, a request asks to
 /// close, or a deadline passes.
-async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
+///
+/// It returns how to end rather than lingering itself: the task awaits
+/// `serve`, then `linger`, one after the other, so the task's state is the
+/// larger of the two futures, not their sum (each idle connection holds
+/// that state).
+async fn serve(conn: &mut TcpStream) -> std::io::Result<End> {
     let _ = conn.set_nodelay(true);
     let limits = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
@@ -125,18 +153,19 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
     let mut framer = http_common::Framer::default();
     let mut dog = Watchdog::new(limits.idle);
     loop {
-        let chunk = match dog.guard(conn.read_chunk()).await {
+        let read = dog.guard(pin!(conn.read_chunk())).await;
+        let chunk = match read {
             Ok(chunk) => chunk?,
             Err(Expired::Head) => {
                 // Best effort: a client that is not reading gets no 408.
                 dog.head_due(None);
-                let _ = dog.guard(conn.write_all(http_common::TIMEOUT)).await;
-                return linger(conn).await;
+                let _ = dog.guard(pin!(conn.write_all(http_common::TIMEOUT))).await;
+                return Ok(End::Linger);
             }
-            Err(Expired::Idle) => return linger(conn).await,
+            Err(Expired::Idle) => return Ok(End::Linger),
         };
         if chunk.is_empty() {
-            return Ok(()); // the client closed
+            return Ok(End::Close); // the client closed
         }
         out.clear();
         let parsed = if pending.is_empty() {
@@ -152,13 +181,13 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
         drop(chunk); // parsed: its buffer goes back to the pool
         if !out.is_empty() {
             // A client that takes nothing for an idle period is dropped.
-            match dog.guard(conn.write_all(&out)).await {
+            match dog.guard(pin!(conn.write_all(&out))).await {
                 Ok(r) => r?,
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(End::Close),
             }
         }
         if parsed.close {
-            return linger(conn).await;
+            return Ok(End::Linger);
         }
         if pending.is_empty() || framer.in_body() {
             dog.head_due(None);
@@ -198,10 +227,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         loop {
             match listener.accept().await {
-                Ok((conn, _)) => {
+                Ok((mut conn, _)) => {
                     evloop::spawn(async move {
                         // A connection's error ends only that connection.
-                        let _ = serve(conn).await;
+                        if let Ok(End::Linger) = serve(&mut conn).await {
+                            let _ = linger(conn).await;
+                        }
                     });
                 }
                 // Out of fds: let connections close, then try again.
