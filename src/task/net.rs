@@ -476,7 +476,7 @@ where
     }
 
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.op(Dir::Write, |mut io| io.write(buf)).await
+        poll_fn(|cx| self.poll_op(cx, Dir::Write, |mut io| io.write(buf))).await
     }
 
     async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
@@ -494,14 +494,22 @@ where
         Ok(())
     }
 
+    /// One `poll_fn` over the writes rather than a loop of `write`
+    /// futures: the state a task holds while its write waits is one level
+    /// deep (each idle connection holds that state).
     async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
+        poll_fn(|cx| {
+            while !buf.is_empty() {
+                match self.poll_op(cx, Dir::Write, |mut io| io.write(buf)) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => buf = &buf[n..],
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 }
 
