@@ -53,7 +53,9 @@ enum Expired {
 /// A connection's deadlines, on one `Sleep` at a time.
 struct Watchdog {
     idle: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// Held in place (a `Sleep` is `Unpin`): no allocation per idle
+    /// period.
+    sleep: Sleep,
     /// Bytes moved since the sleep began.
     active: bool,
     /// When the head being received must be complete (the deadline starts
@@ -65,7 +67,7 @@ impl Watchdog {
     fn new(idle: Duration) -> Watchdog {
         Watchdog {
             idle,
-            sleep: Box::pin(sleep(idle)),
+            sleep: sleep(idle),
             active: false,
             head_due: None,
         }
@@ -76,20 +78,20 @@ impl Watchdog {
         self.head_due = due;
         if let Some(due) = due {
             if self.sleep.deadline().map_or(true, |d| d > due) {
-                self.sleep = Box::pin(sleep_until(due));
+                self.sleep = sleep_until(due);
             }
         }
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
-        while self.sleep.as_mut().poll(cx).is_ready() {
+        while Pin::new(&mut self.sleep).poll(cx).is_ready() {
             let next = match self.head_due {
                 Some(due) if Instant::now() >= due => return Poll::Ready(Expired::Head),
                 Some(due) => sleep_until(due),
                 None if std::mem::take(&mut self.active) => sleep(self.idle),
                 None => return Poll::Ready(Expired::Idle),
             };
-            self.sleep = Box::pin(next);
+            self.sleep = next;
         }
         Poll::Pending
     }
