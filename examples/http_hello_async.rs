@@ -144,7 +144,7 @@ enum End {
 /// that state).
 async fn serve(conn: &mut TcpStream) -> std::io::Result<End> {
     let _ = conn.set_nodelay(true);
-    let limits = http_common::Timeouts::get();
+    let http_common::Timeouts { head, idle } = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
     // read, reused across reads: no allocation per request. There is no
     // read buffer: `read_chunk` leases one from the loop thread's pool
@@ -153,7 +153,7 @@ async fn serve(conn: &mut TcpStream) -> std::io::Result<End> {
     let mut pending = Vec::new();
     let mut out = Vec::new();
     let mut framer = http_common::Framer::default();
-    let mut dog = Watchdog::new(limits.idle);
+    let mut dog = Watchdog::new(idle);
     loop {
         let read = dog.guard(pin!(conn.read_chunk())).await;
         let chunk = match read {
@@ -194,7 +194,7 @@ async fn serve(conn: &mut TcpStream) -> std::io::Result<End> {
         if pending.is_empty() || framer.in_body() {
             dog.head_due(None);
         } else if parsed.consumed > 0 || dog.head_due.is_none() {
-            dog.head_due(Some(Instant::now() + limits.head)); // a new head began
+            dog.head_due(Some(Instant::now() + head)); // a new head began
         } // else more of the same head: same deadline
     }
 }

@@ -160,7 +160,9 @@ struct Half {
     /// The peer closed this direction, or the socket has an error: ready
     /// for good (sticky).
     closed: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
+    /// A `Cell`, not a `RefCell`: taken and put back, never borrowed (no
+    /// borrow flag: 16 bytes less per socket).
+    waker: Cell<Option<Waker>>,
 }
 
 impl Default for Half {
@@ -169,7 +171,7 @@ impl Default for Half {
         Half {
             ready: Cell::new(true),
             closed: Cell::new(false),
-            waker: RefCell::new(None),
+            waker: Cell::new(None),
         }
     }
 }
@@ -184,18 +186,18 @@ impl Half {
         if closed {
             self.closed.set(true);
         }
-        let w = self.waker.borrow_mut().take();
-        if let Some(w) = w {
+        if let Some(w) = self.waker.take() {
             w.wake();
         }
     }
 
     fn park(&self, cx: &Context<'_>) {
         self.ready.set(false);
-        let mut w = self.waker.borrow_mut();
-        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *w = Some(cx.waker().clone());
-        }
+        let w = match self.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(w));
     }
 }
 
