@@ -22,6 +22,10 @@
 //!   connection is closed 5 to 10 s after its last activity and a request
 //!   costs no timer operation (a `task::timeout` per read costs more than
 //!   parsing the request).
+//! - **Memory**: no read buffer per connection: `read_chunk` leases one
+//!   from the loop thread's pool only once data is there, so an idle
+//!   keep-alive connection holds about 1 KiB (its task's state, the
+//!   watchdog's timer, the socket's registration), not 17.
 //! - **Bad requests**: `400`, `431` or `501`, then close.
 //! - **Closing** sends FIN after the last response and reads (and drops)
 //!   what the client still sends for up to `LINGER`, so that an error
