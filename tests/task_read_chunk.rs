@@ -52,7 +52,7 @@ fn read_chunk_echoes_and_ends_with_an_empty_chunk() {
                 back.extend_from_slice(&chunk);
             }
         };
-        futures::join!(send, recv);
+        futures::future::join(send, recv).await;
         assert_eq!(back, msg);
         server.await.unwrap();
     })
@@ -175,9 +175,10 @@ fn readable_then_try_read() {
 fn unix_streams_and_owned_halves_read_chunks() {
     let path = std::env::temp_dir().join(format!("evloop-{}-chunk.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    block_on(async {
-        let listener = UnixListener::bind(&path).unwrap();
-        let mut client = UnixStream::connect(&path).await.unwrap();
+    let p = path.clone();
+    block_on(async move {
+        let listener = UnixListener::bind(&p).unwrap();
+        let mut client = UnixStream::connect(&p).await.unwrap();
         let (conn, _) = listener.accept().await.unwrap();
         let (mut rd, _wr) = conn.into_split();
         client.write_all(b"over unix").await.unwrap();
