@@ -54,13 +54,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Echoes until the peer closes. Backpressure comes for free: the next
 /// read waits until `write_all` has handed the whole echo to the kernel, so
 /// a peer that reads slower than it sends slows its own sending down.
+///
+/// `read_chunk` waits for data holding no buffer, then reads into one
+/// leased from the loop thread's pool; dropping the chunk gives it back.
+/// So an idle connection costs no read buffer (a `[0; 16 * 1024]` here
+/// would cost 16 KiB per connection, idle or not).
 async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
-    let mut buf = [0; 16 * 1024];
     loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+        let chunk = stream.read_chunk().await?;
+        if chunk.is_empty() {
+            return Ok(()); // the peer closed
         }
-        stream.write_all(&buf[..n]).await?;
+        stream.write_all(&chunk).await?;
     }
 }

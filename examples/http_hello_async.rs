@@ -22,6 +22,10 @@
 //!   connection is closed 5 to 10 s after its last activity and a request
 //!   costs no timer operation (a `task::timeout` per read costs more than
 //!   parsing the request).
+//! - **Memory**: no read buffer per connection: `read_chunk` leases one
+//!   from the loop thread's pool only once data is there, so an idle
+//!   keep-alive connection holds about 1 KiB (its task's state, the
+//!   watchdog's timer, the socket's registration), not 17.
 //! - **Bad requests**: `400`, `431` or `501`, then close.
 //! - **Closing** sends FIN after the last response and reads (and drops)
 //!   what the client still sends for up to `LINGER`, so that an error
@@ -30,7 +34,7 @@
 #[path = "../benches/servers/http_common.rs"]
 mod http_common;
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
@@ -53,7 +57,9 @@ enum Expired {
 /// A connection's deadlines, on one `Sleep` at a time.
 struct Watchdog {
     idle: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// Held in place (a `Sleep` is `Unpin`): no allocation per idle
+    /// period.
+    sleep: Sleep,
     /// Bytes moved since the sleep began.
     active: bool,
     /// When the head being received must be complete (the deadline starts
@@ -65,7 +71,7 @@ impl Watchdog {
     fn new(idle: Duration) -> Watchdog {
         Watchdog {
             idle,
-            sleep: Box::pin(sleep(idle)),
+            sleep: sleep(idle),
             active: false,
             head_due: None,
         }
@@ -76,91 +82,123 @@ impl Watchdog {
         self.head_due = due;
         if let Some(due) = due {
             if self.sleep.deadline().map_or(true, |d| d > due) {
-                self.sleep = Box::pin(sleep_until(due));
+                self.sleep = sleep_until(due);
             }
         }
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
-        while self.sleep.as_mut().poll(cx).is_ready() {
+        while Pin::new(&mut self.sleep).poll(cx).is_ready() {
             let next = match self.head_due {
                 Some(due) if Instant::now() >= due => return Poll::Ready(Expired::Head),
                 Some(due) => sleep_until(due),
                 None if std::mem::take(&mut self.active) => sleep(self.idle),
                 None => return Poll::Ready(Expired::Idle),
             };
-            self.sleep = Box::pin(next);
+            self.sleep = next;
         }
         Poll::Pending
     }
 
     /// Runs `op` unless a deadline passes first; a completed `op` counts as
-    /// activity.
-    async fn guard<T>(&mut self, op: impl Future<Output = T>) -> Result<T, Expired> {
-        let mut op = pin!(op);
-        let out = poll_fn(|cx| {
-            if let Poll::Ready(v) = op.as_mut().poll(cx) {
-                return Poll::Ready(Ok(v));
-            }
-            self.poll_expired(cx).map(Err)
-        })
-        .await;
-        self.active |= out.is_ok();
-        out
+    /// activity. Pass the operation pinned where it is
+    /// (`dog.guard(pin!(conn.read_chunk()))`).
+    fn guard<F: Future + Unpin>(&mut self, op: F) -> Guarded<'_, F> {
+        Guarded { dog: self, op }
     }
+}
+
+/// [`Watchdog::guard`]'s future: `op` raced against the deadlines. A
+/// plain struct over the pinned operation rather than an `async fn`: each
+/// idle connection holds this state, and an `async fn` that pins its
+/// argument keeps two places for it.
+struct Guarded<'a, F> {
+    dog: &'a mut Watchdog,
+    op: F,
+}
+
+impl<F: Future + Unpin> Future for Guarded<'_, F> {
+    type Output = Result<F::Output, Expired>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(v) = Pin::new(&mut this.op).poll(cx) {
+            this.dog.active = true;
+            return Poll::Ready(Ok(v));
+        }
+        this.dog.poll_expired(cx).map(Err)
+    }
+}
+
+/// How a connection ends.
+enum End {
+    /// The client closed it, or takes no response: close at once.
+    Close,
+    /// The server ends it (a request asked to close, an error response, a
+    /// deadline): send FIN, then [`linger`].
+    Linger,
 }
 
 /// Serves one connection until the client closes it, a request asks to
 /// close, or a deadline passes.
-async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
+///
+/// It returns how to end rather than lingering itself: the task awaits
+/// `serve`, then `linger`, one after the other, so the task's state is the
+/// larger of the two futures, not their sum (each idle connection holds
+/// that state).
+async fn serve(conn: &mut TcpStream) -> std::io::Result<End> {
     let _ = conn.set_nodelay(true);
-    let limits = http_common::Timeouts::get();
+    let http_common::Timeouts { head, idle } = http_common::Timeouts::get();
     // Bytes of a request head not complete yet, and the responses of one
-    // read, reused across reads: no allocation per request.
-    let mut buf = vec![0u8; 16 * 1024];
+    // read, reused across reads: no allocation per request. There is no
+    // read buffer: `read_chunk` leases one from the loop thread's pool
+    // only once data is there, and the chunk gives it back when dropped,
+    // so an idle connection holds none.
     let mut pending = Vec::new();
     let mut out = Vec::new();
     let mut framer = http_common::Framer::default();
-    let mut dog = Watchdog::new(limits.idle);
+    let mut dog = Watchdog::new(idle);
     loop {
-        let n = match dog.guard(conn.read(&mut buf)).await {
-            Ok(n) => n?,
+        let read = dog.guard(pin!(conn.read_chunk())).await;
+        let chunk = match read {
+            Ok(chunk) => chunk?,
             Err(Expired::Head) => {
                 // Best effort: a client that is not reading gets no 408.
                 dog.head_due(None);
-                let _ = dog.guard(conn.write_all(http_common::TIMEOUT)).await;
-                return linger(conn).await;
+                let _ = dog.guard(pin!(conn.write_all(http_common::TIMEOUT))).await;
+                return Ok(End::Linger);
             }
-            Err(Expired::Idle) => return linger(conn).await,
+            Err(Expired::Idle) => return Ok(End::Linger),
         };
-        if n == 0 {
-            return Ok(()); // the client closed
+        if chunk.is_empty() {
+            return Ok(End::Close); // the client closed
         }
         out.clear();
         let parsed = if pending.is_empty() {
-            let p = framer.answer(&buf[..n], &mut out);
-            pending.extend_from_slice(&buf[p.consumed..n]);
+            let p = framer.answer(&chunk, &mut out);
+            pending.extend_from_slice(&chunk[p.consumed..]);
             p
         } else {
-            pending.extend_from_slice(&buf[..n]);
+            pending.extend_from_slice(&chunk);
             let p = framer.answer(&pending, &mut out);
             pending.drain(..p.consumed);
             p
         };
+        drop(chunk); // parsed: its buffer goes back to the pool
         if !out.is_empty() {
             // A client that takes nothing for an idle period is dropped.
-            match dog.guard(conn.write_all(&out)).await {
+            match dog.guard(pin!(conn.write_all(&out))).await {
                 Ok(r) => r?,
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(End::Close),
             }
         }
         if parsed.close {
-            return linger(conn).await;
+            return Ok(End::Linger);
         }
         if pending.is_empty() || framer.in_body() {
             dog.head_due(None);
         } else if parsed.consumed > 0 || dog.head_due.is_none() {
-            dog.head_due(Some(Instant::now() + limits.head)); // a new head began
+            dog.head_due(Some(Instant::now() + head)); // a new head began
         } // else more of the same head: same deadline
     }
 }
@@ -170,8 +208,7 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<()> {
 async fn linger(mut conn: TcpStream) -> std::io::Result<()> {
     conn.shutdown().await?;
     let _ = timeout(LINGER, async {
-        let mut buf = [0u8; 4096];
-        while conn.read(&mut buf).await? > 0 {}
+        while !conn.read_chunk().await?.is_empty() {}
         Ok::<_, std::io::Error>(())
     })
     .await;
@@ -196,10 +233,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         loop {
             match listener.accept().await {
-                Ok((conn, _)) => {
+                Ok((mut conn, _)) => {
                     evloop::spawn(async move {
                         // A connection's error ends only that connection.
-                        let _ = serve(conn).await;
+                        if let Ok(End::Linger) = serve(&mut conn).await {
+                            let _ = linger(conn).await;
+                        }
                     });
                 }
                 // Out of fds: let connections close, then try again.

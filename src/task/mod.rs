@@ -55,6 +55,7 @@ mod async_fd;
 mod await_promise;
 mod block_on;
 mod boxed;
+pub mod chunk;
 mod coop;
 mod executor;
 pub mod io;
@@ -74,6 +75,7 @@ use std::task::{Context, Poll};
 pub use async_fd::{AsyncFd, ReadyGuard, ReadyMutGuard, TryIoError};
 pub use await_promise::PromiseFuture;
 pub use block_on::{block_on, run_async};
+pub use chunk::Chunk;
 pub use coop::TASK_BUDGET;
 
 pub use stdio::{stderr, stdin, stdout, Stdin, Stdout};

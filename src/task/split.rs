@@ -68,6 +68,7 @@ use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::chunk::Chunk;
 use super::io::{AsyncRead, AsyncWrite};
 use super::net::{TcpStream, UnixStream};
 
@@ -78,6 +79,7 @@ mod sealed {
     /// The `&self` paths of a stream socket that its halves share.
     pub trait Shared {
         fn poll_read_ref(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+        fn poll_read_chunk_ref(&self, cx: &Context<'_>) -> Poll<io::Result<super::Chunk>>;
         fn poll_write_ref(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
         fn shutdown_ref(&self) -> io::Result<()>;
     }
@@ -92,6 +94,9 @@ macro_rules! shared {
         impl sealed::Shared for $t {
             fn poll_read_ref(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
                 <$t>::poll_read_shared(self, cx, buf)
+            }
+            fn poll_read_chunk_ref(&self, cx: &Context<'_>) -> Poll<io::Result<Chunk>> {
+                <$t>::poll_read_chunk_shared(self, cx)
             }
             fn poll_write_ref(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
                 <$t>::poll_write_shared(self, cx, buf)
@@ -242,6 +247,14 @@ macro_rules! read_methods {
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             let stream = &*self.stream;
             poll_fn(|cx| stream.poll_read_ref(cx, buf)).await
+        }
+
+        /// Waits until data is there, then reads it into a pooled buffer:
+        /// the stream's [`read_chunk`](TcpStream::read_chunk) (no buffer
+        /// held while waiting; cancel-safe).
+        pub async fn read_chunk(&mut self) -> io::Result<Chunk> {
+            let stream = &*self.stream;
+            poll_fn(|cx| stream.poll_read_chunk_ref(cx)).await
         }
 
         /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream
