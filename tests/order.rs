@@ -195,6 +195,84 @@ fn interval_cleared_after_n_ticks() {
     assert_eq!(log.take(), ["tick 1", "tick 2", "tick 3"]);
 }
 
+// const spin = (ms) => { const e = Date.now() + ms; while (Date.now() < e); };
+// let n = 0;
+// const h = setInterval(() => {
+//   n += 1; console.log('I' + n);
+//   if (n === 1) setImmediate(() => { console.log('S1'); setImmediate(() => console.log('S2')); });
+//   if (n === 2) clearInterval(h);
+//   spin(3);
+// }, 1);
+// spin(3);
+//
+// node: I1 S1 I2 S2. The interval re-arms from the moment its callback
+// *started* (found by tests/differential.rs): its callback outlasts its
+// period, so it is due again at the next timers phase, before the
+// immediate S1 queues for the iteration after.
+#[test]
+fn interval_rearms_from_its_callbacks_start() {
+    let log = Log::new();
+    let l = log.clone();
+    evloop::run(move || {
+        let me: Rc<std::cell::RefCell<Option<evloop::Interval>>> = Rc::default();
+        let me2 = me.clone();
+        let mut n = 0;
+        *me.borrow_mut() = Some(set_interval(ms(1), move || {
+            n += 1;
+            l.push(format!("I{n}"));
+            if n == 1 {
+                let l = l.clone();
+                let _ = set_immediate(move || {
+                    l.push("S1");
+                    let _ = set_immediate(l.rec("S2"));
+                });
+            }
+            if n == 2 {
+                me2.borrow().as_ref().unwrap().clear();
+            }
+            spin(ms(3));
+        }));
+        spin(ms(3));
+    })
+    .unwrap();
+    assert_eq!(log.take(), ["I1", "S1", "I2", "S2"]);
+}
+
+// let m = 0;
+// const h = setInterval(() => {
+//   m += 1; console.log('J' + m);
+//   if (m === 1) setTimeout(() => console.log('T'), 5);
+//   if (m === 3) clearInterval(h);
+//   spin(2);
+// }, 5);
+//
+// node: J1 T J2 J3. Node keeps a list per delay and puts the re-armed
+// interval at the end of its list, after T, although its deadline (from
+// its callback's start) is earlier than T's.
+#[test]
+fn rearmed_interval_runs_after_the_timers_of_its_delay_it_set() {
+    let log = Log::new();
+    let l = log.clone();
+    evloop::run(move || {
+        let me: Rc<std::cell::RefCell<Option<evloop::Interval>>> = Rc::default();
+        let me2 = me.clone();
+        let mut m = 0;
+        *me.borrow_mut() = Some(set_interval(ms(5), move || {
+            m += 1;
+            l.push(format!("J{m}"));
+            if m == 1 {
+                let _ = set_timeout(ms(5), l.rec("T"));
+            }
+            if m == 3 {
+                me2.borrow().as_ref().unwrap().clear();
+            }
+            spin(ms(2));
+        }));
+    })
+    .unwrap();
+    assert_eq!(log.take(), ["J1", "T", "J2", "J3"]);
+}
+
 // let n = 0; const t = setTimeout(() => { n++; console.log('fired', n); }, 5);
 // setTimeout(() => { console.log('refresh'); t.refresh(); }, 20);
 //

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use evloop::task::chunk::{pooled, CHUNK_SIZE};
 use evloop::task::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use evloop::task::{timeout, yield_now};
+use evloop::task::{sleep, timeout, yield_now};
 use evloop::{block_on, spawn};
 
 /// A connected pair: (client, server side).
@@ -102,9 +102,12 @@ fn a_chunk_held_across_await_is_not_reused() {
         let d = done.clone();
         let holder = spawn(async move {
             let chunk = s1.read_chunk().await.unwrap();
-            // Hold the chunk while the other task reads twice.
+            // Hold the chunk while the other task reads twice (sleeping:
+            // a `yield_now` loop would starve the loop's I/O, as
+            // `while (true) await null` does in JavaScript, and hang when
+            // the other task's read has to wait for readiness).
             while !d.get() {
-                yield_now().await;
+                sleep(Duration::from_millis(1)).await;
             }
             assert_eq!(&chunk[..], b"first");
         });

@@ -127,6 +127,8 @@ impl LoopState {
                 break;
             };
             log::trace!("dispatch timer #{}", due.key);
+            // An interval re-arms from the moment its callback starts.
+            let start = if due.repeat { self.update_now_ns() } else { 0 };
             let mut ok = self.call("timer", || due.cb.call());
             let delay = if ok {
                 0
@@ -134,10 +136,7 @@ impl LoopState {
                 self.timers.borrow().delay_of(due.key)
             };
             turn.timers += 1;
-            let garbage = self
-                .timers
-                .borrow_mut()
-                .finish(due, || self.update_now_ns());
+            let garbage = self.timers.borrow_mut().finish(due, start);
             // Dropping user captures is user code too: it may panic.
             if let Some(garbage) = garbage {
                 ok &= self.drop_captures("timer", garbage);

@@ -286,12 +286,9 @@ impl<T: AsRawFd> AsyncFd<T> {
     pub fn try_with_interest(inner: T, interest: Interest) -> Result<Self, (io::Error, T)> {
         let state = Rc::new(FdState::default());
         let s = state.clone();
-        match watch_kind(
-            inner.as_raw_fd(),
-            interest,
-            "fd",
-            Box::new(move |ready| s.on_event(ready)),
-        ) {
+        match watch_kind(inner.as_raw_fd(), interest, "fd", move |ready| {
+            s.on_event(ready)
+        }) {
             Ok(watch) => Ok(AsyncFd {
                 watch,
                 state,

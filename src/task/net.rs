@@ -168,7 +168,7 @@ use mio::Interest;
 use super::chunk::Chunk;
 use crate::abort::AbortSignal;
 use crate::net::{Acceptor, Listen, Step, Target, ToAddrs};
-use crate::reactor::{watch_kind, Ready, Watch};
+use crate::reactor::{watch_source, OnReady, Ready, Watch};
 
 pub use super::split::{
     OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, SplitStream, WriteHalf,
@@ -238,6 +238,12 @@ struct Readiness {
     write: Half,
 }
 
+impl OnReady for Readiness {
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        self.on_event(ready)
+    }
+}
+
 impl Readiness {
     fn half(&self, dir: Dir) -> &Half {
         match dir {
@@ -271,13 +277,9 @@ struct PollIo<T: AsRawFd> {
 impl<T: AsRawFd> PollIo<T> {
     fn new(io: T, interest: Interest, kind: &'static str) -> io::Result<Self> {
         let readiness = Rc::new(Readiness::default());
-        let r = readiness.clone();
-        let watch = watch_kind(
-            io.as_raw_fd(),
-            interest,
-            kind,
-            Box::new(move |ready| r.on_event(ready)),
-        )?;
+        // The readiness state is the reactor's source itself: no closure
+        // is allocated per socket.
+        let watch = watch_source(io.as_raw_fd(), interest, kind, readiness.clone())?;
         Ok(PollIo {
             watch,
             readiness,

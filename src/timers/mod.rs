@@ -44,8 +44,11 @@
 //! * A timer cleared while it is already due in the current timers pass does
 //!   not run: the pass pops one timer at a time, it never pre-collects.
 //! * An interval is re-armed *after* its callback, `delay` from the moment
-//!   the callback returned: after a stall it runs once, not once per missed
-//!   period.
+//!   the callback started (as Node's), and behind the timers of the same
+//!   delay that its callback set (Node appends it to its delay's list,
+//!   after them). A callback that outlasts its period is due again at the
+//!   next timers phase, not within the same one: after a stall it runs
+//!   once, not once per missed period.
 //! * Dropping a [`Timeout`] does not cancel it (fire and forget, like
 //!   ignoring Node's return value). A fired [`set_timeout_mut`] timeout
 //!   whose handle is still alive keeps its callback, so that

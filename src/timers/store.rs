@@ -41,10 +41,15 @@ pub(crate) struct DueTimer {
     pub(crate) key: u32,
     pub(crate) gen: u32,
     pub(crate) cb: InlineFn,
+    /// An interval: the phase reads the clock before its callback, where
+    /// it re-arms from (Node's `start = getLibuvNow()`).
+    pub(crate) repeat: bool,
 }
 
+/// `TimerStore::interval_delay` when no interval's callback is running.
+const NO_INTERVAL: u64 = u64::MAX;
+
 /// The timer store: a slab of timers and an indexed heap of the armed ones.
-#[derive(Default)]
 pub(crate) struct TimerStore {
     /// The timers, with each one's heap position.
     slots: Slots,
@@ -53,6 +58,27 @@ pub(crate) struct TimerStore {
     next_gen: u32,
     /// Armed timers that are ref'd: they keep the loop alive.
     refed_armed: usize,
+    /// While an interval's callback runs: its delay ([`NO_INTERVAL`]
+    /// otherwise), and the latest deadline of the timers of that same
+    /// delay armed meanwhile. Node keeps a list per delay and re-inserts
+    /// the interval at its end, after those timers: it runs after them
+    /// even though it re-arms from the moment its callback started.
+    interval_delay: u64,
+    interval_after: u64,
+}
+
+impl Default for TimerStore {
+    fn default() -> TimerStore {
+        TimerStore {
+            slots: Slots::default(),
+            heap: Vec::new(),
+            next_seq: 0,
+            next_gen: 0,
+            refed_armed: 0,
+            interval_delay: NO_INTERVAL,
+            interval_after: 0,
+        }
+    }
 }
 
 /// A user closure taken out of the store, to be dropped by the caller once
@@ -74,8 +100,19 @@ impl TimerStore {
         let key = self.slots.insert(TimerSlot::new(cb, delay_ns, gen, kind));
         // A new timer is ref'd.
         self.refed_armed += 1;
-        self.push(key, now_ns.saturating_add(delay_ns));
+        let deadline = now_ns.saturating_add(delay_ns);
+        self.note_same_delay(delay_ns, deadline);
+        self.push(key, deadline);
         (key, gen)
+    }
+
+    /// Records a timer armed with the running interval's delay (see
+    /// `interval_delay`).
+    #[inline]
+    fn note_same_delay(&mut self, delay_ns: u64, deadline: u64) {
+        if delay_ns == self.interval_delay {
+            self.interval_after = self.interval_after.max(deadline);
+        }
     }
 
     /// Frees slot `key`. When that empties the store, its memory goes back
@@ -133,10 +170,17 @@ impl TimerStore {
         let slot = self.slots.at_mut(top.key);
         slot.set(RUNNING, true);
         let cb = slot.cb.take().expect("armed timer without a callback");
+        let repeat = slot.repeat;
+        let gen = slot.gen;
+        if repeat {
+            self.interval_delay = slot.delay_ns;
+            self.interval_after = 0;
+        }
         Some(DueTimer {
             key: top.key,
-            gen: slot.gen,
+            gen,
             cb,
+            repeat,
         })
     }
 
@@ -154,8 +198,16 @@ impl TimerStore {
 
     /// Called after a due timer's callback returned: puts the callback back,
     /// re-arms an interval, or frees the slot. Returns the closure if it is
-    /// to be dropped.
-    pub(crate) fn finish(&mut self, due: DueTimer, now_ns: impl FnOnce() -> u64) -> Garbage {
+    /// to be dropped. `start_ns`: for an interval, the time its callback
+    /// started (Node re-arms from there, not from its return).
+    pub(crate) fn finish(&mut self, due: DueTimer, start_ns: u64) -> Garbage {
+        // Timers armed from here on go after the interval, as in Node.
+        let after = std::mem::replace(&mut self.interval_delay, NO_INTERVAL);
+        let after = if after == NO_INTERVAL {
+            0
+        } else {
+            self.interval_after
+        };
         let armed = self.slots.get(due.key).is_some() && self.armed_key(due.key);
         let Some(slot) = self.slot_mut(due.key, due.gen) else {
             return Some(due.cb);
@@ -168,9 +220,12 @@ impl TimerStore {
             return Some(due.cb);
         }
         slot.cb = Some(due.cb);
-        // An interval re-arms from now, unless its callback refreshed it.
+        // An interval re-arms from its callback's start, unless the
+        // callback refreshed it, and no earlier than the timers of its
+        // delay armed meanwhile (they come first in Node's list; ties go by
+        // arming order, so it runs after them).
         if slot.repeat && !armed {
-            let deadline = now_ns().saturating_add(slot.delay_ns);
+            let deadline = start_ns.saturating_add(slot.delay_ns).max(after);
             self.arm(due.key, deadline);
         }
         None
@@ -218,10 +273,12 @@ impl TimerStore {
         if slot.has(CLEARED) || once_spent {
             return false;
         }
-        let deadline = now_ns.saturating_add(slot.delay_ns);
+        let delay_ns = slot.delay_ns;
+        let deadline = now_ns.saturating_add(delay_ns);
         if self.armed_key(key) {
             self.disarm(key);
         }
+        self.note_same_delay(delay_ns, deadline);
         self.arm(key, deadline);
         true
     }
@@ -442,7 +499,7 @@ mod tests {
         let mut order = vec![];
         while let Some(due) = h.pop_due(u64::MAX - 1) {
             order.push((due.key, due.gen));
-            drop(h.finish(due, || 0));
+            drop(h.finish(due, 0));
             h.check_invariants();
         }
         assert_eq!(order, vec![b, e, a, c]);
@@ -479,7 +536,7 @@ mod tests {
             assert!(dl >= last);
             last = dl;
             n += 1;
-            drop(h.finish(due, || 0));
+            drop(h.finish(due, 0));
         }
         assert_eq!(n, 1000);
         // Dropped handles free the fired slots.

@@ -33,10 +33,7 @@
 //! - no timer set from a tick, a microtask, a promise callback or an async
 //!   function (README: Known, deliberate differences: Node runs a timer
 //!   that came due during the timers phase in that same phase when one is
-//!   set from the phase's last microtasks);
-//! - no interval that ticks more than once in a program with immediates
-//!   or throws (README: Known, deliberate differences: where an interval
-//!   re-arms).
+//!   set from the phase's last microtasks).
 
 use serde_json::{json, Value};
 
@@ -269,15 +266,8 @@ impl Gen {
             self.timers = self.rng.pct(85);
             let p = self.program_any();
             let racy_keepalive = keepalive(&p) && throws_in_microtask(&p.main);
-            let j = to_json(&p);
-            // An interval that ticks again against immediates or against
-            // the microtasks a throwing timer left behind: README's "Known,
-            // deliberate differences" (where an interval re-arms).
-            let interval_vs_immediate = j.contains("\"interval\"")
-                && (j.contains("\"imm\"") || j.contains("\"refresh\"") || j.contains("\"throw\""))
-                && has_repeating_interval(&p.main);
-            debug_assert!(!timer_in_micro(&p.main, false), "{j}");
-            if !racy_keepalive && !interval_vs_immediate {
+            debug_assert!(!timer_in_micro(&p.main, false), "{}", to_json(&p));
+            if !racy_keepalive {
                 return p;
             }
         }
@@ -584,29 +574,6 @@ pub fn timer_in_micro(v: &[Step], in_micro: bool) -> bool {
         Step::Async { body, .. } => body.iter().any(|a| match a {
             AStep::Step(s) => timer_in_micro(std::slice::from_ref(s), true),
             AStep::Await { src, .. } => src_timer(src),
-        }),
-        _ => false,
-    })
-}
-
-/// Whether an interval anywhere ticks more than once.
-pub fn has_repeating_interval(v: &[Step]) -> bool {
-    v.iter().any(|s| match s {
-        Step::Interval { n, .. } if *n > 1 => true,
-        Step::Timeout { body, .. }
-        | Step::Interval { body, .. }
-        | Step::Immediate { body, .. }
-        | Step::Tick { body, .. }
-        | Step::Micro { body, .. }
-        | Step::Pool { body, .. } => has_repeating_interval(body),
-        Step::Chain { links, .. } => links.iter().any(|l| match l {
-            Link::Then { body, .. } | Link::Catch { body, .. } | Link::Finally { body, .. } => {
-                has_repeating_interval(body)
-            }
-        }),
-        Step::Async { body, .. } => body.iter().any(|a| match a {
-            AStep::Step(s) => has_repeating_interval(std::slice::from_ref(s)),
-            AStep::Await { .. } => false,
         }),
         _ => false,
     })
