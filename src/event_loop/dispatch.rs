@@ -11,7 +11,10 @@ impl LoopState {
         let span = trace::begin();
         let r = catch_unwind(AssertUnwindSafe(f));
         trace::end(span, origin, "callback", None);
-        self.caught(origin, r)
+        match r {
+            Ok(()) => true,
+            Err(payload) => self.panicked(origin, payload),
+        }
     }
 
     /// Drops what a finished callback captured. That is user code too (a
@@ -20,22 +23,22 @@ impl LoopState {
     /// callback of its own: it is not traced, so the timeline shows one
     /// box per callback.
     pub(crate) fn drop_captures<T>(&self, origin: &'static str, captures: T) -> bool {
-        let r = catch_unwind(AssertUnwindSafe(move || drop(captures)));
-        self.caught(origin, r)
+        match catch_unwind(AssertUnwindSafe(move || drop(captures))) {
+            Ok(()) => true,
+            Err(payload) => self.panicked(origin, payload),
+        }
     }
 
-    /// The outcome of user code run under `catch_unwind`: a panic goes to
-    /// the uncaught-exception handler. Returns whether it returned normally.
-    fn caught(&self, origin: &'static str, r: std::thread::Result<()>) -> bool {
-        match r {
-            Ok(()) => true,
-            Err(payload) => {
-                self.report_panic(PanicError::from_payload(&*payload, origin));
-                // The payload's own Drop could panic; don't let that escape.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                false
-            }
-        }
+    /// User code panicked: the panic goes to the uncaught-exception
+    /// handler. Returns `false` (it did not return normally). Out of line:
+    /// the normal path of every dispatch stays a compare.
+    #[cold]
+    #[inline(never)]
+    fn panicked(&self, origin: &'static str, payload: Box<dyn std::any::Any + Send>) -> bool {
+        self.report_panic(PanicError::from_payload(&*payload, origin));
+        // The payload's own Drop could panic; don't let that escape.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        false
     }
 
     /// The checkpoint after a callback, unless it panicked: then (with an
