@@ -31,8 +31,8 @@
 #     epoll_wait returns under `strace -c -f` over another IDLE_SECS.
 #  5. Cores: wrk -t1 -c100 for CORE_SECS against http_hello (1 process) and
 #     cluster_http (2 workers), node_http_hello.js and node_cluster_http.js
-#     (2 workers), tokio_http_hello (current thread) and tokio_mt_http_hello
-#     (2 worker threads). Unpinned: wrk shares the 2 cores with the servers,
+#     (2 workers), tokio_http_hello (current thread, and with WORKERS=2
+#     on the multi-thread runtime). Unpinned: wrk shares the 2 cores with the servers,
 #     so CPU per request is the figure that holds.
 #  6. Timers, tasks, promises: `cargo bench --bench scale -- [--quick]` and
 #     `node benches/node/scale.js [--quick]` when they exist; their
@@ -101,7 +101,7 @@ if want cores; then ensure_tool wrk wrk && HAVE_WRK=1 || log "no wrk: the cores 
 [[ $STRACE == 1 ]] && { ensure_tool strace strace || STRACE=0; }
 
 build_examples scale_load echo_load echo_server echo_server_async mio_echo tokio_echo idle_echo mini_redis
-if want cores; then build_examples http_hello cluster_http tokio_http_hello tokio_mt_http_hello; fi
+if want cores; then build_examples http_hello cluster_http tokio_http_hello; fi
 [[ ${BUILT[scale_load]} == 1 && ${BUILT[echo_load]} == 1 ]] || { echo "the load tools do not build" >&2; exit 1; }
 
 # --- servers ----------------------------------------------------------------
@@ -424,7 +424,7 @@ if want cores && [[ $HAVE_WRK == 1 ]]; then
     "node|1 process|8113|node benches/servers/node_http_hello.js 127.0.0.1:8113|node"
     "node|2 workers|8114|node benches/servers/node_cluster_http.js 127.0.0.1:8114 2|node"
     "tokio|1 thread|8115|$EXAMPLES/tokio_http_hello 127.0.0.1:8115|tokio_http_hello"
-    "tokio|2 workers|8116|$EXAMPLES/tokio_mt_http_hello 127.0.0.1:8116 2|tokio_mt_http_hello"
+    "tokio|2 workers|8116|$EXAMPLES/tokio_http_hello 127.0.0.1:8116 2|tokio_http_hello"
   )
   for entry in "${CORES[@]}"; do
     IFS='|' read -r fam shape port cmdline need <<<"$entry"

@@ -1,10 +1,13 @@
 //! The tokio anchor for the server benchmark: the same HTTP/1.1 hello-world
 //! work as `examples/http_hello.rs` and `mio_http_hello` (see
 //! `http_common.rs`), one task per connection on tokio's current-thread
-//! runtime. Keep-alive, pipelining, `Connection: close` honoured.
+//! runtime, or on its multi-thread runtime with `WORKERS` worker threads
+//! when that argument is given. Keep-alive, pipelining, `Connection:
+//! close` honoured.
 //!
-//! `cargo run --release --example tokio_http_hello [ADDR]` (default
-//! 127.0.0.1:8082). Driven by `bash benches/servers/run.sh`.
+//! `cargo run --release --example tokio_http_hello [ADDR] [WORKERS]`
+//! (default 127.0.0.1:8082, current thread). Driven by
+//! `bash benches/servers/run.sh`, and with `WORKERS` by `scale.sh`.
 
 mod http_common;
 
@@ -13,11 +16,27 @@ use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8082".to_string());
+fn main() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8082".to_string());
+    let runtime = match args.next() {
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(w) => {
+            let workers = w.parse().map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("WORKERS: {e}"))
+            })?;
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()?
+        }
+    };
+    runtime.block_on(accept_loop(addr))
+}
+
+async fn accept_loop(addr: String) -> io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!(
         "tokio_http_hello listening on http://{}/",
